@@ -1,0 +1,388 @@
+"""Value types shared by every part of scalper: market data, orders, events, commands.
+
+Everything here is a frozen attrs class. Two rules shape it:
+
+* Market data is ``float``. It arrives thousands of times a second, is only ever
+  compared and averaged, and Decimal would cost ~4x on that hot path.
+* Anything that becomes part of an order is ``Decimal``: an order carries exact
+  prices and quantities already rounded to the instrument's grid. ``OrderIntent``'s
+  validators refuse a float, so a float can never reach the exchange.
+
+The engine (``core.strategy``) consumes the *events* below and emits the *commands*;
+the trio shell carries commands out and feeds outcomes back as events. Bybit's wire
+names never appear here: ``bybit.parse`` translates at the edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Alert",
+    "BookTop",
+    "BookUpdate",
+    "CancelOrder",
+    "Command",
+    "EngineState",
+    "Event",
+    "Halt",
+    "Instrument",
+    "Log",
+    "OpenOrders",
+    "OrderAccepted",
+    "OrderFailed",
+    "OrderFilled",
+    "OrderIntent",
+    "OrderPartiallyFilled",
+    "OrderType",
+    "PlaceOrder",
+    "PositionSnapshot",
+    "RequestPosition",
+    "Resync",
+    "Side",
+    "Subscribe",
+    "SymbolSelected",
+    "Tick",
+    "TimeInForce",
+    "Trade",
+    "TradeTicks",
+    "Transition",
+]
+
+
+class Side(enum.Enum):
+    """Order or position side. Values are Bybit's spelling, used only for display."""
+
+    BUY = "Buy"  #: long / buy
+    SELL = "Sell"  #: short / sell
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long, -1 for a short: signed size = sign * size."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        """The side that closes a position of this side."""
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.Enum):
+    """Order type. A market order always behaves as IOC."""
+
+    MARKET = "Market"
+    LIMIT = "Limit"
+
+
+class TimeInForce(enum.Enum):
+    """How long an order may rest on the book."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    POST_ONLY = "PostOnly"
+
+
+class EngineState(enum.Enum):
+    """The strategy engine's states (the seed's four, plus Halted)."""
+
+    IDLE = "Idle"  #: flat, no order working
+    ORDER_PENDING = "OrderPending"  #: entry order sent, outcome unknown
+    POSITION_OPEN = "PositionOpen"  #: position confirmed, stops armed
+    CLOSING_POSITION = "ClosingPosition"  #: reduce-only close sent
+    HALTED = "Halted"  #: kill switch: no new entries, ever, until restart
+
+
+def _decimal(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # bool is an int subclass and float is the thing we refuse: check the exact type.
+    if type(value) is not Decimal:
+        raise TypeError(f"{attribute.name} must be Decimal, got {type(value).__name__}")
+    if not value.is_finite():
+        raise ValueError(f"{attribute.name} must be finite, got {value}")
+
+
+def _positive_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _decimal(inst, attribute, value)
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _non_negative_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _decimal(inst, attribute, value)
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _optional_positive_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive_decimal(inst, attribute, value)
+
+
+_SYMBOL = attrs.validators.and_(
+    attrs.validators.instance_of(str), attrs.validators.min_len(1)
+)
+
+
+@attrs.frozen(kw_only=True)
+class Instrument:
+    """Trading rules of one linear contract (from instruments-info)."""
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    tick_size: Decimal = attrs.field(validator=_positive_decimal)
+    qty_step: Decimal = attrs.field(validator=_positive_decimal)
+    min_qty: Decimal = attrs.field(validator=_positive_decimal)
+    max_qty: Decimal = attrs.field(validator=_positive_decimal)
+    #: market orders have their own, lower cap on Bybit
+    max_mkt_qty: Decimal = attrs.field(validator=_positive_decimal)
+    min_notional: Decimal = attrs.field(validator=_non_negative_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class Trade:
+    """One public trade. ``side`` is the taker's side."""
+
+    symbol: str
+    price: float
+    qty: float
+    side: Side
+    ts_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class BookTop:
+    """Top of the local order book, as the strategy needs it.
+
+    ``valid`` is False while the book is being rebuilt (delta before snapshot,
+    crossed book, update id going backwards): entries are gated on it, exits are not.
+    """
+
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_ms: int
+    valid: bool = True
+
+    @property
+    def mid(self) -> float:
+        """Mid price."""
+        return (self.bid + self.ask) / 2.0
+
+    @property
+    def spread_bps(self) -> float:
+        """Spread in basis points of the mid."""
+        mid = self.mid
+        return (self.ask - self.bid) / mid * 10_000.0 if mid > 0 else float("inf")
+
+
+@attrs.frozen(kw_only=True)
+class OrderIntent:
+    """An order the engine wants placed: exact, rounded, carrying our client id."""
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    side: Side
+    order_type: OrderType
+    qty: Decimal = attrs.field(validator=_positive_decimal)
+    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    #: our client order id (Bybit's orderLinkId): <= 36 chars of [A-Za-z0-9_-]
+    order_link_id: str = attrs.field(validator=attrs.validators.matches_re(r"[A-Za-z0-9_-]{1,36}"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.order_type is OrderType.LIMIT and self.price is None:
+            raise ValueError("a limit order needs a price")
+        if self.order_type is OrderType.MARKET and self.price is not None:
+            raise ValueError("a market order takes no price")
+
+
+# ---------------------------------------------------------------- events (in)
+
+
+@attrs.frozen(kw_only=True)
+class BookUpdate:
+    """The local book changed (or turned invalid)."""
+
+    top: BookTop
+
+
+@attrs.frozen(kw_only=True)
+class TradeTicks:
+    """Public trades, oldest first."""
+
+    symbol: str
+    trades: tuple[Trade, ...]
+
+
+@attrs.frozen(kw_only=True)
+class OrderAccepted:
+    """The exchange acknowledged an order (not a fill)."""
+
+    order_link_id: str
+    order_id: str
+
+
+@attrs.frozen(kw_only=True)
+class OrderPartiallyFilled:
+    """Some of an order filled; it is still working."""
+
+    order_link_id: str
+    filled_qty: Decimal = attrs.field(validator=_positive_decimal)
+    avg_price: Decimal = attrs.field(validator=_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class OrderFilled:
+    """An order filled completely. ``filled_qty`` is cumulative."""
+
+    order_link_id: str
+    filled_qty: Decimal = attrs.field(validator=_positive_decimal)
+    avg_price: Decimal = attrs.field(validator=_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class OrderFailed:
+    """An order ended without filling completely: rejected, cancelled or timed out.
+
+    ``filled_qty`` is the true cumulative fill read from the exchange: a partial
+    fill before the end is a real position.
+    """
+
+    order_link_id: str
+    reason: str
+    filled_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class PositionSnapshot:
+    """The exchange's view of our position: the source of truth.
+
+    ``side`` is None and ``size`` zero when flat.
+    """
+
+    symbol: str
+    side: Side | None
+    size: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_price: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+
+    @property
+    def is_flat(self) -> bool:
+        """True when there is no position."""
+        return self.size == 0 or self.side is None
+
+
+@attrs.frozen(kw_only=True)
+class OpenOrders:
+    """The exchange's list of our working orders for a symbol (client ids)."""
+
+    symbol: str
+    order_link_ids: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class SymbolSelected:
+    """The scanner chose a symbol to trade."""
+
+    symbol: str
+    instrument: Instrument
+
+
+@attrs.frozen(kw_only=True)
+class Resync:
+    """A stream reconnected or the bot started: trust nothing until reconciled."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Halt:
+    """Kill switch: stop entries, cancel orders, flatten if configured."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Tick:
+    """Timer event: lets time-based rules (cooldowns, retries, staleness) run."""
+
+
+Event = (
+    BookUpdate
+    | TradeTicks
+    | OrderAccepted
+    | OrderPartiallyFilled
+    | OrderFilled
+    | OrderFailed
+    | PositionSnapshot
+    | OpenOrders
+    | SymbolSelected
+    | Resync
+    | Halt
+    | Tick
+)
+
+# ---------------------------------------------------------------- commands (out)
+
+
+@attrs.frozen(kw_only=True)
+class PlaceOrder:
+    """Place this order (idempotently, by its order_link_id)."""
+
+    intent: OrderIntent
+
+
+@attrs.frozen(kw_only=True)
+class CancelOrder:
+    """Cancel one of our orders by client id."""
+
+    symbol: str
+    order_link_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Subscribe:
+    """Switch market data to this symbol."""
+
+    symbol: str
+
+
+@attrs.frozen(kw_only=True)
+class RequestPosition:
+    """Read the position (and open orders) from the exchange and feed it back."""
+
+    symbol: str
+
+
+@attrs.frozen(kw_only=True)
+class Transition:
+    """The engine changed state; the shell logs and journals it with its cause."""
+
+    before: EngineState
+    after: EngineState
+    cause: str
+
+
+@attrs.frozen(kw_only=True)
+class Log:
+    """Something worth a log line (a decision, a skip) that is not a transition."""
+
+    level: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class Alert:
+    """Something a human must look at (desync, halt, external close)."""
+
+    message: str
+
+
+Command = PlaceOrder | CancelOrder | Subscribe | RequestPosition | Transition | Log | Alert
