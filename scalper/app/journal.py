@@ -80,8 +80,7 @@ def _open(path: str) -> sqlite3.Connection:
 
 def _write_batch(conn: sqlite3.Connection, batch: list[JournalRecord]) -> None:
     rows = [
-        (r.ts_ms, r.kind, r.symbol, r.order_link_id, json.dumps(_jsonable(r.data)))
-        for r in batch
+        (r.ts_ms, r.kind, r.symbol, r.order_link_id, json.dumps(_jsonable(r.data))) for r in batch
     ]
     with conn:
         conn.executemany(
