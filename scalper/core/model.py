@@ -29,6 +29,7 @@ __all__ = [
     "Command",
     "EngineState",
     "Event",
+    "Fill",
     "Halt",
     "Instrument",
     "Log",
@@ -38,7 +39,9 @@ __all__ = [
     "OrderFilled",
     "OrderIntent",
     "OrderPartiallyFilled",
+    "OrderStatus",
     "OrderType",
+    "OrderUpdate",
     "PlaceOrder",
     "PositionSnapshot",
     "RequestPosition",
@@ -199,6 +202,77 @@ class OrderIntent:
             raise ValueError("a limit order needs a price")
         if self.order_type is OrderType.MARKET and self.price is not None:
             raise ValueError("a market order takes no price")
+
+
+class OrderStatus(enum.Enum):
+    """An order's lifecycle state, as the exchange reports it (Bybit's spelling)."""
+
+    NEW = "New"  #: resting, nothing filled
+    PARTIALLY_FILLED = "PartiallyFilled"  #: resting, some filled
+    UNTRIGGERED = "Untriggered"  #: conditional order waiting for its trigger
+    REJECTED = "Rejected"  #: refused by the matching engine (may carry fills on derivatives)
+    PARTIALLY_FILLED_CANCELED = "PartiallyFilledCanceled"  #: spot: cancelled after a partial fill
+    FILLED = "Filled"  #: completely filled
+    CANCELLED = "Cancelled"  #: cancelled (on derivatives it may carry fills)
+    TRIGGERED = "Triggered"  #: conditional order triggered (transient)
+    DEACTIVATED = "Deactivated"  #: conditional order cancelled before triggering
+
+    @property
+    def is_final(self) -> bool:
+        """True when the order can no longer change (no more fills will come)."""
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.REJECTED,
+        OrderStatus.PARTIALLY_FILLED_CANCELED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.DEACTIVATED,
+    }
+)
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdate:
+    """The exchange's view of one order at one moment (REST read or stream push).
+
+    ``cum_exec_qty`` is cumulative: a final status with ``cum_exec_qty > 0`` is a real
+    (partial) position whatever the status says.
+    """
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    order_id: str
+    #: our client order id; "" for orders placed without one
+    order_link_id: str
+    side: Side
+    order_type: OrderType
+    status: OrderStatus
+    qty: Decimal = attrs.field(validator=_non_negative_decimal)
+    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    cum_exec_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    leaves_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    #: Bybit's rejectReason ("EC_NoError" when none)
+    reject_reason: str = ""
+    updated_ms: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class Fill:
+    """One execution of one of our orders. ``fee`` is in the settle coin (negative = rebate)."""
+
+    exec_id: str
+    order_id: str
+    order_link_id: str
+    symbol: str = attrs.field(validator=_SYMBOL)
+    side: Side
+    price: Decimal = attrs.field(validator=_positive_decimal)
+    qty: Decimal = attrs.field(validator=_positive_decimal)
+    fee: Decimal = attrs.field(validator=_decimal)
+    is_maker: bool
+    exec_time_ms: int
 
 
 # ---------------------------------------------------------------- events (in)
