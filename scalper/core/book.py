@@ -1,0 +1,362 @@
+"""The local L2 order book of one symbol, fed Bybit's snapshots and deltas.
+
+Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
+
+* A **snapshot** replaces the whole book. A message with ``u == 1`` is a snapshot
+  whatever its type (Bybit restarted its service). Depth 1 re-pushes the same
+  snapshot with the same ``u`` every 3 s when nothing changed, so a snapshot with an
+  *equal* ``u`` is accepted.
+* A **delta** level ``[price, size]``: size ``"0"`` deletes the level (a delete of an
+  unknown price is ignored: it left our depth), an unknown price inserts, a known
+  price overwrites the size.
+* The book turns **invalid**, with a reason, on: a delta before any snapshot, an
+  update id going backwards (a delta whose ``u`` does not increase, or a snapshot whose
+  ``u`` decreases, other than ``u == 1``), a crossed book (best bid >= best ask), or a
+  malformed level (bad number, price off the tick grid). It stays invalid, dropping
+  deltas, until the next snapshot; the caller resubscribes when an ``apply*`` call
+  returns ``BookStatus.INVALIDATED``.
+
+Hot path (DESIGN section 3): prices stay exact without Decimal. A price string is
+parsed once to an integer count of ticks (cached per string, since the same prices
+recur all the time); sizes are floats. Each side keeps a dict ``ticks -> size`` plus a
+sorted list of keys maintained with ``bisect``; the book is never sorted per update. Keys
+are signed so that the best level of *both* sides sits at the end of its list: bids
+store ``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore
+moves few elements, and the best level is ``keys[-1]``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Literal
+
+from .model import BookTop, Side
+
+__all__ = ["BookStatus", "Level", "OrderBook"]
+
+#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it.
+Level = Sequence[str]
+
+_INF = float("inf")
+_NO_SNAPSHOT = "no snapshot yet"
+_PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+#: Bound on the per-book cache of parsed price strings (cleared when it fills up).
+_CACHE_MAX = 1 << 16
+
+
+class BookStatus(enum.Enum):
+    """What happened to the book when a message was applied."""
+
+    OK = "ok"  #: applied; the book is valid
+    INVALIDATED = "invalidated"  #: this message made the book invalid: resubscribe
+    INVALID = "invalid"  #: already invalid; message dropped until the next snapshot
+
+
+class _BadLevel(ValueError):
+    """A level that cannot be applied (malformed number, off-grid price)."""
+
+
+class OrderBook:
+    """L2 book of one symbol with exact integer-tick prices and incremental best levels.
+
+    ``tick_size`` is the instrument's ``tickSize`` (Decimal or its string). Prices
+    are returned as floats converted from the exact tick count (correctly rounded,
+    so ``"0.3"`` reads back as ``0.3``), sizes as floats.
+    """
+
+    __slots__ = (
+        "_ask_keys",
+        "_asks",
+        "_bid_keys",
+        "_bids",
+        "_cache",
+        "_scale",
+        "_tick_units",
+        "_unit_digits",
+        "invalid_reason",
+        "symbol",
+        "ts_ms",
+        "update_id",
+    )
+
+    def __init__(self, symbol: str, tick_size: Decimal | str) -> None:
+        tick = Decimal(tick_size)
+        if not tick.is_finite() or tick <= 0:
+            raise ValueError(f"tick_size must be a positive number, got {tick_size!r}")
+        exponent = tick.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite, checked above
+        digits = max(0, -exponent)
+        #: prices are parsed to "units" of 10**-digits, then divided by the tick in units
+        self._unit_digits = digits
+        self._scale: int = 10**digits
+        self._tick_units = int(tick * self._scale)
+        self.symbol = symbol
+        #: ``u`` of the last applied message (None before the first snapshot)
+        self.update_id: int | None = None
+        #: exchange timestamp (ms) of the last applied message
+        self.ts_ms = 0
+        #: why the book is invalid, or None when it is valid
+        self.invalid_reason: str | None = _NO_SNAPSHOT
+        self._bids: dict[int, float] = {}
+        self._asks: dict[int, float] = {}
+        self._bid_keys: list[int] = []  # ticks, ascending: best bid last
+        self._ask_keys: list[int] = []  # -ticks, ascending: best ask last
+        self._cache: dict[str, int] = {}
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def valid(self) -> bool:
+        """True when the book reflects the exchange's (a snapshot and clean deltas since)."""
+        return self.invalid_reason is None
+
+    def invalidate(self, reason: str) -> None:
+        """Mark the book invalid (e.g. the stream reconnected); the next snapshot repairs it."""
+        self.invalid_reason = reason
+
+    # ------------------------------------------------------------ applying
+
+    def apply(
+        self,
+        msg_type: str,
+        bids: Iterable[Level],
+        asks: Iterable[Level],
+        update_id: int,
+        ts_ms: int,
+    ) -> BookStatus:
+        """Apply a message by its wire type, ``"snapshot"`` or ``"delta"``."""
+        if msg_type == "delta":
+            return self.apply_delta(bids, asks, update_id, ts_ms)
+        if msg_type == "snapshot":
+            return self.apply_snapshot(bids, asks, update_id, ts_ms)
+        return self._fail(f"unknown message type {msg_type!r}")
+
+    def apply_snapshot(
+        self, bids: Iterable[Level], asks: Iterable[Level], update_id: int, ts_ms: int
+    ) -> BookStatus:
+        """Replace the whole book.
+
+        A valid book refuses a snapshot whose ``u`` went backwards (other than ``u == 1``):
+        that is a stale message. An invalid book takes any snapshot: it is the repair.
+        """
+        if (
+            self.invalid_reason is None
+            and self.update_id is not None
+            and update_id < self.update_id
+            and update_id != 1
+        ):
+            return self._fail(
+                f"snapshot update id went backwards: u={update_id} after {self.update_id}"
+            )
+        new_bids: dict[int, float] = {}
+        new_asks: dict[int, float] = {}
+        try:
+            self._fill(new_bids, bids)
+            self._fill(new_asks, asks)
+        except (ValueError, TypeError) as exc:
+            # The repair itself failed: drop the book and say so (the caller asks again).
+            self._bids, self._asks, self._bid_keys, self._ask_keys = {}, {}, [], []
+            self.update_id = update_id
+            self.invalid_reason = _reason(exc)
+            return BookStatus.INVALIDATED
+        self._bids = new_bids
+        self._asks = new_asks
+        self._bid_keys = sorted(new_bids)
+        self._ask_keys = sorted([-t for t in new_asks])
+        self.update_id = update_id
+        self.ts_ms = ts_ms
+        self.invalid_reason = None
+        return self._check_crossed()
+
+    def apply_delta(
+        self, bids: Iterable[Level], asks: Iterable[Level], update_id: int, ts_ms: int
+    ) -> BookStatus:
+        """Apply changed levels; ``u == 1`` makes it a snapshot."""
+        if update_id == 1:
+            return self.apply_snapshot(bids, asks, update_id, ts_ms)
+        if self.invalid_reason is not None:
+            if self.update_id is None:
+                return self._fail("delta before snapshot")
+            return BookStatus.INVALID  # dropped: waiting for the repairing snapshot
+        last = self.update_id
+        assert last is not None  # a valid book has had a snapshot
+        if update_id <= last:
+            return self._fail(f"update id went backwards: u={update_id} after {last}")
+        try:
+            self._merge(self._bids, self._bid_keys, bids, 1)
+            self._merge(self._asks, self._ask_keys, asks, -1)
+        except (ValueError, TypeError) as exc:
+            return self._fail(_reason(exc))
+        self.update_id = update_id
+        self.ts_ms = ts_ms
+        return self._check_crossed()
+
+    def _fail(self, reason: str) -> BookStatus:
+        """Turn invalid; report INVALIDATED only on the change, so the caller asks once."""
+        if self.invalid_reason is None or self.invalid_reason is _NO_SNAPSHOT:
+            self.invalid_reason = reason
+            return BookStatus.INVALIDATED
+        return BookStatus.INVALID  # keep the first reason: it is the cause
+
+    def _check_crossed(self) -> BookStatus:
+        bid_keys = self._bid_keys
+        ask_keys = self._ask_keys
+        if bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]:
+            bid = self._price(bid_keys[-1])
+            ask = self._price(-ask_keys[-1])
+            self.invalid_reason = f"crossed book: best bid {bid} >= best ask {ask}"
+            return BookStatus.INVALIDATED
+        return BookStatus.OK
+
+    def _fill(self, side: dict[int, float], levels: Iterable[Level]) -> None:
+        cache = self._cache
+        for price, size_str in levels:
+            ticks = cache.get(price)
+            if ticks is None:
+                ticks = self._parse_price(price)
+            size = _parse_size(size_str)
+            if size > 0.0:
+                side[ticks] = size
+            else:
+                side.pop(ticks, None)
+
+    def _merge(
+        self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
+    ) -> None:
+        cache = self._cache
+        for price, size_str in levels:
+            ticks = cache.get(price)
+            if ticks is None:
+                ticks = self._parse_price(price)
+            try:
+                size = float(size_str)
+            except (TypeError, ValueError):
+                raise _BadLevel(f"malformed size {size_str!r}") from None
+            if 0.0 < size < _INF:
+                if ticks not in side:
+                    insort(keys, sign * ticks)
+                side[ticks] = size
+            elif size == 0.0:
+                if side.pop(ticks, None) is not None:
+                    del keys[bisect_left(keys, sign * ticks)]
+            else:
+                raise _BadLevel(f"malformed size {size_str!r}")
+
+    def _parse_price(self, price: str) -> int:
+        """Exact tick count of a price string (slow path; the result is cached)."""
+        match = _PRICE_RE.fullmatch(price) if isinstance(price, str) else None
+        if match is None or not (match.group(1) or match.group(2)):
+            raise _BadLevel(f"malformed price {price!r}")
+        whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+        digits = self._unit_digits
+        if len(frac) > digits:
+            raise _BadLevel(f"price {price} is off the tick grid")
+        units = int(whole or "0") * self._scale + int(frac.ljust(digits, "0") or "0")
+        ticks, rest = divmod(units, self._tick_units)
+        if rest:
+            raise _BadLevel(f"price {price} is off the tick grid")
+        if ticks <= 0:
+            raise _BadLevel(f"price {price} is not positive")
+        cache = self._cache
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[price] = ticks
+        return ticks
+
+    # ------------------------------------------------------------ reading
+
+    def _price(self, ticks: int) -> float:
+        # int / int is correctly rounded: the float nearest the exact decimal price.
+        return ticks * self._tick_units / self._scale
+
+    def best_bid(self) -> tuple[float, float] | None:
+        """``(price, size)`` of the best bid, or None when there are no bids."""
+        keys = self._bid_keys
+        if not keys:
+            return None
+        ticks = keys[-1]
+        return self._price(ticks), self._bids[ticks]
+
+    def best_ask(self) -> tuple[float, float] | None:
+        """``(price, size)`` of the best ask, or None when there are no asks."""
+        keys = self._ask_keys
+        if not keys:
+            return None
+        ticks = -keys[-1]
+        return self._price(ticks), self._asks[ticks]
+
+    def spread_bps(self) -> float | None:
+        """Spread in basis points of the mid, or None while a side is empty."""
+        bid = self.best_bid()
+        ask = self.best_ask()
+        if bid is None or ask is None:
+            return None
+        mid = (bid[0] + ask[0]) / 2.0
+        return (ask[0] - bid[0]) / mid * 10_000.0
+
+    def top(self) -> BookTop | None:
+        """Top of the book for the strategy (``valid`` flags integrity); None if a side is empty.
+
+        An invalid book still reports its last levels, flagged ``valid=False``: entries
+        are gated on validity, exits may still want a price.
+        """
+        bid = self.best_bid()
+        ask = self.best_ask()
+        if bid is None or ask is None:
+            return None
+        return BookTop(
+            symbol=self.symbol,
+            bid=bid[0],
+            bid_size=bid[1],
+            ask=ask[0],
+            ask_size=ask[1],
+            ts_ms=self.ts_ms,
+            valid=self.invalid_reason is None,
+        )
+
+    def levels(
+        self, side: Side | Literal["bid", "ask"], depth: int | None = None
+    ) -> list[tuple[float, float]]:
+        """``(price, size)`` levels of one side, best first, at most ``depth`` of them.
+
+        ``Side.BUY`` / ``"bid"`` are the bids, ``Side.SELL`` / ``"ask"`` the asks.
+        Not for the hot path: it builds a list.
+        """
+        if side is Side.BUY or side == "bid":
+            keys, book, sign = self._bid_keys, self._bids, 1
+        elif side is Side.SELL or side == "ask":
+            keys, book, sign = self._ask_keys, self._asks, -1
+        else:
+            raise ValueError(f"side must be Side or 'bid'/'ask', got {side!r}")
+        count = len(keys) if depth is None else min(depth, len(keys))
+        out: list[tuple[float, float]] = []
+        for i in range(1, count + 1):
+            ticks = sign * keys[-i]
+            out.append((self._price(ticks), book[ticks]))
+        return out
+
+    def __repr__(self) -> str:
+        state = "valid" if self.valid else f"invalid: {self.invalid_reason}"
+        return (
+            f"OrderBook({self.symbol}, u={self.update_id}, {len(self._bids)} bids, "
+            f"{len(self._asks)} asks, {state})"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """Invalid-book reason for a level that could not be applied."""
+    return str(exc) if isinstance(exc, _BadLevel) else f"malformed level: {exc}"
+
+
+def _parse_size(size_str: str) -> float:
+    try:
+        size = float(size_str)
+    except (TypeError, ValueError):
+        raise _BadLevel(f"malformed size {size_str!r}") from None
+    if not 0.0 <= size < _INF:
+        raise _BadLevel(f"malformed size {size_str!r}")
+    return size
