@@ -50,6 +50,7 @@ __all__ = [
     "Subscribe",
     "SymbolSelected",
     "Tick",
+    "TickerStat",
     "TimeInForce",
     "Trade",
     "TradeTicks",
@@ -202,6 +203,19 @@ class OrderIntent:
             raise ValueError("a limit order needs a price")
         if self.order_type is OrderType.MARKET and self.price is not None:
             raise ValueError("a market order takes no price")
+
+
+@attrs.frozen(kw_only=True)
+class TickerStat:
+    """The slice of one linear ticker the scanner scores (24 h turnover and change).
+
+    Market data, so floats: ``price24h_pcnt`` is Bybit's fraction (0.05 = +5 %).
+    """
+
+    symbol: str
+    turnover24h: float
+    price24h_pcnt: float
+    last_price: float
 
 
 class OrderStatus(enum.Enum):

@@ -1,0 +1,101 @@
+"""The entry signal's inputs: a window of recent trades, its VWAP and the momentum.
+
+This runs on every public trade, so it is float arithmetic with running sums (O(1)
+per trade), never Decimal: the numbers are only compared against a threshold, they
+never reach an order. The running sums are recomputed from the window every
+``window`` evictions so floating-point drift from add/subtract cannot accumulate.
+
+momentum = (last price - VWAP) / VWAP over the last ``window`` trades; the signal is
+``ready`` once ``min_ticks`` trades have been seen since the last ``reset`` (a symbol
+switch resets it: a VWAP mixing two symbols means nothing).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from .model import Trade
+
+__all__ = ["SignalWindow"]
+
+
+class SignalWindow:
+    """Rolling trade window with VWAP and momentum (floats, O(1) per trade)."""
+
+    def __init__(self, window: int = 100, min_ticks: int = 50) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if not 1 <= min_ticks <= window:
+            raise ValueError(f"min_ticks must be in [1, window={window}], got {min_ticks}")
+        self.window = window
+        self.min_ticks = min_ticks
+        self._trades: deque[tuple[float, float]] = deque()
+        self._sum_pq = 0.0
+        self._sum_q = 0.0
+        self._evictions = 0
+        self._last_price: float | None = None
+
+    def reset(self) -> None:
+        """Forget every trade (symbol switch)."""
+        self._trades.clear()
+        self._sum_pq = 0.0
+        self._sum_q = 0.0
+        self._evictions = 0
+        self._last_price = None
+
+    def add(self, price: float, qty: float) -> None:
+        """Add one trade; the oldest leaves the window once it is full."""
+        trades = self._trades
+        trades.append((price, qty))
+        self._sum_pq += price * qty
+        self._sum_q += qty
+        self._last_price = price
+        if len(trades) > self.window:
+            old_p, old_q = trades.popleft()
+            self._sum_pq -= old_p * old_q
+            self._sum_q -= old_q
+            self._evictions += 1
+            if self._evictions >= self.window:
+                # Why: add/subtract of floats drifts; a full recompute every `window`
+                # evictions keeps the sums exact to rounding at O(1) amortised cost.
+                self._evictions = 0
+                self._sum_pq = sum(p * q for p, q in trades)
+                self._sum_q = sum(q for _, q in trades)
+
+    def add_trades(self, trades: Iterable[Trade]) -> None:
+        """Add public trades, oldest first."""
+        for trade in trades:
+            self.add(trade.price, trade.qty)
+
+    @property
+    def count(self) -> int:
+        """Number of trades currently in the window."""
+        return len(self._trades)
+
+    @property
+    def ready(self) -> bool:
+        """True once ``min_ticks`` trades are in the window."""
+        return len(self._trades) >= self.min_ticks
+
+    @property
+    def last_price(self) -> float | None:
+        """Price of the newest trade, or None before any."""
+        return self._last_price
+
+    @property
+    def vwap(self) -> float | None:
+        """Volume-weighted average price of the window, or None with no volume."""
+        if self._sum_q <= 0.0:
+            return None
+        return self._sum_pq / self._sum_q
+
+    @property
+    def momentum(self) -> float | None:
+        """(last - VWAP) / VWAP once ready, else None."""
+        if not self.ready or self._last_price is None:
+            return None
+        vwap = self.vwap
+        if vwap is None or vwap <= 0.0:
+            return None
+        return (self._last_price - vwap) / vwap

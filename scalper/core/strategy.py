@@ -1,0 +1,1104 @@
+"""The trading engine: one state machine, fed events, returning commands.
+
+Design (DESIGN section 3; the seed's four states plus Halted)
+==============================================================
+
+    | from            | event                               | to / action                        |
+    |-----------------|-------------------------------------|------------------------------------|
+    | Idle            | signal, risk allows                 | PlaceOrder(entry) -> OrderPending  |
+    | OrderPending    | filled                              | PositionOpen (size = filled qty)   |
+    | OrderPending    | failed/cancelled/timeout, filled 0  | Idle, cooldown                     |
+    | OrderPending    | failed/timeout with partial fill    | PositionOpen, partial size         |
+    | PositionOpen    | stop-loss / take-profit / max hold  | PlaceOrder(reduce-only close)      |
+    |                 | / symbol switch / halt              |   -> ClosingPosition               |
+    | ClosingPosition | filled, position now flat           | Idle                               |
+    | ClosingPosition | partially filled                    | ClosingPosition, rest still        |
+    |                 |                                     |   closing (re-issued if it ended)  |
+    | ClosingPosition | failed (nothing filled)             | PositionOpen, retry after backoff  |
+    | any             | PositionSnapshot flat while holding | Idle (closed outside) + Alert      |
+    | Idle            | PositionSnapshot non-flat           | PositionOpen (adopt; stops from    |
+    |                 |                                     |   its entry price)                 |
+    | any             | SymbolSelected                      | Idle: switch now. Else no entries, |
+    |                 |                                     |   close first, switch once flat    |
+    | any             | Halt                                | Halted: cancel working entry, no   |
+    |                 |                                     |   entries; flatten if configured   |
+    | any             | Resync (reconnect / start-up)       | no entries until PositionSnapshot  |
+    |                 |                                     |   and OpenOrders both read again   |
+    | any             | book invalid or stale               | no entries until fresh valid book  |
+    |                 |                                     |   (gates entries, never exits)     |
+
+Rules that hold in every state
+------------------------------
+
+* Market data (``BookUpdate``, ``TradeTicks``) and ``Tick`` are normal in every state:
+  they feed the signal window and the book, and drive time rules (close retry, max
+  hold, staleness). Data for a symbol other than the current one is ignored (seed fix
+  4), with a rate-limited debug ``Log``.
+* Control events (``PositionSnapshot``, ``OpenOrders``, ``SymbolSelected``, ``Halt``,
+  ``Resync``) are accepted in every state; what they do depends on the state.
+* Order events (``OrderAccepted``, ``OrderPartiallyFilled``, ``OrderFilled``,
+  ``OrderFailed``) drive the working order in OrderPending, ClosingPosition and
+  Halted. Anywhere, an order event for an order this engine issued but no longer
+  tracks (it ended, or was let go after a snapshot) is a *late report*: it is logged
+  and, when it carries a fill, answered with ``RequestPosition`` (the exchange
+  settles the size). An order event for an id this engine never issued is a bug in
+  the caller: ``EngineError``, and nothing changes.
+* The exchange is the source of truth: a ``PositionSnapshot`` that disagrees wins.
+  Snapshots race with fills, so while an order is working they are read carefully:
+
+  - OrderPending: a non-flat snapshot means the entry filled at least partly: adopt
+    it, cancel the rest of the entry, go to PositionOpen. A flat one is ignored (it
+    may predate the fill).
+  - ClosingPosition: a flat snapshot means the close is done: Idle. A non-flat one is
+    ignored (it may predate the fill; the close's outcome and the position read after
+    it settle the size).
+  - otherwise: flat while holding -> Idle + Alert "position closed outside the bot";
+    non-flat while flat -> adopt (PositionOpen); a different size/side -> adopt the
+    exchange's.
+
+* Entries need all of: Idle, a current symbol, reconciled since the last Resync/switch,
+  no pending symbol switch, no order let go whose end is unconfirmed, a valid book and
+  a trade, both within ``stale_ms`` of now, spread <= ``max_spread_bps``, the window
+  ready and |momentum| > threshold, a size that passes the instrument's limits, and the
+  risk gate. Exits need only a position and a price (book mid, or last trade when the
+  book is invalid, whichever is newer): they are never gated by staleness.
+* Halted is final until restart: no entry, ever. A position still open there keeps
+  its stop-loss / take-profit, and is closed at once when ``flatten_on_halt``. The
+  daily-loss kill switch (``risk.RiskGate``) halts the engine the same way.
+* Every state change is returned as ``Transition(before, after, cause)``; skips are
+  ``Log`` commands, rate-limited to once per state entry (once per interval for data
+  of other symbols) so a tick stream does not flood the log.
+
+Numbers: market data is float; everything in an order is Decimal, converted with
+``instrument.to_decimal`` and rounded with the instrument's rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+
+from .instrument import qty_for_notional, round_price, round_qty, to_decimal
+from .model import (
+    Alert,
+    BookTop,
+    BookUpdate,
+    CancelOrder,
+    Command,
+    EngineState,
+    Event,
+    Halt,
+    Instrument,
+    Log,
+    OpenOrders,
+    OrderAccepted,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    OrderPartiallyFilled,
+    OrderType,
+    PlaceOrder,
+    PositionSnapshot,
+    RequestPosition,
+    Resync,
+    Side,
+    Subscribe,
+    SymbolSelected,
+    Tick,
+    TimeInForce,
+    TradeTicks,
+    Transition,
+)
+from .risk import RiskGate, RiskLimits
+from .signals import SignalWindow
+
+__all__ = [
+    "TRANSITIONS",
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "Position",
+    "is_own_order_link_id",
+    "make_session_tag",
+]
+
+# ------------------------------------------------------------------ the table
+#
+# state -> event type -> handler (a method name of Engine). The handler decides the
+# next state (the design table above); a pair missing here is refused by `handle`.
+
+_MARKET: dict[type[Any], str] = {
+    BookUpdate: "_on_book",
+    TradeTicks: "_on_trades",
+    Tick: "_on_tick",
+}
+_CONTROL: dict[type[Any], str] = {
+    PositionSnapshot: "_on_position",
+    OpenOrders: "_on_open_orders",
+    SymbolSelected: "_on_symbol",
+    Halt: "_on_halt",
+    Resync: "_on_resync",
+}
+#: order events while an order of ours is working
+_WORKING: dict[type[Any], str] = {
+    OrderAccepted: "_on_accepted",
+    OrderPartiallyFilled: "_on_partial",
+    OrderFilled: "_on_filled",
+    OrderFailed: "_on_failed",
+}
+#: order events where no order is working: only late reports of ended orders
+_LATE: dict[type[Any], str] = {
+    OrderAccepted: "_on_late_order",
+    OrderPartiallyFilled: "_on_late_order",
+    OrderFilled: "_on_late_order",
+    OrderFailed: "_on_late_order",
+}
+
+TRANSITIONS: dict[EngineState, dict[type[Any], str]] = {
+    EngineState.IDLE: {**_MARKET, **_CONTROL, **_LATE},
+    EngineState.ORDER_PENDING: {**_MARKET, **_CONTROL, **_WORKING},
+    EngineState.POSITION_OPEN: {**_MARKET, **_CONTROL, **_LATE},
+    EngineState.CLOSING_POSITION: {**_MARKET, **_CONTROL, **_WORKING},
+    EngineState.HALTED: {**_MARKET, **_CONTROL, **_WORKING},
+}
+
+_LINK_PART = re.compile(r"[A-Za-z0-9_]{1,12}")
+#: room left in Bybit's 36-char orderLinkId for "-<kind><counter>" after prefix and tag
+_MAX_ID_LEN = 36
+
+
+class EngineError(Exception):
+    """The caller broke the engine's protocol (a local bug); the engine did not change.
+
+    Raised for an event the transition table does not accept in the current state, or
+    an order event for an order id this engine never issued.
+    """
+
+    def __init__(self, state: EngineState, event: object, why: str) -> None:
+        super().__init__(f"{type(event).__name__} in state {state.value}: {why}")
+        self.state = state
+        self.event = event
+
+
+def is_own_order_link_id(link_id: str, prefix: str) -> bool:
+    """True when a client order id was made by a scalper engine with this prefix.
+
+    Used at start-up and after a reconnect to find stray orders of earlier sessions.
+    """
+    return link_id.startswith(prefix + "-")
+
+
+def make_session_tag(now_ms: int) -> str:
+    """A short tag for this run's order ids (base 36 of the start time in ms).
+
+    The shell calls it once at start-up with the wall clock, so ids of two runs never
+    collide (a collision would make Bybit report a duplicate and the retry logic treat
+    another run's order as ours).
+    """
+    if now_ms < 0:
+        raise ValueError("now_ms must be >= 0")
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    n = now_ms
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out[-12:]
+
+
+def _link_part(_inst: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not _LINK_PART.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be 1-12 chars of [A-Za-z0-9_], got {value!r}")
+
+
+def _positive_decimal(_inst: object, attribute: attrs.Attribute[Decimal], value: object) -> None:
+    if type(value) is not Decimal:
+        raise TypeError(f"{attribute.name} must be Decimal, got {type(value).__name__}")
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _int_ge(minimum: int) -> Callable[[object, attrs.Attribute[int], object], None]:
+    def check(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:
+        if type(value) is not int or value < minimum:
+            raise ValueError(f"{attribute.name} must be an int >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _positive_float(_inst: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a number > 0, got {value!r}")
+
+
+def _non_negative_float(_inst: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _optional_ms(_inst: object, attribute: attrs.Attribute[int | None], value: object) -> None:
+    if value is not None and (type(value) is not int or value <= 0):
+        raise ValueError(f"{attribute.name} must be None or an int > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    """Everything the engine decides with (``[strategy]`` and ``[risk]``), in core units.
+
+    Percentages are percent (``stop_loss_pct=0.5`` is 0.5 %); times are milliseconds.
+    ``session_tag`` must differ between runs (see ``make_session_tag``).
+    """
+
+    session_tag: str = attrs.field(validator=_link_part)
+    window: int = attrs.field(default=100, validator=_int_ge(1))
+    min_ticks: int = attrs.field(default=50, validator=_int_ge(1))
+    momentum_threshold: float = attrs.field(default=0.001, validator=_non_negative_float)
+    max_spread_bps: float = attrs.field(default=20.0, validator=_positive_float)
+    position_usd: Decimal = attrs.field(default=Decimal(1000), validator=_positive_decimal)
+    stop_loss_pct: float = attrs.field(default=0.5, validator=_positive_float)
+    take_profit_pct: float = attrs.field(default=1.0, validator=_positive_float)
+    stale_ms: int = attrs.field(default=500, validator=_int_ge(1))
+    #: a book tighter than this (bps) with both top sizes above ``liquid_min_size``
+    #: takes a Market IOC entry; otherwise a PostOnly limit at the touch
+    liquid_spread_bps: float = attrs.field(default=10.0, validator=_non_negative_float)
+    liquid_min_size: float = attrs.field(default=100.0, validator=_non_negative_float)
+    max_hold_ms: int | None = attrs.field(default=None, validator=_optional_ms)
+    link_id_prefix: str = attrs.field(default="scalp", validator=_link_part)
+    close_retry_backoff_ms: int = attrs.field(default=1_000, validator=_int_ge(0))
+    flatten_on_halt: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    risk: RiskLimits = attrs.field(factory=RiskLimits)
+    #: at most one "ignoring data of other symbol" log per symbol per interval
+    ignore_log_interval_ms: int = attrs.field(default=10_000, validator=_int_ge(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_ticks > self.window:
+            raise ValueError(f"min_ticks ({self.min_ticks}) must be <= window ({self.window})")
+
+    @property
+    def cooldown_ms(self) -> int:
+        """No entry for this long after a failed entry or a losing close (``risk.cooldown_ms``)."""
+        return self.risk.cooldown_ms
+
+
+@attrs.frozen(kw_only=True)
+class Position:
+    """The engine's view of the open position (the exchange's wins when they differ)."""
+
+    side: Side
+    size: Decimal
+    #: average entry price; None until known (e.g. a partial fill reported without price)
+    entry_price: Decimal | None
+    #: when the engine learnt of it (for max hold)
+    opened_ms: int
+
+
+_Purpose = Literal["entry", "close"]
+
+
+@attrs.define
+class _Working:
+    """The one order the engine has working, and what it has filled so far."""
+
+    intent: OrderIntent
+    purpose: _Purpose
+    filled_qty: Decimal = Decimal(0)
+    #: sum of price * qty of the fills so far (exact PnL of partial closes); None when
+    #: a fill was reported without a price
+    filled_notional: Decimal | None = Decimal(0)
+    order_id: str | None = None
+
+    @property
+    def link_id(self) -> str:
+        return self.intent.order_link_id
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        if self.filled_qty <= 0 or self.filled_notional is None:
+            return None
+        return self.filled_notional / self.filled_qty
+
+    def update_fill(self, cum_qty: Decimal, avg_price: Decimal | None) -> Decimal:
+        """Record the cumulative fill; return the new quantity (0 if nothing new)."""
+        delta = cum_qty - self.filled_qty
+        if delta <= 0:
+            return Decimal(0)
+        if avg_price is not None:
+            self.filled_notional = avg_price * cum_qty
+        elif self.filled_notional is not None and self.filled_qty > 0:
+            # No price given: assume the new part filled at the average so far.
+            self.filled_notional = self.filled_notional / self.filled_qty * cum_qty
+        else:
+            self.filled_notional = None
+        self.filled_qty = cum_qty
+        return delta
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.10g}"
+
+
+class Engine:
+    """The strategy state machine: ``handle(event, now_ms) -> list[Command]``.
+
+    Pure: no I/O, no clock, no logging; every decision comes back as commands.
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.risk = RiskGate(config.risk)
+        self.signals = SignalWindow(config.window, config.min_ticks)
+        self._state = EngineState.IDLE
+        self._symbol: str | None = None
+        self._instrument: Instrument | None = None
+        self._pending: tuple[str, Instrument] | None = None
+        self._book: BookTop | None = None
+        self._last_trade_ts: int | None = None
+        self._position: Position | None = None
+        self._stop: float | None = None
+        self._target: float | None = None
+        self._working: _Working | None = None
+        #: orders let go before their end was reported: link id -> (symbol, purpose)
+        self._released: dict[str, tuple[str, _Purpose]] = {}
+        # Start-up is a resync: nothing is trusted until the exchange was read.
+        self._need_position = True
+        self._need_orders = True
+        self._exit_reason: str | None = None
+        self._close_retry_at: int | None = None
+        self._halt_reason: str | None = None
+        self._counter = 0
+        self._logged: set[str] = set()
+        self._ignored: dict[str, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------ public view
+
+    @property
+    def state(self) -> EngineState:
+        """Current state."""
+        return self._state
+
+    @property
+    def symbol(self) -> str | None:
+        """The symbol being traded (None until the first SymbolSelected)."""
+        return self._symbol
+
+    @property
+    def pending_symbol(self) -> str | None:
+        """A symbol switch waiting for the position to be closed."""
+        return self._pending[0] if self._pending else None
+
+    @property
+    def position(self) -> Position | None:
+        """The open position, or None when flat."""
+        return self._position
+
+    @property
+    def working_order_link_id(self) -> str | None:
+        """Client id of the order the engine is waiting on, if any."""
+        return self._working.link_id if self._working else None
+
+    @property
+    def reconciled(self) -> bool:
+        """True once position and open orders were read since the last Resync/switch."""
+        return not (self._need_position or self._need_orders)
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why the engine halted (None while not halted)."""
+        return self._halt_reason
+
+    def owns(self, link_id: str) -> bool:
+        """True when this engine instance issued ``link_id`` (the shell filters pushes with it)."""
+        head = f"{self.config.link_id_prefix}-{self.config.session_tag}-"
+        if not link_id.startswith(head):
+            return False
+        rest = link_id[len(head) :]
+        return (
+            len(rest) >= 2
+            and rest[0] in "ex"
+            and rest[1:].isdigit()
+            and 1 <= int(rest[1:]) <= self._counter
+        )
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, event: Event, now_ms: int) -> list[Command]:
+        """Feed one event at time ``now_ms``; return the commands to carry out, in order.
+
+        Raises ``EngineError`` (and changes nothing) for an event the table does not
+        accept in the current state.
+        """
+        name = TRANSITIONS[self._state].get(type(event))
+        if name is None:
+            raise EngineError(self._state, event, "not allowed by the transition table")
+        out: list[Command] = []
+        getattr(self, name)(event, now_ms, out)
+        return out
+
+    # ------------------------------------------------------------ helpers
+
+    def _goto(self, new: EngineState, cause: str, out: list[Command]) -> None:
+        """Change state, reporting it. Halted is final: other moves are only logged."""
+        before = self._state
+        if before is EngineState.HALTED and new is not EngineState.HALTED:
+            out.append(Log(level="info", message=f"(halted) {cause}"))
+            return
+        if new is before:
+            return
+        self._state = new
+        self._logged.clear()
+        out.append(Transition(before=before, after=new, cause=cause))
+        if new is EngineState.IDLE and self._pending is not None:
+            symbol, instrument = self._pending
+            self._switch(symbol, instrument, out)
+
+    def _log_once(self, key: str, level: str, message: str, out: list[Command]) -> None:
+        """Log once per state entry per ``key``."""
+        if key not in self._logged:
+            self._logged.add(key)
+            out.append(Log(level=level, message=message))
+
+    def _next_link_id(self, kind: Literal["e", "x"]) -> str:
+        self._counter += 1
+        link_id = f"{self.config.link_id_prefix}-{self.config.session_tag}-{kind}{self._counter}"
+        if len(link_id) > _MAX_ID_LEN:  # pragma: no cover - 10**10 orders in one run
+            raise OverflowError("order id counter exhausted; restart with a new session tag")
+        return link_id
+
+    def _set_position(self, position: Position | None) -> None:
+        self._position = position
+        if position is None:
+            self._stop = self._target = None
+            self._exit_reason = None
+            self._close_retry_at = None
+            return
+        if position.entry_price is None:
+            self._stop = self._target = None
+            return
+        entry = float(position.entry_price)
+        sl = self.config.stop_loss_pct / 100.0
+        tp = self.config.take_profit_pct / 100.0
+        if position.side is Side.BUY:
+            self._stop, self._target = entry * (1.0 - sl), entry * (1.0 + tp)
+        else:
+            self._stop, self._target = entry * (1.0 + sl), entry * (1.0 - tp)
+
+    def _mark_price(self) -> float | None:
+        """Newest known price: valid book mid or last trade, whichever is more recent."""
+        book = self._book
+        last = self.signals.last_price
+        if book is None or not book.valid or book.bid <= 0 or book.ask <= 0:
+            return last
+        if last is None or self._last_trade_ts is None or book.ts_ms >= self._last_trade_ts:
+            return book.mid
+        return last
+
+    def _unrealised(self) -> Decimal:
+        position = self._position
+        mark = self._mark_price()
+        if position is None or position.entry_price is None or mark is None:
+            return Decimal(0)
+        return (to_decimal(mark) - position.entry_price) * position.size * position.side.sign
+
+    def _signal_side(self) -> tuple[Side, float] | None:
+        momentum = self.signals.momentum
+        if momentum is None or abs(momentum) <= self.config.momentum_threshold:
+            return None
+        return (Side.BUY if momentum > 0 else Side.SELL), momentum
+
+    def _switch(self, symbol: str, instrument: Instrument, out: list[Command]) -> None:
+        old = self._symbol
+        self._symbol = symbol
+        self._instrument = instrument
+        self._pending = None
+        self.signals.reset()
+        self._book = None
+        self._last_trade_ts = None
+        self._need_position = self._need_orders = True
+        self._ignored.clear()
+        out.append(Log(level="info", message=f"symbol switch {old} -> {symbol}"))
+        out.append(Subscribe(symbol=symbol))
+        out.append(RequestPosition(symbol=symbol))
+
+    def _is_current(self, symbol: str, kind: str, now_ms: int, out: list[Command]) -> bool:
+        """True for data of the current symbol; other symbols' data is ignored (fix 4)."""
+        if symbol == self._symbol:
+            return True
+        last, count = self._ignored.get(symbol, (None, 0))
+        count += 1
+        if last is None or now_ms - last >= self.config.ignore_log_interval_ms:
+            out.append(
+                Log(
+                    level="debug",
+                    message=(
+                        f"ignoring {kind} for {symbol} (current symbol {self._symbol}); "
+                        f"{count} ignored since last report"
+                    ),
+                )
+            )
+            self._ignored[symbol] = (now_ms, 0)
+        else:
+            self._ignored[symbol] = (last, count)
+        return False
+
+    # ------------------------------------------------------------ market data
+
+    def _on_book(self, event: BookUpdate, now_ms: int, out: list[Command]) -> None:
+        top = event.top
+        if not self._is_current(top.symbol, "book", now_ms, out):
+            return
+        self._book = top
+        self._after_market(now_ms, out, entries=True)
+
+    def _on_trades(self, event: TradeTicks, now_ms: int, out: list[Command]) -> None:
+        if not self._is_current(event.symbol, "trades", now_ms, out) or not event.trades:
+            return
+        self.signals.add_trades(event.trades)
+        newest = max(trade.ts_ms for trade in event.trades)
+        if self._last_trade_ts is None or newest > self._last_trade_ts:
+            self._last_trade_ts = newest
+        self._after_market(now_ms, out, entries=True)
+
+    def _on_tick(self, _event: Tick, now_ms: int, out: list[Command]) -> None:
+        self._after_market(now_ms, out, entries=False)
+
+    def _after_market(self, now_ms: int, out: list[Command], *, entries: bool) -> None:
+        state = self._state
+        if self._position is not None and self._working is None:
+            # PositionOpen, or Halted while still holding: exits run on every event.
+            if state is EngineState.POSITION_OPEN and self._check_kill_switch(now_ms, out):
+                return
+            self._check_exits(now_ms, out)
+        if not entries:
+            return
+        if self._state is EngineState.IDLE:
+            self._maybe_enter(now_ms, out)
+        elif self._signal_side() is not None:
+            self._log_once(
+                "not-idle",
+                "info",
+                f"Not in Idle state ({self._state.value}), skipping entry signal",
+                out,
+            )
+
+    # ------------------------------------------------------------ entries
+
+    def _entry_block(self, now_ms: int) -> tuple[str, str] | None:
+        """Why no entry may be placed now (key, message), or None."""
+        if self._pending is not None:
+            return "pending", f"symbol switch to {self._pending[0]} pending"
+        if not self.reconciled:
+            return "reconcile", "waiting for position and open orders (reconcile before trade)"
+        if any(purpose == "entry" for _, purpose in self._released.values()):
+            return "released", "an earlier entry order's end is not confirmed yet"
+        book = self._book
+        if book is None or not book.valid:
+            return "book", "book invalid or missing"
+        stale = self.config.stale_ms
+        if now_ms - book.ts_ms > stale:
+            return "stale", f"book stale ({now_ms - book.ts_ms} ms old)"
+        if self._last_trade_ts is None or now_ms - self._last_trade_ts > stale:
+            return "stale-trades", "trades stale or missing"
+        return None
+
+    def _maybe_enter(self, now_ms: int, out: list[Command]) -> None:
+        signal = self._signal_side()
+        if signal is None:
+            return
+        side, momentum = signal
+        block = self._entry_block(now_ms)
+        if block is not None:
+            key, why = block
+            self._log_once(key, "debug", f"entry signal skipped: {why}", out)
+            return
+        book = self._book
+        instrument = self._instrument
+        symbol = self._symbol
+        assert book is not None and instrument is not None and symbol is not None
+        spread = book.spread_bps
+        if spread > self.config.max_spread_bps:
+            return  # a wide spread is normal market state, not worth a log line
+        cfg = self.config
+        liquid = (
+            spread < cfg.liquid_spread_bps
+            and book.bid_size > cfg.liquid_min_size
+            and book.ask_size > cfg.liquid_min_size
+        )
+        mid = to_decimal(book.mid)
+        sizing = qty_for_notional(instrument, cfg.position_usd, mid, market=liquid)
+        if not sizing.ok:
+            self._log_once("size", "info", f"entry refused: {sizing.refusal}", out)
+            return
+        notional = sizing.qty * mid
+        refusal = self.risk.allow_entry(notional, now_ms, self._unrealised())
+        if refusal is not None:
+            self._log_once("risk", "info", f"entry refused by risk: {refusal}", out)
+            return
+        link_id = self._next_link_id("e")
+        if liquid:
+            intent = OrderIntent(
+                symbol=symbol,
+                side=side,
+                order_type=OrderType.MARKET,
+                qty=sizing.qty,
+                time_in_force=TimeInForce.IOC,
+                order_link_id=link_id,
+            )
+        else:
+            touch = book.bid if side is Side.BUY else book.ask
+            intent = OrderIntent(
+                symbol=symbol,
+                side=side,
+                order_type=OrderType.LIMIT,
+                qty=sizing.qty,
+                price=round_price(instrument, to_decimal(touch), side),
+                time_in_force=TimeInForce.POST_ONLY,
+                order_link_id=link_id,
+            )
+        self._working = _Working(intent=intent, purpose="entry")
+        self.risk.record_order(now_ms)
+        out.append(PlaceOrder(intent=intent))
+        direction = "long" if side is Side.BUY else "short"
+        self._goto(
+            EngineState.ORDER_PENDING,
+            f"entry signal {direction} momentum={momentum:.6f} spread={spread:.2f}bps "
+            f"qty={sizing.qty} {'market' if liquid else f'limit @ {intent.price}'}",
+            out,
+        )
+
+    # ------------------------------------------------------------ exits
+
+    def _check_kill_switch(self, now_ms: int, out: list[Command]) -> bool:
+        """Halt when today's loss (realised + unrealised) reached the limit."""
+        if self._state is EngineState.HALTED:
+            return False
+        unrealised = self._unrealised()
+        if not self.risk.loss_limit_breached(now_ms, unrealised):
+            return False
+        loss = self.risk.daily_loss(now_ms, unrealised)
+        self._halt(
+            f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}", now_ms, out
+        )
+        return True
+
+    def _exit_condition(self, now_ms: int) -> str | None:
+        position = self._position
+        assert position is not None
+        if self._state is EngineState.HALTED and self.config.flatten_on_halt:
+            return f"halt: {self._halt_reason} (flatten)"
+        if self._pending is not None:
+            return f"symbol switch to {self._pending[0]}"
+        price = self._mark_price()
+        if price is not None and self._stop is not None and self._target is not None:
+            long = position.side is Side.BUY
+            if (price <= self._stop) if long else (price >= self._stop):
+                return (
+                    f"stop-loss hit at {_fmt(price)} "
+                    f"(entry {position.entry_price}, stop {_fmt(self._stop)})"
+                )
+            if (price >= self._target) if long else (price <= self._target):
+                return (
+                    f"take-profit hit at {_fmt(price)} "
+                    f"(entry {position.entry_price}, target {_fmt(self._target)})"
+                )
+        max_hold = self.config.max_hold_ms
+        if max_hold is not None and now_ms - position.opened_ms >= max_hold:
+            return f"max hold {max_hold} ms reached"
+        return None
+
+    def _check_exits(self, now_ms: int, out: list[Command]) -> None:
+        """With a position and no working order: decide an exit, or retry a failed close."""
+        if self._exit_reason is None:
+            self._exit_reason = self._exit_condition(now_ms)
+        if self._exit_reason is None:
+            return
+        if self._close_retry_at is not None and now_ms < self._close_retry_at:
+            return
+        self._place_close(self._exit_reason, now_ms, out)
+
+    def _place_close(self, reason: str, now_ms: int, out: list[Command]) -> None:
+        position = self._position
+        instrument = self._instrument
+        symbol = self._symbol
+        assert position is not None and instrument is not None and symbol is not None
+        qty = min(round_qty(instrument, position.size), instrument.max_mkt_qty)
+        if qty <= 0:
+            self._log_once(
+                "dust",
+                "warning",
+                f"cannot close {position.size}: below the qty step {instrument.qty_step}",
+                out,
+            )
+            return
+        intent = OrderIntent(
+            symbol=symbol,
+            side=position.side.opposite,
+            order_type=OrderType.MARKET,
+            qty=qty,
+            time_in_force=TimeInForce.IOC,
+            reduce_only=True,
+            order_link_id=self._next_link_id("x"),
+        )
+        self._working = _Working(intent=intent, purpose="close")
+        self._close_retry_at = None
+        self.risk.record_order(now_ms)
+        out.append(PlaceOrder(intent=intent))
+        if self._state is EngineState.POSITION_OPEN:
+            self._goto(EngineState.CLOSING_POSITION, reason, out)
+        else:
+            out.append(Log(level="info", message=f"closing {qty} ({reason})"))
+
+    # ------------------------------------------------------------ order events
+
+    def _working_for(self, event: Any, now_ms: int, out: list[Command]) -> _Working | None:
+        """The working order this event is about, or None (then handled as late)."""
+        working = self._working
+        if working is not None and event.order_link_id == working.link_id:
+            return working
+        self._on_late_order(event, now_ms, out)
+        return None
+
+    def _on_late_order(self, event: Any, _now_ms: int, out: list[Command]) -> None:
+        link_id: str = event.order_link_id
+        if not self.owns(link_id):
+            raise EngineError(
+                self._state, event, f"order {link_id!r} was not issued by this engine"
+            )
+        terminal = isinstance(event, OrderFilled | OrderFailed)
+        filled = getattr(event, "filled_qty", Decimal(0)) > 0
+        released = self._released.get(link_id)
+        if terminal and released is not None:
+            del self._released[link_id]
+        out.append(
+            Log(
+                level="info" if filled else "debug",
+                message=f"late {type(event).__name__} for {link_id} (no longer working)",
+            )
+        )
+        if filled and self._symbol is not None:
+            out.append(RequestPosition(symbol=self._symbol))
+
+    def _on_accepted(self, event: OrderAccepted, now_ms: int, out: list[Command]) -> None:
+        working = self._working_for(event, now_ms, out)
+        if working is not None:
+            working.order_id = event.order_id
+
+    def _on_partial(self, event: OrderPartiallyFilled, now_ms: int, out: list[Command]) -> None:
+        working = self._working_for(event, now_ms, out)
+        if working is None:
+            return
+        if working.purpose == "entry":
+            working.update_fill(event.filled_qty, event.avg_price)
+            out.append(
+                Log(
+                    level="info",
+                    message=f"entry {working.link_id} partially filled "
+                    f"qty={event.filled_qty} @ {event.avg_price}",
+                )
+            )
+            return
+        self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        if self._position is None:  # pragma: no cover - a partial that closes all is a fill
+            self._working = None
+            self._flat_after_close(f"close {working.link_id} filled", now_ms, out)
+
+    def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> None:
+        working = self._working_for(event, now_ms, out)
+        if working is None:
+            return
+        self._working = None
+        if working.purpose == "entry":
+            working.update_fill(event.filled_qty, event.avg_price)
+            self._open_from_entry(
+                working,
+                f"order filled qty={event.filled_qty} @ {event.avg_price}",
+                now_ms,
+                out,
+            )
+            return
+        self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        cause = f"close filled qty={event.filled_qty} @ {event.avg_price}"
+        if self._position is None:
+            self._flat_after_close(cause, now_ms, out)
+        else:
+            # A capped or raced close left some: re-issue for the rest at once.
+            out.append(Log(level="info", message=f"{cause}; {self._position.size} left"))
+            self._reissue_close(now_ms, out)
+
+    def _on_failed(self, event: OrderFailed, now_ms: int, out: list[Command]) -> None:
+        working = self._working_for(event, now_ms, out)
+        if working is None:
+            return
+        self._working = None
+        if working.purpose == "entry":
+            working.update_fill(event.filled_qty, event.avg_price)
+            if working.filled_qty > 0:
+                self._open_from_entry(
+                    working,
+                    f"entry order ended ({event.reason}) after partial fill "
+                    f"qty={working.filled_qty}",
+                    now_ms,
+                    out,
+                )
+                return
+            self.risk.start_cooldown(now_ms)
+            self._goto(EngineState.IDLE, f"entry order failed: {event.reason}", out)
+            return
+        progressed = self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        if self._position is None:
+            self._flat_after_close(f"close ended ({event.reason}) with all filled", now_ms, out)
+        elif progressed > 0:
+            out.append(
+                Log(
+                    level="info",
+                    message=f"close ended ({event.reason}) after partial fill; "
+                    f"{self._position.size} left",
+                )
+            )
+            self._reissue_close(now_ms, out)
+        else:
+            backoff = self.config.close_retry_backoff_ms
+            self._close_retry_at = now_ms + backoff
+            out.append(Alert(message=f"close order failed: {event.reason}; retry in {backoff} ms"))
+            self._goto(
+                EngineState.POSITION_OPEN,
+                f"close failed: {event.reason}; retry in {backoff} ms",
+                out,
+            )
+            self._check_kill_switch(now_ms, out)
+
+    def _open_from_entry(
+        self, working: _Working, cause: str, now_ms: int, out: list[Command]
+    ) -> None:
+        self._set_position(
+            Position(
+                side=working.intent.side,
+                size=working.filled_qty,
+                entry_price=working.avg_price,
+                opened_ms=now_ms,
+            )
+        )
+        self._goto(EngineState.POSITION_OPEN, cause, out)
+        assert self._symbol is not None
+        out.append(RequestPosition(symbol=self._symbol))
+        self._check_exits(now_ms, out)
+
+    def _close_progress(
+        self, working: _Working, cum_qty: Decimal, avg: Decimal | None, now_ms: int
+    ) -> Decimal:
+        """Apply a close's cumulative fill to the position; book its realised PnL."""
+        before_notional = working.filled_notional
+        delta = working.update_fill(cum_qty, avg)
+        position = self._position
+        if delta <= 0 or position is None:
+            return Decimal(0)
+        after_notional = working.filled_notional
+        if (
+            position.entry_price is not None
+            and before_notional is not None
+            and after_notional is not None
+        ):
+            exit_notional = after_notional - before_notional
+            pnl = (exit_notional - position.entry_price * delta) * position.side.sign
+            self.risk.record_realised_pnl(pnl, now_ms)
+            if pnl < 0:
+                self.risk.start_cooldown(now_ms)
+        remaining = position.size - delta
+        if remaining <= 0:
+            self._set_position(None)
+        else:
+            self._position = attrs.evolve(position, size=remaining)
+        return delta
+
+    def _flat_after_close(self, cause: str, now_ms: int, out: list[Command]) -> None:
+        self._set_position(None)
+        symbol = self._symbol
+        self._goto(EngineState.IDLE, cause, out)
+        if symbol is not None:
+            out.append(RequestPosition(symbol=symbol))
+        self._check_kill_switch(now_ms, out)
+
+    def _reissue_close(self, now_ms: int, out: list[Command]) -> None:
+        reason = self._exit_reason or "close remaining size"
+        self._place_close(reason, now_ms, out)
+
+    # ------------------------------------------------------------ control events
+
+    def _adopt(self, snapshot: PositionSnapshot, now_ms: int) -> Position:
+        assert snapshot.side is not None
+        old = self._position
+        entry = snapshot.avg_price if snapshot.avg_price > 0 else None
+        if old is not None and old.side is snapshot.side:
+            position = attrs.evolve(old, size=snapshot.size, entry_price=entry or old.entry_price)
+        else:
+            position = Position(
+                side=snapshot.side, size=snapshot.size, entry_price=entry, opened_ms=now_ms
+            )
+        self._set_position(position)
+        return position
+
+    def _on_position(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> None:
+        if event.symbol != self._symbol:
+            if not event.is_flat:
+                out.append(
+                    Alert(
+                        message=f"position on {event.symbol} ({event.side and event.side.value} "
+                        f"{event.size}) is not managed by this engine "
+                        f"(current symbol {self._symbol})"
+                    )
+                )
+            return
+        self._need_position = False
+        working = self._working
+        held = self._position
+        if working is not None and working.purpose == "entry":
+            if event.is_flat:
+                return  # may predate the fill: the entry's own outcome decides
+            position = self._adopt(event, now_ms)
+            self._release(working, out, cancel=True)
+            self._goto(
+                EngineState.POSITION_OPEN,
+                f"position snapshot shows the entry filled: adopted {position.side.value} "
+                f"{position.size} @ {position.entry_price}",
+                out,
+            )
+            self._check_exits(now_ms, out)
+            return
+        if working is not None:  # a close is working
+            if event.is_flat:
+                self._release(working, out, cancel=False)
+                self._flat_after_close("position snapshot flat: close complete", now_ms, out)
+            elif held is not None and event.size != held.size:
+                out.append(
+                    Log(
+                        level="debug",
+                        message=f"snapshot size {event.size} during close (engine {held.size}); "
+                        "waiting for the close to end",
+                    )
+                )
+            return
+        if event.is_flat:
+            if held is None:
+                return
+            cause = "position closed outside the bot"
+            out.append(
+                Alert(message=f"{cause}: was {held.side.value} {held.size} @ {held.entry_price}")
+            )
+            self._set_position(None)
+            self._goto(EngineState.IDLE, cause, out)
+            return
+        if held is None:
+            position = self._adopt(event, now_ms)
+            cause = (
+                f"adopted exchange position {position.side.value} {position.size} "
+                f"@ {position.entry_price}"
+            )
+            out.append(Log(level="warning", message=cause))
+            self._goto(EngineState.POSITION_OPEN, cause, out)
+            self._check_exits(now_ms, out)
+            return
+        if event.side is not held.side or event.size != held.size:
+            position = self._adopt(event, now_ms)
+            out.append(
+                Log(
+                    level="warning",
+                    message=f"position differs from the exchange: engine {held.side.value} "
+                    f"{held.size}, exchange {position.side.value} {position.size}: adopted",
+                )
+            )
+        elif held.entry_price is None and event.avg_price > 0:
+            self._adopt(event, now_ms)
+
+    def _release(self, working: _Working, out: list[Command], *, cancel: bool) -> None:
+        """Stop tracking the working order; its end is awaited as a late report."""
+        self._working = None
+        self._released[working.link_id] = (working.intent.symbol, working.purpose)
+        if cancel:
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+
+    def _on_open_orders(self, event: OpenOrders, _now_ms: int, out: list[Command]) -> None:
+        listed = set(event.order_link_ids)
+        working = self.working_order_link_id
+        for link_id in event.order_link_ids:
+            if link_id != working and is_own_order_link_id(link_id, self.config.link_id_prefix):
+                out.append(
+                    Log(
+                        level="warning",
+                        message=f"cancelling stray order {link_id} on {event.symbol}",
+                    )
+                )
+                out.append(CancelOrder(symbol=event.symbol, order_link_id=link_id))
+        for link_id, (symbol, _) in list(self._released.items()):
+            if symbol == event.symbol and link_id not in listed:
+                del self._released[link_id]  # not open any more: it has ended
+        if event.symbol == self._symbol:
+            self._need_orders = False
+
+    def _on_symbol(self, event: SymbolSelected, _now_ms: int, out: list[Command]) -> None:
+        if event.symbol == self._symbol:
+            self._instrument = event.instrument
+            if self._pending is not None:
+                out.append(
+                    Log(
+                        level="info",
+                        message=f"symbol switch to {self._pending[0]} dropped: "
+                        f"{event.symbol} selected again",
+                    )
+                )
+                self._pending = None
+            return
+        if self._state is EngineState.HALTED:
+            out.append(
+                Log(level="info", message=f"halted: symbol switch to {event.symbol} ignored")
+            )
+            return
+        if self._state is EngineState.IDLE and self._position is None and self._working is None:
+            self._switch(event.symbol, event.instrument, out)
+            return
+        self._pending = (event.symbol, event.instrument)
+        out.append(
+            Log(
+                level="info",
+                message=f"symbol switch to {event.symbol} pending: "
+                f"no entries, closing on {self._symbol} first",
+            )
+        )
+        working = self._working
+        if working is not None and working.purpose == "entry":
+            # The entry is no longer wanted; its outcome still comes back as an event.
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+
+    def _on_halt(self, event: Halt, now_ms: int, out: list[Command]) -> None:
+        if self._state is EngineState.HALTED:
+            out.append(Log(level="info", message=f"already halted; halt ({event.reason}) ignored"))
+            return
+        self._halt(event.reason, now_ms, out)
+
+    def _halt(self, reason: str, now_ms: int, out: list[Command]) -> None:
+        self._halt_reason = reason
+        self._pending = None
+        self._goto(EngineState.HALTED, f"halt: {reason}", out)
+        out.append(Alert(message=f"halted: {reason}"))
+        working = self._working
+        if working is not None and working.purpose == "entry":
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+        elif working is None and self._position is not None and self.config.flatten_on_halt:
+            self._exit_reason = None
+            self._close_retry_at = None
+            self._check_exits(now_ms, out)
+
+    def _on_resync(self, event: Resync, _now_ms: int, out: list[Command]) -> None:
+        self._need_position = self._need_orders = True
+        out.append(
+            Log(
+                level="info",
+                message=f"resync ({event.reason}): no entries until position and open "
+                "orders are read",
+            )
+        )
+        if self._symbol is not None:
+            out.append(RequestPosition(symbol=self._symbol))
