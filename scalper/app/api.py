@@ -11,8 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-from ..core.model import Instrument, OrderIntent, OrderUpdate, PositionSnapshot
-from ..core.scanner import TickerStat
+from ..core.model import Instrument, OrderIntent, OrderUpdate, PositionSnapshot, TickerStat
 
 __all__ = ["ExchangeApi"]
 

@@ -1,0 +1,99 @@
+"""Position verification: the exchange is the source of truth (the seed's fix 3).
+
+The engine's idea of the position is checked against a REST read every
+``interval_s`` (60 s), and at once whenever anyone asks (after a fill, after a
+reconnect, at start-up): requests arrive on a channel of symbols and coalesce, so a
+burst of requests costs one read. A failed read is retried after a short pause
+rather than waiting a whole interval, because drift is what this task exists to catch.
+
+Start-up is its own step (``startup_sweep``): before the first trade the bot adopts
+any open position and cancels stray orders that carry its own ``orderLinkId`` prefix,
+on every USDT contract, not only the one it is about to trade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import trio
+from loguru import logger
+
+from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
+from ..core.model import Event, OpenOrders, PositionSnapshot
+from .api import ExchangeApi
+
+__all__ = ["reconcile_once", "run_reconcile", "startup_sweep"]
+
+Report = Callable[[Event], Awaitable[None]]
+
+#: after a failed read, try again this soon (not a whole interval later)
+_RETRY_S = 2.0
+
+
+async def reconcile_once(api: ExchangeApi, symbol: str, report: Report) -> PositionSnapshot:
+    """Read position and open orders of ``symbol`` and report both to the engine."""
+    position = await api.position(symbol)
+    orders = await api.open_orders(symbol)
+    await report(position)
+    await report(OpenOrders(symbol=symbol, order_link_ids=tuple(o.order_link_id for o in orders)))
+    return position
+
+
+async def run_reconcile(
+    api: ExchangeApi,
+    requests: trio.MemoryReceiveChannel[str],
+    report: Report,
+    interval_s: float,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Verify the position every ``interval_s`` and on every request."""
+    symbol: str | None = None
+    wait = interval_s
+    task_status.started()
+    async with requests:
+        while True:
+            with trio.move_on_after(wait) as timer:
+                symbol = await requests.receive()
+            while True:  # coalesce a burst of requests into one read
+                try:
+                    symbol = requests.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            if symbol is None:
+                continue
+            cause = "periodic" if timer.cancelled_caught else "requested"
+            log = logger.bind(symbol=symbol)
+            try:
+                position = await reconcile_once(api, symbol, report)
+            except BybitError as exc:
+                log.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
+                wait = _RETRY_S
+                continue
+            wait = interval_s
+            side = position.side.value if position.side else "flat"
+            log.info(
+                "verified position ({}): {} {} @ {}", cause, side, position.size, position.avg_price
+            )
+
+
+async def startup_sweep(api: ExchangeApi, link_id_prefix: str) -> list[PositionSnapshot]:
+    """Cancel stray orders of ours on every symbol; return the open positions to adopt."""
+    for order in await api.open_orders(None):
+        if not order.order_link_id.startswith(f"{link_id_prefix}-"):
+            continue  # not ours: a human's or another bot's order is left alone
+        log = logger.bind(symbol=order.symbol, order_link_id=order.order_link_id)
+        try:
+            await api.cancel_order(order.symbol, order.order_link_id)
+            log.warning("start-up: cancelled a stray order of ours left from an earlier run")
+        except (OrderNotFound, OrderAlreadyFinal):
+            log.info("start-up: stray order ended by itself")
+    positions = await api.open_positions()
+    for position in positions:
+        logger.bind(symbol=position.symbol).warning(
+            "start-up: found an open position {} {} @ {}",
+            position.side.value if position.side else "?",
+            position.size,
+            position.avg_price,
+        )
+    return positions

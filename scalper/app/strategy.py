@@ -1,0 +1,158 @@
+"""The strategy task: feed events to the sans-IO engine, carry out its commands.
+
+Two inputs, deliberately separate (the seed mixed them in one channel):
+
+* market data (``BookUpdate``/``TradeTicks``), try-sent by the market-data task and
+  dropped when this task lags: the next update supersedes it;
+* control events (order outcomes, positions, symbol switches, halts, resyncs) on a
+  lossless channel: awaited sends, never dropped.
+
+Both loops run in one nursery and share the engine. ``Engine.handle`` is synchronous,
+but carrying out its commands awaits (a full execution channel waits), so a lock keeps
+each "handle + dispatch" whole: commands leave in the order the engine made them.
+A timer feeds ``Tick`` so time rules (cooldowns, close retries, max hold) run even on
+a silent market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+
+import trio
+from loguru import logger
+
+from ..core.model import (
+    Alert,
+    CancelOrder,
+    Command,
+    Event,
+    Log,
+    PlaceOrder,
+    RequestPosition,
+    Subscribe,
+    Tick,
+    Transition,
+)
+from ..core.strategy import Engine, EngineError
+from .feed import MarketMessage
+from .journal import Journal
+from .metrics import Metrics
+
+MarketReceive = trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
+
+__all__ = ["StrategyRunner"]
+
+
+class StrategyRunner:
+    """Owns the engine inside the trio program and routes its commands."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock_ms: Callable[[], int],
+        orders: trio.MemorySendChannel[PlaceOrder | CancelOrder],
+        subscriptions: trio.MemorySendChannel[str],
+        position_requests: trio.MemorySendChannel[str],
+        journal: Journal,
+        metrics: Metrics,
+    ) -> None:
+        self.engine = engine
+        self._clock_ms = clock_ms
+        self._orders = orders
+        self._subscriptions = subscriptions
+        self._position_requests = position_requests
+        self._journal = journal
+        self._metrics = metrics
+        self._lock = trio.Lock()
+
+    async def feed(self, event: Event) -> None:
+        """Hand one event to the engine and carry out what it decides."""
+        async with self._lock:
+            try:
+                commands = self.engine.handle(event, self._clock_ms())
+            except EngineError as exc:
+                # A caller bug (an order event the engine never issued): loud, but the
+                # engine refused it and changed nothing, so trading state is intact.
+                logger.error("engine refused {}: {}", type(event).__name__, exc)
+                return
+            for command in commands:
+                await self._dispatch(command)
+
+    async def _dispatch(self, command: Command) -> None:
+        symbol = self.engine.symbol or "-"
+        if isinstance(command, PlaceOrder):
+            intent = command.intent
+            await self._journal.record(
+                "order",
+                symbol=intent.symbol,
+                order_link_id=intent.order_link_id,
+                side=intent.side,
+                type=intent.order_type,
+                tif=intent.time_in_force,
+                qty=intent.qty,
+                price=intent.price,
+                reduce_only=intent.reduce_only,
+            )
+            if intent.reduce_only:
+                self._metrics.exits += 1
+            else:
+                self._metrics.entries += 1
+            await self._orders.send(command)
+        elif isinstance(command, CancelOrder):
+            await self._orders.send(command)
+        elif isinstance(command, Subscribe):
+            await self._subscriptions.send(command.symbol)
+        elif isinstance(command, RequestPosition):
+            # requests coalesce: when full, one is already waiting to be served
+            with suppress(trio.WouldBlock):
+                self._position_requests.send_nowait(command.symbol)
+        elif isinstance(command, Transition):
+            logger.bind(symbol=symbol).info(
+                "state {} -> {}: {}", command.before.value, command.after.value, command.cause
+            )
+            await self._journal.record(
+                "transition",
+                symbol=symbol,
+                before=command.before,
+                after=command.after,
+                cause=command.cause,
+            )
+        elif isinstance(command, Log):
+            logger.bind(symbol=symbol).log(command.level.upper(), command.message)
+        elif isinstance(command, Alert):
+            logger.bind(symbol=symbol).warning("ALERT: {}", command.message)
+            await self._journal.record("alert", symbol=symbol, message=command.message)
+
+    async def _market_loop(
+        self, market: trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
+    ) -> None:
+        latency = self._metrics.tick_to_decision
+        async for received_at, message in market:
+            await self.feed(message)
+            latency.add(trio.current_time() - received_at)
+
+    async def _control_loop(self, control: trio.MemoryReceiveChannel[Event]) -> None:
+        async for event in control:
+            await self.feed(event)
+
+    async def _timer(self, tick_interval_s: float) -> None:
+        while True:
+            await trio.sleep(tick_interval_s)
+            await self.feed(Tick())
+
+    async def run(
+        self,
+        market: MarketReceive,
+        control: trio.MemoryReceiveChannel[Event],
+        *,
+        tick_interval_s: float = 0.25,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until cancelled (the bot's shutdown sequence ends it)."""
+        async with market, control, trio.open_nursery() as nursery:
+            nursery.start_soon(self._market_loop, market)
+            nursery.start_soon(self._control_loop, control)
+            nursery.start_soon(self._timer, tick_interval_s)
+            task_status.started()
