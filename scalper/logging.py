@@ -1,0 +1,168 @@
+"""Log setup for the shells (``app/``, ``sim/``, the CLI): loguru, one call at start-up.
+
+* ``human`` (default): one compact line per event on stderr, coloured when stderr is
+  a terminal, with the bound context (``logger.bind(symbol=..., order_link_id=...)``)
+  appended as ``key=value`` pairs: ``12:00:01.234 INFO  entry filled  symbol=SOLUSDT ...``.
+* ``json``: one JSON object per line (``time``, ``level``, ``message``, ``name``, the
+  bound context, ``exception``), for log shippers on a VPS.
+* optional file sink (same format as stderr, never coloured).
+
+Secrets are redacted twice, as defence in depth: a patcher rewrites the message and
+bound string values of every record (so any sink added later sees them redacted), and
+every sink installed here redacts its final text too, which also covers tracebacks.
+The core never logs (it returns data); this module is only for the shells.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+    from .config import Settings
+
+__all__ = ["REDACTED", "configure_from_settings", "configure_logging", "make_redactor"]
+
+#: what a secret is replaced with
+REDACTED = "****"
+#: shorter "secrets" are not redacted: replacing them would mangle ordinary text
+MIN_SECRET_LEN = 4
+
+_HUMAN = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+    "{message}{extra[_context]}\n{exception}"
+)
+
+
+def make_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
+    """A function replacing every given secret (and its JSON-escaped form) in a text."""
+    variants: set[str] = set()
+    for secret in secrets:
+        if secret and len(secret) >= MIN_SECRET_LEN:
+            variants.add(secret)
+            variants.add(json.dumps(secret)[1:-1])
+    if not variants:
+        return lambda text: text
+    # longest first, so a secret containing another is replaced whole
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
+    return lambda text: pattern.sub(REDACTED, text)
+
+
+def _context(record: Record) -> str:
+    pairs = [f"{key}={value}" for key, value in record["extra"].items() if not key.startswith("_")]
+    return "  " + " ".join(pairs) if pairs else ""
+
+
+def _human_format(record: Record) -> str:
+    record["extra"]["_context"] = _context(record)
+    return _HUMAN
+
+
+def _json_format(record: Record) -> str:
+    payload: dict[str, Any] = {
+        "time": record["time"].isoformat(timespec="milliseconds"),
+        "level": record["level"].name,
+        "message": record["message"],
+        "name": record["name"],
+    }
+    for key, value in record["extra"].items():
+        if not key.startswith("_") and key not in payload:
+            payload[key] = value if isinstance(value, int | float | bool | None) else str(value)
+    exc = record["exception"]
+    if exc is not None and exc.type is not None:
+        import traceback
+
+        payload["exception"] = "".join(
+            traceback.format_exception(exc.type, exc.value, exc.traceback)
+        ).rstrip()
+    record["extra"]["_json"] = json.dumps(payload, ensure_ascii=False)
+    # {exception} is deliberately absent: the traceback is inside the JSON object.
+    return "{extra[_json]}\n"
+
+
+class _RedactingSink:
+    """A sink writing loguru's final text to a stream, secrets removed."""
+
+    def __init__(self, stream: TextIO, redact: Callable[[str], str], *, owned: bool) -> None:
+        self._stream = stream
+        self._redact = redact
+        self._owned = owned
+
+    def write(self, message: Message) -> None:
+        self._stream.write(self._redact(str(message)))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def stop(self) -> None:
+        """Called by loguru when the handler is removed: close a file we opened."""
+        if self._owned:
+            self._stream.close()
+
+
+def configure_logging(
+    level: str,
+    fmt: str,
+    file: str | None,
+    secrets: Sequence[str],
+    *,
+    stream: TextIO | None = None,
+) -> None:
+    """Replace loguru's handlers: stderr (or ``stream``) and optionally ``file``.
+
+    ``level`` is a loguru level name (``INFO``, ...), ``fmt`` is ``"human"`` or
+    ``"json"``. Every string in ``secrets`` is redacted from everything logged.
+    Calling it again reconfigures from scratch.
+    """
+    if fmt not in ("human", "json"):
+        raise ValueError(f"log format must be 'human' or 'json', got {fmt!r}")
+    level = level.upper()
+    redact = make_redactor(secrets)
+
+    def patch(record: Record) -> None:
+        record["message"] = redact(record["message"])
+        extra = record["extra"]
+        for key, value in extra.items():
+            if isinstance(value, str):
+                extra[key] = redact(value)
+
+    logger.remove()
+    logger.configure(patcher=patch)
+    out = sys.stderr if stream is None else stream
+    formatter = _human_format if fmt == "human" else _json_format
+    logger.add(
+        _RedactingSink(out, redact, owned=False),
+        level=level,
+        format=formatter,
+        colorize=fmt == "human" and out.isatty(),
+        backtrace=False,
+        diagnose=False,  # variable values in tracebacks could hold secrets
+    )
+    if file:
+        handle = open(file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (lives as the sink)
+        logger.add(
+            _RedactingSink(handle, redact, owned=True),
+            level=level,
+            format=formatter,
+            colorize=False,
+            backtrace=False,
+            diagnose=False,
+        )
+
+
+def configure_from_settings(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """``configure_logging`` from the ``[log]`` settings, redacting the API secrets."""
+    configure_logging(
+        settings.log.level,
+        settings.log.format,
+        settings.log.file or None,
+        settings.secrets(),
+        stream=stream,
+    )
