@@ -1,0 +1,650 @@
+"""BybitRest against a scripted fake Bybit in ``httpx.MockTransport``.
+
+The fake checks every signature over the exact bytes received and the recv-window
+rule, keeps orders by orderLinkId (refusing duplicates with 110072, like Bybit), and
+plays scripted faults per path. Time is trio's MockClock (``autojump_clock``): the
+client's wall clock is derived from it, so backoffs and rate-limit waits take no real
+time and their virtual durations can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from loguru import logger
+
+from scalper.bybit.auth import rest_signature
+from scalper.bybit.errors import (
+    AmbiguousOutcome,
+    AuthError,
+    BybitError,
+    DuplicateOrder,
+    HTTPStatusError,
+    InsufficientBalance,
+    OrderAlreadyFinal,
+    OrderNotFound,
+    RateLimited,
+    ServerBusy,
+)
+from scalper.bybit.rest import BybitRest, Credentials, RetryPolicy
+from scalper.core.model import (
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+KEY = "test-key-123"
+SECRET = "super-secret-456"
+BASE_MS = 1_700_000_000_000
+
+Fault = Callable[[httpx.Request, "FakeBybit"], httpx.Response]
+
+
+def trio_ms() -> int:
+    return BASE_MS + int(trio.current_time() * 1000)
+
+
+def envelope(result: Any = None, code: int = 0, msg: str = "OK", **headers: str) -> httpx.Response:
+    body = {
+        "retCode": code,
+        "retMsg": msg,
+        "result": result or {},
+        "retExtInfo": {},
+        "time": trio_ms(),
+    }
+    return httpx.Response(200, content=json.dumps(body).encode(), headers=headers)
+
+
+class FakeBybit:
+    """A tiny, strict Bybit: signatures, recv window, orders by orderLinkId, faults."""
+
+    def __init__(self, *, skew_ms: int = 0, dedup: bool = True) -> None:
+        self.skew_ms = skew_ms
+        #: refuse a reused orderLinkId with 110072 (Bybit does); off = worst case
+        self.dedup = dedup
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.history_only: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+        self.create_times: list[float] = []
+        self.signatures: list[str] = []
+        self.faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self.next_id = 1000
+
+    def server_ms(self) -> int:
+        return trio_ms() + self.skew_ms
+
+    def script(self, path: str, *faults: Fault) -> None:
+        self.faults[path].extend(faults)
+
+    # -------------------------------------------------------------- transport
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path == "/v5/market/time":
+            ms = self.server_ms()
+            return envelope({"timeSecond": str(ms // 1000), "timeNano": str(ms * 1_000_000)})
+        public = path.startswith("/v5/market/")
+        if not public:
+            denied = self._check_auth(request)
+            if denied is not None:
+                return denied
+        queue = self.faults.get(path)
+        if queue:
+            return queue.popleft()(request, self)
+        return self.route(request)
+
+    def _check_auth(self, request: httpx.Request) -> httpx.Response | None:
+        h = request.headers
+        if h.get("X-BAPI-API-KEY") != KEY:
+            return envelope(code=10003, msg="API key is invalid.")
+        ts = int(h["X-BAPI-TIMESTAMP"])
+        recv = int(h["X-BAPI-RECV-WINDOW"])
+        payload = (
+            request.content.decode() if request.method == "POST" else request.url.query.decode()
+        )
+        expect = rest_signature(
+            SECRET, timestamp_ms=ts, api_key=KEY, recv_window_ms=recv, payload=payload
+        )
+        self.signatures.append(h["X-BAPI-SIGN"])
+        if h["X-BAPI-SIGN"] != expect:
+            return envelope(code=10004, msg="error sign!")
+        now = self.server_ms()
+        if not now - recv <= ts < now + 1000:
+            return envelope(code=10002, msg="invalid request, please check your server timestamp")
+        return None
+
+    def route(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        q = dict(request.url.params)
+        if path == "/v5/order/create":
+            return self.create(request)
+        if path in ("/v5/order/realtime", "/v5/order/history"):
+            link = q.get("orderLinkId")
+            rows = [
+                o
+                for lid, o in self.orders.items()
+                if (link is None or lid == link)
+                and ((lid in self.history_only) == (path == "/v5/order/history"))
+            ]
+            return envelope({"list": rows, "nextPageCursor": "", "category": "linear"})
+        if path == "/v5/order/cancel":
+            body = json.loads(request.content)
+            order = self.orders.get(body.get("orderLinkId", ""))
+            if order is None:
+                return envelope(code=110001, msg="order not exists or too late to cancel")
+            if order["orderStatus"] != "New":
+                return envelope(code=110008, msg="order has been completed or cancelled")
+            order["orderStatus"] = "Cancelled"
+            return envelope({"orderId": order["orderId"], "orderLinkId": order["orderLinkId"]})
+        if path == "/v5/position/set-leverage":
+            return envelope(code=110043, msg="leverage not modified")
+        raise AssertionError(f"unexpected path {path}")
+
+    def create(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        link = body["orderLinkId"]
+        if link in self.orders and self.dedup:
+            return envelope(code=110072, msg="OrderLinkedID is duplicate")
+        self.create_times.append(trio.current_time())
+        self.next_id += 1
+        self.orders[link] = {
+            "orderId": str(self.next_id),
+            "orderLinkId": link,
+            "symbol": body["symbol"],
+            "side": body["side"],
+            "orderType": body["orderType"],
+            "orderStatus": "New",
+            "qty": body["qty"],
+            "price": body.get("price", "0"),
+            "avgPrice": "",
+            "cumExecQty": "0",
+            "leavesQty": body["qty"],
+            "rejectReason": "EC_NoError",
+            "updatedTime": str(self.server_ms()),
+        }
+        return envelope({"orderId": str(self.next_id), "orderLinkId": link})
+
+
+# -------------------------------------------------------------- faults
+
+
+def ret_code(code: int, *, reset_in_ms: int | None = None) -> Fault:
+    def fault(_req: httpx.Request, fake: FakeBybit) -> httpx.Response:
+        headers = {}
+        if reset_in_ms is not None:
+            headers = {
+                "X-Bapi-Limit": "10",
+                "X-Bapi-Limit-Status": "0",
+                "X-Bapi-Limit-Reset-Timestamp": str(fake.server_ms() + reset_in_ms),
+            }
+        return envelope(code=code, msg="scripted", **headers)
+
+    return fault
+
+
+def status(code: int) -> Fault:
+    return lambda _req, _fake: httpx.Response(code, content=b"<html>bad gateway</html>")
+
+
+def execute_then(then: Fault | str) -> Fault:
+    """Execute the request for real, then lose or spoil the reply."""
+
+    def fault(req: httpx.Request, fake: FakeBybit) -> httpx.Response:
+        fake.route(req)
+        if then == "timeout":
+            raise httpx.ReadTimeout("read timed out", request=req)
+        if then == "reset":
+            raise httpx.RemoteProtocolError("peer closed connection", request=req)
+        if then == "garbage":
+            return httpx.Response(200, content=b"<html>oops")
+        assert callable(then)
+        return then(req, fake)
+
+    return fault
+
+
+def timeout_unexecuted(req: httpx.Request, _fake: FakeBybit) -> httpx.Response:
+    raise httpx.ReadTimeout("read timed out", request=req)
+
+
+def connect_error(req: httpx.Request, _fake: FakeBybit) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=req)
+
+
+# -------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def fake() -> FakeBybit:
+    return FakeBybit()
+
+
+@pytest.fixture
+async def rest(fake: FakeBybit) -> Any:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(fake), base_url="http://bybit.test"
+    ) as client:
+        yield BybitRest(
+            client,
+            Credentials(KEY, SECRET),
+            clock=trio_ms,
+            rng=random.Random(7),
+            retry=RetryPolicy(max_attempts=5, base_delay_s=0.2, max_delay_s=2.0, total_budget_s=30),
+        )
+
+
+def intent(link: str = "scalp-0001", **kw: Any) -> OrderIntent:
+    args: dict[str, Any] = {
+        "symbol": "BTCUSDT",
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "qty": Decimal("0.001"),
+        "price": Decimal("50000"),
+        "time_in_force": TimeInForce.POST_ONLY,
+        "order_link_id": link,
+    }
+    args.update(kw)
+    return OrderIntent(**args)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="DEBUG", format="{message} {extra} {exception}")
+    yield lines
+    logger.remove(sink)
+
+
+# -------------------------------------------------------------- signing and wire
+
+
+async def test_post_body_is_compact_and_signed_bytes_are_sent(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    order_id = await rest.place_order(intent())
+    assert order_id == "1001"
+    assert fake.orders["scalp-0001"]["price"] == "50000"
+    assert len(fake.signatures) == 1  # the fake verified it over the exact body
+
+
+def test_order_body_matches_reference_vector_body() -> None:
+    body = BybitRest._json(BybitRest._order_body(intent()))
+    assert body.startswith(
+        '{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit",'
+        '"qty":"0.001","price":"50000","timeInForce":"PostOnly"'
+    )
+    assert " " not in body
+    market = BybitRest._order_body(
+        intent(order_type=OrderType.MARKET, price=None, qty=Decimal("1E+1"))
+    )
+    assert market["qty"] == "10" and "price" not in market and market["timeInForce"] == "IOC"
+
+
+async def test_get_query_is_signed_as_sent_including_encoded_cursor(autojump_clock: Any) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.query.decode())
+        h = request.headers
+        expect = rest_signature(
+            SECRET,
+            timestamp_ms=int(h["X-BAPI-TIMESTAMP"]),
+            api_key=KEY,
+            recv_window_ms=5000,
+            payload=request.url.query.decode(),
+        )
+        assert h["X-BAPI-SIGN"] == expect
+        cursor = "" if "cursor=" in seen[-1] else "page_args%3Dabc%26symbol%3D6%26"
+        row = _fixture_row("rest_order_realtime")
+        return envelope({"list": [row], "nextPageCursor": cursor})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x") as c:
+        rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms)
+        orders = await rest.open_orders("ETHUSDT")
+    assert len(orders) == 2
+    assert seen[0] == "category=linear&symbol=ETHUSDT&openOnly=0&limit=50"
+    assert seen[1].endswith("&cursor=page_args%3Dabc%26symbol%3D6%26")
+
+
+def _fixture_row(name: str) -> dict[str, Any]:
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "bybit" / f"{name}.json"
+    row: dict[str, Any] = json.loads(path.read_text())["response"]["result"]["list"][0]
+    return row
+
+
+async def test_credentials_repr_hides_secret_and_key() -> None:
+    creds = Credentials(KEY, SECRET)
+    assert SECRET not in repr(creds) and KEY not in repr(creds)
+    async with httpx.AsyncClient(base_url="http://x") as c:
+        assert SECRET not in repr(BybitRest(c, creds)) and KEY not in repr(BybitRest(c, creds))
+
+
+# -------------------------------------------------------------- clock
+
+
+async def test_timestamp_error_resyncs_clock_and_succeeds(autojump_clock: Any) -> None:
+    fake = FakeBybit(skew_ms=12_000)  # exchange clock 12 s ahead of ours
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://x") as c:
+        rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms)
+        assert await rest.order("BTCUSDT", "nope") is None
+    assert 11_900 <= rest.clock_offset_ms <= 12_100
+    gets = [p for _, p in fake.calls]
+    assert gets[:3] == ["/v5/order/realtime", "/v5/market/time", "/v5/order/realtime"]
+
+
+async def test_sync_clock_measures_offset(autojump_clock: Any) -> None:
+    fake = FakeBybit(skew_ms=-3_000)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://x") as c:
+        rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms)
+        assert -3_100 <= await rest.sync_clock() <= -2_900
+        assert abs(rest.now_ms() - fake.server_ms()) < 100
+
+
+# -------------------------------------------------------------- retries
+
+
+async def test_5xx_burst_is_retried_with_exponential_backoff(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/realtime", status(502), status(503), status(504))
+    start = trio.current_time()
+    assert await rest.order("BTCUSDT", "x") is None
+    elapsed = trio.current_time() - start
+    # delays 0.2, 0.4, 0.8 s, each jittered into [50 %, 100 %]
+    assert 0.7 <= elapsed <= 1.4 + 1e-6
+    assert [p for _, p in fake.calls].count("/v5/order/realtime") == 4
+
+
+async def test_retries_are_bounded_in_attempts(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/realtime", *[status(503)] * 20)
+    with pytest.raises(HTTPStatusError) as info:
+        await rest.order("BTCUSDT", "x")
+    assert info.value.status == 503 and info.value.retryable
+    assert [p for _, p in fake.calls].count("/v5/order/realtime") == 5
+
+
+async def test_retries_are_bounded_in_total_time(fake: FakeBybit, autojump_clock: Any) -> None:
+    fake.script("/v5/order/realtime", *[status(503)] * 50)
+    policy = RetryPolicy(max_attempts=50, base_delay_s=1.0, max_delay_s=4.0, total_budget_s=10.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://x") as c:
+        rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms, retry=policy)
+        start = trio.current_time()
+        with pytest.raises(HTTPStatusError):
+            await rest.order("BTCUSDT", "x")
+    assert trio.current_time() - start <= 10.0
+
+
+async def test_final_errors_are_not_retried(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", ret_code(110007))
+    with pytest.raises(InsufficientBalance) as info:
+        await rest.place_order(intent())
+    assert info.value.ret_code == 110007 and not info.value.retryable
+    assert fake.calls == [("POST", "/v5/order/create")]
+    fake.script("/v5/order/realtime", status(401))
+    with pytest.raises(HTTPStatusError):
+        await rest.order("BTCUSDT", "x")
+
+
+async def test_bad_key_is_an_auth_error(fake: FakeBybit, autojump_clock: Any) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://x") as c:
+        rest = BybitRest(c, Credentials("wrong", SECRET), clock=trio_ms)
+        with pytest.raises(AuthError):
+            await rest.order("BTCUSDT", "x")
+    assert len(fake.calls) == 1
+
+
+async def test_10006_waits_until_reset_then_places_once(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", *[ret_code(10006, reset_in_ms=1500)] * 3)
+    start = trio.current_time()
+    order_id = await rest.place_order(intent())
+    assert len(fake.orders) == 1 and fake.orders["scalp-0001"]["orderId"] == order_id
+    # three waits of ~1.5 s, each until the announced reset
+    assert trio.current_time() - start >= 4.5
+    assert fake.create_times[0] - start >= 4.5
+    assert [p for _, p in fake.calls].count("/v5/order/create") == 4
+
+
+async def test_10006_without_progress_gives_up(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", *[ret_code(10006, reset_in_ms=100)] * 10)
+    with pytest.raises(RateLimited):
+        await rest.place_order(intent())
+    assert fake.orders == {}
+
+
+async def test_client_side_limiter_keeps_creates_under_10_per_second(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    for i in range(35):
+        await rest.place_order(intent(f"burst-{i}"))
+    times = fake.create_times
+    assert len(times) == 35
+    for i in range(len(times) - 10):
+        assert times[i + 10] - times[i] >= 1.0  # any 11 creates span at least 1 s
+
+
+async def test_exhausted_limit_header_slows_down_before_10006(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    def nearly_exhausted(req: httpx.Request, f: FakeBybit) -> httpx.Response:
+        resp = f.route(req)
+        resp.headers.update(
+            {
+                "X-Bapi-Limit": "50",
+                "X-Bapi-Limit-Status": "1",
+                "X-Bapi-Limit-Reset-Timestamp": str(f.server_ms() + 800),
+            }
+        )
+        return resp
+
+    fake.script("/v5/order/realtime", nearly_exhausted)
+    await rest.order("BTCUSDT", "a")
+    t0 = trio.current_time()
+    await rest.order("BTCUSDT", "b")
+    assert trio.current_time() - t0 >= 0.79
+
+
+# -------------------------------------------------------------- idempotent create
+
+#: Every way a create can go wrong before it ends up placed. Each must leave exactly
+#: one order on the exchange and return its id.
+CREATE_FAULTS: dict[str, list[Fault]] = {
+    "clean": [],
+    "timeout-after-executing": [execute_then("timeout")],
+    "reset-after-executing": [execute_then("reset")],
+    "garbage-after-executing": [execute_then("garbage")],
+    "503-after-executing": [execute_then(status(503))],
+    "10000-after-executing": [execute_then(ret_code(10000))],
+    "10016-after-executing": [execute_then(ret_code(10016))],
+    "timeout-not-executed": [timeout_unexecuted],
+    "503-not-executed": [status(503), status(502)],
+    "10016-not-executed": [ret_code(10016)],
+    "connect-error": [connect_error, connect_error],
+    "rate-limited": [ret_code(10006, reset_in_ms=300)],
+    "timestamp": [ret_code(10002)],
+    "everything": [
+        connect_error,
+        ret_code(10006, reset_in_ms=200),
+        timeout_unexecuted,
+        status(503),
+        execute_then("timeout"),
+    ],
+}
+
+
+@pytest.mark.parametrize("faults", CREATE_FAULTS.values(), ids=CREATE_FAULTS.keys())
+async def test_create_is_idempotent_under_every_fault(
+    faults: list[Fault], rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    rest.retry = RetryPolicy(max_attempts=8, base_delay_s=0.1, total_budget_s=60)
+    # Worst case: this exchange does NOT refuse a reused orderLinkId, so any second
+    # create that reached it would be a second order. The client alone must prevent it.
+    fake.dedup = False
+    fake.script("/v5/order/create", *faults)
+    order_id = await rest.place_order(intent())
+    assert list(fake.orders) == ["scalp-0001"]
+    assert fake.orders["scalp-0001"]["orderId"] == order_id
+    assert len(fake.create_times) == 1  # the exchange executed exactly one create
+    assert rest.create_sends == [p for _, p in fake.calls].count("/v5/order/create")
+
+
+async def test_outcome_unknown_but_order_exists_is_not_resent(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", execute_then("timeout"))
+    order_id = await rest.place_order(intent())
+    paths = [p for _, p in fake.calls]
+    assert paths == ["/v5/order/create", "/v5/order/realtime"]
+    assert order_id == fake.orders["scalp-0001"]["orderId"]
+
+
+async def test_order_found_in_history_after_unknown_outcome(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    def execute_fill_and_time_out(req: httpx.Request, f: FakeBybit) -> httpx.Response:
+        f.route(req)
+        f.orders["scalp-0001"].update(orderStatus="Filled", cumExecQty="0.001", avgPrice="50000")
+        f.history_only.add("scalp-0001")
+        raise httpx.ReadTimeout("timed out", request=req)
+
+    fake.script("/v5/order/create", execute_fill_and_time_out)
+    order_id = await rest.place_order(intent())
+    assert [p for _, p in fake.calls] == [
+        "/v5/order/create",
+        "/v5/order/realtime",
+        "/v5/order/history",
+    ]
+    assert order_id == fake.orders["scalp-0001"]["orderId"]
+    update = await rest.order("BTCUSDT", "scalp-0001")
+    assert update is not None and update.status is OrderStatus.FILLED
+
+
+async def test_duplicate_reply_resolves_to_the_existing_order(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    first = await rest.place_order(intent())
+    again = await rest.place_order(intent())  # e.g. the app retried the command
+    assert again == first and len(fake.orders) == 1 and len(fake.create_times) == 1
+
+
+async def test_duplicate_without_a_visible_order_is_never_resent(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", ret_code(110072))
+    with pytest.raises(DuplicateOrder):
+        await rest.place_order(intent())
+    assert [p for _, p in fake.calls].count("/v5/order/create") == 1
+    assert fake.orders == {}
+
+
+async def test_unresolvable_outcome_raises_ambiguous_and_never_resends(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", execute_then("timeout"))
+    fake.script("/v5/order/realtime", *[status(503)] * 20)
+    with pytest.raises(AmbiguousOutcome, match="read-back failed"):
+        await rest.place_order(intent())
+    assert [p for _, p in fake.calls].count("/v5/order/create") == 1
+    assert len(fake.orders) == 1
+
+
+async def test_attempts_exhausted_without_order_is_ambiguous(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/create", *[status(503)] * 20)
+    with pytest.raises(AmbiguousOutcome, match="not placed"):
+        await rest.place_order(intent())
+    assert fake.orders == {}
+    assert [p for _, p in fake.calls].count("/v5/order/create") == rest.retry.max_attempts
+
+
+# -------------------------------------------------------------- other calls
+
+
+async def test_cancel_mapping_and_leverage(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    await rest.place_order(intent())
+    await rest.cancel_order("BTCUSDT", "scalp-0001")
+    assert fake.orders["scalp-0001"]["orderStatus"] == "Cancelled"
+    with pytest.raises(OrderAlreadyFinal):
+        await rest.cancel_order("BTCUSDT", "scalp-0001")
+    with pytest.raises(OrderNotFound):
+        await rest.cancel_order("BTCUSDT", "never-placed")
+    await rest.set_leverage("BTCUSDT", Decimal("5"))  # 110043 is success
+    with pytest.raises(ValueError, match="order_link_id or order_id"):
+        await rest.cancel_order("BTCUSDT")
+
+
+async def test_cancel_after_timeout_is_retried(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    await rest.place_order(intent())
+    fake.script("/v5/order/cancel", execute_then("timeout"))
+    with pytest.raises(OrderAlreadyFinal):  # the retry finds it cancelled already
+        await rest.cancel_order("BTCUSDT", "scalp-0001")
+    assert fake.orders["scalp-0001"]["orderStatus"] == "Cancelled"
+
+
+async def test_server_busy_is_retryable_for_reads(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    fake.script("/v5/order/realtime", ret_code(10016), ret_code(10000))
+    assert await rest.order("BTCUSDT", "x") is None
+    assert ServerBusy.retryable
+
+
+# -------------------------------------------------------------- secrets
+
+
+async def test_no_secret_in_logs_or_errors(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any, log_lines: list[str]
+) -> None:
+    texts: list[str] = []
+    for name, faults in CREATE_FAULTS.items():
+        fake.script("/v5/order/create", *faults)
+        await rest.place_order(intent(f"s-{name}"))
+    failing: list[list[Fault]] = [
+        [ret_code(110007)],
+        [execute_then("timeout")] + [status(503)] * 0,
+        [ret_code(110072)],
+        [status(403)],
+    ]
+    for i, faults in enumerate(failing):
+        fake.script("/v5/order/create", *faults)
+        if i == 1:
+            fake.script("/v5/order/realtime", *[status(503)] * 10)
+        try:
+            await rest.place_order(intent(f"fail-{i}"))
+        except BybitError as exc:
+            texts.append(f"{exc!s} {exc!r} {exc.__cause__!r}")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake), base_url="http://x") as c:
+        bad = BybitRest(c, Credentials("wrong", SECRET), clock=trio_ms)
+        with pytest.raises(AuthError) as info:
+            await bad.order("BTCUSDT", "x")
+        texts.append(f"{info.value!s} {info.value!r}")
+    assert len(texts) == 5
+    everything = "\n".join(log_lines + texts)
+    assert "order create" in everything  # the capture did see the log lines
+    assert len(fake.signatures) > 20
+    for secret in [SECRET, KEY, *fake.signatures]:
+        assert secret not in everything
