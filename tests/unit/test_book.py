@@ -456,7 +456,7 @@ def test_book_matches_naive_reference(messages: list[tuple]) -> None:  # type: i
     for kind, raw_bids, raw_asks, step, reset in messages:
         # bids live low, asks high, overlapping in the middle: crosses happen, but rarely
         bids = [[_price_str(t, style), s] for t, s, style in raw_bids]
-        asks = [[_price_str(t + 25, style), s] for t, s, style in raw_asks]
+        asks = [[_price_str(t + 52, style), s] for t, s, style in raw_asks]
         u = 1 if reset else max(2, u + step)
         was_valid = book.valid
         status = book.apply(kind, bids, asks, u, 0)
