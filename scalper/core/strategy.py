@@ -749,8 +749,8 @@ class Engine:
         out.append(PlaceOrder(intent=intent))
         if self._state is EngineState.POSITION_OPEN:
             self._goto(EngineState.CLOSING_POSITION, reason, out)
-        else:
-            out.append(Log(level="info", message=f"closing {qty} ({reason})"))
+        elif self._state is EngineState.HALTED:
+            out.append(Log(level="info", message=f"closing {qty} while halted ({reason})"))
 
     # ------------------------------------------------------------ order events
 
@@ -1038,7 +1038,7 @@ class Engine:
         if event.symbol == self._symbol:
             self._need_orders = False
 
-    def _on_symbol(self, event: SymbolSelected, _now_ms: int, out: list[Command]) -> None:
+    def _on_symbol(self, event: SymbolSelected, now_ms: int, out: list[Command]) -> None:
         if event.symbol == self._symbol:
             self._instrument = event.instrument
             if self._pending is not None:
@@ -1071,6 +1071,8 @@ class Engine:
         if working is not None and working.purpose == "entry":
             # The entry is no longer wanted; its outcome still comes back as an event.
             out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+        elif working is None and self._position is not None:
+            self._check_exits(now_ms, out)
 
     def _on_halt(self, event: Halt, now_ms: int, out: list[Command]) -> None:
         if self._state is EngineState.HALTED:
