@@ -970,4 +970,4 @@ def test_transitions_are_reported_with_their_cause() -> None:
     transitions = [c for c in out if isinstance(c, Transition)]
     assert len(transitions) == 1
     assert transitions[0].before is EngineState.POSITION_OPEN
-    assert "stop-loss hit at 99.4 (entry 100, stop 99.5)" == transitions[0].cause
+    assert transitions[0].cause == "stop-loss hit at 99.4 (entry 100, stop 99.5)"
