@@ -107,6 +107,11 @@ class _RedactingSink:
             self._stream.close()
 
 
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
+
+
 def configure_logging(
     level: str,
     fmt: str,
@@ -141,7 +146,7 @@ def configure_logging(
         _RedactingSink(out, redact, owned=False),
         level=level,
         format=formatter,
-        colorize=fmt == "human" and out.isatty(),
+        colorize=fmt == "human" and _is_terminal(out),
         backtrace=False,
         diagnose=False,  # variable values in tracebacks could hold secrets
     )

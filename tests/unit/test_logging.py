@@ -153,3 +153,24 @@ def test_configure_from_settings_redacts_the_api_secrets() -> None:
     text = out.getvalue()
     assert SECRET not in text
     assert "headers: key=**** secret=****" in text
+
+
+class _Console:
+    """A stream-like object without isatty (like a status panel wrapper)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_any_writable_stream_works() -> None:
+    console = _Console()
+    configure_logging("INFO", "human", None, [SECRET], stream=console)  # type: ignore[arg-type]
+    logger.info("x {}", SECRET)
+    assert console.parts and "x ****" in console.parts[0]
