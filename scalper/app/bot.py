@@ -24,8 +24,7 @@ has been told to reconcile before its first entry.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
@@ -38,7 +37,6 @@ from ..bybit.rest import BybitRest, Credentials
 from ..config import Settings
 from ..core.model import (
     CancelOrder,
-    EngineState,
     Event,
     Halt,
     Instrument,
@@ -152,8 +150,17 @@ async def run_bot(
         async with trio.open_nursery() as root:
             await root.start(run_journal, settings.journal.path, journal_receive)
             try:
-                await _trade(settings, endpoints, rest, journal, shutdown, duration_s, console,
-                             api_key, api_secret)
+                await _trade(
+                    settings,
+                    endpoints,
+                    rest,
+                    journal,
+                    shutdown,
+                    duration_s,
+                    console,
+                    api_key,
+                    api_secret,
+                )
             finally:
                 await journal.aclose()
 
@@ -214,7 +221,7 @@ async def _trade(
         ScannerConfig(
             min_turnover=settings.scanner.min_turnover,
             switch_ratio=settings.scanner.switch_ratio,
-            exclude=tuple(settings.scanner.exclude),
+            exclude=settings.scanner.exclude,
         ),
         instruments,
     )
@@ -233,7 +240,12 @@ async def _trade(
         await trading.start(runner.run, market_receive, control_receive)
         feed = MarketFeed(market_send, metrics)
         await trading.start(
-            run_market_data, endpoints.ws_public_url, subs_receive, feed, instruments, resync,
+            run_market_data,
+            endpoints.ws_public_url,
+            subs_receive,
+            feed,
+            instruments,
+            resync,
             metrics,
         )
         await report(Resync(reason="start-up"))
@@ -259,15 +271,14 @@ async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:
     shutdown.request(f"--duration {duration_s:g} s elapsed")
 
 
-async def _graceful_stop(runner: StrategyRunner, rest: BybitRest, prefix: str, metrics: Metrics) -> None:
+async def _graceful_stop(
+    runner: StrategyRunner, rest: BybitRest, prefix: str, metrics: Metrics
+) -> None:
     """Halt the engine (cancel, maybe flatten), wait for it to settle, sweep our orders."""
     engine = runner.engine
     await runner.feed(Halt(reason="shutdown"))
     with trio.move_on_after(FLATTEN_TIMEOUT_S) as waited:
-        while engine.working_order_link_id is not None or (
-            engine.position is not None and engine.config.flatten_on_halt
-        ):
-            await trio.sleep(0.05)
+        await runner.wait_until(_settled)
     if waited.cancelled_caught:
         logger.error(
             "shutdown: engine not settled after {} s (state {}, position {})",
@@ -288,7 +299,15 @@ async def _graceful_stop(runner: StrategyRunner, rest: BybitRest, prefix: str, m
     logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
 
 
-async def _journal_outcome(journal: Journal, rest: BybitRest, intent: OrderIntent, event: Event) -> None:
+def _settled(engine: Engine) -> bool:
+    """No order working, and flat unless the configuration keeps the position."""
+    flat_enough = engine.position is None or not engine.config.flatten_on_halt
+    return engine.working_order_link_id is None and flat_enough
+
+
+async def _journal_outcome(
+    journal: Journal, rest: BybitRest, intent: OrderIntent, event: Event
+) -> None:
     """Journal an order's end; a fill (full or partial) also becomes a ``fill`` record."""
     price: Decimal | None
     if isinstance(event, OrderFilled):
@@ -321,5 +340,3 @@ async def _journal_outcome(journal: Journal, rest: BybitRest, intent: OrderInten
             fee=fee,
             reduce_only=intent.reduce_only,
         )
-
-

@@ -126,6 +126,6 @@ def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
     try:
         return trio.run(_run, settings, duration_s, console)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the top of the program: one clear line, exit 1
         logger.exception("scalper stopped on an unexpected error")
         return 1

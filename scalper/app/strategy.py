@@ -66,6 +66,7 @@ class StrategyRunner:
         self._journal = journal
         self._metrics = metrics
         self._lock = trio.Lock()
+        self._changed = trio.Event()
 
     async def feed(self, event: Event) -> None:
         """Hand one event to the engine and carry out what it decides."""
@@ -79,6 +80,13 @@ class StrategyRunner:
                 return
             for command in commands:
                 await self._dispatch(command)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[Engine], bool]) -> None:
+        """Wait until ``predicate(engine)`` holds (re-checked after every event)."""
+        while not predicate(self.engine):
+            await self._changed.wait()
 
     async def _dispatch(self, command: Command) -> None:
         symbol = self.engine.symbol or "-"

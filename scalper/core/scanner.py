@@ -73,13 +73,18 @@ def is_stablecoin_pair(symbol: str) -> bool:
     return base in STABLECOIN_BASES
 
 
+def _symbols(value: Iterable[str]) -> tuple[str, ...]:
+    """Typed converter (``converter=tuple`` would leave mypy an unbound generic)."""
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class ScannerConfig:
     """The scanner's settings (``[scanner]`` min_turnover, switch_ratio, exclude)."""
 
     min_turnover: float = attrs.field(default=10_000_000.0, validator=attrs.validators.ge(0))
     switch_ratio: float = attrs.field(default=1.2, validator=attrs.validators.ge(1.0))
-    exclude: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDE, converter=tuple)
+    exclude: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDE, converter=_symbols)
 
     def choose(self, tickers: Iterable[TickerStat], current: str | None) -> str | None:
         """``choose`` with this configuration."""
