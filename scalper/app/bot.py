@@ -327,7 +327,8 @@ async def _journal_outcome(
     if filled > 0 and price is not None:
         fee = Decimal(0)
         try:
-            fee = sum((f.fee for f in await rest.fills(intent.symbol, intent.order_link_id)), fee)
+            fills = await rest.executions(intent.symbol, order_link_id=intent.order_link_id)
+            fee = sum((f.fee for f in fills), fee)
         except BybitError as exc:
             logger.bind(order_link_id=intent.order_link_id).warning("fee read failed: {}", exc)
         await journal.record(
