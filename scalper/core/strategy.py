@@ -593,8 +593,10 @@ class Engine:
             return "pending", f"symbol switch to {self._pending[0]} pending"
         if not self.reconciled:
             return "reconcile", "waiting for position and open orders (reconcile before trade)"
-        if any(purpose == "entry" for _, purpose in self._released.values()):
-            return "released", "an earlier entry order's end is not confirmed yet"
+        if self._released:
+            # A let-go order may still be working: an old entry would double the
+            # position, an old reduce-only close would cut the new one.
+            return "released", "an earlier order's end is not confirmed yet"
         book = self._book
         if book is None or not book.valid:
             return "book", "book invalid or missing"

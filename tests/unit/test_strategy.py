@@ -971,3 +971,80 @@ def test_transitions_are_reported_with_their_cause() -> None:
     assert len(transitions) == 1
     assert transitions[0].before is EngineState.POSITION_OPEN
     assert transitions[0].cause == "stop-loss hit at 99.4 (entry 100, stop 99.5)"
+
+
+# ------------------------------------------------------------ late reports in working states
+
+
+def test_late_fill_of_the_entry_while_closing_asks_for_the_position() -> None:
+    engine = pending(Side.BUY)
+    run(engine, [holding(Side.BUY, "10.0", "100"), against(Side.BUY, T0 + 1)], T0 + 1)
+    assert engine.state is EngineState.CLOSING_POSITION
+    for late in (
+        OrderAccepted(order_link_id=E1, order_id="1"),
+        OrderPartiallyFilled(order_link_id=E1, filled_qty=D(1), avg_price=D(100)),
+        OrderFailed(order_link_id=E1, reason="cancelled", filled_qty=D(0)),
+    ):
+        out = engine.handle(late, T0 + 2)
+        assert view(out)[0][0] == "log"
+    assert engine.state is EngineState.CLOSING_POSITION
+    assert engine.working_order_link_id == X2
+
+
+@sides
+def test_close_that_ends_with_everything_filled_goes_idle(side: Side) -> None:
+    engine = closing(side)
+    out = run(engine, [OrderFailed(order_link_id=X2, reason="IOC", filled_qty=D("10.0"))])
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert "with all filled" in texts(out)[0]
+
+
+# ------------------------------------------------------------ seed checklist item 4
+
+
+@sides
+def test_seed_item_4_full_cycle_with_symbol_race_and_skip(side: Side) -> None:
+    """Idle -> OrderPending -> PositionOpen -> ClosingPosition -> Idle; a second signal
+    while not Idle is skipped with the seed's message; an old symbol's tick is ignored."""
+    engine = Engine(config())
+    now = T0
+    commands = run(engine, [select(OTHER), flat(OTHER), no_orders(OTHER), select(SYM)], now)
+    assert view(commands)[-3:] == [("log", "info"), ("subscribe", SYM), ("position?", SYM)]
+    commands = run(engine, [flat(), no_orders()], now)
+    assert commands == []
+    # the old symbol's trades still in the channel: ignored, not an entry signal
+    commands = run(engine, [book(symbol=OTHER), momentum_trades(side, symbol=OTHER)], now)
+    assert view(commands) == [("log", "debug")]
+    assert engine.state is EngineState.IDLE
+    # signal on the current symbol -> entry
+    commands = run(engine, [book(), momentum_trades(side)], now)
+    assert view(commands) == [entry_market(side), ("T", IDLE, PENDING)]
+    # a second signal while the entry is pending: skipped with the seed's message
+    commands = run(engine, [momentum_trades(side), momentum_trades(side)], now + 1)
+    assert texts(commands) == ["Not in Idle state (OrderPending), skipping entry signal"]
+    # fill -> PositionOpen, position read
+    commands = run(
+        engine,
+        [
+            OrderAccepted(order_link_id=E1, order_id="o-1"),
+            OrderFilled(order_link_id=E1, filled_qty=D("10.0"), avg_price=D(100)),
+        ],
+        now + 50,
+    )
+    assert view(commands) == [("T", PENDING, OPEN), ("position?", SYM)]
+    assert run(engine, [holding(side, "10.0", "100")], now + 60) == []
+    # still a signal in PositionOpen: skipped once
+    commands = run(engine, [book(ts=now + 70), momentum_trades(side, ts=now + 70)], now + 70)
+    assert view(commands) == [("log", "info")]
+    assert texts(commands) == ["Not in Idle state (PositionOpen), skipping entry signal"]
+    # take-profit -> ClosingPosition
+    commands = run(engine, [calm(now + 80), in_favour(side, now + 90)], now + 90)
+    assert view(commands) == [close_market(side), ("T", OPEN, CLOSING)]
+    # close fill -> Idle
+    price = D("101.1") if side is Side.BUY else D("98.9")
+    commands = run(
+        engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=price)], now + 120
+    )
+    assert view(commands) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert run(engine, [flat()], now + 130) == []
+    assert engine.state is EngineState.IDLE and engine.position is None
