@@ -1,0 +1,64 @@
+"""A WebSocket connection's outgoing queue: cheap to fill from sync code, drained by trio.
+
+The market and the venue publish from plain (sync) code thousands of times a second; a
+trio memory channel per message would cost a task switch each. Instead each connection
+has a deque that publishers append to, and one writer task per connection drains it,
+sleeping on a ``trio.Event`` only when it is empty. A consumer that falls more than
+``limit`` messages behind is marked ``overflowed`` and its connection is closed (Bybit
+drops slow consumers too), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+__all__ = ["Outbox"]
+
+
+class Outbox:
+    """Outgoing text frames of one WebSocket connection."""
+
+    __slots__ = ("_event", "close_code", "closed", "limit", "overflowed", "queue")
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.queue: deque[str] = deque()
+        self.limit = limit
+        self.overflowed = False
+        self.closed = False
+        #: close code the writer sends once the queue is drained after ``close``
+        self.close_code = 1000
+        self._event: trio.Event | None = None
+
+    def put(self, text: str) -> None:
+        """Queue one frame (sync; never blocks)."""
+        if self.closed:
+            return
+        if len(self.queue) >= self.limit:
+            self.overflowed = True
+            self.closed = True
+            self.close_code = 1013
+        else:
+            self.queue.append(text)
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    def close(self, code: int = 1000) -> None:
+        """Stop accepting frames and wake the writer so it can send ``code`` and exit."""
+        if not self.closed:
+            self.close_code = code
+        self.closed = True
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    async def wait(self) -> None:
+        """Sleep until a frame is queued or the outbox is closed."""
+        if self.queue or self.closed:
+            return
+        event = self._event = trio.Event()
+        await event.wait()

@@ -1,0 +1,91 @@
+"""Reading request parameters the way Bybit does: strict types, 10001 with a useful text.
+
+REST GET parameters arrive as strings, POST bodies as JSON values. Numbers that Bybit
+documents as strings (qty, price, leverage) must be strings here too; a wrong type, a
+missing required field or an unparsable number is a ``VenueError(10001, ...)`` naming
+the parameter, never an exception that would become an HTTP 500.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import VenueError
+
+__all__ = ["opt_bool", "opt_decimal", "opt_int", "opt_str", "req_decimal", "req_str"]
+
+Params = dict[str, Any]
+
+
+def opt_str(params: Params, name: str) -> str | None:
+    """A string parameter, or None when absent / null / empty."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise VenueError(
+            10001, f"params error: {name} must be a string, got {type(value).__name__}"
+        )
+    return value
+
+
+def req_str(params: Params, name: str) -> str:
+    """A required string parameter."""
+    value = opt_str(params, name)
+    if value is None:
+        raise VenueError(10001, f"params error: missing required parameter {name}")
+    return value
+
+
+def opt_decimal(params: Params, name: str) -> Decimal | None:
+    """A decimal number sent as a string (Bybit's convention), or None when absent."""
+    text = opt_str(params, name)
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise VenueError(10001, f"params error: {name} is not a number: {text!r}") from None
+    if not value.is_finite():
+        raise VenueError(10001, f"params error: {name} is not a finite number: {text!r}")
+    return value
+
+
+def req_decimal(params: Params, name: str) -> Decimal:
+    """A required decimal number sent as a string."""
+    value = opt_decimal(params, name)
+    if value is None:
+        raise VenueError(10001, f"params error: missing required parameter {name}")
+    return value
+
+
+def opt_bool(params: Params, name: str) -> bool:
+    """A boolean flag (JSON bool; "true"/"false" also accepted); absent -> False."""
+    value = params.get(name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise VenueError(10001, f"params error: {name} must be a boolean, got {value!r}")
+
+
+def opt_int(params: Params, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer (JSON int or digit string) within [lo, hi]; absent -> default."""
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise VenueError(10001, f"params error: {name} must be an integer")
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise VenueError(10001, f"params error: {name} must be an integer") from None
+    if not isinstance(value, int):
+        raise VenueError(10001, f"params error: {name} must be an integer")
+    if not lo <= value <= hi:
+        raise VenueError(10001, f"params error: {name} must be between {lo} and {hi}")
+    return value
