@@ -184,7 +184,8 @@ class WsConnection:
         self._auth_event = trio.Event()
         self._error: BaseException | None = None
         self._send_items, self._items = trio.open_memory_channel[Item](policy.queue_size)
-        self._control_stats = ParseStats(name=f"{self.name}-control")
+        #: unusable frames without a topic (broken control replies), counted
+        self.control_stats = ParseStats(name=f"{self.name}-control")
         #: connections made so far
         self.connections = 0
         #: drops so far, and why the last one happened
@@ -384,7 +385,7 @@ class WsConnection:
                 self._control(frame)
 
     def _control(self, frame: str | bytes) -> None:
-        msg = parse_message(frame, self._control_stats)
+        msg = parse_message(frame, self.control_stats)
         if not isinstance(msg, ControlMessage):
             return  # counted (and logged, rate-limited) by the parser
         if msg.is_pong:

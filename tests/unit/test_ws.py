@@ -309,4 +309,4 @@ async def test_malformed_control_frames_are_counted_and_skipped(autojump_clock: 
         server.ws.push('{"op": "subscribe", "success": false, "ret_msg": "bad topic"}')
         server.ws.push(BOOK)
         assert json.loads(await next_item(conn)) == BOOK
-        assert conn._control_stats.counts["malformed_json"] == 1
+        assert conn.control_stats.counts["malformed_json"] == 1

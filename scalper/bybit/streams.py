@@ -1,0 +1,243 @@
+"""Typed streams on top of ``WsConnection``: one symbol's L2 book, and our private pushes.
+
+``PublicStream`` keeps the local book of the symbol it follows with
+``scalper.core.book.OrderBook`` and yields compact events::
+
+    async with open_public_stream(url, "BTCUSDT", tick_size) as stream:
+        async for event in stream:   # BookUpdate | TradeTicks | Connected | Disconnected
+            ...
+
+* A book that turns invalid (delta before snapshot, ``u`` going backwards, crossed,
+  malformed level) is re-requested at once (unsubscribe + subscribe: Bybit answers with
+  a fresh snapshot); until then the book drops deltas and reports ``valid=False``.
+* A dropped connection invalidates the book (a ``BookUpdate`` with ``valid=False`` is
+  yielded so entries stop); the reconnect's resubscription brings a fresh snapshot.
+* ``follow(symbol, tick_size)`` switches symbol: unsubscribe the old topics, start an
+  empty book, subscribe the new ones; late frames of the old symbol are ignored.
+
+``PrivateStream`` yields ``OrderUpdate``, ``Fill``, ``PositionSnapshot`` and
+``WalletBalance`` (plus the connection markers), with repeated pushes removed: a fill by
+its ``execId``, an order update by ``(orderId, status, cumExecQty, updatedTime)``.
+
+Both count unparseable frames in ``stats`` (a ``ParseStats``) and never raise on them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+from loguru import logger
+
+from scalper.core.book import BookStatus, OrderBook
+from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
+
+from .parse import (
+    BookMessage,
+    FillsMessage,
+    OrdersMessage,
+    ParseStats,
+    PositionsMessage,
+    TradesMessage,
+    WalletBalance,
+    WalletMessage,
+    parse_message,
+)
+from .rest import Credentials, wall_clock_ms
+from .ws import Connected, ConnectFn, Disconnected, WsConnection, WsPolicy, open_ws
+
+__all__ = [
+    "PRIVATE_TOPICS",
+    "PrivateEvent",
+    "PrivateStream",
+    "PublicEvent",
+    "PublicStream",
+    "SeenSet",
+    "open_private_stream",
+    "open_public_stream",
+]
+
+PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
+_DEFAULT_POLICY = WsPolicy()
+
+PublicEvent = BookUpdate | TradeTicks | Connected | Disconnected
+PrivateEvent = OrderUpdate | Fill | PositionSnapshot | WalletBalance | Connected | Disconnected
+
+
+class SeenSet:
+    """The last ``size`` keys seen, for de-duplicating pushes in bounded memory."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._size = size
+
+    def first_time(self, key: Hashable) -> bool:
+        """True the first time ``key`` is offered (within the window)."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
+class PublicStream:
+    """The L2 book and trades of one symbol. Iterate it for ``PublicEvent``s."""
+
+    def __init__(self, conn: WsConnection, *, depth: int = 50, stats: ParseStats | None = None):
+        self.conn = conn
+        self.depth = depth
+        self.stats = stats or ParseStats(name="public")
+        self.symbol: str | None = None
+        self.book: OrderBook | None = None
+        #: times the book was re-requested because it turned invalid
+        self.resyncs = 0
+
+    def topics(self, symbol: str) -> list[str]:
+        """The topics followed for ``symbol``."""
+        return [f"orderbook.{self.depth}.{symbol}", f"publicTrade.{symbol}"]
+
+    async def follow(self, symbol: str, tick_size: Decimal | str) -> None:
+        """Switch to ``symbol`` (no-op if already following it)."""
+        if symbol == self.symbol:
+            return
+        old = self.symbol
+        if old is not None:
+            await self.conn.unsubscribe(self.topics(old))
+        self.symbol = symbol
+        self.book = OrderBook(symbol, tick_size)
+        await self.conn.subscribe(self.topics(symbol))
+        logger.bind(symbol=symbol).info("public stream: following {} (was {})", symbol, old)
+
+    def __aiter__(self) -> PublicStream:
+        return self
+
+    async def __anext__(self) -> PublicEvent:
+        while True:
+            item = await self.conn.__anext__()
+            if isinstance(item, str | bytes):
+                event = await self._frame(item)
+                if event is not None:
+                    return event
+            elif isinstance(item, Disconnected):
+                book = self.book
+                if book is not None:
+                    book.invalidate(f"stream dropped: {item.reason}")
+                return item
+            else:
+                return item
+
+    async def _frame(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
+        msg = parse_message(raw, self.stats)
+        if isinstance(msg, BookMessage):
+            book = self.book
+            if book is None or msg.symbol != self.symbol:
+                return None  # a late frame of the symbol we left
+            status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
+            if status is BookStatus.INVALID:
+                return None  # dropped while waiting for the repairing snapshot
+            if status is BookStatus.INVALIDATED:
+                self.resyncs += 1
+                logger.bind(symbol=book.symbol).warning(
+                    "book invalid ({}): resubscribing for a fresh snapshot", book.invalid_reason
+                )
+                await self.conn.resubscribe([self.topics(book.symbol)[0]])
+            top = book.top()
+            return BookUpdate(top=top) if top is not None else None
+        if isinstance(msg, TradesMessage):
+            if msg.symbol != self.symbol or not msg.trades:
+                return None
+            return TradeTicks(symbol=msg.symbol, trades=msg.trades)
+        return None
+
+
+class PrivateStream:
+    """Our order, execution, position and wallet pushes, de-duplicated."""
+
+    def __init__(
+        self, conn: WsConnection, *, stats: ParseStats | None = None, window: int = 4096
+    ) -> None:
+        self.conn = conn
+        self.stats = stats or ParseStats(name="private")
+        self._seen = SeenSet(window)
+        self._pending: deque[PrivateEvent] = deque()
+        #: repeated pushes dropped
+        self.duplicates = 0
+
+    def __aiter__(self) -> PrivateStream:
+        return self
+
+    async def __anext__(self) -> PrivateEvent:
+        while not self._pending:
+            item = await self.conn.__anext__()
+            if isinstance(item, Connected | Disconnected):
+                return item
+            self._frame(item)
+        return self._pending.popleft()
+
+    def _first(self, key: Hashable) -> bool:
+        if self._seen.first_time(key):
+            return True
+        self.duplicates += 1
+        return False
+
+    def _frame(self, raw: str | bytes) -> None:
+        msg = parse_message(raw, self.stats)
+        out = self._pending
+        if isinstance(msg, OrdersMessage):
+            for u in msg.updates:
+                if self._first(("order", u.order_id, u.status, u.cum_exec_qty, u.updated_ms)):
+                    out.append(u)
+        elif isinstance(msg, FillsMessage):
+            for f in msg.fills:
+                if self._first(("exec", f.exec_id)):
+                    out.append(f)
+        elif isinstance(msg, PositionsMessage):
+            out.extend(msg.positions)
+        elif isinstance(msg, WalletMessage):
+            out.extend(msg.wallets)
+
+
+@asynccontextmanager
+async def open_public_stream(
+    url: str,
+    symbol: str,
+    tick_size: Decimal | str,
+    *,
+    depth: int = 50,
+    connect: ConnectFn | None = None,
+    policy: WsPolicy = _DEFAULT_POLICY,
+    rng: random.Random | None = None,
+) -> AsyncIterator[PublicStream]:
+    """A connected ``PublicStream`` following ``symbol``."""
+    async with open_ws(url, connect=connect, policy=policy, rng=rng, name="public") as conn:
+        stream = PublicStream(conn, depth=depth)
+        await stream.follow(symbol, tick_size)
+        yield stream
+
+
+@asynccontextmanager
+async def open_private_stream(
+    url: str,
+    credentials: Credentials,
+    *,
+    connect: ConnectFn | None = None,
+    policy: WsPolicy = _DEFAULT_POLICY,
+    clock_ms: Callable[[], float] = wall_clock_ms,
+    rng: random.Random | None = None,
+) -> AsyncIterator[PrivateStream]:
+    """A connected, authenticated ``PrivateStream`` on ``PRIVATE_TOPICS``."""
+    async with open_ws(
+        url,
+        credentials=credentials,
+        connect=connect,
+        policy=policy,
+        clock_ms=clock_ms,
+        rng=rng,
+        name="private",
+        topics=PRIVATE_TOPICS,
+    ) as conn:
+        yield PrivateStream(conn)

@@ -1,0 +1,163 @@
+"""PublicStream / PrivateStream over the in-memory fake endpoint of test_ws (MockClock)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from scalper.bybit.rest import Credentials
+from scalper.bybit.streams import (
+    PrivateStream,
+    PublicStream,
+    open_private_stream,
+    open_public_stream,
+)
+from scalper.bybit.ws import Connected, Disconnected
+from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
+
+from .test_ws import KEY, POLICY, SECRET, FakeServer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bybit"
+
+
+def sample(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())["response"]
+
+
+def book(
+    kind: str, u: int, bids: list[list[str]], asks: list[list[str]], symbol: str = "BTCUSDT"
+) -> dict[str, Any]:
+    return {
+        "topic": f"orderbook.50.{symbol}",
+        "type": kind,
+        "ts": 1000 + u,
+        "data": {"s": symbol, "b": bids, "a": asks, "u": u, "seq": u},
+        "cts": 1000 + u,
+    }
+
+
+async def nxt(stream: Any) -> Any:
+    with trio.fail_after(300):
+        return await stream.__anext__()
+
+
+async def test_public_book_invalid_resubscribes_and_snapshot_repairs(autojump_clock: Any) -> None:
+    server = FakeServer()
+    async with open_public_stream(
+        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+    ) as stream:
+        assert isinstance(stream, PublicStream)
+        assert await nxt(stream) == Connected("public", reconnect=False, count=1)
+        assert server.ws.topics == ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
+        ws = server.ws
+        ws.push(book("snapshot", 10, [["100.0", "1"]], [["100.5", "2"]]))
+        ev = await nxt(stream)
+        assert (
+            isinstance(ev, BookUpdate)
+            and ev.top.valid
+            and (ev.top.bid, ev.top.ask) == (100.0, 100.5)
+        )
+        ws.push(book("delta", 11, [["100.2", "3"]], []))
+        ev = await nxt(stream)
+        assert ev.top.bid == 100.2 and ev.top.bid_size == 3.0
+        # out of order: u goes backwards -> invalid, resubscribed
+        ws.push(book("delta", 9, [["99.0", "1"]], []))
+        ev = await nxt(stream)
+        assert isinstance(ev, BookUpdate) and not ev.top.valid
+        assert stream.resyncs == 1
+        ops = [(m["op"], m["args"]) for m in ws.sent if m["op"] != "ping"][-2:]
+        assert ops == [
+            ("unsubscribe", ["orderbook.50.BTCUSDT"]),
+            ("subscribe", ["orderbook.50.BTCUSDT"]),
+        ]
+        ws.push(book("delta", 12, [["100.3", "1"]], []))  # dropped while invalid
+        ws.push(book("snapshot", 20, [["101.0", "1"]], [["101.5", "1"]]))
+        ev = await nxt(stream)
+        assert ev.top.valid and ev.top.bid == 101.0
+
+
+async def test_public_drop_invalidates_then_reconnect_resubscribes(autojump_clock: Any) -> None:
+    server = FakeServer()
+    async with open_public_stream(
+        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+    ) as stream:
+        await nxt(stream)
+        server.ws.push(book("snapshot", 5, [["100.0", "1"]], [["100.5", "2"]]))
+        await nxt(stream)
+        server.ws.drop()
+        gone = await nxt(stream)
+        assert isinstance(gone, Disconnected)
+        assert stream.book is not None and not stream.book.valid
+        back = await nxt(stream)
+        assert back.reconnect is True
+        assert server.ws.topics == ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
+        server.ws.push(
+            book("snapshot", 3, [["99.0", "1"]], [["99.5", "2"]])
+        )  # lower u is fine after a drop
+        ev = await nxt(stream)
+        assert ev.top.valid and ev.top.bid == 99.0
+
+
+async def test_public_switch_symbol_and_trades(autojump_clock: Any) -> None:
+    server = FakeServer()
+    async with open_public_stream(
+        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+    ) as stream:
+        await nxt(stream)
+        await stream.follow("ETHUSDT", "0.01")
+        assert server.ws.topics == ["orderbook.50.ETHUSDT", "publicTrade.ETHUSDT"]
+        server.ws.push(
+            book("snapshot", 5, [["100.0", "1"]], [["100.5", "2"]], symbol="BTCUSDT")
+        )  # late
+        server.ws.push(sample("ws_public_publicTrade"))  # BTCUSDT trade: ignored
+        trade = sample("ws_public_publicTrade")
+        trade["topic"] = "publicTrade.ETHUSDT"
+        trade["data"][0]["s"] = "ETHUSDT"
+        server.ws.push(trade)
+        ev = await nxt(stream)
+        assert (
+            isinstance(ev, TradeTicks) and ev.symbol == "ETHUSDT" and ev.trades[0].price == 16578.5
+        )
+        server.ws.push("{garbage")
+        server.ws.push(
+            book("snapshot", 1, [["2000.01", "1"]], [["2000.02", "1"]], symbol="ETHUSDT")
+        )
+        ev = await nxt(stream)
+        assert ev.top.symbol == "ETHUSDT"
+        assert stream.stats.errors == 0  # the garbage had no topic: the connection counted it
+        assert stream.conn.control_stats.counts == {"malformed_json": 1}
+
+
+async def test_private_stream_deduplicates_pushes(autojump_clock: Any) -> None:
+    server = FakeServer(private=True)
+    async with open_private_stream(
+        "x", Credentials(KEY, SECRET), connect=server.connect, policy=POLICY, clock_ms=server.now_ms
+    ) as stream:
+        assert isinstance(stream, PrivateStream)
+        assert await nxt(stream) == Connected("private", reconnect=False, count=1)
+        assert server.ws.topics == ["order", "execution", "position", "wallet"]
+        order = sample("ws_private_order")
+        execution = sample("ws_private_execution")
+        ws = server.ws
+        ws.push(order)
+        ws.push(order)  # repeated push
+        ws.push(execution)
+        ws.push(execution)  # repeated fill
+        changed = json.loads(json.dumps(order))
+        changed["data"][0]["updatedTime"] = "1672364262999"
+        ws.push(changed)  # a genuinely new update
+        ws.push("not json")
+        ws.push(sample("ws_private_position"))
+        got = [await nxt(stream) for _ in range(4)]
+        assert [type(g) for g in got] == [OrderUpdate, Fill, OrderUpdate, PositionSnapshot]
+        assert got[2].updated_ms == 1672364262999
+        assert stream.duplicates == 2
+        assert stream.conn.control_stats.counts["malformed_json"] == 1
+        ws.push('{"topic": "order", "data": [{"orderId": 5}]}')
+        ws.push(sample("ws_private_wallet"))
+        wallet = await nxt(stream)
+        assert wallet.total_equity > 0
+        assert stream.stats.counts == {"missing_field": 1}
