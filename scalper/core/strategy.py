@@ -452,9 +452,25 @@ class Engine:
         self._state = new
         self._logged.clear()
         out.append(Transition(before=before, after=new, cause=cause))
-        if new is EngineState.IDLE and self._pending is not None:
-            symbol, instrument = self._pending
-            self._switch(symbol, instrument, out)
+        if new is EngineState.IDLE:
+            self._maybe_switch(out)
+
+    def _maybe_switch(self, out: list[Command]) -> None:
+        """Apply a pending symbol switch once flat, idle and with no entry order let go.
+
+        Why wait for let-go entries: one that still fills after the switch would leave
+        a position on a symbol the engine no longer watches.
+        """
+        if (
+            self._pending is None
+            or self._state is not EngineState.IDLE
+            or self._position is not None
+            or self._working is not None
+            or any(purpose == "entry" for _, purpose in self._released.values())
+        ):
+            return
+        symbol, instrument = self._pending
+        self._switch(symbol, instrument, out)
 
     def _log_once(self, key: str, level: str, message: str, out: list[Command]) -> None:
         """Log once per state entry per ``key``."""
@@ -773,16 +789,20 @@ class Engine:
         terminal = isinstance(event, OrderFilled | OrderFailed)
         filled = getattr(event, "filled_qty", Decimal(0)) > 0
         released = self._released.get(link_id)
-        if terminal and released is not None:
-            del self._released[link_id]
+        symbol = released[0] if released is not None else self._symbol
         out.append(
             Log(
                 level="info" if filled else "debug",
                 message=f"late {type(event).__name__} for {link_id} (no longer working)",
             )
         )
-        if filled and self._symbol is not None:
-            out.append(RequestPosition(symbol=self._symbol))
+        if filled and symbol is not None:
+            if symbol != self._symbol:  # pragma: no cover - the switch waits for let-go entries
+                out.append(Alert(message=f"late fill of {link_id} on {symbol}, not traded now"))
+            out.append(RequestPosition(symbol=symbol))
+        if terminal and released is not None:
+            del self._released[link_id]
+            self._maybe_switch(out)
 
     def _on_accepted(self, event: OrderAccepted, now_ms: int, out: list[Command]) -> None:
         working = self._working_for(event, now_ms, out)
@@ -1037,6 +1057,7 @@ class Engine:
         for link_id, (symbol, _) in list(self._released.items()):
             if symbol == event.symbol and link_id not in listed:
                 del self._released[link_id]  # not open any more: it has ended
+        self._maybe_switch(out)
         if event.symbol == self._symbol:
             self._need_orders = False
 

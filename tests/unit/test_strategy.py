@@ -1048,3 +1048,38 @@ def test_seed_item_4_full_cycle_with_symbol_race_and_skip(side: Side) -> None:
     assert view(commands) == [("T", CLOSING, IDLE), ("position?", SYM)]
     assert run(engine, [flat()], now + 130) == []
     assert engine.state is EngineState.IDLE and engine.position is None
+
+
+@sides
+def test_pending_switch_waits_for_a_let_go_entry_to_end(side: Side) -> None:
+    engine = pending(side)
+    run(engine, [select(OTHER)])  # cancel sent for E1
+    out = run(engine, [holding(side, "4", "100")])  # entry partly filled: adopt, close
+    assert view(out) == [
+        ("cancel", SYM, E1),
+        ("T", PENDING, OPEN),
+        close_market(side, "4"),
+        ("T", OPEN, CLOSING),
+    ]
+    out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(4), avg_price=D(100))])
+    # flat, but E1's end is unknown: stay on SYM
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert engine.symbol == SYM and engine.pending_symbol == OTHER
+    out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled", filled_qty=D(4))])
+    assert view(out) == [
+        ("log", "info"),
+        ("position?", SYM),
+        ("log", "info"),
+        ("subscribe", OTHER),
+        ("position?", OTHER),
+    ]
+    assert engine.symbol == OTHER
+
+
+def test_pending_switch_applies_when_open_orders_prove_the_entry_ended() -> None:
+    engine = pending(Side.BUY)
+    run(engine, [select(OTHER), holding(Side.BUY, "4", "100")])
+    run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(4), avg_price=D(100))])
+    assert engine.symbol == SYM
+    out = run(engine, [no_orders()])
+    assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
