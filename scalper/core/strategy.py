@@ -891,6 +891,9 @@ class Engine:
                 f"close failed: {event.reason}; retry in {backoff} ms",
                 out,
             )
+            # A refused reduce-only close often means the exchange is already flat:
+            # read it now rather than retrying blind until the next reconcile.
+            out.append(RequestPosition(symbol=working.intent.symbol))
             self._check_kill_switch(now_ms, out)
 
     def _open_from_entry(

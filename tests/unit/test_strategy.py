@@ -501,7 +501,7 @@ def test_close_capped_at_max_market_qty_is_continued(side: Side) -> None:
 def test_close_failure_returns_to_position_open_and_retries_after_backoff(side: Side) -> None:
     engine = closing(side)
     out = run(engine, [OrderFailed(order_link_id=X2, reason="rejected 110007")], T0 + 200)
-    assert view(out) == [("alert",), ("T", CLOSING, OPEN)]
+    assert view(out) == [("alert",), ("T", CLOSING, OPEN), ("position?", SYM)]
     assert "retry in 1000 ms" in texts(out)[1]
     assert engine.position is not None and engine.position.size == D("10.0")
     # the backoff holds even though the stop is still breached
@@ -756,7 +756,7 @@ def test_halt_with_a_position_flattens_when_configured(side: Side) -> None:
     assert view(out) == [("T", OPEN, HALTED), ("alert",), close_market(side), ("log", "info")]
     # a failed close is retried after the backoff, still halted
     out = run(engine, [OrderFailed(order_link_id=X2, reason="503")], T0 + 1)
-    assert view(out) == [("alert",), ("log", "info")]
+    assert view(out) == [("alert",), ("log", "info"), ("position?", SYM)]
     assert run(engine, [Tick()], T0 + 500) == []
     out = run(engine, [Tick()], T0 + 1_001)
     assert view(out) == [close_market(side, link=X3), ("log", "info")]
@@ -821,7 +821,13 @@ def test_failed_close_with_loss_beyond_limit_halts(side: Side) -> None:
     engine = closing(side, cfg)  # unrealised -6: below the limit
     engine.risk.record_realised_pnl(D(-2), T0)  # an earlier loss today
     out = run(engine, [OrderFailed(order_link_id=X2, reason="x")], T0 + 100)
-    assert view(out) == [("alert",), ("T", CLOSING, OPEN), ("T", OPEN, HALTED), ("alert",)]
+    assert view(out) == [
+        ("alert",),
+        ("T", CLOSING, OPEN),
+        ("position?", SYM),
+        ("T", OPEN, HALTED),
+        ("alert",),
+    ]
 
 
 # ------------------------------------------------------------ Resync / OpenOrders
@@ -1083,3 +1089,13 @@ def test_pending_switch_applies_when_open_orders_prove_the_entry_ended() -> None
     assert engine.symbol == SYM
     out = run(engine, [no_orders()])
     assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
+
+
+@sides
+def test_close_refused_because_already_flat_settles_on_the_position_read(side: Side) -> None:
+    engine = closing(side)
+    run(engine, [OrderFailed(order_link_id=X2, reason="110017 reduce-only rule")], T0 + 200)
+    out = run(engine, [flat()], T0 + 300)
+    assert view(out) == [("alert",), ("T", OPEN, IDLE)]
+    assert engine.position is None
+    assert run(engine, [Tick()], T0 + 5_000) == []  # no blind retry left
