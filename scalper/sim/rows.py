@@ -188,7 +188,7 @@ def position_row(pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool
         "riskLimitValue": "2000000",
         "symbol": pos.symbol,
         "side": pos.side,
-        "size": _qty(spec, abs(pos.size)),
+        "size": _qty(spec, abs(pos.size)) if pos.size else "0",
         "avgPrice": entry,
         "positionValue": money(value),
         "tradeMode": 0,
