@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 
 import attrs
 import httpx
@@ -34,6 +35,7 @@ from loguru import logger
 
 from ..bybit.errors import BybitError
 from ..bybit.rest import BybitRest, Credentials
+from ..bybit.ws import WsPolicy
 from ..config import Settings
 from ..core.model import (
     CancelOrder,
@@ -50,6 +52,8 @@ from ..core.model import (
 from ..core.risk import RiskLimits
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine, EngineConfig, make_session_tag
+from ..report import Fill as ReportFill
+from ..report import build_report
 from .execution import ExecutionConfig, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
 from .journal import Journal, JournalRecord, run_journal
@@ -62,7 +66,7 @@ from .shutdown import ShutdownRequest
 from .status import StatusConsole, run_status
 from .strategy import StrategyRunner
 
-__all__ = ["Endpoints", "engine_config", "run_bot"]
+__all__ = ["BotHandle", "BotOptions", "Endpoints", "PnlTracker", "engine_config", "run_bot"]
 
 #: market updates waiting for the strategy; small on purpose: old books are worthless
 MARKET_CHANNEL = 64
@@ -73,6 +77,17 @@ JOURNAL_CHANNEL = 1024
 FLATTEN_TIMEOUT_S = 8.0
 #: and this long for the final sweep of our working orders
 FINAL_SWEEP_TIMEOUT_S = 3.0
+
+
+@attrs.frozen(kw_only=True)
+class BotHandle:
+    """What a running bot exposes to its caller (tests, the status panel): read-only use."""
+
+    engine: Engine
+    metrics: Metrics
+    runner: StrategyRunner
+    rest: BybitRest
+    session_tag: str
 
 
 @attrs.frozen(kw_only=True)
@@ -120,28 +135,41 @@ def _describe(engine: Engine) -> Callable[[], str]:
     return describe
 
 
+@attrs.frozen(kw_only=True)
+class BotOptions:
+    """How one run is wired: everything that is not a setting."""
+
+    endpoints: Endpoints
+    api_key: str = attrs.field(repr=False)
+    api_secret: str = attrs.field(repr=False)
+    #: stop gracefully after this long (``--duration``)
+    duration_s: float | None = None
+    console: StatusConsole | None = None
+    #: WebSocket timing (tests use short heartbeats); None: Bybit's recommendations
+    ws_policy: WsPolicy | None = None
+    #: how often the engine's time rules run on a silent market
+    tick_interval_s: float = 0.25
+    http_transport: httpx.AsyncBaseTransport | None = None
+
+
 async def run_bot(
     settings: Settings,
-    endpoints: Endpoints,
-    *,
-    api_key: str,
-    api_secret: str,
+    options: BotOptions,
     shutdown: ShutdownRequest,
-    duration_s: float | None = None,
-    console: StatusConsole | None = None,
-    http_transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    task_status: trio.TaskStatus[BotHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the bot until ``shutdown`` is requested (or ``duration_s`` passes), then stop
     gracefully: no new entries, orders cancelled, position closed if configured,
-    journal flushed.
+    journal flushed. ``started()`` hands the caller a ``BotHandle`` once trading runs.
     """
     timeout = httpx.Timeout(10.0, connect=5.0)
     async with httpx.AsyncClient(
-        base_url=endpoints.rest_url, timeout=timeout, transport=http_transport
+        base_url=options.endpoints.rest_url, timeout=timeout, transport=options.http_transport
     ) as http:
         rest = BybitRest(
             http,
-            Credentials(api_key=api_key, api_secret=api_secret),
+            Credentials(api_key=options.api_key, api_secret=options.api_secret),
             recv_window_ms=settings.exchange.recv_window_ms,
         )
         await rest.sync_clock()
@@ -150,31 +178,18 @@ async def run_bot(
         async with trio.open_nursery() as root:
             await root.start(run_journal, settings.journal.path, journal_receive)
             try:
-                await _trade(
-                    settings,
-                    endpoints,
-                    rest,
-                    journal,
-                    shutdown,
-                    duration_s,
-                    console,
-                    api_key,
-                    api_secret,
-                )
+                await _trade(settings, options, rest, journal, shutdown, task_status)
             finally:
                 await journal.aclose()
 
 
 async def _trade(
     settings: Settings,
-    endpoints: Endpoints,
+    options: BotOptions,
     rest: BybitRest,
     journal: Journal,
     shutdown: ShutdownRequest,
-    duration_s: float | None,
-    console: StatusConsole | None,
-    api_key: str,
-    api_secret: str,
+    task_status: trio.TaskStatus[BotHandle],
 ) -> None:
     metrics = Metrics()
     session_tag = make_session_tag(rest.now_ms())
@@ -190,6 +205,7 @@ async def _trade(
     orders_send, orders_receive = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
     requests_send, requests_receive = trio.open_memory_channel[str](1)
+    pnl = PnlTracker(metrics)
 
     async def report(event: Event) -> None:
         await control_send.send(event)
@@ -199,7 +215,9 @@ async def _trade(
         await control_send.send(Resync(reason=reason))
 
     async def on_order_end(intent: OrderIntent, event: Event) -> None:
-        await _journal_outcome(journal, rest, intent, event)
+        fill = await _journal_outcome(journal, rest, intent, event)
+        if fill is not None:
+            pnl.add(fill)
 
     instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
     runner = StrategyRunner(
@@ -225,11 +243,18 @@ async def _trade(
         ),
         instruments,
     )
+    endpoints = options.endpoints
 
     async with trio.open_nursery() as trading:
-        await trading.start(run_status, metrics, _describe(engine), console)
+        await trading.start(run_status, metrics, _describe(engine), options.console)
         await trading.start(
-            run_private, endpoints.ws_private_url, api_key, api_secret, watch, resync, metrics
+            partial(run_private, policy=options.ws_policy),
+            endpoints.ws_private_url,
+            options.api_key,
+            options.api_secret,
+            watch,
+            resync,
+            metrics,
         )
         await trading.start(
             run_execution, rest, watch, orders_receive, report, on_order_end, execution, metrics
@@ -237,10 +262,14 @@ async def _trade(
         await trading.start(
             run_reconcile, rest, requests_receive, report, settings.reconcile.interval_s
         )
-        await trading.start(runner.run, market_receive, control_receive)
+        await trading.start(
+            partial(runner.run, tick_interval_s=options.tick_interval_s),
+            market_receive,
+            control_receive,
+        )
         feed = MarketFeed(market_send, metrics)
         await trading.start(
-            run_market_data,
+            partial(run_market_data, policy=options.ws_policy),
             endpoints.ws_public_url,
             subs_receive,
             feed,
@@ -257,13 +286,31 @@ async def _trade(
                 )
                 await report(position)
         await trading.start(scanner.run, report, settings.scanner.interval_s)
-        if duration_s is not None:
-            trading.start_soon(_stop_after, shutdown, duration_s)
+        if options.duration_s is not None:
+            trading.start_soon(_stop_after, shutdown, options.duration_s)
+        task_status.started(
+            BotHandle(
+                engine=engine, metrics=metrics, runner=runner, rest=rest, session_tag=session_tag
+            )
+        )
         await shutdown.requested.wait()
         logger.warning("shutting down: {}", shutdown.reason)
         await _graceful_stop(runner, rest, prefix, metrics)
         await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
         trading.cancel_scope.cancel()
+
+
+class PnlTracker:
+    """Net realised PnL of this run, from the fills (shown by the status panel)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._fills: list[ReportFill] = []
+
+    def add(self, fill: ReportFill) -> None:
+        """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
+        self._fills.append(fill)
+        self._metrics.realised_pnl = f"{build_report(self._fills).net:.4f}"
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:
@@ -307,7 +354,7 @@ def _settled(engine: Engine) -> bool:
 
 async def _journal_outcome(
     journal: Journal, rest: BybitRest, intent: OrderIntent, event: Event
-) -> None:
+) -> ReportFill | None:
     """Journal an order's end; a fill (full or partial) also becomes a ``fill`` record."""
     price: Decimal | None
     if isinstance(event, OrderFilled):
@@ -315,7 +362,7 @@ async def _journal_outcome(
     elif isinstance(event, OrderFailed):
         filled, price, reason = event.filled_qty, event.avg_price, event.reason
     else:
-        return
+        return None
     await journal.record(
         "order_end",
         symbol=intent.symbol,
@@ -341,3 +388,12 @@ async def _journal_outcome(
             fee=fee,
             reduce_only=intent.reduce_only,
         )
+        return ReportFill(
+            ts_ms=rest.now_ms(),
+            symbol=intent.symbol,
+            side=intent.side.value,
+            qty=filled,
+            price=price,
+            fee=fee,
+        )
+    return None

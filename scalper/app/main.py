@@ -16,7 +16,7 @@ from loguru import logger
 
 from ..config import Settings
 from ..logging import configure_from_settings
-from .bot import Endpoints, run_bot
+from .bot import BotOptions, Endpoints, run_bot
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
 
@@ -93,15 +93,14 @@ async def _run(settings: Settings, duration_s: float | None, console: StatusCons
                 else:
                     key = ex.api_key.reveal() if ex.api_key else SIM_KEY
                     secret = ex.api_secret.reveal() if ex.api_secret else SIM_SECRET
-                await run_bot(
-                    settings,
-                    endpoints,
+                options = BotOptions(
+                    endpoints=endpoints,
                     api_key=key,
                     api_secret=secret,
-                    shutdown=shutdown,
                     duration_s=duration_s,
                     console=console,
                 )
+                await run_bot(settings, options, shutdown)
             nursery.cancel_scope.cancel()
     return 1 if hard_stop.cancelled_caught else 0
 
