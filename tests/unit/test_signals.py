@@ -16,8 +16,7 @@ def test_vwap_and_momentum_match_the_definition() -> None:
     w = SignalWindow(window=4, min_ticks=3)
     w.add(100.0, 1.0)
     w.add(102.0, 3.0)
-    assert not w.ready
-    assert w.momentum is None
+    assert (w.ready, w.momentum) == (False, None)
     w.add(101.0, 2.0)
     vwap = (100 * 1 + 102 * 3 + 101 * 2) / 6
     assert w.ready

@@ -325,8 +325,7 @@ def test_pending_partial_fill_stays_then_full_fill_opens(side: Side) -> None:
     engine = pending(side)
     out = run(engine, [OrderPartiallyFilled(order_link_id=E1, filled_qty=D(4), avg_price=D(100))])
     assert view(out) == [("log", "info")]
-    assert engine.state is EngineState.ORDER_PENDING
-    assert engine.position is None
+    assert (engine.state, engine.position) == (EngineState.ORDER_PENDING, None)
     out = run(engine, [OrderFilled(order_link_id=E1, filled_qty=D("10.0"), avg_price=D("100.2"))])
     assert view(out) == [("T", PENDING, OPEN), ("position?", SYM)]
     assert engine.position is not None and engine.position.size == D("10.0")
@@ -488,7 +487,8 @@ def test_closing_order_ended_after_partial_fill_is_reissued_for_the_rest(side: S
 @sides
 def test_close_capped_at_max_market_qty_is_continued(side: Side) -> None:
     engine = position_open(side, None)
-    engine._instrument = attrs.evolve(engine._instrument, max_mkt_qty=D(6))  # type: ignore[type-var]
+    assert engine._instrument is not None
+    engine._instrument = attrs.evolve(engine._instrument, max_mkt_qty=D(6))
     out = run(engine, [against(side, T0 + 100)], T0 + 100)
     assert view(out) == [close_market(side, "6"), ("T", OPEN, CLOSING)]
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(6), avg_price=D(99))])
@@ -787,8 +787,7 @@ def test_halted_external_close_and_adoption(side: Side) -> None:
     engine = position_open(side, config(flatten_on_halt=False))
     run(engine, [Halt(reason="x")])
     out = run(engine, [flat()])
-    assert view(out) == [("alert",), ("log", "info")]
-    assert engine.position is None
+    assert (view(out), engine.position) == ([("alert",), ("log", "info")], None)
     out = run(engine, [holding(side, "1", "100")])
     assert view(out) == [("log", "warning"), ("log", "info")]
     assert engine.position is not None and engine.state is EngineState.HALTED
