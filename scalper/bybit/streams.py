@@ -95,6 +95,8 @@ class PublicStream:
         self.book: OrderBook | None = None
         #: times the book was re-requested because it turned invalid
         self.resyncs = 0
+        #: ``seq`` (Bybit's cross sequence) of the last book message applied
+        self.last_seq = 0
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
@@ -139,6 +141,7 @@ class PublicStream:
             status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
             if status is BookStatus.INVALID:
                 return None  # dropped while waiting for the repairing snapshot
+            self.last_seq = msg.seq
             if status is BookStatus.INVALIDATED:
                 self.resyncs += 1
                 logger.bind(symbol=book.symbol).warning(
