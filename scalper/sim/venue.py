@@ -86,6 +86,8 @@ class Exchange:
         self._pending_trades: dict[str, list[PublicTrade]] = {}
         self._last_advance: int | None = None
         self._carry = 0.0
+        #: when True the market stands still (tests compare books at rest)
+        self.paused = False
 
     # ------------------------------------------------------------------ time
     def now_ms(self) -> int:
@@ -94,7 +96,7 @@ class Exchange:
 
     def advance(self, now_ms: int, max_steps: int = 2_000) -> int:
         """Step the market for the time elapsed since the last call; return the steps made."""
-        if self._last_advance is None:
+        if self._last_advance is None or self.paused:
             self._last_advance = now_ms
             return 0
         elapsed = max(0, now_ms - self._last_advance)
