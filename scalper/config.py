@@ -45,6 +45,7 @@ __all__ = [
     "ExecutionSettings",
     "JournalSettings",
     "LogSettings",
+    "MetricsSettings",
     "ReconcileSettings",
     "RiskSettings",
     "ScannerSettings",
@@ -289,6 +290,22 @@ def _url(*schemes: str) -> Convert:
     return convert
 
 
+def _host() -> Convert:
+    """A host name or IP address to bind: no scheme, port, path or spaces."""
+
+    def convert(value: object, text: bool) -> str:
+        if not isinstance(value, str):
+            raise _BadValue(f"expected a host name or IP address, got {_show(value)}")
+        host = value.strip()
+        if not host:
+            raise _BadValue("must not be empty")
+        if any(c.isspace() or c in "/?#@" for c in host) or "://" in host:
+            raise _BadValue(f"expected a host name or IP address, got {value!r}")
+        return host
+
+    return convert
+
+
 def _str_list() -> Convert:
     """A list of symbols: a TOML array, or in text ``A,B,C`` / ``["A","B"]``."""
 
@@ -451,6 +468,16 @@ class LogSettings:
     file: str = _setting("", _str(), 'also write logs to this file; "" = no file')
 
 
+@attrs.frozen(kw_only=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus endpoint (``GET http://host:port/metrics``)."""
+
+    port: int = _setting(0, _int(0, 65535), "HTTP port of GET /metrics; 0 = off")
+    host: str = _setting(
+        "127.0.0.1", _host(), "address to listen on (loopback: not reachable from outside)"
+    )
+
+
 _SECTIONS: Final[Mapping[str, type[Any]]] = types.MappingProxyType(
     {
         "exchange": ExchangeSettings,
@@ -461,6 +488,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = types.MappingProxyType(
         "risk": RiskSettings,
         "journal": JournalSettings,
         "log": LogSettings,
+        "metrics": MetricsSettings,
     }
 )
 
@@ -481,6 +509,7 @@ class Settings:
     risk: RiskSettings = attrs.field(factory=RiskSettings)
     journal: JournalSettings = attrs.field(factory=JournalSettings)
     log: LogSettings = attrs.field(factory=LogSettings)
+    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     sources: Mapping[str, str] = attrs.field(
         factory=lambda: types.MappingProxyType({}), eq=False, repr=False
     )

@@ -90,6 +90,8 @@ def test_built_in_defaults_are_the_seeds_values(tmp_path: Path) -> None:
     assert settings.reconcile.interval_s == 60.0
     assert settings.risk.flatten_on_exit is True
     assert settings.log.level == "INFO" and settings.log.format == "human"
+    assert settings.metrics.port == 0  # off
+    assert settings.metrics.host == "127.0.0.1"  # never reachable from outside by default
     assert set(settings.sources.values()) == {"default", "default (sim: the built-in exchange)"}
 
 
@@ -262,6 +264,9 @@ def test_none_overrides_are_ignored(tmp_path: Path) -> None:
         ("SCALPER_LOG__LEVEL", "warning", ("log", "level"), "WARNING"),
         ("SCALPER_LOG__FILE", "/tmp/x.log", ("log", "file"), "/tmp/x.log"),
         ("scalper_log__format", "json", ("log", "format"), "json"),
+        ("SCALPER_METRICS__PORT", "9100", ("metrics", "port"), 9100),
+        ("SCALPER_METRICS__HOST", " 0.0.0.0 ", ("metrics", "host"), "0.0.0.0"),
+        ("SCALPER_METRICS__HOST", "::1", ("metrics", "host"), "::1"),
     ],
 )
 def test_env_values_are_parsed_to_the_keys_type(
@@ -381,6 +386,13 @@ def test_sim_mode_keeps_urls_empty(tmp_path: Path) -> None:
         ("[exchange]\nmode = 1\n", "exchange.mode: expected one of sim, demo, testnet, live"),
         ('[log]\nformat = "xml"\n', "log.format: expected one of human, json, got 'xml'"),
         ('[log]\nlevel = "LOUD"\n', "log.level: expected one of TRACE, DEBUG, INFO"),
+        ("[metrics]\nport = -1\n", "metrics.port: must be >= 0, got -1"),
+        ("[metrics]\nport = 65536\n", "metrics.port: must be <= 65535, got 65536"),
+        ('[metrics]\nport = "9100"\n', "metrics.port: expected an integer, got '9100'"),
+        ('[metrics]\nhost = ""\n', "metrics.host: must not be empty"),
+        ('[metrics]\nhost = "http://x"\n', "metrics.host: expected a host name or IP address"),
+        ('[metrics]\nhost = "a b"\n', "metrics.host: expected a host name or IP address"),
+        ("[metrics]\nhost = 127\n", "metrics.host: expected a host name or IP address, got 127"),
         # URLs
         ('[exchange]\nrest_url = "ftp://x"\n', "exchange.rest_url: expected http://HOST"),
         ('[exchange]\nrest_url = "wss://x"\n', "exchange.rest_url: expected http://HOST"),
@@ -573,7 +585,8 @@ def test_check_config_masks_secrets_and_says_where_values_came_from(tmp_path: Pa
     assert lines["flatten_on_exit"].startswith("flatten_on_exit = true ")
     assert lines["position_usd"].startswith("position_usd = 1000 ")
     assert lines["switch_ratio"].endswith("# default")
-    for section in ("exchange", "scanner", "strategy", "execution", "reconcile", "risk", "log"):
+    sections = ("exchange", "scanner", "strategy", "execution", "reconcile", "risk", "log")
+    for section in (*sections, "metrics"):
         assert f"[{section}]" in text
 
 
