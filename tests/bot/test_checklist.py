@@ -1,0 +1,163 @@
+"""The seed's testing checklist, run against the whole bot and the simulated exchange.
+
+Each test names the checklist item it covers. Intervals are short (settings), waits are
+bounded; the market is the simulator's seeded synthetic one, so entries come within
+seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import trio
+
+from scalper.app.execution import ExecutionConfig, OrderWatch, execute_order
+from scalper.app.journal import read_records
+from scalper.app.metrics import Metrics
+from scalper.bybit.rest import BybitRest, Credentials
+from scalper.core.instrument import round_price
+from scalper.core.model import (
+    EngineState,
+    Event,
+    OrderFailed,
+    OrderIntent,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from scalper.core.scanner import rank
+
+from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine, wait_for
+
+TRANSITION = re.compile(r"^state (\w+) -> (\w+): ")
+
+
+def _transitions(logs: LogCapture) -> list[tuple[str, str]]:
+    return [m.groups() for m in map(TRANSITION.match, logs.messages()) if m]  # type: ignore[misc]
+
+
+def _is_subsequence(needle: list[tuple[str, str]], hay: list[tuple[str, str]]) -> bool:
+    it = iter(hay)
+    return all(any(item == h for h in it) for item in needle)
+
+
+async def test_full_cycle_switch_entry_exit_and_final_position(
+    tmp_path: Path, logs: LogCapture
+) -> None:
+    """Checklist 7 (full integration), 4 (transitions in order), 6 (latency printed),
+    1 (filled only on Filled) and 3 (no decision on the old symbol after a switch)."""
+    settings = bot_settings(tmp_path)
+    async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
+        engine = bot.engine
+        # an entry and its exit
+        await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
+        await wait_engine(bot, lambda e: e.state is EngineState.IDLE, timeout=30)
+        first = engine.symbol
+        assert first is not None
+        # make another symbol the clear favourite: the scanner must switch (once flat)
+        stats = await bot.rest.ticker_stats()
+        other = next(s for s, _ in rank(stats) if s != first)
+        sim.inject({"kind": "price_jump", "symbol": other, "pct": 25})
+        await wait_engine(bot, lambda e: e.symbol == other, timeout=30)
+        switched_at = bot.rest.now_ms()
+        await trio.sleep(3)  # let the old symbol's data in flight arrive and be ignored
+    # stopped gracefully: flatten_on_exit closed whatever was open
+    journal = str(tmp_path / "journal.sqlite3")
+    state = sim.state()
+    assert all(Decimal(p["size"]) == 0 for p in state["positions"])
+    assert engine.position is None
+    assert state["open_orders"] == []
+    # orderLinkIds are unique and every order the bot called filled is Filled on the exchange
+    history = {o["orderLinkId"]: o for o in state["order_history"]}
+    ours = [o for o in state["order_history"] if o["orderLinkId"].startswith("scalp-")]
+    assert len(ours) == len({o["orderLinkId"] for o in ours}) >= 2
+    ends = list(read_records(journal, kinds=("order_end",)))
+    assert ends
+    for record in ends:
+        if record.data["outcome"] == "filled":
+            assert history[record.order_link_id]["orderStatus"] == "Filled"
+    # every order placed after the switch is on the new symbol
+    late_orders = [r for r in read_records(journal, kinds=("order",)) if r.ts_ms > switched_at]
+    assert all(r.symbol == other for r in late_orders)
+    # the transitions of an entry and its exit, in order
+    assert _is_subsequence(
+        [
+            ("Idle", "OrderPending"),
+            ("OrderPending", "PositionOpen"),
+            ("PositionOpen", "ClosingPosition"),
+            ("ClosingPosition", "Idle"),
+        ],
+        _transitions(logs),
+    )
+    assert any(
+        m.startswith(f"symbol switch {first} -> {other}") or other in m for m in logs.messages()
+    )
+    assert logs.errors() == []
+    # checklist 6: tick-to-decision latency is measured and printed (a figure, not a bound)
+    assert bot.metrics.tick_to_decision.count > 0
+    summary = [m for m in logs.messages() if "tick->decision p50=" in m]
+    assert summary, "the shutdown line prints the latency figures"
+    print("\n" + summary[-1])
+
+
+async def test_position_closed_outside_is_noticed_within_one_reconcile_interval(
+    tmp_path: Path, logs: LogCapture
+) -> None:
+    """Checklist 2: a position closed on the exchange by hand; the bot returns to Idle."""
+    settings = bot_settings(
+        tmp_path,
+        strategy__stop_loss_pct=5.0,
+        strategy__take_profit_pct=10.0,
+        strategy__max_hold_s=0,
+    )
+    async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
+        await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
+        symbol = bot.engine.symbol
+        sim.inject({"kind": "close_position", "symbol": symbol})
+        start = trio.current_time()
+        await wait_engine(bot, lambda e: e.state is not EngineState.POSITION_OPEN, timeout=5)
+        noticed_after = trio.current_time() - start
+        assert bot.engine.position is None
+    assert any("closed outside the bot" in m for m in logs.messages())
+    # the reconcile interval is 1 s; allow one interval plus a REST round trip
+    assert noticed_after < settings.reconcile.interval_s + 1.5
+
+
+async def test_post_only_that_never_fills_is_cancelled_at_timeout_with_nothing_left_open() -> None:
+    """Checklist 1, second half, against the simulated exchange's real matching."""
+    async with sim_exchange(seed=5) as sim, httpx.AsyncClient(base_url=sim.rest_url) as http:
+        rest = BybitRest(http, Credentials(api_key="sim-key", api_secret="sim-secret"))
+        await rest.sync_clock()
+        instrument = next(i for i in await rest.instruments() if i.symbol == "SOLUSDT")
+        ticker = (await rest.tickers("SOLUSDT"))[0]
+        assert ticker.last_price is not None
+        far_below = round_price(
+            instrument, Decimal(str(ticker.last_price)) * Decimal("0.8"), Side.BUY
+        )
+        intent = OrderIntent(
+            symbol="SOLUSDT",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            qty=instrument.min_qty * 10,
+            price=far_below,
+            time_in_force=TimeInForce.POST_ONLY,
+            order_link_id="scalp-test-e1",
+        )
+        reported: list[Event] = []
+
+        async def report(event: Event) -> None:
+            reported.append(event)
+
+        config = ExecutionConfig(poll_interval_s=0.1, confirm_timeout_s=1.0)
+        event = await execute_order(rest, OrderWatch(), intent, config, report, Metrics())
+        assert isinstance(event, OrderFailed)
+        assert event.filled_qty == 0
+        assert event.reason.startswith("timeout: Cancelled")
+        state = sim.state()
+        assert state["open_orders"] == []
+        final = [o for o in state["order_history"] if o["orderLinkId"] == "scalp-test-e1"]
+        assert [o["orderStatus"] for o in final] == ["Cancelled"]
+        assert rest.create_sends == 1
