@@ -80,14 +80,14 @@ async def send(ws: WebSocketConnection, msg: dict[str, Any]) -> None:
     await ws.send_message(orjson.dumps(msg).decode())
 
 
-async def recv(ws: WebSocketConnection, timeout: float = 5.0) -> Any:
-    with trio.fail_after(timeout):
+async def recv(ws: WebSocketConnection, limit_s: float = 5.0) -> Any:
+    with trio.fail_after(limit_s):
         return orjson.loads(await ws.get_message())
 
 
-async def recv_until(ws: WebSocketConnection, pred: Any, timeout: float = 5.0) -> Any:
+async def recv_until(ws: WebSocketConnection, pred: Any, limit_s: float = 5.0) -> Any:
     """Skip messages until ``pred(msg)``; return that message."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(limit_s):
         while True:
             msg = orjson.loads(await ws.get_message())
             if pred(msg):
@@ -98,7 +98,11 @@ async def private_auth(ws: WebSocketConnection, key: str = KEY, secret: str = SE
     expires = now_ms() + 10_000
     await send(
         ws,
-        {"req_id": "a1", "op": "auth", "args": [key, expires, hmac_hex(secret, f"GET/realtime{expires}")]},
+        {
+            "req_id": "a1",
+            "op": "auth",
+            "args": [key, expires, hmac_hex(secret, f"GET/realtime{expires}")],
+        },
     )
     return await recv(ws)
 

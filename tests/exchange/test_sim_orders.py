@@ -18,14 +18,16 @@ TOPICS = ["order", "execution", "position", "wallet"]
 
 @pytest.fixture
 async def venue() -> AsyncIterator[tuple[Sim, httpx.AsyncClient, WebSocketConnection]]:
-    async with open_sim(SimConfig(seed=11)) as sim:
-        async with httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http:
-            async with open_websocket_url(sim.ws_private_url) as ws:
-                assert (await private_auth(ws))["success"] is True
-                await send(ws, {"req_id": "s1", "op": "subscribe", "args": TOPICS})
-                ack = await recv(ws)
-                assert ack["success"] is True and ack["op"] == "subscribe"
-                yield sim, http, ws
+    async with (
+        open_sim(SimConfig(seed=11)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http,
+        open_websocket_url(sim.ws_private_url) as ws,
+    ):
+        assert (await private_auth(ws))["success"] is True
+        await send(ws, {"req_id": "s1", "op": "subscribe", "args": TOPICS})
+        ack = await recv(ws)
+        assert ack["success"] is True and ack["op"] == "subscribe"
+        yield sim, http, ws
 
 
 async def _pushes(ws: WebSocketConnection, until_topic: str = "wallet") -> list[dict]:
@@ -44,12 +46,22 @@ def _touch(sim: Sim, symbol: str) -> tuple[Decimal, Decimal]:
     return spec.price_of(book.bid_top), spec.price_of(book.ask_top)
 
 
-async def test_resting_limit_then_cancel(venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection]) -> None:
+async def test_resting_limit_then_cancel(
+    venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
+) -> None:
     sim, http, ws = venue
     bid, _ = _touch(sim, "ETHUSDT")
     price = str(bid - Decimal("50.00"))
-    body = {"category": "linear", "symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-            "qty": "0.50", "price": price, "timeInForce": "GTC", "orderLinkId": "life-1"}
+    body = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "0.50",
+        "price": price,
+        "timeInForce": "GTC",
+        "orderLinkId": "life-1",
+    }
     created = (await post(http, "/v5/order/create", body)).json()
     assert created["retCode"] == 0
     assert_shape(sample("rest_order_create"), created)
@@ -58,29 +70,47 @@ async def test_resting_limit_then_cancel(venue: tuple[Sim, httpx.AsyncClient, We
     pushes = await _pushes(ws)
     assert [m["topic"] for m in pushes] == ["order", "position", "wallet"]
     order = pushes[0]["data"][0]
-    assert (order["orderId"], order["orderStatus"], order["orderLinkId"]) == (order_id, "New", "life-1")
+    assert (order["orderId"], order["orderStatus"], order["orderLinkId"]) == (
+        order_id,
+        "New",
+        "life-1",
+    )
     assert_shape(sample("ws_private_order")["data"][0], order)
     assert_shape(sample("ws_private_position")["data"][0], pushes[1]["data"][0])
     assert_shape(sample("ws_private_wallet")["data"][0], pushes[2]["data"][0])
     assert float(pushes[2]["data"][0]["coin"][0]["totalOrderIM"]) > 0
 
-    live = (await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "ETHUSDT"})).json()
+    live = (
+        await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "ETHUSDT"})
+    ).json()
     assert_shape(sample("rest_order_realtime"), live)
     assert [o["orderLinkId"] for o in live["result"]["list"]] == ["life-1"]
     assert live["result"]["list"][0]["leavesQty"] == "0.50"
 
-    cancelled = (await post(http, "/v5/order/cancel", {"category": "linear", "symbol": "ETHUSDT",
-                                                        "orderLinkId": "life-1"})).json()
+    cancelled = (
+        await post(
+            http,
+            "/v5/order/cancel",
+            {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": "life-1"},
+        )
+    ).json()
     assert cancelled["result"] == {"orderId": order_id, "orderLinkId": "life-1"}
     assert_shape(sample("rest_order_cancel"), cancelled)
     pushes = await _pushes(ws)
     assert pushes[0]["data"][0]["orderStatus"] == "Cancelled"
     assert pushes[0]["data"][0]["cancelType"] == "CancelByUser"
 
-    open_now = (await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "ETHUSDT"})).json()
+    open_now = (
+        await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "ETHUSDT"})
+    ).json()
     assert open_now["result"]["list"] == []
-    by_link = (await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "ETHUSDT",
-                                                      "orderLinkId": "life-1"})).json()
+    by_link = (
+        await get(
+            http,
+            "/v5/order/realtime",
+            {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": "life-1"},
+        )
+    ).json()
     assert by_link["result"]["list"][0]["orderStatus"] == "Cancelled"
     history = (await get(http, "/v5/order/history", {"category": "linear", "limit": "5"})).json()
     assert_shape(sample("rest_order_history"), history)
@@ -90,9 +120,15 @@ async def test_resting_limit_then_cancel(venue: tuple[Sim, httpx.AsyncClient, We
 async def test_market_round_trip_realises_pnl(
     venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
 ) -> None:
-    sim, http, ws = venue
-    body = {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market",
-            "qty": "10.0", "orderLinkId": "open-1"}
+    _sim, http, ws = venue
+    body = {
+        "category": "linear",
+        "symbol": "SOLUSDT",
+        "side": "Buy",
+        "orderType": "Market",
+        "qty": "10.0",
+        "orderLinkId": "open-1",
+    }
     assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
     pushes = await _pushes(ws)
     assert [m["topic"] for m in pushes] == ["order", "execution", "position", "wallet"]
@@ -105,15 +141,26 @@ async def test_market_round_trip_realises_pnl(
     assert (position["side"], position["size"]) == ("Buy", "10.0")
     assert Decimal(position["entryPrice"]) == Decimal(order["avgPrice"])
 
-    rows = (await get(http, "/v5/position/list", {"category": "linear", "symbol": "SOLUSDT"})).json()
+    rows = (
+        await get(http, "/v5/position/list", {"category": "linear", "symbol": "SOLUSDT"})
+    ).json()
     assert_shape(sample("rest_position_list"), rows)
     assert rows["result"]["list"][0]["size"] == "10.0"
-    fills = (await get(http, "/v5/execution/list", {"category": "linear", "symbol": "SOLUSDT"})).json()
+    fills = (
+        await get(http, "/v5/execution/list", {"category": "linear", "symbol": "SOLUSDT"})
+    ).json()
     assert_shape(sample("rest_execution_list"), fills)
     assert fills["result"]["list"][0]["orderLinkId"] == "open-1"
 
-    close = {"category": "linear", "symbol": "SOLUSDT", "side": "Sell", "orderType": "Market",
-             "qty": "10.0", "reduceOnly": True, "orderLinkId": "close-1"}
+    close = {
+        "category": "linear",
+        "symbol": "SOLUSDT",
+        "side": "Sell",
+        "orderType": "Market",
+        "qty": "10.0",
+        "reduceOnly": True,
+        "orderLinkId": "close-1",
+    }
     assert (await post(http, "/v5/order/create", close)).json()["retCode"] == 0
     pushes = await _pushes(ws)
     position = pushes[2]["data"][0]
@@ -132,9 +179,16 @@ async def test_post_only_that_would_cross_is_cancelled(
 ) -> None:
     sim, http, ws = venue
     _, ask = _touch(sim, "ETHUSDT")
-    body = {"category": "linear", "symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-            "qty": "0.10", "price": str(ask + Decimal("5.00")), "timeInForce": "PostOnly",
-            "orderLinkId": "po-1"}
+    body = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "0.10",
+        "price": str(ask + Decimal("5.00")),
+        "timeInForce": "PostOnly",
+        "orderLinkId": "po-1",
+    }
     reply = (await post(http, "/v5/order/create", body)).json()
     assert reply["retCode"] == 0  # accepted ...
     pushes = await _pushes(ws)
@@ -152,8 +206,13 @@ async def test_large_market_order_walks_the_book(
     spec = sim.exchange.specs["ETHUSDT"]
     top3 = book.top_asks(3)
     qty = spec.qty_of(sum(n for _, n in top3[:2]) + 1)
-    body = {"category": "linear", "symbol": "ETHUSDT", "side": "Buy", "orderType": "Market",
-            "qty": str(qty)}
+    body = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "side": "Buy",
+        "orderType": "Market",
+        "qty": str(qty),
+    }
     assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
     pushes = await _pushes(ws)
     fills = pushes[1]["data"]
@@ -164,21 +223,37 @@ async def test_large_market_order_walks_the_book(
     assert prices[0] < Decimal(order["avgPrice"]) < prices[-1]
 
 
-async def test_amend_and_cancel_all(venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection]) -> None:
+async def test_amend_and_cancel_all(
+    venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
+) -> None:
     sim, http, ws = venue
     bid, _ = _touch(sim, "ETHUSDT")
     for i in range(2):
-        body = {"category": "linear", "symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-                "qty": "0.10", "price": str(bid - Decimal("80.00")), "orderLinkId": f"am-{i}"}
+        body = {
+            "category": "linear",
+            "symbol": "ETHUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": "0.10",
+            "price": str(bid - Decimal("80.00")),
+            "orderLinkId": f"am-{i}",
+        }
         assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
         await _pushes(ws)
-    amend = {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": "am-0", "qty": "0.20",
-             "price": str(bid - Decimal("90.00"))}
+    amend = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "orderLinkId": "am-0",
+        "qty": "0.20",
+        "price": str(bid - Decimal("90.00")),
+    }
     reply = (await post(http, "/v5/order/amend", amend)).json()
     assert_shape(sample("rest_order_amend"), reply)
     order = (await _pushes(ws))[0]["data"][0]
     assert (order["qty"], order["price"]) == ("0.20", str(bid - Decimal("90.00")))
-    reply = (await post(http, "/v5/order/cancel-all", {"category": "linear", "settleCoin": "USDT"})).json()
+    reply = (
+        await post(http, "/v5/order/cancel-all", {"category": "linear", "settleCoin": "USDT"})
+    ).json()
     assert_shape(sample("rest_order_cancel-all"), reply)
     assert sorted(o["orderLinkId"] for o in reply["result"]["list"]) == ["am-0", "am-1"]
     assert reply["result"]["success"] == "1"
@@ -189,8 +264,15 @@ async def test_resting_order_fills_when_market_trades_through(
 ) -> None:
     sim, http, ws = venue
     bid, _ = _touch(sim, "XRPUSDT")
-    body = {"category": "linear", "symbol": "XRPUSDT", "side": "Buy", "orderType": "Limit",
-            "qty": "100", "price": str(bid), "orderLinkId": "maker-1"}
+    body = {
+        "category": "linear",
+        "symbol": "XRPUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "100",
+        "price": str(bid),
+        "orderLinkId": "maker-1",
+    }
     assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
     await _pushes(ws)
     sim.exchange.price_jump("XRPUSDT", -1.0)  # the market falls through our bid

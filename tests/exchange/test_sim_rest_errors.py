@@ -14,22 +14,32 @@ from .sim_helpers import get, now_ms, post
 
 @pytest.fixture
 async def client() -> AsyncIterator[tuple[Sim, httpx.AsyncClient]]:
-    async with open_sim(SimConfig(seed=5)) as sim:
-        async with httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http:
-            yield sim, http
+    async with (
+        open_sim(SimConfig(seed=5)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http,
+    ):
+        yield sim, http
 
 
 def _order(**over: object) -> dict:
-    body = {"category": "linear", "symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-            "qty": "0.10", "price": "1000.00", "timeInForce": "GTC"}
+    body = {
+        "category": "linear",
+        "symbol": "ETHUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "0.10",
+        "price": "1000.00",
+        "timeInForce": "GTC",
+    }
     body.update(over)
     return {k: v for k, v in body.items() if v is not None}
 
 
 async def test_unknown_and_missing_api_key_get_10003(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
-    reply = await get(http, "/v5/position/list", {"category": "linear", "symbol": "BTCUSDT"},
-                      key="not-a-key")
+    reply = await get(
+        http, "/v5/position/list", {"category": "linear", "symbol": "BTCUSDT"}, key="not-a-key"
+    )
     assert reply.json()["retCode"] == 10003
     bare = await http.get("/v5/position/list?category=linear&symbol=BTCUSDT")
     assert bare.json()["retCode"] == 10003
@@ -37,8 +47,12 @@ async def test_unknown_and_missing_api_key_get_10003(client: tuple[Sim, httpx.As
 
 async def test_bad_signature_gets_10004(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
-    reply = await get(http, "/v5/position/list", {"category": "linear", "symbol": "BTCUSDT"},
-                      secret="wrong-secret")
+    reply = await get(
+        http,
+        "/v5/position/list",
+        {"category": "linear", "symbol": "BTCUSDT"},
+        secret="wrong-secret",
+    )
     assert reply.json()["retCode"] == 10004
     # signing other bytes than those sent (a reordered query) is a bad signature too
     query = "symbol=BTCUSDT&category=linear"
@@ -54,8 +68,9 @@ async def test_timestamp_outside_recv_window_gets_10002(
     client: tuple[Sim, httpx.AsyncClient], offset_ms: int
 ) -> None:
     _, http = client
-    reply = await get(http, "/v5/account/wallet-balance", {"accountType": "UNIFIED"},
-                      ts=now_ms() + offset_ms)
+    reply = await get(
+        http, "/v5/account/wallet-balance", {"accountType": "UNIFIED"}, ts=now_ms() + offset_ms
+    )
     body = reply.json()
     assert body["retCode"] == 10002
     assert "recv_window" in body["retMsg"]
@@ -104,16 +119,18 @@ async def test_malformed_body_gets_10001_never_500(
 
 async def test_min_notional_gets_110094(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
-    reply = await post(http, "/v5/order/create",
-                       _order(symbol="DOGEUSDT", qty="1", price="0.10000"))
+    reply = await post(
+        http, "/v5/order/create", _order(symbol="DOGEUSDT", qty="1", price="0.10000")
+    )
     assert reply.json()["retCode"] == 110094
 
 
 async def test_insufficient_balance_gets_110007(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
     # 1000 BTC at 10x needs ~9.5 M of margin; the wallet holds 100 k
-    reply = await post(http, "/v5/order/create",
-                       _order(symbol="BTCUSDT", qty="1000.000", price="90000.00"))
+    reply = await post(
+        http, "/v5/order/create", _order(symbol="BTCUSDT", qty="1000.000", price="90000.00")
+    )
     assert reply.json()["retCode"] == 110007
 
 
@@ -121,8 +138,9 @@ async def test_reduce_only_without_position_gets_110017(
     client: tuple[Sim, httpx.AsyncClient],
 ) -> None:
     _, http = client
-    reply = await post(http, "/v5/order/create",
-                       _order(orderType="Market", price=None, reduceOnly=True))
+    reply = await post(
+        http, "/v5/order/create", _order(orderType="Market", price=None, reduceOnly=True)
+    )
     assert reply.json()["retCode"] == 110017
 
 
@@ -136,8 +154,11 @@ async def test_duplicate_order_link_id_gets_110072(client: tuple[Sim, httpx.Asyn
 
 async def test_cancel_unknown_order_gets_110001(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
-    reply = await post(http, "/v5/order/cancel",
-                       {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": "never"})
+    reply = await post(
+        http,
+        "/v5/order/cancel",
+        {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": "never"},
+    )
     assert reply.json()["retCode"] == 110001
 
 
@@ -146,8 +167,9 @@ async def test_same_leverage_gets_110043(client: tuple[Sim, httpx.AsyncClient]) 
     body = {"category": "linear", "symbol": "SOLUSDT", "buyLeverage": "5", "sellLeverage": "5"}
     assert (await post(http, "/v5/position/set-leverage", body)).json()["retCode"] == 0
     assert (await post(http, "/v5/position/set-leverage", body)).json()["retCode"] == 110043
-    rows = (await get(http, "/v5/position/list", {"category": "linear", "symbol": "SOLUSDT"})
-            ).json()["result"]["list"]
+    rows = (
+        await get(http, "/v5/position/list", {"category": "linear", "symbol": "SOLUSDT"})
+    ).json()["result"]["list"]
     assert rows[0]["leverage"] == "5"
 
 
@@ -158,8 +180,11 @@ async def test_order_rate_limit_gets_10006_with_reset_header(
     codes = []
     last = None
     for i in range(12):
-        last = await post(http, "/v5/order/cancel",
-                          {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": f"x{i}"})
+        last = await post(
+            http,
+            "/v5/order/cancel",
+            {"category": "linear", "symbol": "ETHUSDT", "orderLinkId": f"x{i}"},
+        )
         codes.append(last.json()["retCode"])
     assert codes[:10] == [110001] * 10  # within 10/s: a real answer
     assert codes[10:] == [10006, 10006]

@@ -14,9 +14,11 @@ from .sim_helpers import assert_shape, sample
 
 @pytest.fixture
 async def client() -> AsyncIterator[tuple[Sim, httpx.AsyncClient]]:
-    async with open_sim(SimConfig(seed=3)) as sim:
-        async with httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http:
-            yield sim, http
+    async with (
+        open_sim(SimConfig(seed=3)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http,
+    ):
+        yield sim, http
 
 
 async def _get(http: httpx.AsyncClient, path: str, **params: str) -> dict:
@@ -29,16 +31,31 @@ async def _get(http: httpx.AsyncClient, path: str, **params: str) -> dict:
     ("path", "params", "sample_name"),
     [
         ("/v5/market/time", {}, "rest_market_time"),
-        ("/v5/market/instruments-info", {"category": "linear", "symbol": "BTCUSDT"},
-         "rest_market_instruments-info_linear"),
-        ("/v5/market/tickers", {"category": "linear", "symbol": "BTCUSDT"},
-         "rest_market_tickers_linear"),
-        ("/v5/market/orderbook", {"category": "linear", "symbol": "BTCUSDT"},
-         "rest_market_orderbook"),
-        ("/v5/market/recent-trade", {"category": "linear", "symbol": "BTCUSDT", "limit": "3"},
-         "rest_market_recent-trade"),
-        ("/v5/market/kline", {"category": "linear", "symbol": "BTCUSDT", "interval": "1"},
-         "rest_market_kline"),
+        (
+            "/v5/market/instruments-info",
+            {"category": "linear", "symbol": "BTCUSDT"},
+            "rest_market_instruments-info_linear",
+        ),
+        (
+            "/v5/market/tickers",
+            {"category": "linear", "symbol": "BTCUSDT"},
+            "rest_market_tickers_linear",
+        ),
+        (
+            "/v5/market/orderbook",
+            {"category": "linear", "symbol": "BTCUSDT"},
+            "rest_market_orderbook",
+        ),
+        (
+            "/v5/market/recent-trade",
+            {"category": "linear", "symbol": "BTCUSDT", "limit": "3"},
+            "rest_market_recent-trade",
+        ),
+        (
+            "/v5/market/kline",
+            {"category": "linear", "symbol": "BTCUSDT", "interval": "1"},
+            "rest_market_kline",
+        ),
     ],
 )
 async def test_market_replies_have_bybits_shape(
@@ -76,8 +93,11 @@ async def test_tickers_list_every_symbol_with_turnover(
     _, http = client
     rows = (await _get(http, "/v5/market/tickers", category="linear"))["result"]["list"]
     assert len(rows) >= 8
-    movers = [r for r in rows if r["symbol"] not in ("BTCUSDT", "ETHUSDT")
-              and float(r["turnover24h"]) > 10e6]
+    movers = [
+        r
+        for r in rows
+        if r["symbol"] not in ("BTCUSDT", "ETHUSDT") and float(r["turnover24h"]) > 10e6
+    ]
     assert len(movers) >= 5  # the scanner has a real choice
     for row in rows:
         assert float(row["bid1Price"]) < float(row["ask1Price"])
@@ -85,8 +105,9 @@ async def test_tickers_list_every_symbol_with_turnover(
 
 async def test_orderbook_is_sorted_and_limited(client: tuple[Sim, httpx.AsyncClient]) -> None:
     _, http = client
-    result = (await _get(http, "/v5/market/orderbook", category="linear", symbol="ETHUSDT",
-                         limit="200"))["result"]
+    result = (
+        await _get(http, "/v5/market/orderbook", category="linear", symbol="ETHUSDT", limit="200")
+    )["result"]
     bids = [float(p) for p, _ in result["b"]]
     asks = [float(p) for p, _ in result["a"]]
     assert len(bids) == len(asks) == 200
@@ -100,12 +121,18 @@ async def test_orderbook_is_sorted_and_limited(client: tuple[Sim, httpx.AsyncCli
     [
         ("/v5/market/tickers", {"category": "linear", "symbol": "NOPEUSDT"}, "symbol"),
         ("/v5/market/orderbook", {"category": "linear"}, "symbol"),
-        ("/v5/market/orderbook", {"category": "linear", "symbol": "BTCUSDT", "limit": "x"},
-         "limit"),
+        (
+            "/v5/market/orderbook",
+            {"category": "linear", "symbol": "BTCUSDT", "limit": "x"},
+            "limit",
+        ),
         ("/v5/market/tickers", {}, "category"),
         ("/v5/market/tickers", {"category": "spot"}, "category"),
-        ("/v5/market/kline", {"category": "linear", "symbol": "BTCUSDT", "interval": "7"},
-         "interval"),
+        (
+            "/v5/market/kline",
+            {"category": "linear", "symbol": "BTCUSDT", "interval": "7"},
+            "interval",
+        ),
     ],
 )
 async def test_bad_market_params_get_10001(

@@ -17,15 +17,20 @@ KEY = "k"
 
 def make(seed: int = 1, rate: float = 500.0) -> Exchange:
     clock = itertools.count(1_700_000_000_000, 2)
-    return Exchange(DEFAULT_SPECS, seed=seed, rate=rate, clock=lambda: next(clock),
-                    credentials={KEY: "s"})
+    return Exchange(
+        DEFAULT_SPECS, seed=seed, rate=rate, clock=lambda: next(clock), credentials={KEY: "s"}
+    )
 
 
 def run(ex: Exchange, steps: int) -> list[str]:
     box = Outbox()
     now = ex.now_ms()
-    for topic in ("orderbook.50.SOLUSDT", "orderbook.1.BTCUSDT", "publicTrade.ETHUSDT",
-                  "tickers.XRPUSDT"):
+    for topic in (
+        "orderbook.50.SOLUSDT",
+        "orderbook.1.BTCUSDT",
+        "publicTrade.ETHUSDT",
+        "tickers.XRPUSDT",
+    ):
         ex.public.subscribe(box, topic, now)
     for _ in range(steps):
         ex.step(ex.now_ms())
@@ -77,8 +82,15 @@ def test_deltas_track_the_book_through_trading_and_jumps(depth: int) -> None:
     for i in range(400):
         ex.step(ex.now_ms())
         if i % 50 == 7:  # a market order eats several levels
-            ex.create_order(account, {"symbol": "ETHUSDT", "side": "Buy" if i % 100 == 7 else "Sell",
-                                      "orderType": "Market", "qty": "40.00"})
+            ex.create_order(
+                account,
+                {
+                    "symbol": "ETHUSDT",
+                    "side": "Buy" if i % 100 == 7 else "Sell",
+                    "orderType": "Market",
+                    "qty": "40.00",
+                },
+            )
         if i == 200:
             ex.price_jump("ETHUSDT", 3.0)
         while box.queue:
@@ -94,8 +106,16 @@ def test_resting_order_fills_partially_at_its_price() -> None:
     sm = ex.sm("DOGEUSDT")
     spec = sm.spec
     bid = sm.book.bid_top
-    order = ex.create_order(account, {"symbol": "DOGEUSDT", "side": "Buy", "orderType": "Limit",
-                                      "qty": "100000", "price": spec.price_str(bid)})
+    order = ex.create_order(
+        account,
+        {
+            "symbol": "DOGEUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": "100000",
+            "price": spec.price_str(bid),
+        },
+    )
     # a sell trade at our price smaller than our order: a partial, maker fill
     trade = ex.market.record_trade(sm, bid, 1000, "Sell", ex.now_ms(), "t-1")
     ex._fill_resting("DOGEUSDT", [trade], ex.now_ms())
@@ -107,21 +127,46 @@ def test_resting_order_fills_partially_at_its_price() -> None:
 def test_reduce_only_is_clamped_and_cancelled_when_flat() -> None:
     ex = make(seed=5)
     account = ex.accounts[KEY]
-    ex.create_order(account, {"symbol": "SOLUSDT", "side": "Buy", "orderType": "Market",
-                              "qty": "5.0"})
+    ex.create_order(
+        account, {"symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "5.0"}
+    )
     assert account.position("SOLUSDT").size == Decimal("5.0")
     ask = ex.sm("SOLUSDT").book.ask_top
-    resting = ex.create_order(account, {"symbol": "SOLUSDT", "side": "Sell", "orderType": "Limit",
-                                        "qty": "5.0", "reduceOnly": True,
-                                        "price": ex.specs["SOLUSDT"].price_str(ask + 500)})
-    close = ex.create_order(account, {"symbol": "SOLUSDT", "side": "Sell", "orderType": "Market",
-                                      "qty": "50.0", "reduceOnly": True})
+    resting = ex.create_order(
+        account,
+        {
+            "symbol": "SOLUSDT",
+            "side": "Sell",
+            "orderType": "Limit",
+            "qty": "5.0",
+            "reduceOnly": True,
+            "price": ex.specs["SOLUSDT"].price_str(ask + 500),
+        },
+    )
+    close = ex.create_order(
+        account,
+        {
+            "symbol": "SOLUSDT",
+            "side": "Sell",
+            "orderType": "Market",
+            "qty": "50.0",
+            "reduceOnly": True,
+        },
+    )
     assert close.qty == Decimal("5.0")  # clamped to the position
     assert account.position("SOLUSDT").size == 0
     assert resting.status == "Cancelled" and resting.cancel_type == "CancelByReduceOnly"
     with pytest.raises(VenueError) as refused:
-        ex.create_order(account, {"symbol": "SOLUSDT", "side": "Sell", "orderType": "Market",
-                                  "qty": "1.0", "reduceOnly": True})
+        ex.create_order(
+            account,
+            {
+                "symbol": "SOLUSDT",
+                "side": "Sell",
+                "orderType": "Market",
+                "qty": "1.0",
+                "reduceOnly": True,
+            },
+        )
     assert refused.value.code == 110017
 
 
@@ -133,11 +178,29 @@ def test_fok_is_all_or_nothing_and_ioc_cancels_the_rest() -> None:
     top = sm.spec.qty_of(sm.book.asks[ask])
     price = sm.spec.price_str(ask)
     big = str(top + Decimal("0.01") * 1000)
-    fok = ex.create_order(account, {"symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-                                    "qty": big, "price": price, "timeInForce": "FOK"})
+    fok = ex.create_order(
+        account,
+        {
+            "symbol": "ETHUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": big,
+            "price": price,
+            "timeInForce": "FOK",
+        },
+    )
     assert (fok.status, fok.cum_qty) == ("Cancelled", 0)
-    ioc = ex.create_order(account, {"symbol": "ETHUSDT", "side": "Buy", "orderType": "Limit",
-                                    "qty": big, "price": price, "timeInForce": "IOC"})
+    ioc = ex.create_order(
+        account,
+        {
+            "symbol": "ETHUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": big,
+            "price": price,
+            "timeInForce": "IOC",
+        },
+    )
     assert ioc.status == "Cancelled" and ioc.cum_qty == top
 
 

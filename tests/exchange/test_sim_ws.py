@@ -10,7 +10,16 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from scalper.sim import Sim, SimConfig, open_sim
 
-from .sim_helpers import assert_shape, hmac_hex, now_ms, private_auth, recv, recv_until, sample, send
+from .sim_helpers import (
+    assert_shape,
+    hmac_hex,
+    now_ms,
+    private_auth,
+    recv,
+    recv_until,
+    sample,
+    send,
+)
 
 
 @pytest.fixture
@@ -38,8 +47,13 @@ async def test_public_subscribe_ack_and_pong_shapes(public: WebSocketConnection)
 
 @pytest.mark.parametrize(
     "topic",
-    ["orderbook.1.ETHUSDT", "orderbook.50.ETHUSDT", "orderbook.200.ETHUSDT",
-     "publicTrade.ETHUSDT", "tickers.ETHUSDT"],
+    [
+        "orderbook.1.ETHUSDT",
+        "orderbook.50.ETHUSDT",
+        "orderbook.200.ETHUSDT",
+        "publicTrade.ETHUSDT",
+        "tickers.ETHUSDT",
+    ],
 )
 async def test_public_topics_have_bybits_shape(public: WebSocketConnection, topic: str) -> None:
     await send(public, {"op": "subscribe", "args": [topic]})
@@ -123,11 +137,18 @@ async def test_private_pong_shape_and_auth_refusals(sim: Sim) -> None:
         assert pong["req_id"] == "p9" and pong["args"][0].isdigit()
 
         expired = now_ms() - 1
-        await send(ws, {"op": "auth", "args": ["sim-key", expired,
-                                              hmac_hex("sim-secret", f"GET/realtime{expired}")]})
+        await send(
+            ws,
+            {
+                "op": "auth",
+                "args": ["sim-key", expired, hmac_hex("sim-secret", f"GET/realtime{expired}")],
+            },
+        )
         assert (await recv(ws))["success"] is False
         later = now_ms() + 5000
-        await send(ws, {"op": "auth", "args": ["sim-key", later, hmac_hex("bad", f"GET/realtime{later}")]})
+        await send(
+            ws, {"op": "auth", "args": ["sim-key", later, hmac_hex("bad", f"GET/realtime{later}")]}
+        )
         assert (await recv(ws))["success"] is False
         await send(ws, {"op": "auth", "args": ["who", later, "00"]})
         assert (await recv(ws))["success"] is False
@@ -144,12 +165,14 @@ async def test_private_pong_shape_and_auth_refusals(sim: Sim) -> None:
 
 
 async def test_idle_connection_is_dropped() -> None:
-    async with open_sim(SimConfig(seed=2, ws_idle_timeout_s=0.3)) as sim:
-        async with open_websocket_url(sim.ws_public_url) as ws:
-            await send(ws, {"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})
-            with trio.fail_after(5), pytest.raises(ConnectionClosed):
-                while True:  # data flows to us, but we send nothing for 0.3 s
-                    await ws.get_message()
+    async with (
+        open_sim(SimConfig(seed=2, ws_idle_timeout_s=0.3)) as sim,
+        open_websocket_url(sim.ws_public_url) as ws,
+    ):
+        await send(ws, {"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})
+        with trio.fail_after(5), pytest.raises(ConnectionClosed):
+            while True:  # data flows to us, but we send nothing for 0.3 s
+                await ws.get_message()
 
 
 class ClientBook:
