@@ -10,15 +10,24 @@
 Secrets are redacted twice, as defence in depth: a patcher rewrites the message and
 bound string values of every record (so any sink added later sees them redacted), and
 every sink installed here redacts its final text too, which also covers tracebacks.
+Libraries that log through the standard ``logging`` module (httpx, httpcore,
+trio-websocket, hypercorn) are routed into loguru by an intercept handler on the root
+logger, so their lines get the same format, sinks and redaction as ours. Chatty ones
+are moved one level down on the way (``_DEMOTE``): httpx's per-request INFO line
+becomes DEBUG (at 10 requests/s it is noise), httpcore's and trio-websocket's
+per-frame DEBUG lines become TRACE. hypercorn's access log is off unless asked for.
+
 The core never logs (it returns data); this module is only for the shells.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -29,6 +38,18 @@ if TYPE_CHECKING:
     from .config import Settings
 
 __all__ = ["REDACTED", "configure_from_settings", "configure_logging", "make_redactor"]
+
+#: stdlib loggers (and their children) whose records are moved down a level before they
+#: reach loguru: ``{logger: {stdlib level: loguru level}}``
+_DEMOTE: Mapping[str, Mapping[int, str]] = {
+    "httpx": {logging.INFO: "DEBUG"},  # "HTTP Request: GET ... 200 OK", every request
+    "httpcore": {logging.DEBUG: "TRACE"},  # every connection step of every request
+    "trio-websocket": {logging.DEBUG: "TRACE"},  # every frame sent and received
+    "hpack": {logging.DEBUG: "TRACE"},  # header compression internals
+}
+#: hypercorn's access log: one line per request, INFO; off unless ``access_log=True``
+_ACCESS_LOGGER = "hypercorn.access"
+_STDLIB_LEVELS = (1, logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 
 #: what a secret is replaced with
 REDACTED = "****"
@@ -107,6 +128,70 @@ class _RedactingSink:
             self._stream.close()
 
 
+class _InterceptHandler(logging.Handler):
+    """Hands every stdlib ``logging`` record to loguru, demoting the chatty ones.
+
+    The record's level becomes loguru's level of the same name (custom levels keep
+    their number), the caller found by walking out of ``logging``'s frames becomes the
+    record's origin, an exception travels along, and the stdlib logger's name is bound
+    as ``source`` so a line says where it came from. Redaction then happens in loguru
+    exactly as for our own lines.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level: str | int = _demoted(record.name, record.levelno) or record.levelname
+        try:
+            logger.level(str(level))
+        except ValueError:  # a level loguru does not know: keep its number
+            level = record.levelno
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - logging must never raise; the args are dropped
+            message = f"{record.msg} [log arguments could not be formatted]"
+        frame: FrameType | None = sys._getframe(1)
+        depth = 1
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        exc_info = record.exc_info if record.exc_info and record.exc_info[0] else None
+        logger.bind(source=record.name).opt(depth=depth, exception=exc_info).log(level, message)
+
+
+def _demoted(name: str, levelno: int) -> str | None:
+    """The loguru level a record of logger ``name`` is moved to, or None."""
+    for prefix, moves in _DEMOTE.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return moves.get(levelno)
+    return None
+
+
+def _install_intercept(level_no: int, *, access_log: bool) -> None:
+    """Route the stdlib root logger into loguru (replacing its handlers) at ``level_no``.
+
+    Other root handlers are removed, not closed (they are not ours): left in place they
+    would print the same lines a second time, unredacted. Levels are set on the stdlib
+    loggers too, so records loguru would drop are not even created.
+    """
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    root.addHandler(_InterceptHandler())
+    root.setLevel(level_no)
+    for name, moves in _DEMOTE.items():
+        # the lowest stdlib level whose records still reach level_no after demotion
+        lowest = next(
+            (
+                std
+                for std in _STDLIB_LEVELS
+                if (logger.level(moves[std]).no if std in moves else std) >= level_no
+            ),
+            logging.CRITICAL,
+        )
+        logging.getLogger(name).setLevel(lowest)
+    access = logging.getLogger(_ACCESS_LOGGER)
+    access.setLevel(logging.NOTSET if access_log else logging.WARNING)
+
+
 def _is_terminal(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty()) if callable(isatty) else False
@@ -119,16 +204,20 @@ def configure_logging(
     secrets: Sequence[str],
     *,
     stream: TextIO | None = None,
+    access_log: bool = False,
 ) -> None:
     """Replace loguru's handlers: stderr (or ``stream``) and optionally ``file``.
 
     ``level`` is a loguru level name (``INFO``, ...), ``fmt`` is ``"human"`` or
-    ``"json"``. Every string in ``secrets`` is redacted from everything logged.
+    ``"json"``. Every string in ``secrets`` is redacted from everything logged,
+    including what libraries log through the stdlib ``logging`` module, which is routed
+    here too. ``access_log`` turns hypercorn's per-request access lines on.
     Calling it again reconfigures from scratch.
     """
     if fmt not in ("human", "json"):
         raise ValueError(f"log format must be 'human' or 'json', got {fmt!r}")
     level = level.upper()
+    level_no = logger.level(level).no  # ValueError for an unknown level, before any change
     redact = make_redactor(secrets)
 
     def patch(record: Record) -> None:
@@ -160,6 +249,7 @@ def configure_logging(
             backtrace=False,
             diagnose=False,
         )
+    _install_intercept(level_no, access_log=access_log)
 
 
 def configure_from_settings(settings: Settings, *, stream: TextIO | None = None) -> None:

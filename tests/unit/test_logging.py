@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import httpx
 import pytest
 from loguru import logger
 
@@ -18,12 +20,25 @@ from scalper.logging import REDACTED, configure_from_settings, configure_logging
 SECRET = "Zx9-very-secret-Q7"
 
 
+#: stdlib loggers whose levels configure_logging sets
+_MANAGED = ("", "httpx", "httpcore", "trio-websocket", "hpack", "hypercorn.access")
+
+
 @pytest.fixture(autouse=True)
 def restore_loguru() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    levels = {name: logging.getLogger(name).level for name in _MANAGED}
     yield
     logger.remove()
     logger.configure(patcher=None)
     logger.add(sys.stderr)
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def human(level: str = "DEBUG", secrets: tuple[str, ...] = (SECRET,)) -> io.StringIO:
@@ -174,3 +189,118 @@ def test_any_writable_stream_works() -> None:
     configure_logging("INFO", "human", None, [SECRET], stream=console)  # type: ignore[arg-type]
     logger.info("x {}", SECRET)
     assert console.parts and "x ****" in console.parts[0]
+
+
+# ---------------------------------------------------------------- stdlib logging
+
+
+def test_stdlib_records_are_routed_and_redacted() -> None:
+    out = human()
+    logging.getLogger("httpx").warning("retrying with key %s", SECRET)
+    logging.getLogger("trio-websocket").error(f"handshake failed: {SECRET}")
+    text = out.getvalue()
+    assert SECRET not in text
+    first, second = text.splitlines()
+    assert first.endswith("WARNING retrying with key ****  source=httpx")
+    assert second.endswith("ERROR   handshake failed: ****  source=trio-websocket")
+
+
+def test_stdlib_traceback_is_redacted() -> None:
+    out = human()
+    try:
+        raise ConnectionError(f"reset while sending {SECRET}")
+    except ConnectionError:
+        logging.getLogger("hypercorn.error").exception("connection failed")
+    text = out.getvalue()
+    assert "ERROR   connection failed  source=hypercorn.error" in text
+    assert "Traceback" in text
+    assert "ConnectionError: reset while sending ****" in text
+    assert SECRET not in text
+
+
+def test_stdlib_json_lines_name_the_caller_and_the_source() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", "json", None, [SECRET], stream=out)
+    logging.getLogger("some.lib").info("token=%s", SECRET)
+    record = json.loads(out.getvalue())
+    assert record["message"] == "token=****"
+    assert record["level"] == "INFO"
+    assert record["source"] == "some.lib"
+    assert record["name"] == __name__  # the frame that called logging, not logging itself
+
+
+async def test_httpx_request_lines_are_debug_not_info() -> None:
+    async def one_request() -> None:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get("http://exchange.test/v5/market/time")
+
+    out = human("INFO")
+    await one_request()
+    assert "HTTP Request" not in out.getvalue()
+    assert logging.getLogger("httpx").getEffectiveLevel() > logging.INFO  # not even created
+
+    out = human("DEBUG")
+    await one_request()
+    (line,) = [line for line in out.getvalue().splitlines() if "HTTP Request" in line]
+    assert " DEBUG   HTTP Request: GET http://exchange.test/v5/market/time" in line
+    assert line.endswith("source=httpx")
+
+
+def test_httpx_warnings_stay_warnings() -> None:
+    out = human("INFO")
+    logging.getLogger("httpx").warning("proxy env ignored")
+    assert "WARNING proxy env ignored" in out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["trio-websocket", "httpcore.http11"])
+def test_per_frame_debug_lines_are_trace(name: str) -> None:
+    out = human("DEBUG")
+    logging.getLogger(name).debug("conn#1 received %d bytes", 42)
+    assert out.getvalue() == ""
+    out = human("TRACE")
+    logging.getLogger(name).debug("conn#1 received %d bytes", 42)
+    assert "TRACE   conn#1 received 42 bytes" in out.getvalue()
+
+
+def test_hypercorn_access_log_is_off_unless_asked_for() -> None:
+    out = human("DEBUG")
+    logging.getLogger("hypercorn.access").info('127.0.0.1 - "GET /v5/market/time" 200')
+    logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:8765")
+    assert "GET /v5/market/time" not in out.getvalue()
+    assert "Running on http://127.0.0.1:8765" in out.getvalue()
+
+    out = io.StringIO()
+    configure_logging("INFO", "human", None, [], stream=out, access_log=True)
+    logging.getLogger("hypercorn.access").info('127.0.0.1 - "GET /v5/market/time" 200')
+    assert '"GET /v5/market/time" 200' in out.getvalue()
+
+
+def test_stdlib_level_follows_the_configured_level() -> None:
+    out = human("WARNING")
+    logging.getLogger("some.lib").info("hidden")
+    logging.getLogger("some.lib").warning("shown")
+    assert "hidden" not in out.getvalue()
+    assert "shown" in out.getvalue()
+
+
+def test_reconfiguring_installs_one_handler_and_drops_foreign_ones() -> None:
+    foreign = io.StringIO()
+    logging.getLogger().addHandler(logging.StreamHandler(foreign))  # e.g. a basicConfig
+    human()
+    out = human()
+    logging.getLogger("some.lib").warning("key %s", SECRET)
+    assert out.getvalue().count("key ****") == 1
+    assert foreign.getvalue() == ""  # would have printed the secret unredacted
+
+
+def test_unformattable_stdlib_args_do_not_raise() -> None:
+    out = human()
+    logging.getLogger("some.lib").warning("two %s %s", "one")
+    assert "two %s %s [log arguments could not be formatted]" in out.getvalue()
+
+
+def test_custom_stdlib_levels_keep_their_number() -> None:
+    out = human("TRACE")
+    logging.getLogger("some.lib").log(15, "between debug and info")
+    assert "Level 15 between debug and info" in out.getvalue()
