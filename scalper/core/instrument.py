@@ -20,7 +20,14 @@ import attrs
 
 from .model import Instrument, Side
 
-__all__ = ["OrderCheck", "check_order", "qty_for_notional", "round_price", "round_qty", "to_decimal"]
+__all__ = [
+    "OrderCheck",
+    "check_order",
+    "qty_for_notional",
+    "round_price",
+    "round_qty",
+    "to_decimal",
+]
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:

@@ -126,9 +126,7 @@ def _optional_positive_decimal(inst: Any, attribute: attrs.Attribute[Any], value
         _positive_decimal(inst, attribute, value)
 
 
-_SYMBOL = attrs.validators.and_(
-    attrs.validators.instance_of(str), attrs.validators.min_len(1)
-)
+_SYMBOL = attrs.validators.and_(attrs.validators.instance_of(str), attrs.validators.min_len(1))
 
 
 @attrs.frozen(kw_only=True)
