@@ -1,0 +1,72 @@
+"""The client side of Bybit's v5 wire format: signing, REST, WebSockets, parsing.
+
+``errors`` (the error tree), ``auth`` (signing), ``rest`` (``BybitRest``), ``ws``
+(``WsConnection``/``open_ws``), ``parse`` (wire JSON -> core types) and ``streams``
+(``PublicStream``/``PrivateStream``). The main names are re-exported here.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AmbiguousOutcome,
+    AuthError,
+    BybitError,
+    DuplicateOrder,
+    ExchangeError,
+    HTTPStatusError,
+    InsufficientBalance,
+    InvalidRequest,
+    NetworkError,
+    OrderAlreadyFinal,
+    OrderNotFound,
+    ProtocolError,
+    RateLimited,
+    ReduceOnlyRejected,
+    RequestTimeout,
+    ServerBusy,
+    StreamAuthError,
+    StreamError,
+    TimestampError,
+    TransportError,
+)
+from .parse import ParseStats, parse_message
+from .rest import BybitRest, Credentials, RetryPolicy
+from .streams import PrivateStream, PublicStream, open_private_stream, open_public_stream
+from .ws import Connected, Disconnected, WsConnection, WsPolicy, open_ws
+
+__all__ = [
+    "AmbiguousOutcome",
+    "AuthError",
+    "BybitError",
+    "BybitRest",
+    "Connected",
+    "Credentials",
+    "Disconnected",
+    "DuplicateOrder",
+    "ExchangeError",
+    "HTTPStatusError",
+    "InsufficientBalance",
+    "InvalidRequest",
+    "NetworkError",
+    "OrderAlreadyFinal",
+    "OrderNotFound",
+    "ParseStats",
+    "PrivateStream",
+    "ProtocolError",
+    "PublicStream",
+    "RateLimited",
+    "ReduceOnlyRejected",
+    "RequestTimeout",
+    "RetryPolicy",
+    "ServerBusy",
+    "StreamAuthError",
+    "StreamError",
+    "TimestampError",
+    "TransportError",
+    "WsConnection",
+    "WsPolicy",
+    "open_private_stream",
+    "open_public_stream",
+    "open_ws",
+    "parse_message",
+]

@@ -15,7 +15,8 @@ Two entry points:
 Book frames are the hot path (DESIGN section 4): they are checked only for shape
 (``b``/``a`` are lists, ``u``/``ts`` are ints); the price/size strings go untouched to
 ``scalper.core.book.OrderBook.apply``, which validates each level as it parses it.
-``orjson`` is used because it measured ~3-4x faster than ``json`` on a book delta.
+``orjson`` is used because it measured ~2x faster than ``json`` on a book delta
+(1.4 us vs 2.8 us for the 434-byte sample; a whole parse_message call is ~2.4 us).
 """
 
 from __future__ import annotations
