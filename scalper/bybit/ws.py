@@ -19,8 +19,10 @@ What it does for you:
   up for ``healthy_after_s``. ``max_failures`` consecutive failed attempts end the
   stream with ``StreamError`` (None: retry forever).
 * Private streams authenticate first (``expires`` = now + ``auth_expires_s``), and only
-  after Bybit confirms the auth are topics subscribed. A refused auth ends the stream
-  with ``StreamAuthError`` (retrying a bad key would only get the IP banned).
+  after Bybit confirms the auth are topics subscribed. A refused auth is retried with
+  the same backoff (an ``expires`` off by clock skew can heal), but
+  ``max_auth_failures`` refusals in a row end the stream with ``StreamAuthError``:
+  hammering Bybit with a bad key only gets the IP banned.
 * Every topic subscribed is remembered and re-subscribed after each reconnect.
 * The caller sees a ``Disconnected(reason)`` marker when a connection is lost and a
   ``Connected(reconnect=True)`` marker when the next one is ready, so it can drop and
@@ -118,6 +120,8 @@ class WsPolicy:
     healthy_after_s: float = 60.0
     #: consecutive failed connection attempts before giving up (None: never give up)
     max_failures: int | None = None
+    #: consecutive refused auths before giving up (a bad key does not heal)
+    max_auth_failures: int = 3
     #: frames buffered for a slow consumer before the reader waits
     queue_size: int = 1000
 
@@ -248,6 +252,7 @@ class WsConnection:
         caller's ``async for`` raises it.
         """
         failures = 0
+        auth_failures = 0
         log = logger.bind(stream=self.name)
         async with self._send_items:
             while self._error is None:
@@ -257,7 +262,10 @@ class WsConnection:
                     async with self._connect(self.url) as ws:
                         reason = await self._session(ws)
                 except* StreamAuthError as group:
-                    self._error = group.exceptions[0]
+                    auth_failures += 1
+                    reason = str(group.exceptions[0])
+                    if auth_failures >= self.policy.max_auth_failures:
+                        self._error = group.exceptions[0]
                 except* _DROPS as group:
                     exc = group.exceptions[0]
                     reason = f"{type(exc).__name__}: {exc}"[:300]
@@ -265,6 +273,7 @@ class WsConnection:
                     self._ws = None
                 ready = self.connections > before
                 if ready:
+                    auth_failures = 0
                     self.drops += 1
                     self.last_drop_reason = reason
                     await self._send_items.send(Disconnected(self.name, reason))

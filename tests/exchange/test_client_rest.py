@@ -238,3 +238,48 @@ async def test_no_secret_in_logs_or_errors_against_sim(sim: Sim) -> None:
     assert signatures
     for secret in [SECRET, "wrong-secret", *signatures]:
         assert secret not in text
+
+
+async def test_amend_cancel_all_history_and_executions(rest: BybitRest, sim: Sim) -> None:
+    with trio.fail_after(30):
+        b = await bid(rest)
+        first = limit_buy(b, "t-amend-1")
+        second = limit_buy(b, "t-amend-2")
+        await rest.place_order(first)
+        await rest.place_order(second)
+        assert first.price is not None
+        new_price = first.price - Decimal("1.0")
+        order_id = await rest.amend_order("BTCUSDT", order_link_id="t-amend-1", price=new_price)
+        amended = await rest.order("BTCUSDT", "t-amend-1")
+        assert amended is not None and amended.order_id == order_id
+        assert amended.price == new_price
+        cancelled = await rest.cancel_all("BTCUSDT")
+        assert {c.order_link_id for c in cancelled} == {"t-amend-1", "t-amend-2"}
+        assert await rest.open_orders("BTCUSDT") == []
+        history = await rest.order_history("BTCUSDT")
+        assert {"t-amend-1", "t-amend-2"} <= {o.order_link_id for o in history}
+
+        buy = OrderIntent(
+            symbol="BTCUSDT",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            qty=Decimal("0.003"),
+            order_link_id="t-exec-1",
+        )
+        buy_id = await rest.place_order(buy)
+        fills = await rest.executions("BTCUSDT", order_link_id="t-exec-1")
+        assert fills and all(f.order_id == buy_id for f in fills)
+        assert sum(f.qty for f in fills) == Decimal("0.003")
+        pos = await rest.position("BTCUSDT")
+        assert pos.side is Side.BUY and pos.size == Decimal("0.003") and pos.avg_price > 0
+        assert [p.symbol for p in await rest.open_positions()] == ["BTCUSDT"]
+        close = OrderIntent(
+            symbol="BTCUSDT",
+            side=Side.SELL,
+            order_type=OrderType.MARKET,
+            qty=Decimal("0.003"),
+            reduce_only=True,
+            order_link_id="t-exec-close",
+        )
+        await rest.place_order(close)
+        assert (await rest.position("BTCUSDT")).is_flat

@@ -264,14 +264,35 @@ async def test_private_auth_before_subscribe_and_after_every_reconnect(autojump_
     assert not server.subscribed_before_auth
 
 
-async def test_refused_auth_is_fatal_not_a_reconnect_loop(autojump_clock: Any) -> None:
+async def test_refused_auth_is_retried_a_little_then_fatal(autojump_clock: Any) -> None:
     server = FakeServer(private=True)
     server.auth_ok = False
     async with conn_for(server, credentials=Credentials(KEY, SECRET)) as conn:
         with pytest.raises(StreamAuthError, match="bad sig"):
             await next_item(conn)
-    assert len(server.conns) == 1
-    assert not any(m["op"] == "subscribe" for m in server.ws.sent)
+    assert len(server.conns) == POLICY.max_auth_failures == 3
+    assert not any(m["op"] == "subscribe" for c in server.conns for m in c.sent)
+
+
+async def test_auth_refused_once_then_accepted_recovers(autojump_clock: Any) -> None:
+    server = FakeServer(private=True)
+    server.auth_ok = False
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[WsLike]:
+        async with server.connect(url) as ws:
+            server.auth_ok = len(server.conns) >= 2  # e.g. the clock was re-synced
+            yield ws
+
+    async with open_ws(
+        "x",
+        connect=connect,
+        credentials=Credentials(KEY, SECRET),
+        policy=POLICY,
+        clock_ms=server.now_ms,
+    ) as conn:
+        assert await next_item(conn) == Connected("private", reconnect=False, count=1)
+    assert len(server.conns) == 2
 
 
 async def test_no_auth_reply_is_a_drop(autojump_clock: Any) -> None:
