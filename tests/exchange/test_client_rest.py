@@ -138,9 +138,14 @@ async def test_timeout_on_create_leaves_exactly_one_order(rest: BybitRest, sim: 
     sim.inject({"kind": "timeout", "count": 1, "path": "/v5/order/create"})
     with trio.fail_after(30):
         order_id = await rest.place_order(intent)
-    rows = orders_with(sim, "t-timeout-1")
-    assert len(rows) == 1
-    assert rows[0]["orderId"] == order_id  # the client reports the one real order
+    async with httpx.AsyncClient(base_url=sim.rest_url) as control:
+        state = (await control.get("/sim/state")).json()
+    rows = {
+        o["orderId"]: o
+        for o in state["open_orders"] + state["order_history"]
+        if o["orderLinkId"] == "t-timeout-1"
+    }
+    assert list(rows) == [order_id]  # exactly one order, and the client reports it
     assert rest.create_sends == 1  # resolved by reading, never resent
 
 

@@ -78,6 +78,8 @@ class FakeBybit:
         self.calls: list[tuple[str, str]] = []
         self.create_times: list[float] = []
         self.signatures: list[str] = []
+        #: (path, X-BAPI-TIMESTAMP, body) of every signed request
+        self.signed: list[tuple[str, int, bytes]] = []
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.next_id = 1000
 
@@ -111,6 +113,7 @@ class FakeBybit:
             return envelope(code=10003, msg="API key is invalid.")
         ts = int(h["X-BAPI-TIMESTAMP"])
         recv = int(h["X-BAPI-RECV-WINDOW"])
+        self.signed.append((request.url.path, ts, request.content))
         payload = (
             request.content.decode() if request.method == "POST" else request.url.query.decode()
         )
@@ -420,6 +423,11 @@ async def test_10006_waits_until_reset_then_places_once(
     assert trio.current_time() - start >= 4.5
     assert fake.create_times[0] - start >= 4.5
     assert [p for _, p in fake.calls].count("/v5/order/create") == 4
+    # every attempt signed afresh (new timestamp), the body bytes identical
+    creates = [(ts, body) for path, ts, body in fake.signed if path == "/v5/order/create"]
+    stamps = [ts for ts, _ in creates]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 4
+    assert len({body for _, body in creates}) == 1
 
 
 async def test_10006_without_progress_gives_up(
