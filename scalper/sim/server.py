@@ -9,7 +9,7 @@ small batches, so the REST timestamp check and the stream timestamps share one c
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import partial
@@ -101,13 +101,26 @@ def build(config: SimConfig) -> tuple[Exchange, SimApp]:
     return exchange, app
 
 
-async def run_market(exchange: Exchange) -> None:
-    """Step the market in real time, forever (batches every few ms)."""
-    interval = 0.01 if exchange.market.rate <= 2_000 else 0.004
+#: a public client this many frames behind pauses the market (backpressure)
+BACKLOG_LIMIT = 2_000
+
+
+async def run_market(exchange: Exchange, backlog: Callable[[], int]) -> None:
+    """Step the market in real time, forever (batches every few ms).
+
+    When a public client falls behind (``backlog() > BACKLOG_LIMIT``) the market holds
+    still instead of queueing without bound, so at a rate above what the sockets can
+    carry, the stream runs at the sockets' speed (that is what a load test measures).
+    """
+    interval = 0.01 if exchange.market.rate <= 2_000 else 0.003
     exchange.advance(wall_ms())
     while True:
         await trio.sleep(interval)
-        exchange.advance(wall_ms())
+        now = wall_ms()
+        if backlog() > BACKLOG_LIMIT:
+            exchange.hold(now)
+        else:
+            exchange.advance(now, max_steps=max(50, int(exchange.market.rate * 0.02)))
 
 
 @asynccontextmanager
@@ -126,7 +139,7 @@ async def open_sim(config: SimConfig | None = None) -> AsyncIterator[Sim]:
             partial(serve, app, hconfig, mode="asgi")  # type: ignore[arg-type]
         )
         port = int(binds[0].rsplit(":", 1)[1])
-        nursery.start_soon(run_market, exchange)
+        nursery.start_soon(run_market, exchange, app.ws.backlog)
         try:
             yield Sim(host=config.host, port=port, app=app, exchange=exchange)
         finally:

@@ -11,6 +11,8 @@ perpetuals so that rounding code tested here meets the same grids in production.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
@@ -25,6 +27,25 @@ def fmt_units(value: int, scale: int) -> str:
     sign = "-" if value < 0 else ""
     digits = str(abs(value)).rjust(scale + 1, "0")
     return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+
+
+def _formatter(units: int, scale: int) -> Callable[[int], str]:
+    """``n -> fmt_units(n * units, scale)``, specialised for speed."""
+    if scale == 0:
+        if units == 1:
+            return str
+        return lambda n: str(n * units)
+    width = scale + 1
+
+    def fmt(n: int) -> str:
+        digits = str(n * units)
+        if len(digits) < width:
+            if n < 0:
+                return fmt_units(n * units, scale)
+            digits = digits.rjust(width, "0")
+        return f"{digits[:-scale]}.{digits[-scale:]}"
+
+    return fmt
 
 
 @attrs.frozen(kw_only=True)
@@ -52,30 +73,32 @@ class SymbolSpec:
     #: volatility multiplier of the walk (mid-caps move more than BTC)
     vol: float = 1.0
 
-    @property
+    @functools.cached_property
     def tick_units(self) -> int:
         """Price units (``10**-price_scale``) per tick."""
         return int(self.tick_size.scaleb(self.price_scale))
 
-    @property
+    @functools.cached_property
     def qty_decimals(self) -> int:
         """Decimals of a quantity string (from ``qtyStep``)."""
         exp = self.qty_step.as_tuple().exponent
         assert isinstance(exp, int)
         return max(0, -exp)
 
-    @property
+    @functools.cached_property
     def lot_units(self) -> int:
         """Quantity units (``10**-qty_decimals``) per lot (``qtyStep``)."""
         return int(self.qty_step.scaleb(self.qty_decimals))
 
-    def price_str(self, tick: int) -> str:
-        """A tick index as Bybit's price string."""
-        return fmt_units(tick * self.tick_units, self.price_scale)
+    @functools.cached_property
+    def price_str(self) -> Callable[[int], str]:
+        """Formats a tick index as Bybit's price string (hot path: no Decimal)."""
+        return _formatter(self.tick_units, self.price_scale)
 
-    def qty_str(self, lots: int) -> str:
-        """A lot count as Bybit's quantity string."""
-        return fmt_units(lots * self.lot_units, self.qty_decimals)
+    @functools.cached_property
+    def qty_str(self) -> Callable[[int], str]:
+        """Formats a lot count as Bybit's quantity string (hot path: no Decimal)."""
+        return _formatter(self.lot_units, self.qty_decimals)
 
     def price_of(self, tick: int) -> Decimal:
         """A tick index as an exact Decimal price."""

@@ -109,6 +109,11 @@ class Exchange:
             self.step(now_ms)
         return steps
 
+    def hold(self, now_ms: int) -> None:
+        """Let ``now_ms`` pass without stepping (backpressure: clients are behind)."""
+        self._last_advance = now_ms
+        self._carry = 0.0
+
     def step(self, now_ms: int) -> str:
         """One market step (next symbol, round-robin): resting fills, then the pushes."""
         symbol, trades = self.market.step(now_ms)

@@ -53,6 +53,10 @@ class WsContext:
         """A Bybit-looking connection id."""
         return f"{self._seed}-{next(self._ids):06d}"
 
+    def backlog(self) -> int:
+        """Frames queued on the most-behind public connection."""
+        return max((len(o.queue) for o in self.live["public"]), default=0)
+
     def disconnect(self, stream: str | None) -> int:
         """Close every live connection of ``stream`` (both when None); return how many."""
         count = 0
