@@ -136,10 +136,14 @@ async def test_malformed_and_out_of_order_are_counted_and_survived(
         ) as stream:
             await valid_book(stream)
             sim.inject({"kind": "malformed_ws", "count": 5, "variant": "json"})
+            while stream.stats.errors + stream.conn.control_stats.errors < 5:
+                await stream.__anext__()
             sim.inject({"kind": "malformed_ws", "count": 5, "variant": "types"})
             sim.inject({"kind": "out_of_order_ws", "count": 1})
             while stream.resyncs < 1 or stream.stats.errors + stream.conn.control_stats.errors < 10:
                 await stream.__anext__()
+            assert stream.stats.counts["malformed_json"] >= 1  # truncated frames
+            assert stream.stats.counts["wrong_type"] >= 1  # string ts, list data
             assert stream.conn.drops == 0  # handled in-stream: no reconnect needed
             await assert_book_matches_exchange(stream, rest)
     counted = stream.stats.as_dict() | {
