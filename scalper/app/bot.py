@@ -59,6 +59,7 @@ from .feed import MarketFeed, MarketMessage
 from .journal import Journal, JournalRecord, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
+from .metrics_server import serve_metrics
 from .private import run_private
 from .reconcile import run_reconcile, startup_sweep
 from .scanner import Scanner
@@ -247,6 +248,10 @@ async def _trade(
 
     async with trio.open_nursery() as trading:
         await trading.start(run_status, metrics, _describe(engine), options.console)
+        if settings.metrics.port:
+            await trading.start(
+                partial(serve_metrics, metrics, settings.metrics.port, host=settings.metrics.host)
+            )
         await trading.start(
             partial(run_private, policy=options.ws_policy),
             endpoints.ws_private_url,
