@@ -264,6 +264,9 @@ def test_per_frame_debug_lines_are_trace(name: str) -> None:
 
 
 def test_hypercorn_access_log_is_off_unless_asked_for() -> None:
+    # hypercorn sets its own loggers' levels whenever a server starts (the simulator
+    # asks for WARNING): start from a clean level so test order does not matter
+    logging.getLogger("hypercorn.error").setLevel(logging.NOTSET)
     out = human("DEBUG")
     logging.getLogger("hypercorn.access").info('127.0.0.1 - "GET /v5/market/time" 200')
     logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:8765")
