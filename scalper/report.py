@@ -14,6 +14,7 @@ import struct
 import sys
 import zlib
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -189,15 +190,19 @@ def _fills_from_journal(path: str) -> list[Fill]:
     return fills
 
 
+def _utc(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def format_report(report: Report) -> str:
     """The text ``scalper report`` prints."""
     lines = [
-        f"{'closed (UTC ms)':>15}  {'symbol':<10} {'side':<4} {'qty':>12} "
+        f"{'closed (UTC)':<19}  {'symbol':<10} {'side':<4} {'qty':>12} "
         f"{'entry':>12} {'exit':>12} {'pnl':>12}"
     ]
     for t in report.trips:
         lines.append(
-            f"{t.closed_ms:>15}  {t.symbol:<10} {t.side:<4} {t.qty:>12} {t.entry:>12.6} "
+            f"{_utc(t.closed_ms):<19}  {t.symbol:<10} {t.side:<4} {t.qty:>12} {t.entry:>12.6} "
             f"{t.exit:>12} {t.pnl:>12.6}"
         )
     lines.append(
