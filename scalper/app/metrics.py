@@ -85,6 +85,20 @@ class Metrics:
     realised_pnl: str = "0"
     tick_to_decision: LatencyStats = attrs.field(factory=LatencyStats)
 
+    def compact(self) -> str:
+        """The status panel's short form: what matters first, it may be cut at the edge."""
+        p50 = self.tick_to_decision.percentile(50)
+        p99 = self.tick_to_decision.percentile(99)
+        latency = (
+            f"{p50 * 1e6:.0f}/{p99 * 1e6:.0f}us" if p50 is not None and p99 is not None else "-"
+        )
+        return (
+            f"pnl {self.realised_pnl} | orders {self.orders_placed} "
+            f"({self.orders_filled} filled, {self.orders_failed} failed) | "
+            f"book {self.book_updates} trades {self.trade_messages} drop {self.market_dropped} "
+            f"err {self.parse_errors} reconn {self.reconnects} | p50/p99 {latency}"
+        )
+
     def summary(self) -> str:
         """One compact line for logs and the status panel."""
         p50 = self.tick_to_decision.percentile(50)

@@ -11,6 +11,7 @@ line every ``summary_interval_s`` carries the same facts, greppable.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from typing import TextIO
 
@@ -48,7 +49,10 @@ class StatusConsole:
         self._out.flush()
 
     def show(self, panel: str) -> None:
-        """Replace the status line."""
+        """Replace the status line (cut to the terminal's width: a wrapped line could not
+        be cleared, and the panel would pile up instead of staying one line)."""
+        width = shutil.get_terminal_size((120, 24)).columns - 1
+        panel = panel if len(panel) <= width else panel[: max(0, width - 1)] + "…"
         self._panel = panel
         self._out.write(_CLEAR_LINE + panel)
         self._out.flush()
@@ -80,7 +84,7 @@ async def run_status(
             logger.info("status: {} | {}", describe(), metrics.summary())
     try:
         while True:
-            console.show(f"[{describe()}] {metrics.summary()}")
+            console.show(f"[{describe()}] {metrics.compact()}")
             await trio.sleep(refresh_s)
     finally:
         console.clear()
