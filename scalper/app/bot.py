@@ -61,7 +61,7 @@ from .market_data import run_market_data
 from .metrics import Metrics
 from .metrics_server import serve_metrics
 from .private import run_private
-from .reconcile import run_reconcile, startup_sweep
+from .reconcile import OrderEpoch, run_reconcile, startup_sweep
 from .scanner import Scanner
 from .shutdown import ShutdownRequest
 from .status import StatusConsole, run_status
@@ -151,6 +151,9 @@ class BotOptions:
     #: how often the engine's time rules run on a silent market
     tick_interval_s: float = 0.25
     http_transport: httpx.AsyncBaseTransport | None = None
+    #: how long one REST request may take before its outcome counts as unknown (tests
+    #: of the simulator's ``timeout`` fault shorten it)
+    http_timeout_s: float = 10.0
 
 
 async def run_bot(
@@ -164,7 +167,7 @@ async def run_bot(
     gracefully: no new entries, orders cancelled, position closed if configured,
     journal flushed. ``started()`` hands the caller a ``BotHandle`` once trading runs.
     """
-    timeout = httpx.Timeout(10.0, connect=5.0)
+    timeout = httpx.Timeout(options.http_timeout_s, connect=min(5.0, options.http_timeout_s))
     async with httpx.AsyncClient(
         base_url=options.endpoints.rest_url, timeout=timeout, transport=options.http_transport
     ) as http:
@@ -209,6 +212,13 @@ async def _trade(
     pnl = PnlTracker(metrics)
 
     async def report(event: Event) -> None:
+        await control_send.send(event)
+
+    epoch = OrderEpoch()
+
+    async def report_outcome(event: Event) -> None:
+        # counted before it is queued: a position read overlapping it is read again
+        epoch.bump()
         await control_send.send(event)
 
     async def resync(reason: str) -> None:
@@ -262,10 +272,21 @@ async def _trade(
             metrics,
         )
         await trading.start(
-            run_execution, rest, watch, orders_receive, report, on_order_end, execution, metrics
+            run_execution,
+            rest,
+            watch,
+            orders_receive,
+            report_outcome,
+            on_order_end,
+            execution,
+            metrics,
         )
         await trading.start(
-            run_reconcile, rest, requests_receive, report, settings.reconcile.interval_s
+            partial(run_reconcile, epoch=epoch),
+            rest,
+            requests_receive,
+            report,
+            settings.reconcile.interval_s,
         )
         await trading.start(
             partial(runner.run, tick_interval_s=options.tick_interval_s),

@@ -6,6 +6,13 @@ reconnect, at start-up): requests arrive on a channel of symbols and coalesce, s
 burst of requests costs one read. A failed read is retried after a short pause
 rather than waiting a whole interval, because drift is what this task exists to catch.
 
+A read races the orders: if an order's outcome reaches the engine while a read is in
+flight, the read may show the position from before that fill, and reporting it after
+the outcome would make the engine "adopt" a position that no longer exists. So order
+outcomes are counted as they are reported (``OrderEpoch``), and a read that overlapped
+one is read again instead of reported. Outcomes and reads share the FIFO control
+channel, so a read whose count did not move is never older than an outcome ahead of it.
+
 Start-up is its own step (``startup_sweep``): before the first trade the bot adopts
 any open position and cancels stray orders that carry its own ``orderLinkId`` prefix,
 on every USDT contract, not only the one it is about to trade.
@@ -22,21 +29,48 @@ from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..core.model import Event, OpenOrders, PositionSnapshot
 from .api import ExchangeApi
 
-__all__ = ["reconcile_once", "run_reconcile", "startup_sweep"]
+__all__ = ["OrderEpoch", "reconcile_once", "run_reconcile", "startup_sweep"]
 
 Report = Callable[[Event], Awaitable[None]]
 
 #: after a failed read, try again this soon (not a whole interval later)
 _RETRY_S = 2.0
+#: reads that overlapped an order outcome, read again at once before giving up a round
+_OVERLAP_REREADS = 3
 
 
-async def reconcile_once(api: ExchangeApi, symbol: str, report: Report) -> PositionSnapshot:
-    """Read position and open orders of ``symbol`` and report both to the engine."""
-    position = await api.position(symbol)
-    orders = await api.open_orders(symbol)
-    await report(position)
-    await report(OpenOrders(symbol=symbol, order_link_ids=tuple(o.order_link_id for o in orders)))
-    return position
+class OrderEpoch:
+    """How many order outcomes have been reported to the engine (bumped as they are sent)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        """One more order outcome is on its way to the engine."""
+        self.value += 1
+
+
+async def reconcile_once(
+    api: ExchangeApi, symbol: str, report: Report, epoch: OrderEpoch | None = None
+) -> PositionSnapshot | None:
+    """Read position and open orders of ``symbol`` and report both to the engine.
+
+    With ``epoch``, a read during which an order outcome was reported is read again
+    (it may predate the fill); None when every attempt overlapped one.
+    """
+    for _ in range(1 + _OVERLAP_REREADS):
+        seen = epoch.value if epoch is not None else 0
+        position = await api.position(symbol)
+        orders = await api.open_orders(symbol)
+        if epoch is not None and epoch.value != seen:
+            logger.bind(symbol=symbol).debug("an order ended during the position read: re-reading")
+            continue
+        await report(position)
+        if epoch is None or epoch.value == seen:  # the same holds for the order list
+            link_ids = tuple(o.order_link_id for o in orders)
+            await report(OpenOrders(symbol=symbol, order_link_ids=link_ids))
+        return position
+    return None
 
 
 async def run_reconcile(
@@ -45,6 +79,7 @@ async def run_reconcile(
     report: Report,
     interval_s: float,
     *,
+    epoch: OrderEpoch | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Verify the position every ``interval_s`` and on every request."""
@@ -65,9 +100,13 @@ async def run_reconcile(
             cause = "periodic" if timer.cancelled_caught else "requested"
             log = logger.bind(symbol=symbol)
             try:
-                position = await reconcile_once(api, symbol, report)
+                position = await reconcile_once(api, symbol, report, epoch)
             except BybitError as exc:
                 log.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
+                wait = _RETRY_S
+                continue
+            if position is None:
+                log.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
                 wait = _RETRY_S
                 continue
             wait = interval_s

@@ -16,8 +16,8 @@ a silent market.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 
 import trio
 from loguru import logger
@@ -82,6 +82,16 @@ class StrategyRunner:
                 await self._dispatch(command)
         self._changed.set()
         self._changed = trio.Event()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Keep the engine from handling anything for the block: a lagging strategy.
+
+        Control events wait in their lossless channel; market data backs up and is
+        dropped (counted) by the feed. Tests use it to make the lag deterministic.
+        """
+        async with self._lock:
+            yield
 
     async def wait_until(self, predicate: Callable[[Engine], bool]) -> None:
         """Wait until ``predicate(engine)`` holds (re-checked after every event)."""

@@ -58,6 +58,8 @@ class LogCapture:
     """Every log line (level, message) while the test runs."""
 
     lines: list[tuple[str, str]] = attrs.field(factory=list)
+    #: log records that carried an exception (a traceback an operator would see)
+    tracebacks: list[str] = attrs.field(factory=list)
 
     def messages(self, level: str | None = None) -> list[str]:
         return [m for lv, m in self.lines if level is None or lv == level]
@@ -73,6 +75,8 @@ def logs() -> Iterator[LogCapture]:
     def sink(message: Any) -> None:
         record = message.record
         capture.lines.append((record["level"].name, record["message"]))
+        if record["exception"] is not None:
+            capture.tracebacks.append(f"{record['message']}: {record['exception']!r}")
 
     handler = logger.add(sink, level="DEBUG")
     try:
@@ -90,9 +94,12 @@ async def sim_exchange(**config: Any) -> AsyncIterator[Sim]:
 
 @asynccontextmanager
 async def running_bot(
-    sim: Sim, settings: Settings
+    sim: Sim, settings: Settings, **option_overrides: Any
 ) -> AsyncIterator[tuple[BotHandle, ShutdownRequest]]:
-    """Run the bot on ``sim`` for the block; leaving it stops the bot gracefully."""
+    """Run the bot on ``sim`` for the block; leaving it stops the bot gracefully.
+
+    ``option_overrides`` replace fields of the ``BotOptions`` (e.g. ``http_timeout_s``).
+    """
     shutdown = ShutdownRequest()
     options = BotOptions(
         endpoints=Endpoints(
@@ -105,6 +112,7 @@ async def running_bot(
         ws_policy=FAST_WS,
         tick_interval_s=0.1,
     )
+    options = attrs.evolve(options, **option_overrides)
     async with trio.open_nursery() as nursery:
         handle: BotHandle = await nursery.start(run_bot, settings, options, shutdown)
         try:
