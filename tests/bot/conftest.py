@@ -122,15 +122,22 @@ async def running_bot(
 
 
 async def wait_engine(
-    handle: BotHandle, predicate: Callable[[Engine], bool], timeout: float
+    handle: BotHandle,
+    predicate: Callable[[Engine], bool],
+    timeout: float,  # noqa: ASYNC109 - a test helper: the bound is the point
 ) -> None:
     """Wait (bounded) until the engine satisfies ``predicate``."""
     with trio.fail_after(timeout):
         await handle.runner.wait_until(predicate)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
-    """Wait (bounded) for a condition outside the engine (the simulator's state)."""
+async def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float,  # noqa: ASYNC109 - a test helper: the bound is the point
+    step: float = 0.05,
+) -> None:
+    """Wait (bounded) for a condition outside the engine (the simulator's state), which
+    has no event to wait on: polling is the honest tool here."""
     with trio.fail_after(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110
             await trio.sleep(step)

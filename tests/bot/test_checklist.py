@@ -30,7 +30,7 @@ from scalper.core.model import (
 )
 from scalper.core.scanner import rank
 
-from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine, wait_for
+from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine
 
 TRANSITION = re.compile(r"^state (\w+) -> (\w+): ")
 

@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 
 from scalper.bybit.rest import BybitRest, Credentials
