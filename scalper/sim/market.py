@@ -7,9 +7,12 @@ trio task at ``rate`` steps per second (round-robin over the symbols); tests cal
 directly.
 
 Shape of the walk (log price, per second of market time): gaussian noise of
-``SIGMA * vol`` per sqrt(s), plus now and then a *burst*: a drift of 5–15 bps/s (times
-``vol``) that lasts 4–12 s. Bursts are what a momentum strategy trades: over a 100-trade
-window they move the last price 0.1 % or more away from the VWAP.
+``SIGMA * vol`` per sqrt(s), plus every ``BURST_EVERY_S`` or so a *burst*: a drift of
+8–20 bps/s (times ``vol``) that lasts 4–12 s. Bursts are what a momentum strategy trades:
+over a 100-trade window (a few seconds of tape) they move the last price 0.1 % or more
+away from the VWAP, so a bot following one symbol sees an entry signal within ~15 s.
+A step that moves the touch prints one taker trade at the last level it took (size: what
+it took); a step that does not prints a trade at the touch now and then.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ BOOK_DEPTH = 200
 #: noise of the log price, per sqrt(second)
 SIGMA = 0.0003
 #: mean seconds between momentum bursts, per symbol
-BURST_EVERY_S = 20.0
+BURST_EVERY_S = 12.0
 #: chance of a trade at the touch in a step where the price did not move through a level
 TOUCH_TRADE_P = 0.35
 #: trades kept per symbol for recent-trade
@@ -177,7 +180,7 @@ class Market:
                 sm.drift = 0.0
         elif rng.random() < dt / BURST_EVERY_S:
             sign = 1.0 if rng.random() < 0.5 else -1.0
-            sm.drift = sign * rng.uniform(0.0005, 0.0015) * vol
+            sm.drift = sign * rng.uniform(0.0008, 0.002) * vol
             sm.burst_left_s = rng.uniform(4.0, 12.0)
         sm.logp += sm.drift * dt + SIGMA * vol * math.sqrt(dt) * rng.gauss(0.0, 1.0)
         if jump:
@@ -194,12 +197,12 @@ class Market:
             lifted = [
                 (t, book.asks[t]) for t in range(book.ask_top, min(new_ask, book.ask_high + 1))
             ]
-            self._tape(sm, trades, lifted[-3:], "Buy", now_ms)
+            self._tape(sm, trades, _sweep(lifted), "Buy", now_ms)
         elif book.has_bids and new_bid < book.bid_top:
             hit = [
                 (t, book.bids[t]) for t in range(book.bid_top, max(new_bid, book.bid_low - 1), -1)
             ]
-            self._tape(sm, trades, hit[-3:], "Sell", now_ms)
+            self._tape(sm, trades, _sweep(hit), "Sell", now_ms)
         size = self._size_fn(sm)
         book.move_bids(new_bid, BOOK_DEPTH, size)
         book.move_asks(new_ask, BOOK_DEPTH, size)
@@ -296,3 +299,10 @@ class Market:
     def new_trade_id(self) -> str:
         """A trade id from the market's generator (deterministic per seed)."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+
+def _sweep(levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One print for a sweep through ``levels``: at the last price, for the total size."""
+    if not levels:
+        return []
+    return [(levels[-1][0], sum(lots for _, lots in levels))]
