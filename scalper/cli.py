@@ -66,6 +66,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return main_report(args)
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from .replay.cli import main_record
+
+    return main_record(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .replay.cli import main_replay
+
+    return main_replay(args)
+
+
 def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Load settings from all four sources; exit 2 with one line on a bad value."""
     from .config import SettingsError, load_settings, overrides_from_args
@@ -114,6 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--journal", metavar="PATH")
     report.add_argument("--png", metavar="PATH", help="write the equity curve here")
     report.set_defaults(handler=_cmd_report)
+
+    record = sub.add_parser("record", help="capture a symbol's public stream to a file")
+    record.add_argument("--symbol", required=True, metavar="SYMBOL")
+    record.add_argument("--seconds", type=float, metavar="N", help="stop after N s (else Ctrl+C)")
+    record.add_argument("--out", metavar="FILE", help="default: SYMBOL-<UTC time>.jsonl")
+    record.add_argument("--tick-size", metavar="TICK", help="if instruments-info is unreachable")
+    record.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+    record.add_argument("--mode", choices=["sim", "demo", "testnet", "live"])
+    record.add_argument("--rest-url", metavar="URL")
+    record.add_argument("--ws-public-url", metavar="URL")
+    record.add_argument("--log-level", metavar="LEVEL")
+    record.set_defaults(handler=_cmd_record)
+
+    replay = sub.add_parser("replay", help="replay a recording through the bot, paper fills")
+    replay.add_argument("file", metavar="FILE")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, metavar="X", help="X times real time")
+    pace.add_argument("--as-fast-as-possible", action="store_true")
+    replay.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+    replay.add_argument("--verbose", action="store_true", help="also print the engine's logs")
+    replay.add_argument("--log-level", metavar="LEVEL")
+    replay.set_defaults(handler=_cmd_replay)
     return parser
 
 

@@ -1,0 +1,459 @@
+"""Replay a recording through the bot's own code: parse -> book -> engine, sans-IO.
+
+Each recorded frame goes through exactly what the market-data task does live
+(``scalper.bybit.parse.parse_message``, ``scalper.core.book.OrderBook.apply``, a book
+that turns invalid counts as a resync) and the result reaches
+``scalper.core.strategy.Engine.handle`` with ``now_ms`` = the frame's recorded receive
+time, so staleness, cooldown and max-hold rules see the clock they saw live. Between
+frames a ``Tick`` is fed every ``tick_interval_ms`` of recorded time, as the strategy
+task's timer does.
+
+The engine's commands are carried out by ``PaperExchange`` (orders, cancels, position
+reads), whose answers are fed back as events at the same ``now_ms``; the loop runs until
+no event is left, so an entry, its fill and the stops armed after it all play out.
+
+Connection markers are replayed too: ``disconnected`` invalidates the book (the engine
+is told, entries stop), ``reconnected`` invalidates it as well and feeds ``Resync``
+(no entries until position and orders are read again, which the paper exchange
+answers at once); the next recorded snapshot repairs the book, as it did live.
+
+Nothing here reads a clock or draws a random number: the same file gives the same
+output, line for line. ``replay(..., speed=X)`` only adds sleeps between records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Final
+
+import attrs
+
+from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
+from scalper.core.book import BookStatus, OrderBook
+from scalper.core.model import (
+    Alert,
+    BookUpdate,
+    CancelOrder,
+    Command,
+    Event,
+    Instrument,
+    Log,
+    OrderFailed,
+    PlaceOrder,
+    RequestPosition,
+    Resync,
+    Subscribe,
+    SymbolSelected,
+    Tick,
+    TradeTicks,
+    Transition,
+)
+from scalper.core.strategy import Engine, EngineConfig
+
+from .paper import PaperExchange
+from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
+
+__all__ = [
+    "ReplayError",
+    "ReplaySummary",
+    "Replayer",
+    "assumed_instrument",
+    "play",
+    "replay",
+]
+
+#: events handled for one input before the engine/paper loop is declared runaway
+_MAX_STEPS: Final = 1_000
+#: ticks older than this before the next record are skipped (one tick does their work)
+_MAX_TICK_GAP_MS: Final = 60_000
+UNKNOWN_EVENT: Final = "unknown_event"
+
+Emit = Callable[[str], None]
+
+
+class ReplayError(Exception):
+    """The replay cannot go on (a runaway engine/paper loop: a bug, not bad data)."""
+
+
+def assumed_instrument(header: RecordingHeader) -> Instrument:
+    """Trading rules for a recording made without instruments-info (``--tick-size``).
+
+    Only the tick size is known; the rest is permissive (qty step 0.001, no minimum
+    notional), and the summary says so: sizes may differ from the bot's.
+    """
+    step = Decimal("0.001")
+    return Instrument(
+        symbol=header.symbol,
+        tick_size=header.tick_size,
+        qty_step=step,
+        min_qty=step,
+        max_qty=Decimal(1_000_000),
+        max_mkt_qty=Decimal(1_000_000),
+        min_notional=Decimal(0),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ReplaySummary:
+    """What a replay saw and did; ``render()`` gives the printed lines."""
+
+    symbol: str
+    records: int
+    frames: int
+    file_errors: Mapping[str, int]
+    parse_errors: Mapping[str, int]
+    book_messages: int
+    trade_messages: int
+    other_symbol_frames: int
+    resyncs: int
+    disconnects: int
+    reconnects: int
+    entries_placed: int
+    entries_filled: int
+    exits_placed: int
+    exits_filled: int
+    realised_pnl: Decimal
+    unrealised_pnl: Decimal
+    final_state: str
+    position: str
+    book_valid: bool
+    book_invalid_reason: str | None
+    duration_ms: int
+    instrument_assumed: bool
+
+    @property
+    def parse_error_total(self) -> int:
+        """Frames skipped by the parser."""
+        return sum(self.parse_errors.values())
+
+    def render(self) -> list[str]:
+        """The summary block, one string per line."""
+
+        def counts(c: Mapping[str, int]) -> str:
+            return ", ".join(f"{k}={v}" for k, v in sorted(c.items())) if c else "none"
+
+        book = "valid" if self.book_valid else f"invalid ({self.book_invalid_reason})"
+        lines = [
+            f"replay summary for {self.symbol} ({self.duration_ms / 1000:.3f}s recorded)",
+            f"  records: {self.records} ({self.frames} frames); unreadable lines: "
+            f"{counts(self.file_errors)}",
+            f"  frames: {self.book_messages} book, {self.trade_messages} trades, "
+            f"{self.other_symbol_frames} other symbol; parse errors: {counts(self.parse_errors)}",
+            f"  book resyncs: {self.resyncs}; disconnects: {self.disconnects}; "
+            f"reconnects: {self.reconnects}; book at end: {book}",
+            f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
+            f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
+            f"  paper PnL (gross, no fees): realised {self.realised_pnl:.4f}, "
+            f"unrealised {self.unrealised_pnl:.4f} USDT",
+            f"  final state: {self.final_state}; position: {self.position}",
+        ]
+        if self.instrument_assumed:
+            lines.append(
+                "  note: instrument rules were not recorded (tick size only): "
+                "qty step 0.001 assumed, sizes may differ from the bot's"
+            )
+        return lines
+
+
+class Replayer:
+    """Feeds records through parse -> book -> engine, with paper fills. Sans-IO.
+
+    ``emit`` receives each output line (transitions, alerts, paper fills, resyncs;
+    with ``verbose`` also the engine's log lines).
+    """
+
+    def __init__(
+        self,
+        header: RecordingHeader,
+        config: EngineConfig,
+        *,
+        confirm_timeout_ms: int = 10_000,
+        tick_interval_ms: int = 250,
+        emit: Emit | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if tick_interval_ms <= 0:
+            raise ValueError("tick_interval_ms must be > 0")
+        self.header = header
+        self.symbol = header.symbol
+        self.instrument = header.instrument or assumed_instrument(header)
+        self.engine = Engine(config)
+        self.book = OrderBook(header.symbol, header.tick_size)
+        self.paper = PaperExchange(header.symbol, confirm_timeout_ms=confirm_timeout_ms)
+        self._now = header.start_ms
+        self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
+        self._emit = emit or (lambda _line: None)
+        self._verbose = verbose
+        self._tick_ms = tick_interval_ms
+        self._next_tick: int | None = None
+        self._started = False
+        self._last_price: float | None = None
+        self._first_t: int | None = None
+        self.records = 0
+        self.frames = 0
+        self.book_messages = 0
+        self.trade_messages = 0
+        self.other_symbol_frames = 0
+        self.resyncs = 0
+        self.disconnects = 0
+        self.reconnects = 0
+        self.entries_placed = 0
+        self.exits_placed = 0
+        #: markers this replayer does not know, counted like unreadable lines
+        self.unknown_events: Counter[str] = Counter()
+
+    # ------------------------------------------------------------ input
+
+    def feed(self, record: Record) -> None:
+        """Replay one record at its recorded time."""
+        self.records += 1
+        t = record.t
+        if not self._started:
+            self._start(t)
+        self._advance(t)
+        self._now = max(self._now, t)
+        if isinstance(record, FrameRecord):
+            self.frames += 1
+            self._frame(record.frame, t)
+        else:
+            self._marker(record, t)
+
+    def _start(self, t: int) -> None:
+        self._started = True
+        self._first_t = t
+        self._now = t
+        self._next_tick = t + self._tick_ms
+        self._run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
+
+    def _advance(self, t: int) -> None:
+        """Feed the timer ticks due before ``t`` (and expire unfilled paper orders)."""
+        nxt = self._next_tick
+        assert nxt is not None
+        if t - nxt > _MAX_TICK_GAP_MS:
+            nxt += (t - _MAX_TICK_GAP_MS - nxt) // self._tick_ms * self._tick_ms
+        while nxt <= t:
+            self._now = max(self._now, nxt)
+            for event in self.paper.expire(nxt):
+                if isinstance(event, OrderFailed):
+                    self._line(nxt, f"paper order {event.order_link_id}: {event.reason}")
+                self._run(event, nxt)
+            self._run(Tick(), nxt)
+            nxt += self._tick_ms
+        self._next_tick = nxt
+
+    def _frame(self, raw: str, t: int) -> None:
+        msg = parse_message(raw, self.stats)
+        if isinstance(msg, BookMessage):
+            if msg.symbol != self.symbol:
+                self.other_symbol_frames += 1
+                return
+            self.book_messages += 1
+            book = self.book
+            status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
+            if status is BookStatus.INVALIDATED:
+                self.resyncs += 1
+                self._line(t, f"book invalid ({book.invalid_reason}): resync")
+            top = book.top()
+            if top is not None:
+                self._run(BookUpdate(top=top), t)
+                if top.valid:
+                    for event in self.paper.on_book(top, t):
+                        self._run(event, t)
+        elif isinstance(msg, TradesMessage):
+            if msg.symbol != self.symbol:
+                self.other_symbol_frames += 1
+                return
+            if not msg.trades:
+                return
+            self.trade_messages += 1
+            self._last_price = msg.trades[-1].price
+            self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
+            for event in self.paper.on_trades(msg.trades, t):
+                self._run(event, t)
+        # None (counted in self.stats) or a message type the bot ignores on this stream
+
+    def _marker(self, record: EventRecord, t: int) -> None:
+        event = record.event
+        if event == "disconnected":
+            self.disconnects += 1
+            self._line(t, f"stream dropped ({record.reason}): book invalid")
+            self._invalidate(f"stream dropped: {record.reason}", t)
+        elif event == "reconnected":
+            self.reconnects += 1
+            self._line(t, "stream reconnected: resync, book invalid until the next snapshot")
+            self._invalidate("stream reconnected", t)
+            self._run(Resync(reason="public stream reconnected"), t)
+        elif event in ("connected", "resubscribed", "stopped"):
+            pass  # informational: the replayed book finds its own resyncs
+        else:
+            self.unknown_events[UNKNOWN_EVENT] += 1
+
+    def _invalidate(self, reason: str, t: int) -> None:
+        book = self.book
+        if book.valid:
+            book.invalidate(reason)
+        top = book.top()
+        if top is not None:
+            self._run(BookUpdate(top=top), t)  # tells the engine: no entries on this book
+
+    # ------------------------------------------------------------ engine loop
+
+    def _run(self, event: Event, now: int) -> None:
+        """Handle ``event`` and everything the paper exchange answers, at ``now``."""
+        queue: deque[Event] = deque([event])
+        steps = 0
+        while queue:
+            steps += 1
+            if steps > _MAX_STEPS:
+                raise ReplayError(
+                    f"more than {_MAX_STEPS} engine events for one input at t={now}: "
+                    "the engine and the paper exchange are looping"
+                )
+            commands = self.engine.handle(queue.popleft(), now)
+            for command in commands:
+                self._report(command, now)
+            for command in commands:
+                queue.extend(self._carry_out(command, now))
+
+    def _report(self, command: Command, t: int) -> None:
+        if isinstance(command, Transition):
+            self._line(t, f"{command.before.value} -> {command.after.value}: {command.cause}")
+        elif isinstance(command, Alert):
+            self._line(t, f"ALERT {command.message}")
+        elif isinstance(command, Log) and self._verbose:
+            self._line(t, f"[{command.level}] {command.message}")
+
+    def _carry_out(self, command: Command, t: int) -> list[Event]:
+        paper = self.paper
+        if isinstance(command, PlaceOrder):
+            intent = command.intent
+            if intent.reduce_only:
+                self.exits_placed += 1
+            else:
+                self.entries_placed += 1
+            top = self.book.top()
+            before = len(paper.fills)
+            events = paper.place(intent, t, top if top and top.valid else None, self._last_price)
+            self._fill_lines(before, t)
+            for event in events:
+                if isinstance(event, OrderFailed):
+                    self._line(t, f"paper order {intent.order_link_id} failed: {event.reason}")
+            return events
+        if isinstance(command, CancelOrder):
+            events = paper.cancel(command.order_link_id)
+            if events:
+                self._line(t, f"paper order {command.order_link_id} cancelled")
+            return events
+        if isinstance(command, RequestPosition):
+            return paper.snapshot_events(command.symbol)
+        if isinstance(command, Subscribe) and command.symbol != self.symbol:
+            self._line(t, f"engine asked for {command.symbol}: not in this recording")
+        return []
+
+    def _fill_lines(self, before: int, t: int) -> None:
+        for fill in self.paper.fills[before:]:
+            kind = "close" if fill.reduce_only else "entry"
+            pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
+            self._line(
+                t,
+                f"paper fill {fill.side.value} {fill.qty} @ {fill.price} "
+                f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
+            )
+
+    def _line(self, t: int, text: str) -> None:
+        self._emit(f"{(t - self.header.start_ms) / 1000:+10.3f}s  {text}")
+
+    # ------------------------------------------------------------ output
+
+    def summary(self, file_errors: Mapping[str, int] | None = None) -> ReplaySummary:
+        """The counters so far; ``file_errors`` are the reader's unreadable lines."""
+        errors = Counter(file_errors or {})
+        errors.update(self.unknown_events)
+        top = self.book.top()
+        mark = top.mid if top is not None and top.valid else self._last_price
+        paper = self.paper
+        position = paper.position()
+        held = (
+            "flat"
+            if position.side is None
+            else f"{position.side.value} {position.size} @ {position.avg_price}"
+        )
+        return ReplaySummary(
+            symbol=self.symbol,
+            records=self.records,
+            frames=self.frames,
+            file_errors=dict(errors),
+            parse_errors=dict(self.stats.counts),
+            book_messages=self.book_messages,
+            trade_messages=self.trade_messages,
+            other_symbol_frames=self.other_symbol_frames,
+            resyncs=self.resyncs,
+            disconnects=self.disconnects,
+            reconnects=self.reconnects,
+            entries_placed=self.entries_placed,
+            entries_filled=sum(1 for f in paper.fills if not f.reduce_only),
+            exits_placed=self.exits_placed,
+            exits_filled=sum(1 for f in paper.fills if f.reduce_only),
+            realised_pnl=paper.realised_pnl,
+            unrealised_pnl=paper.unrealised(mark),
+            final_state=self.engine.state.value,
+            position=held,
+            book_valid=self.book.valid,
+            book_invalid_reason=self.book.invalid_reason,
+            duration_ms=self._now - (self._first_t if self._first_t is not None else self._now),
+            instrument_assumed=self.header.instrument is None,
+        )
+
+
+def replay(
+    reader: RecordingReader,
+    config: EngineConfig,
+    *,
+    speed: float | None = None,
+    confirm_timeout_ms: int = 10_000,
+    emit: Emit | None = None,
+    verbose: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> ReplaySummary:
+    """Replay every record of ``reader`` and return the summary (see ``play``)."""
+    player = Replayer(
+        reader.header,
+        config,
+        confirm_timeout_ms=confirm_timeout_ms,
+        emit=emit,
+        verbose=verbose,
+    )
+    play(reader, player, speed=speed, sleep=sleep, monotonic=monotonic)
+    return player.summary(reader.errors)
+
+
+def play(
+    reader: RecordingReader,
+    player: Replayer,
+    *,
+    speed: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
+    """Feed every record of ``reader`` to ``player``; ``speed`` None = as fast as possible.
+
+    With ``speed`` (1.0 = as recorded, 10.0 = ten times faster) each record waits until
+    its recorded offset divided by ``speed`` has passed; the output is the same. A
+    caller interrupted half-way (Ctrl+C) still has ``player.summary()`` so far.
+    """
+    if speed is not None and not speed > 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
+    origin: tuple[int, float] | None = None
+    for record in reader:
+        if speed is not None:
+            if origin is None:
+                origin = (record.t, monotonic())
+            due = origin[1] + (record.t - origin[0]) / 1000.0 / speed
+            delay = due - monotonic()
+            if delay > 0:
+                sleep(delay)
+        player.feed(record)
