@@ -68,9 +68,11 @@ class MarketData:
     async def on_frame(self, raw: str | bytes) -> None:
         """Parse one frame and apply it; the hot path."""
         received_at = trio.current_time()
+        before = self.stats.errors
         msg = parse_message(raw, self.stats)
+        # the count is shared with the private stream (and survives reconnects): add
+        self.metrics.parse_errors += self.stats.errors - before
         if msg is None:
-            self.metrics.parse_errors = self.stats.errors
             return
         book = self.book
         if isinstance(msg, BookMessage):

@@ -79,8 +79,10 @@ async def run_private(
                     logger.info("private stream reconnected: resyncing")
                     await on_reconnect("private stream reconnected")
                 continue
+            before = stats.errors
             msg = parse_message(item, stats)
-            metrics.parse_errors = max(metrics.parse_errors, stats.errors)
+            # the count is shared with the public stream: add, never overwrite
+            metrics.parse_errors += stats.errors - before
             if isinstance(msg, OrdersMessage):
                 for update in msg.updates:
                     key = (update.order_id, update.status, update.cum_exec_qty, update.updated_ms)
