@@ -75,8 +75,16 @@ class _Resting:
 class PaperExchange:
     """Paper fills for one symbol. Each method returns the events to feed the engine."""
 
-    def __init__(self, symbol: str, *, confirm_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        confirm_timeout_ms: int = 10_000,
+        tick_size: Decimal | None = None,
+    ) -> None:
         self.symbol = symbol
+        #: touch prices are shown on this grid (``102.00``, not ``102.0``)
+        self.tick_size = tick_size
         self.confirm_timeout_ms = confirm_timeout_ms
         #: signed position size (+ long, - short) and its average entry price
         self.size = _ZERO
@@ -217,11 +225,15 @@ class PaperExchange:
             return -self.size
         return _ZERO
 
-    @staticmethod
-    def _touch(side: Side, top: BookTop | None, last_price: float | None) -> Decimal | None:
+    def _touch(self, side: Side, top: BookTop | None, last_price: float | None) -> Decimal | None:
         if top is not None:
-            return to_decimal(top.ask if side is Side.BUY else top.bid)
-        return to_decimal(last_price) if last_price is not None else None
+            price = to_decimal(top.ask if side is Side.BUY else top.bid)
+        elif last_price is not None:
+            price = to_decimal(last_price)
+        else:
+            return None
+        tick = self.tick_size
+        return price.quantize(tick) if tick is not None and price % tick == 0 else price
 
     def _fill(self, intent: OrderIntent, price: Decimal, now_ms: int, *, maker: bool) -> Event:
         qty = intent.qty

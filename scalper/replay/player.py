@@ -182,7 +182,9 @@ class Replayer:
         self.instrument = header.instrument or assumed_instrument(header)
         self.engine = Engine(config)
         self.book = OrderBook(header.symbol, header.tick_size)
-        self.paper = PaperExchange(header.symbol, confirm_timeout_ms=confirm_timeout_ms)
+        self.paper = PaperExchange(
+            header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
+        )
         self._now = header.start_ms
         self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
         self._emit = emit or (lambda _line: None)
@@ -192,6 +194,7 @@ class Replayer:
         self._started = False
         self._last_price: float | None = None
         self._first_t: int | None = None
+        self._fills_shown = 0
         self.records = 0
         self.frames = 0
         self.book_messages = 0
@@ -260,7 +263,9 @@ class Replayer:
             if top is not None:
                 self._run(BookUpdate(top=top), t)
                 if top.valid:
-                    for event in self.paper.on_book(top, t):
+                    filled = self.paper.on_book(top, t)
+                    self._fill_lines(t)
+                    for event in filled:
                         self._run(event, t)
         elif isinstance(msg, TradesMessage):
             if msg.symbol != self.symbol:
@@ -271,7 +276,9 @@ class Replayer:
             self.trade_messages += 1
             self._last_price = msg.trades[-1].price
             self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
-            for event in self.paper.on_trades(msg.trades, t):
+            filled = self.paper.on_trades(msg.trades, t)
+            self._fill_lines(t)
+            for event in filled:
                 self._run(event, t)
         # None (counted in self.stats) or a message type the bot ignores on this stream
 
@@ -335,9 +342,8 @@ class Replayer:
             else:
                 self.entries_placed += 1
             top = self.book.top()
-            before = len(paper.fills)
             events = paper.place(intent, t, top if top and top.valid else None, self._last_price)
-            self._fill_lines(before, t)
+            self._fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
                     self._line(t, f"paper order {intent.order_link_id} failed: {event.reason}")
@@ -353,8 +359,11 @@ class Replayer:
             self._line(t, f"engine asked for {command.symbol}: not in this recording")
         return []
 
-    def _fill_lines(self, before: int, t: int) -> None:
-        for fill in self.paper.fills[before:]:
+    def _fill_lines(self, t: int) -> None:
+        """Print the paper fills made since the last call."""
+        fills = self.paper.fills
+        new, self._fills_shown = fills[self._fills_shown :], len(fills)
+        for fill in new:
             kind = "close" if fill.reduce_only else "entry"
             pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
             self._line(
