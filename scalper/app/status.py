@@ -31,16 +31,25 @@ class StatusConsole:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._panel = ""
+        #: the panel is on the cursor's line (the next write replaces it)
+        self._panel_shown = False
+        #: the last write ended inside a line: erasing the line would erase log text
+        self._mid_line = False
 
     def isatty(self) -> bool:
         """Delegates, so the log sink colours its output as for a terminal."""
         return self._out.isatty()
 
     def write(self, text: str) -> int:
-        """Write log text above the panel."""
-        self._out.write(_CLEAR_LINE + text)
-        if text.endswith("\n") and self._panel:
+        """Write log text above the panel (a line may come in several writes)."""
+        if self._panel_shown:
+            self._out.write(_CLEAR_LINE)
+            self._panel_shown = False
+        self._out.write(text)
+        self._mid_line = not text.endswith("\n")
+        if not self._mid_line and self._panel:
             self._out.write(self._panel)
+            self._panel_shown = True
         self._out.flush()
         return len(text)
 
@@ -54,13 +63,18 @@ class StatusConsole:
         width = shutil.get_terminal_size((120, 24)).columns - 1
         panel = panel if len(panel) <= width else panel[: max(0, width - 1)] + "…"
         self._panel = panel
+        if self._mid_line:
+            return  # drawn once the log line is complete
         self._out.write(_CLEAR_LINE + panel)
+        self._panel_shown = True
         self._out.flush()
 
     def clear(self) -> None:
         """Remove the status line (at exit, so the shell prompt starts clean)."""
         self._panel = ""
-        self._out.write(_CLEAR_LINE)
+        if self._panel_shown:
+            self._out.write(_CLEAR_LINE)
+            self._panel_shown = False
         self._out.flush()
 
 
