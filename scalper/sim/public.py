@@ -47,13 +47,26 @@ def parse_topic(topic: str, symbols: dict[str, Any]) -> tuple[str, str, int] | N
 class _BookTopic:
     """Per (symbol, depth): the window last published and the update id."""
 
-    __slots__ = ("a_range", "b_range", "depth", "last_top", "name", "symbol", "u")
+    __slots__ = (
+        "a_range",
+        "b_range",
+        "depth",
+        "good_u",
+        "last_top",
+        "name",
+        "sent_u",
+        "symbol",
+        "u",
+    )
 
     def __init__(self, symbol: str, depth: int, u: int) -> None:
         self.symbol = symbol
         self.depth = depth
         self.name = f"orderbook.{depth}.{symbol}"
         self.u = u
+        #: u carried by the last message sent, and by the last one sent unbroken
+        self.sent_u = u
+        self.good_u = u
         self.b_range = (1, 0)
         self.a_range = (1, 0)
         self.last_top: tuple[int, int, int, int] | None = None
@@ -93,7 +106,8 @@ class PublicHub:
         if kind == "orderbook":
             bt = self._books.get((symbol, depth))
             if bt is None:
-                u = self._u.get((symbol, depth), 0) + 1
+                # a fresh topic starts well above 1 (u == 1 means "service restarted")
+                u = self._u.get((symbol, depth), 999) + 1
                 bt = self._books[(symbol, depth)] = _BookTopic(symbol, depth, u)
                 self._sync_window(bt, sm.book)
             outbox.put(self._snapshot(bt, sm.book, now_ms))
@@ -135,8 +149,8 @@ class PublicHub:
                 bt = self._books.get((symbol, depth))
                 if bt is not None:
                     text = self._delta(bt, book, sm.seq, now_ms)
-                    if text is not None:
-                        self._emit(bt.name, text)
+                    if text is not None and not self._emit(bt.name, text):
+                        bt.good_u = bt.sent_u
             if trades:
                 topic = f"publicTrade.{symbol}"
                 if topic in self.subs:
@@ -169,16 +183,20 @@ class PublicHub:
         book.changed_bids.clear()
         book.changed_asks.clear()
 
-    def _emit(self, topic: str, text: str) -> None:
+    def _emit(self, topic: str, text: str) -> bool:
+        """Queue ``text`` on the topic's subscribers; True when a fault broke it."""
         subs = self.subs.get(topic)
         if not subs:
-            return
+            return False
+        broken = False
         if self.malformed:
             self.malformed -= 1
             text = self._break(text)
+            broken = True
         for outbox in subs:
             outbox.put(text)
         self.sent += len(subs)
+        return broken
 
     def _break(self, text: str) -> str:
         if self.malformed_variant == "types":
@@ -220,6 +238,7 @@ class PublicHub:
             if top == bt.last_top:
                 return None
             bt.u += 1
+            bt.sent_u = bt.u
             self._sync_window(bt, book)
             return self._snapshot(bt, book, now_ms)
         ps, qs = spec.price_str, spec.qty_str
@@ -234,9 +253,12 @@ class PublicHub:
         asks.sort()
         bt.u += 1
         u = bt.u
-        if self.out_of_order:
+        if self.out_of_order and not self.malformed:
+            # below the last u the client could read (broken frames do not count), and
+            # not while frames are being broken: the client must be able to see it
             self.out_of_order -= 1
-            u = max(1, bt.u - 2)
+            u = bt.good_u - 1
+        bt.sent_u = u
         data = {
             "s": bt.symbol,
             "b": [[ps(t), qs(n) if n else "0"] for t, n in bids],
