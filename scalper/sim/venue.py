@@ -411,36 +411,41 @@ class Exchange:
                     )
 
     def _fill_resting(self, symbol: str, trades: list[PublicTrade], now: int) -> None:
+        """Fill resting orders the market reached: crossed or traded through (fully), or
+        traded at their price (up to the volume printed there, shared in time order)."""
         spec = self.specs[symbol]
         book = self.sm(symbol).book
+        left = [t.lots for t in trades]  # volume at the touch not yet given to an order
         for account, order in list(self._resting[symbol].values()):
             if not order.is_open:
                 continue
             limit = self._tick(spec, order.price)
-            leaves = order.leaves_qty
-            qty = _ZERO
-            if order.side == "Buy":
-                if book.has_asks and book.ask_top <= limit:
-                    qty = leaves
-                else:
-                    for trade in trades:
-                        if trade.side == "Sell" and trade.tick < limit:
-                            qty = leaves
-                            break
-                        if trade.side == "Sell" and trade.tick == limit:
-                            qty = min(leaves, qty + spec.qty_of(trade.lots))
+            want = int(order.leaves_qty / spec.qty_step)
+            buy = order.side == "Buy"
+            crossed = (
+                book.has_asks and book.ask_top <= limit
+                if buy
+                else book.has_bids and book.bid_top >= limit
+            )
+            if crossed:  # the other side of the book moved across our price
+                lots = want
             else:
-                if book.has_bids and book.bid_top >= limit:
-                    qty = leaves
-                else:
-                    for trade in trades:
-                        if trade.side == "Buy" and trade.tick > limit:
-                            qty = leaves
+                lots = 0
+                taker = "Sell" if buy else "Buy"
+                for i, trade in enumerate(trades):
+                    if trade.side != taker:
+                        continue
+                    if (trade.tick < limit) if buy else (trade.tick > limit):
+                        lots = want  # the market traded through our price
+                        break
+                    if trade.tick == limit and left[i] > 0:
+                        take = min(want - lots, left[i])
+                        left[i] -= take
+                        lots += take
+                        if lots >= want:
                             break
-                        if trade.side == "Buy" and trade.tick == limit:
-                            qty = min(leaves, qty + spec.qty_of(trade.lots))
-            if qty > 0:
-                self._fill(account, order, order.price, qty, maker=True, now=now)
+            if lots > 0:
+                self._fill(account, order, order.price, spec.qty_of(lots), maker=True, now=now)
 
     def _find(self, account: Account, params: dict[str, Any]) -> Order | None:
         order_id = opt_str(params, "orderId")

@@ -221,3 +221,23 @@ def test_momentum_bursts_give_a_signal_within_30_s() -> None:
                 hits.add(symbol)
                 break
     assert len(hits - {"BTCUSDT", "ETHUSDT"}) >= 3, hits
+
+
+def test_volume_at_the_touch_is_shared_between_resting_orders() -> None:
+    ex = make(seed=4)
+    account = ex.accounts[KEY]
+    sm = ex.sm("DOGEUSDT")
+    bid = sm.book.bid_top
+    price = sm.spec.price_str(bid)
+    first = ex.create_order(
+        account,
+        {"symbol": "DOGEUSDT", "side": "Buy", "orderType": "Limit", "qty": "600", "price": price},
+    )
+    second = ex.create_order(
+        account,
+        {"symbol": "DOGEUSDT", "side": "Buy", "orderType": "Limit", "qty": "600", "price": price},
+    )
+    trade = ex.market.record_trade(sm, bid, 1000, "Sell", ex.now_ms(), "t-2")
+    ex._fill_resting("DOGEUSDT", [trade], ex.now_ms())
+    assert (first.cum_qty, second.cum_qty) == (Decimal(600), Decimal(400))
+    assert (first.status, second.status) == ("Filled", "PartiallyFilled")
