@@ -187,14 +187,16 @@ class Exchange:
             raise VenueError(110072, "OrderLinkedID is duplicate")
         sm = self.sm(spec.symbol)
         book = sm.book
+        pos = account.position(spec.symbol)
+        if qty == 0 and reduce_only and close_on_trigger and pos.size != 0:
+            qty = abs(pos.size)  # Bybit: qty "0" + reduceOnly + closeOnTrigger closes it all
         self._check_qty(spec, qty, market=order_type == "Market")
         if order_type == "Limit":
             price = req_decimal(params, "price")
             self._check_price(spec, price)
             ref_price = price
         else:
-            if opt_decimal(params, "price") is not None:
-                pass  # Bybit ignores the price of a market order
+            opt_decimal(params, "price")  # checked for its type, then ignored (as Bybit does)
             if side == "Buy":
                 top = book.ask_top if book.has_asks else sm.last_tick
                 tick = math.ceil(top * (1 + _PROTECTION))
@@ -203,7 +205,6 @@ class Exchange:
                 tick = max(1, math.floor(top * (1 - _PROTECTION)))
             price = spec.price_of(tick)
             ref_price = spec.price_of(sm.last_tick)
-        pos = account.position(spec.symbol)
         sign = 1 if side == "Buy" else -1
         if reduce_only:
             if pos.size == 0 or pos.size * sign > 0:

@@ -241,3 +241,30 @@ def test_volume_at_the_touch_is_shared_between_resting_orders() -> None:
     ex._fill_resting("DOGEUSDT", [trade], ex.now_ms())
     assert (first.cum_qty, second.cum_qty) == (Decimal(600), Decimal(400))
     assert (first.status, second.status) == ("Filled", "PartiallyFilled")
+
+
+def test_qty_zero_reduce_only_close_on_trigger_closes_everything() -> None:
+    ex = make(seed=8)
+    account = ex.accounts[KEY]
+    ex.create_order(
+        account, {"symbol": "LINKUSDT", "side": "Sell", "orderType": "Market", "qty": "12.3"}
+    )
+    assert account.position("LINKUSDT").size == Decimal("-12.3")
+    close = ex.create_order(
+        account,
+        {
+            "symbol": "LINKUSDT",
+            "side": "Buy",
+            "orderType": "Market",
+            "qty": "0",
+            "reduceOnly": True,
+            "closeOnTrigger": True,
+        },
+    )
+    assert close.qty == Decimal("12.3") and close.status == "Filled"
+    assert account.position("LINKUSDT").size == 0
+    with pytest.raises(VenueError) as refused:
+        ex.create_order(
+            account, {"symbol": "LINKUSDT", "side": "Buy", "orderType": "Market", "qty": "0"}
+        )
+    assert refused.value.code == 10001
