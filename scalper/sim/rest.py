@@ -197,12 +197,18 @@ class RestApi:
         ]
 
     # ------------------------------------------------------------ market
-    def _category(self, params: Params) -> None:
+    def _category(self, params: Params, *, listing: bool = False) -> bool:
+        """Check ``category``: True for linear. Listings (instruments, tickers) answer an
+        empty list for Bybit's other categories (generic clients load them all); every
+        other endpoint refuses them."""
         category = opt_str(params, "category")
         if category is None:
             raise VenueError(10001, "params error: category is required")
-        if category != "linear":
-            raise VenueError(10001, f"params error: category {category} is not supported here")
+        if category == "linear":
+            return True
+        if listing and category in ("spot", "inverse", "option"):
+            return False
+        raise VenueError(10001, f"params error: category {category} is not supported here")
 
     def _symbol(self, params: Params, required: bool = True) -> str | None:
         symbol = opt_str(params, "symbol") if not required else req_str(params, "symbol")
@@ -215,7 +221,8 @@ class RestApi:
         return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
 
     def instruments(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
+        if not self._category(params, listing=True):
+            return {"category": params["category"], "list": [], "nextPageCursor": ""}
         symbol = opt_str(params, "symbol")
         status = opt_str(params, "status") or "Trading"
         base = opt_str(params, "baseCoin")
@@ -237,7 +244,8 @@ class RestApi:
         }
 
     def tickers(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
+        if not self._category(params, listing=True):
+            return {"category": params["category"], "list": []}
         symbol = self._symbol(params, required=False)
         now = self.ex.now_ms()
         names = [symbol] if symbol else list(self.ex.specs)

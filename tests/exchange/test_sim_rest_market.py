@@ -127,7 +127,7 @@ async def test_orderbook_is_sorted_and_limited(client: tuple[Sim, httpx.AsyncCli
             "limit",
         ),
         ("/v5/market/tickers", {}, "category"),
-        ("/v5/market/tickers", {"category": "spot"}, "category"),
+        ("/v5/market/orderbook", {"category": "spot", "symbol": "BTCUSDT"}, "category"),
         (
             "/v5/market/kline",
             {"category": "linear", "symbol": "BTCUSDT", "interval": "7"},
@@ -150,3 +150,13 @@ async def test_unknown_path_is_404_with_envelope(client: tuple[Sim, httpx.AsyncC
     reply = await http.get("/v5/market/nothing-here")
     assert reply.status_code == 404
     assert reply.json()["retCode"] == 10017
+
+
+@pytest.mark.parametrize("category", ["spot", "inverse", "option"])
+async def test_other_categories_list_nothing(
+    client: tuple[Sim, httpx.AsyncClient], category: str
+) -> None:
+    _, http = client
+    for path in ("/v5/market/instruments-info", "/v5/market/tickers"):
+        reply = await _get(http, path, category=category)
+        assert (reply["retCode"], reply["result"]["list"]) == (0, [])
