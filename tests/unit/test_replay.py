@@ -423,3 +423,52 @@ def test_market_fills_at_the_touch_and_reduce_only_never_flips(side: Side) -> No
     assert paper.realised_pnl == D("-1.5")  # crossed the 0.5 spread on 3
     (refused,) = paper.place(_intent(side, "1", link="id3", reduce_only=True), T0 + 2, top, None)
     assert isinstance(refused, OrderFailed) and "reduce-only" in refused.reason
+
+
+def test_unfilled_post_only_entry_is_cancelled_at_the_confirmation_timeout() -> None:
+    """A thin book (top sizes 50) takes a PostOnly entry; the market never trades
+    through it, and the timer ticks between records expire it after 10 s."""
+    recs: list[tuple[int, str] | tuple[int, str, str]] = [
+        (T0, snapshot(1, T0, "100.00", "100.01", size="50"))
+    ]
+    t = T0
+    for i in range(8):
+        t += 50
+        recs.append((t, trade_frame(t, f"{100 + i * 0.05:.2f}")))
+        recs.append((t + 1, book_frame("delta", 2 + i, t + 1, [("100.00", "60")], [])))
+    entry_t = t
+    t += 12_000  # silence, then one more book frame
+    recs.append((t, book_frame("delta", 30, t, [("99.99", "5")], [])))
+    lines, summary = run(write(recs), position_usd=D(500))
+    text = "\n".join(lines)
+    assert "entry signal long" in text and "limit @ 100.00" in text
+    assert "not filled within 10s: cancelled" in text
+    assert "OrderPending -> Idle: entry order failed" in text
+    cancelled_at = next(line for line in lines if "not filled within" in line)
+    # expired by a tick between the records, 10 s after the entry (ticks every 250 ms)
+    offset = float(cancelled_at.split("s", 1)[0])
+    assert (entry_t - T0) / 1000 + 10 <= offset <= (entry_t - T0) / 1000 + 10.25
+    assert (summary.entries_placed, summary.entries_filled) == (1, 0)
+    assert summary.position == "flat"
+
+
+def test_record_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["record", "--symbol", "BTCUSDT", "--seconds", "0"]) == 2
+    assert "--seconds" in capsys.readouterr().err
+    assert main(["record", "--symbol", "BTCUSDT", "--tick-size", "abc"]) == 2
+    assert "--tick-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("ws", "rest"),
+    [
+        ("wss://stream.bybit.com/v5/public/linear", "https://api.bybit.com"),
+        ("wss://stream-testnet.bybit.com/v5/public/linear", "https://api-testnet.bybit.com"),
+        ("ws://127.0.0.1:8765/v5/public/linear", "http://127.0.0.1:8765"),
+        ("wss://proxy.example:9443/v5/public/linear", "https://proxy.example:9443"),
+    ],
+)
+def test_rest_url_is_derived_from_the_stream_url(ws: str, rest: str) -> None:
+    from scalper.replay.cli import _rest_for_ws
+
+    assert _rest_for_ws(ws) == rest
