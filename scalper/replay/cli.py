@@ -135,7 +135,14 @@ def main_record(args: argparse.Namespace) -> int:
 async def _record(
     source: _Source, symbol: str, tick_flag: Decimal | None, out: Path, seconds: float | None
 ) -> int:
-    from .record import SymbolNotListed, fetch_instrument, record_stream, topics_for, wall_ms
+    from .record import (
+        SymbolNotListed,
+        fetch_clock_offset,
+        fetch_instrument,
+        record_stream,
+        topics_for,
+        wall_ms,
+    )
 
     async with AsyncExitStack() as stack:
         ws_url, rest_url = source.ws_url, source.rest_url
@@ -146,11 +153,14 @@ async def _record(
             ws_url, rest_url = sim.ws_public_url, sim.rest_url
             logger.info("sim mode: recording from the built-in simulated exchange")
         instrument = None
+        offset = None
         if rest_url:
             try:
                 instrument = await fetch_instrument(rest_url, symbol)
             except SymbolNotListed as exc:
                 raise _UsageError(str(exc)) from None
+            if instrument is not None:  # reachable: worth asking the time too
+                offset = await fetch_clock_offset(rest_url)
         if instrument is not None:
             tick = instrument.tick_size
             if tick_flag is not None and tick_flag != tick:
@@ -169,6 +179,7 @@ async def _record(
             start_ms=wall_ms(),
             topics=tuple(topics_for(symbol)),
             instrument=instrument,
+            clock_offset_ms=offset or 0,
         )
         handle: IO[bytes] = stack.enter_context(out.open("wb"))
         writer = RecordingWriter(handle)

@@ -4,7 +4,9 @@ Each recorded frame goes through exactly what the market-data task does live
 (``scalper.bybit.parse.parse_message``, ``scalper.core.book.OrderBook.apply``, a book
 that turns invalid counts as a resync) and the result reaches
 ``scalper.core.strategy.Engine.handle`` with ``now_ms`` = the frame's recorded receive
-time, so staleness, cooldown and max-hold rules see the clock they saw live. Between
+time plus the exchange clock offset measured at record time (the live engine's clock is
+``BybitRest.now_ms``, local + offset), so staleness, cooldown and max-hold rules see the
+clock they saw live. Output lines are stamped with the offset from the recording start. Between
 frames a ``Tick`` is fed every ``tick_interval_ms`` of recorded time, as the strategy
 task's timer does.
 
@@ -123,6 +125,7 @@ class ReplaySummary:
     book_invalid_reason: str | None
     duration_ms: int
     instrument_assumed: bool
+    clock_offset_ms: int = 0
 
     @property
     def parse_error_total(self) -> int:
@@ -137,7 +140,8 @@ class ReplaySummary:
 
         book = "valid" if self.book_valid else f"invalid ({self.book_invalid_reason})"
         lines = [
-            f"replay summary for {self.symbol} ({self.duration_ms / 1000:.3f}s recorded)",
+            f"replay summary for {self.symbol} ({self.duration_ms / 1000:.3f}s recorded; "
+            f"engine clock = receive time {self.clock_offset_ms:+d} ms exchange offset)",
             f"  records: {self.records} ({self.frames} frames); unreadable lines: "
             f"{counts(self.file_errors)}",
             f"  frames: {self.book_messages} book, {self.trade_messages} trades, "
@@ -185,7 +189,10 @@ class Replayer:
         self.paper = PaperExchange(
             header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
         )
-        self._now = header.start_ms
+        self._offset = header.clock_offset_ms
+        #: engine time of the recording's start (output lines are stamped relative to it)
+        self._origin = header.start_ms + self._offset
+        self._now = self._origin
         self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
         self._emit = emit or (lambda _line: None)
         self._verbose = verbose
@@ -213,7 +220,7 @@ class Replayer:
     def feed(self, record: Record) -> None:
         """Replay one record at its recorded time."""
         self.records += 1
-        t = record.t
+        t = record.t + self._offset  # the engine's clock: local receive time + offset
         if not self._started:
             self._start(t)
         self._advance(t)
@@ -373,7 +380,7 @@ class Replayer:
             )
 
     def _line(self, t: int, text: str) -> None:
-        self._emit(f"{(t - self.header.start_ms) / 1000:+10.3f}s  {text}")
+        self._emit(f"{(t - self._origin) / 1000:+10.3f}s  {text}")
 
     # ------------------------------------------------------------ output
 
@@ -414,6 +421,7 @@ class Replayer:
             book_invalid_reason=self.book.invalid_reason,
             duration_ms=self._now - (self._first_t if self._first_t is not None else self._now),
             instrument_assumed=self.header.instrument is None,
+            clock_offset_ms=self._offset,
         )
 
 

@@ -34,7 +34,14 @@ from scalper.core.model import Instrument
 
 from .recording import RecordingWriter
 
-__all__ = ["RecordStats", "SymbolNotListed", "fetch_instrument", "record_stream", "topics_for"]
+__all__ = [
+    "RecordStats",
+    "SymbolNotListed",
+    "fetch_clock_offset",
+    "fetch_instrument",
+    "record_stream",
+    "topics_for",
+]
 
 #: the depth the bot trades on (``scalper.app.market_data.BOOK_DEPTH``)
 BOOK_DEPTH = 50
@@ -74,6 +81,22 @@ async def fetch_instrument(
         if instrument.symbol == symbol:
             return instrument
     raise SymbolNotListed(f"{symbol} is not listed in instruments-info at {rest_url}")
+
+
+async def fetch_clock_offset(rest_url: str, *, timeout_s: float = 5.0) -> int | None:
+    """Exchange clock minus local clock (ms) from ``/v5/market/time``; None if unreachable.
+
+    The live engine's ``now_ms`` is the local clock plus this offset, so a replay that
+    wants the same staleness decisions needs it.
+    """
+    async with httpx.AsyncClient(base_url=rest_url, timeout=timeout_s) as client:
+        rest = BybitRest(client, retry=RetryPolicy(max_attempts=2, total_budget_s=timeout_s))
+        try:
+            with trio.fail_after(2 * timeout_s):
+                return await rest.sync_clock()
+        except (BybitError, trio.TooSlowError) as exc:
+            logger.warning("server time at {} not readable: {}", rest_url, exc)
+            return None
 
 
 @attrs.define

@@ -4,7 +4,7 @@ One recording is one symbol's ``orderbook.50`` and ``publicTrade`` stream::
 
     {"format": "scalper-recording", "version": 1, "symbol": "BTCUSDT", "tick_size": "0.1",
      "instrument": {...} | null, "url": "wss://...", "start_ms": 1700000000000,
-     "topics": ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]}
+     "topics": ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"], "clock_offset_ms": -12}
     {"t": 1700000000123, "frame": "<the frame exactly as received>"}
     {"t": 1700000000400, "event": "disconnected", "reason": "..."}
     {"t": 1700000000950, "event": "reconnected", "count": 2}
@@ -14,8 +14,10 @@ One recording is one symbol's ``orderbook.50`` and ``publicTrade`` stream::
 Why raw text rather than parsed data: replay must run the *same* parser, book and
 engine as the bot, so the file holds what the socket delivered, byte for byte (a
 binary frame is decoded as UTF-8, undecodable bytes replaced). ``t`` is the local wall
-clock in epoch ms at receipt: the engine's ``now_ms``, so staleness rules compare it
-with the exchange's ``ts`` exactly as they did live.
+clock in epoch ms at receipt. The bot's engine runs on that clock corrected by the
+exchange's (``BybitRest.now_ms``: local + offset from ``/v5/market/time``), so the header
+keeps the offset measured at record time and replay uses ``t + clock_offset_ms`` as
+``now_ms``: staleness rules compare it with the exchange's ``ts`` as they did live.
 
 Reading is forgiving: a recording cut by ``kill -9`` ends with half a line, and a
 hand-edited one may hold junk. Lines that cannot be read are counted per kind in
@@ -82,6 +84,8 @@ class RecordingHeader:
     start_ms: int
     topics: tuple[str, ...] = ()
     instrument: Instrument | None = None
+    #: exchange clock minus local clock at record time, ms (0 when it was not measured)
+    clock_offset_ms: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The header line's object."""
@@ -97,6 +101,7 @@ class RecordingHeader:
             "url": self.url,
             "start_ms": self.start_ms,
             "topics": list(self.topics),
+            "clock_offset_ms": self.clock_offset_ms,
         }
 
     @classmethod
@@ -111,12 +116,15 @@ class RecordingHeader:
         url = obj.get("url", "")
         start_ms = obj.get("start_ms")
         topics = obj.get("topics", [])
+        offset = obj.get("clock_offset_ms", 0)
         if type(symbol) is not str or not symbol:
             raise RecordingError("header: symbol missing")
         if type(start_ms) is not int or type(url) is not str:
             raise RecordingError("header: start_ms/url missing or of the wrong type")
         if type(topics) is not list or not all(type(t) is str for t in topics):
             raise RecordingError("header: topics must be a list of strings")
+        if type(offset) is not int:
+            raise RecordingError(f"header: clock_offset_ms must be an int, got {offset!r}")
         tick_size = _decimal(obj.get("tick_size"), "tick_size")
         if tick_size <= 0:
             raise RecordingError(f"header: tick_size must be > 0, got {tick_size}")
@@ -137,6 +145,7 @@ class RecordingHeader:
             start_ms=start_ms,
             topics=tuple(topics),
             instrument=instrument,
+            clock_offset_ms=offset,
         )
 
 

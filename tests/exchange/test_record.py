@@ -82,6 +82,7 @@ async def test_record_command_captures_the_sim_and_the_file_replays(tmp_path: Pa
     assert header.instrument is not None  # read from the sim's instruments-info
     assert header.tick_size == header.instrument.tick_size
     assert header.topics == tuple(topics_for("BTCUSDT"))
+    assert abs(header.clock_offset_ms) < 1_000  # measured from the sim's /v5/market/time
 
     _, summary = _replay_twice(data)
     assert summary.frames == frames

@@ -127,19 +127,22 @@ def run(data: bytes, **kw: Any) -> tuple[list[str], ReplaySummary]:
     return lines, summary
 
 
-def round_trip() -> list[tuple[int, str] | tuple[int, str, str]]:
+def round_trip(skew: int = 0) -> list[tuple[int, str] | tuple[int, str, str]]:
     """Rising trades in a liquid book (a long, market entry), then the book jumps 2 %
-    (take-profit, market close)."""
-    recs: list[tuple[int, str] | tuple[int, str, str]] = [(T0, snapshot(1, T0, "100.00", "100.01"))]
+    (take-profit, market close). ``skew``: how far the exchange's ``ts`` lags the
+    local receive time (a local clock running fast)."""
+    recs: list[tuple[int, str] | tuple[int, str, str]] = [
+        (T0, snapshot(1, T0 - skew, "100.00", "100.01"))
+    ]
     t = T0
     for i in range(8):
         t += 50
-        recs.append((t, trade_frame(t, f"{100 + i * 0.05:.2f}")))
-        recs.append((t + 1, book_frame("delta", 2 + i, t + 1, [("100.00", "600")], [])))
+        recs.append((t, trade_frame(t - skew, f"{100 + i * 0.05:.2f}")))
+        recs.append((t + 1, book_frame("delta", 2 + i, t + 1 - skew, [("100.00", "600")], [])))
     t += 1_000
-    recs.append((t, snapshot(20, t, "102.00", "102.01")))
+    recs.append((t, snapshot(20, t - skew, "102.00", "102.01")))
     t += 300
-    recs.append((t, book_frame("delta", 21, t, [("102.00", "700")], [])))
+    recs.append((t, book_frame("delta", 21, t - skew, [("102.00", "700")], [])))
     return recs
 
 
@@ -165,6 +168,19 @@ def test_replay_plays_an_entry_and_an_exit_and_is_deterministic() -> None:
     assert first.position == "flat"
     assert first.book_valid and first.resyncs == 0
     assert first.frames == len(round_trip())
+
+
+def test_engine_clock_is_receive_time_plus_the_recorded_exchange_offset() -> None:
+    """Exchange timestamps 1 s behind the local clock: stale to a replay that ignored
+    the offset, fresh (as they were to the live bot, whose clock is local + offset)."""
+    skewed = round_trip(skew=1_000)
+    _, ignored = run(write(skewed))
+    assert ignored.entries_placed == 0  # every book looked 1 s old
+    lines, corrected = run(write(skewed, clock_offset_ms=-1_000))
+    assert (corrected.entries_placed, corrected.exits_filled) == (1, 1)
+    assert corrected.realised_pnl == D("19.701")
+    assert lines[0].startswith("    +0.300s  Idle -> OrderPending")  # stamps stay local
+    assert corrected.clock_offset_ms == -1_000
 
 
 def test_cli_replay_output_is_identical_run_to_run(
