@@ -7,8 +7,9 @@ trio task at ``rate`` steps per second (round-robin over the symbols); tests cal
 directly.
 
 Shape of the walk (log price, per second of market time): gaussian noise of
-``SIGMA * vol`` per sqrt(s), plus every ``BURST_EVERY_S`` or so a *burst*: a drift of
-8–20 bps/s (times ``vol``) that lasts 4–12 s. Bursts are what a momentum strategy trades:
+``SIGMA * vol`` per sqrt(s), a weak pull back towards the start price (so a long run
+stays plausible), plus every ``BURST_EVERY_S`` or so a *burst*: a drift of 8–20 bps/s
+(times ``vol``) that lasts 2–6 s. Bursts are what a momentum strategy trades:
 over a 100-trade window (a few seconds of tape) they move the last price 0.1 % or more
 away from the VWAP, so a bot following one symbol sees an entry signal within ~15 s.
 A step that moves the touch prints one taker trade at the last level it took (size: what
@@ -35,6 +36,11 @@ BOOK_DEPTH = 200
 SIGMA = 0.0003
 #: mean seconds between momentum bursts, per symbol
 BURST_EVERY_S = 12.0
+#: seconds over which the log price is pulled back towards its start (weak reversion)
+REVERSION_S = 1800.0
+#: seconds of the rolling window behind the 24 h statistics (minutes, not a day, so the
+#: scanner's ranking visibly changes during a demo run)
+ROLL_S = 600.0
 #: chance of a trade at the touch in a step where the price did not move through a level
 TOUCH_TRADE_P = 0.35
 #: trades kept per symbol for recent-trade
@@ -66,6 +72,8 @@ class SymbolMarket:
     tick_size: float
     level_lots: float
     logp: float
+    log_start: float = 0.0
+    base_turnover: float = 0.0
     drift: float = 0.0
     burst_left_s: float = 0.0
     last_tick: int = 0
@@ -74,7 +82,6 @@ class SymbolMarket:
     prev1h_tick: int = 0
     high_tick: int = 0
     low_tick: int = 0
-    volume24h: float = 0.0
     turnover24h: float = 0.0
     open_interest: float = 0.0
     seq: int = 0
@@ -119,6 +126,7 @@ class Market:
             tick_size=tick_size,
             level_lots=spec.level_qty / float(spec.qty_step),
             logp=math.log(start),
+            log_start=math.log(start),
         )
         tick = round(start / tick_size)
         pct = rng.uniform(-0.08, 0.08)
@@ -128,8 +136,8 @@ class Market:
         sm.high_tick = round(max(tick, sm.prev24h_tick) * (1 + rng.uniform(0.002, 0.03)))
         sm.low_tick = max(1, round(min(tick, sm.prev24h_tick) * (1 - rng.uniform(0.002, 0.03))))
         sm.turnover24h = spec.turnover24h * rng.uniform(0.7, 1.3)
-        sm.volume24h = sm.turnover24h / start
-        sm.open_interest = sm.volume24h * rng.uniform(0.2, 0.6)
+        sm.base_turnover = sm.turnover24h
+        sm.open_interest = sm.turnover24h / start * rng.uniform(0.2, 0.6)
         self._place_book(sm, tick)
         sm.book.changed_bids.clear()
         sm.book.changed_asks.clear()
@@ -181,8 +189,12 @@ class Market:
         elif rng.random() < dt / BURST_EVERY_S:
             sign = 1.0 if rng.random() < 0.5 else -1.0
             sm.drift = sign * rng.uniform(0.0008, 0.002) * vol
-            sm.burst_left_s = rng.uniform(4.0, 12.0)
-        sm.logp += sm.drift * dt + SIGMA * vol * math.sqrt(dt) * rng.gauss(0.0, 1.0)
+            sm.burst_left_s = rng.uniform(2.0, 6.0)
+        pull = (sm.log_start - sm.logp) / REVERSION_S
+        sm.logp += (sm.drift + pull) * dt + SIGMA * vol * math.sqrt(dt) * rng.gauss(0.0, 1.0)
+        # the rolling 24 h turnover drifts towards its base, faster while the symbol moves
+        activity = 1.0 + 4.0 * abs(sm.drift) / 0.001
+        sm.turnover24h += (sm.base_turnover * activity - sm.turnover24h) * dt / ROLL_S
         if jump:
             sm.logp += math.log1p(jump)
         mid = math.exp(sm.logp) / sm.tick_size
@@ -269,8 +281,6 @@ class Market:
         sm.low_tick = min(sm.low_tick, tick)
         qty = lots * float(sm.spec.qty_step)
         value = qty * tick * sm.tick_size
-        sm.volume24h += qty
-        sm.turnover24h += value
         minute = now_ms - now_ms % 60_000
         candle = sm.candles.get(minute)
         if candle is None:

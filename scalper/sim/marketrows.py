@@ -97,7 +97,7 @@ def _common(sm: SymbolMarket, now_ms: int) -> dict[str, str]:
         "openInterest": f"{sm.open_interest:.{spec.qty_decimals}f}",
         "openInterestValue": f"{sm.open_interest * last_price:.2f}",
         "turnover24h": f"{sm.turnover24h:.4f}",
-        "volume24h": f"{sm.volume24h:.4f}",
+        "volume24h": f"{sm.turnover24h / last_price:.4f}",
         "fundingRate": "0.0001",
         "nextFundingTime": str(next_funding),
         "bid1Price": spec.price_str(bid_tick),
