@@ -225,7 +225,14 @@ async def _trade(
         metrics.reconnects += 1
         await control_send.send(Resync(reason=reason))
 
+    orders_ended = 0
+
     async def on_order_end(intent: OrderIntent, event: Event) -> None:
+        nonlocal orders_ended
+        # Orders are placed one at a time, each with exactly one end: every create sent
+        # beyond one per ended order was a retry (10006, 5xx, a lost reply).
+        orders_ended += 1
+        metrics.order_retries = rest.create_sends - orders_ended
         fill = await _journal_outcome(journal, rest, intent, event)
         if fill is not None:
             pnl.add(fill)

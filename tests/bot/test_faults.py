@@ -181,6 +181,7 @@ async def test_rest_faults_rate_limit_503_bursts_and_create_timeout(
         assert _our_link_ids(sim, bot).count(timed_out) == 1
         # the bot sent more creates than there are orders: retries, never duplicates
         assert bot.rest.create_sends > len(_our_link_ids(sim, bot))
+        assert m.order_retries >= 3 + 2  # the 10006s and the 503s on create, counted
     assert_clean_end(sim, bot, logs)
 
 
