@@ -1,8 +1,24 @@
 """The simulated Bybit v5 exchange (linear USDT perpetuals) on loopback.
 
-``open_sim(SimConfig(...))`` serves REST, the public and private WebSockets and a
-control API (faults, state) on one port; ``Exchange`` is the venue without sockets.
-See DESIGN section 7 for the contract.
+It is the test bed and the newcomer's default exchange, so it behaves like Bybit, not
+like a stub: same paths, envelopes, field names and JSON types (numbers as strings),
+signature and recv_window checks, retCodes for bad input, rate limits. One port serves
+REST, ``/v5/public/linear``, ``/v5/private`` and a control API (DESIGN section 7)::
+
+    async with open_sim(SimConfig(seed=1, rate=500)) as sim:
+        sim.rest_url          # "http://127.0.0.1:PORT"
+        sim.ws_public_url     # "ws://127.0.0.1:PORT/v5/public/linear"
+        sim.ws_private_url    # "ws://127.0.0.1:PORT/v5/private"
+        sim.inject({"kind": "ret_code", "path": "/v5/order/create", "code": 10006})
+        sim.state()           # == GET /sim/state
+        sim.exchange          # the venue (market, books, accounts) for tests
+
+Modules, one job each: ``specs`` (listed contracts), ``book`` (integer L2 book),
+``market`` (seeded random walk, trades), ``accounts`` (orders, positions, wallet),
+``venue`` (matching and the fan-out of changes), ``rows``/``marketrows`` (Bybit's record
+shapes), ``public``/``private`` (stream topics), ``rest`` (REST endpoints, auth, rate
+limits), ``ws`` (WebSocket sessions), ``faults`` (fault registry), ``app`` (the ASGI
+app), ``server`` (``open_sim``), ``cli`` (``scalper exchange``).
 """
 
 from __future__ import annotations
