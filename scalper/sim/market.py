@@ -127,6 +127,7 @@ class Market:
             level_lots=spec.level_qty / float(spec.qty_step),
             logp=math.log(start),
             log_start=math.log(start),
+            seq=self.seq,
         )
         tick = round(start / tick_size)
         pct = rng.uniform(-0.08, 0.08)

@@ -30,6 +30,8 @@ __all__ = ["BOOK_DEPTHS", "PublicHub", "parse_topic"]
 
 BOOK_DEPTHS = (1, 50, 200)
 _TICKER_INTERVAL_MS = 100
+#: Bybit re-pushes an unchanged orderbook.1 snapshot (same u) every 3 s
+_DEPTH1_REPEAT_MS = 3000
 
 
 def parse_topic(topic: str, symbols: dict[str, Any]) -> tuple[str, str, int] | None:
@@ -52,6 +54,7 @@ class _BookTopic:
         "b_range",
         "depth",
         "good_u",
+        "last_push_ms",
         "last_top",
         "name",
         "sent_u",
@@ -70,6 +73,7 @@ class _BookTopic:
         self.b_range = (1, 0)
         self.a_range = (1, 0)
         self.last_top: tuple[int, int, int, int] | None = None
+        self.last_push_ms = 0
 
 
 def _dumps(msg: dict[str, Any]) -> str:
@@ -110,6 +114,7 @@ class PublicHub:
                 u = self._u.get((symbol, depth), 999) + 1
                 bt = self._books[(symbol, depth)] = _BookTopic(symbol, depth, u)
                 self._sync_window(bt, sm.book)
+            bt.last_push_ms = now_ms
             outbox.put(self._snapshot(bt, sm.book, now_ms))
         elif kind == "tickers":
             data = ticker_stream_data(sm, now_ms)
@@ -233,12 +238,15 @@ class PublicHub:
 
     def _delta(self, bt: _BookTopic, book: SimBook, seq: int, now_ms: int) -> str | None:
         spec = self.market.symbols[bt.symbol].spec
-        if bt.depth == 1:
+        if bt.depth == 1:  # snapshot-only; unchanged for 3 s: the same snapshot again
             top = _top(book)
             if top == bt.last_top:
-                return None
-            bt.u += 1
+                if now_ms - bt.last_push_ms < _DEPTH1_REPEAT_MS:
+                    return None
+            else:
+                bt.u += 1
             bt.sent_u = bt.u
+            bt.last_push_ms = now_ms
             self._sync_window(bt, book)
             return self._snapshot(bt, book, now_ms)
         ps, qs = spec.price_str, spec.qty_str

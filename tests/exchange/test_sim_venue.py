@@ -268,3 +268,26 @@ def test_qty_zero_reduce_only_close_on_trigger_closes_everything() -> None:
             account, {"symbol": "LINKUSDT", "side": "Buy", "orderType": "Market", "qty": "0"}
         )
     assert refused.value.code == 10001
+
+
+def test_depth_1_repeats_an_unchanged_snapshot_every_3_s_with_the_same_u() -> None:
+    ex = make(seed=9)
+    box = Outbox()
+    now = 1_700_000_000_000
+    ex.public.subscribe(box, "orderbook.1.BTCUSDT", now)
+    first = orjson.loads(box.queue.popleft())
+    ex.public.publish("BTCUSDT", [], now + 1000)  # nothing moved
+    assert not box.queue
+    ex.public.publish("BTCUSDT", [], now + 3000)
+    again = orjson.loads(box.queue.popleft())
+    assert again["type"] == "snapshot"
+    assert again["data"]["u"] == first["data"]["u"]
+    assert again["data"]["b"] == first["data"]["b"]
+
+
+def test_slow_consumer_overflows_and_is_closed() -> None:
+    box = Outbox(limit=3)
+    for i in range(5):
+        box.put(str(i))
+    assert list(box.queue) == ["0", "1", "2"]
+    assert box.overflowed and box.closed and box.close_code == 1013
