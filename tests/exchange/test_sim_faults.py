@@ -299,3 +299,15 @@ async def test_sim_state_rows_have_bybits_shapes(env: tuple[Sim, httpx.AsyncClie
     assert_shape(sample("rest_order_history")["result"]["list"][0], state["order_history"][0])
     assert_shape(sample("rest_account_wallet-balance")["result"]["list"][0], state["wallet"])
     assert len(state["order_history"]) == 2
+
+
+async def test_clear_forgets_pending_faults_and_unknown_control_paths_404(
+    env: tuple[Sim, httpx.AsyncClient],
+) -> None:
+    sim, http = env
+    await _fault(http, {"kind": "http_status", "status": 500, "count": 5})
+    await _fault(http, {"kind": "drop_private_push", "count": 5})
+    assert (await _fault(http, {"kind": "clear"})).status_code == 200
+    assert (await http.get("/v5/market/time")).status_code == 200
+    assert sim.exchange.private.drop == 0
+    assert (await http.get("/sim/nothing")).status_code == 404

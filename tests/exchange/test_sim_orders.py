@@ -16,6 +16,31 @@ from .sim_helpers import assert_shape, get, post, private_auth, recv, recv_until
 TOPICS = ["order", "execution", "position", "wallet"]
 
 
+async def test_execution_fast_push_has_bybits_shape() -> None:
+    async with (
+        open_sim(SimConfig(seed=12)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http,
+        open_websocket_url(sim.ws_private_url) as ws,
+    ):
+        await private_auth(ws)
+        await send(ws, {"op": "subscribe", "args": ["execution.fast.linear"]})
+        assert (await recv(ws))["success"] is True
+        body = {
+            "category": "linear",
+            "symbol": "ADAUSDT",
+            "side": "Buy",
+            "orderType": "Market",
+            "qty": "50",
+            "orderLinkId": "fast-1",
+        }
+        assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
+        push = await recv(ws)
+    expected = sample("ws_private_execution_fast")
+    assert_shape(expected, push)
+    assert set(push) == set(expected)  # no "id" on this topic
+    assert push["data"][0]["orderLinkId"] == "fast-1"
+
+
 @pytest.fixture
 async def venue() -> AsyncIterator[tuple[Sim, httpx.AsyncClient, WebSocketConnection]]:
     async with (
