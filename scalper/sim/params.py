@@ -8,7 +8,8 @@ the parameter, never an exception that would become an HTTP 500.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Any
 
 from .errors import VenueError
@@ -16,6 +17,10 @@ from .errors import VenueError
 __all__ = ["opt_bool", "opt_decimal", "opt_int", "opt_str", "req_decimal", "req_str"]
 
 Params = dict[str, Any]
+
+#: a plain decimal as Bybit writes numbers: no exponent, no sign games, bounded digits
+#: (an exponent like "1e999999" would make the grid arithmetic blow up)
+_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,12})?")
 
 
 def opt_str(params: Params, name: str) -> str | None:
@@ -43,13 +48,9 @@ def opt_decimal(params: Params, name: str) -> Decimal | None:
     text = opt_str(params, name)
     if text is None:
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise VenueError(10001, f"params error: {name} is not a number: {text!r}") from None
-    if not value.is_finite():
-        raise VenueError(10001, f"params error: {name} is not a finite number: {text!r}")
-    return value
+    if not _DECIMAL.fullmatch(text):
+        raise VenueError(10001, f"params error: {name} is not a plain decimal number: {text!r}")
+    return Decimal(text)
 
 
 def req_decimal(params: Params, name: str) -> Decimal:

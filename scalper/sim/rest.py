@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 import orjson
+from loguru import logger
 
 from ..bybit.auth import sign
 from .accounts import Account, Order
@@ -124,6 +125,9 @@ class RestApi:
             if isinstance(exc, _Limited):
                 extra = exc.headers
             return Reply(200, envelope(exc.code, exc.msg, {}, now), tuple(extra))
+        except Exception:  # noqa: BLE001 -- a simulator bug: log it loudly, answer 10016
+            logger.exception("sim: internal error on {} {}", method, path)
+            return Reply(200, envelope(10016, "Internal server error.", {}, now), tuple(extra))
         return Reply(200, envelope(0, "OK", result, now), tuple(extra))
 
     def _params(self, method: str, payload: str) -> Params:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import trio
+from loguru import logger
 
 from ..bybit.auth import ws_auth_signature
 from .faults import FaultRegistry
@@ -100,6 +101,10 @@ class _Session:
 
     def on_op(self, op: str, req_id: str, args: Any) -> None:
         raise NotImplementedError
+
+    def fail_internal(self) -> None:
+        """Answer a frame the simulator failed on (a bug, logged by the caller)."""
+        self._fail("", "", "error:internal error")
 
     def _fail(self, req_id: str, op: str, reason: str) -> None:
         self.outbox.put(
@@ -309,7 +314,11 @@ async def _reader(ctx: WsContext, session: _Session, outbox: Outbox, receive: Re
         if text is None:
             data = event.get("bytes") or b""
             text = data.decode("utf-8", errors="replace")
-        session.on_text(text)
+        try:
+            session.on_text(text)
+        except Exception:  # noqa: BLE001 -- a simulator bug: log it, keep the connection
+            logger.exception("sim: internal error on a {} ws frame", session.stream)
+            session.fail_internal()
 
 
 async def _writer(outbox: Outbox, send: Send, scope: trio.CancelScope) -> None:

@@ -218,3 +218,24 @@ async def test_bad_query_params_get_10001(
 ) -> None:
     _, http = client
     assert (await get(http, path, params)).json()["retCode"] == 10001
+
+
+@pytest.mark.parametrize(
+    ("qty", "price"),
+    [
+        ("1e30", "1000.00"),
+        ("1e999999", "1000.00"),
+        ("0.10", "1e999999"),
+        ("0.10", "NaN"),
+        ("١٢", "1000.00"),
+        ("0.10", "-1000.00"),
+        ("0.10", " 1000.00"),
+    ],
+)
+async def test_odd_numbers_get_10001_never_500(
+    client: tuple[Sim, httpx.AsyncClient], qty: str, price: str
+) -> None:
+    _, http = client
+    reply = await post(http, "/v5/order/create", _order(qty=qty, price=price))
+    assert reply.status_code == 200
+    assert reply.json()["retCode"] == 10001
