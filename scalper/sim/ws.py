@@ -42,8 +42,16 @@ _MAX_ARGS_CHARS = 21_000
 class WsContext:
     """What every connection needs: the venue, the faults, the live connections."""
 
-    def __init__(self, exchange: Exchange, faults: FaultRegistry, idle_timeout_s: float) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        faults: FaultRegistry,
+        idle_timeout_s: float,
+        now_s: Callable[[], float] = trio.current_time,
+    ) -> None:
         self.exchange = exchange
+        #: the clock the ping-silence fault is measured on (trio's, unless a test says)
+        self.now_s = now_s
         self.faults = faults
         self.idle_timeout_s = idle_timeout_s
         self.live: dict[str, set[Outbox]] = {"public": set(), "private": set()}
@@ -155,7 +163,7 @@ class PublicSession(_Session):
         hub = self.ctx.exchange.public
         symbols = self.ctx.exchange.market.symbols
         if op == "ping":
-            if not self.ctx.faults.swallow_ping("public", trio.current_time()):
+            if not self.ctx.faults.swallow_ping("public", self.ctx.now_s()):
                 self._ok(req_id, "ping", "pong")
             return
         if op not in ("subscribe", "unsubscribe"):
@@ -199,7 +207,7 @@ class PrivateSession(_Session):
 
     def on_op(self, op: str, req_id: str, args: Any) -> None:
         if op == "ping":
-            if not self.ctx.faults.swallow_ping("private", trio.current_time()):
+            if not self.ctx.faults.swallow_ping("private", self.ctx.now_s()):
                 now = self.ctx.exchange.now_ms()
                 self.outbox.put(
                     _dumps(

@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,3 +71,47 @@ def test_public_endpoints_answer_any_query_with_an_envelope(path: str, query: di
     assert reply.status == 200
     assert b'"retCode"' in reply.body
     assert b'"retCode":10016' not in reply.body  # the internal-error safety net stayed unused
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["realtime", "history", "executions", "positions", "wallet"]),
+    st.dictionaries(st.sampled_from(["category", "symbol", "limit", "orderId", "orderLinkId",
+                                     "openOnly", "cursor", "settleCoin", "baseCoin",
+                                     "accountType", "coin", "startTime", "orderStatus"]),
+                    st.text(max_size=8) | st.sampled_from(PLAUSIBLE), max_size=6),
+)  # fmt: skip
+def test_private_queries_refuse_with_a_ret_code(handler: str, query: dict) -> None:
+    api = RestApi(EX)
+    try:
+        getattr(api, handler)(EX.accounts["k"], query)
+    except VenueError as exc:
+        assert isinstance(exc.code, int)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=60)
+    | st.sampled_from(
+        [
+            '{"op":"subscribe","args":[null]}',
+            '{"op":"auth","args":[1,2,3]}',
+            '{"op":"ping","req_id":{}}',
+            '{"op":"subscribe","args":["tickers.X"]}',
+        ]
+    )
+)
+def test_ws_sessions_answer_any_frame(text: str) -> None:
+    from scalper.sim.faults import FaultRegistry
+    from scalper.sim.outbox import Outbox
+    from scalper.sim.ws import PrivateSession, PublicSession, WsContext
+
+    ctx = WsContext(EX, FaultRegistry(), idle_timeout_s=60, now_s=lambda: 0.0)
+    for session_type in (PublicSession, PrivateSession):
+        box = Outbox()
+        session = session_type(ctx, box, "c1")
+        session.on_text(text)
+        session.close()
+        replies = [orjson.loads(frame) for frame in box.queue]
+        assert replies  # every frame gets an answer
+        assert all(r.get("ret_msg") != "error:internal error" for r in replies)
