@@ -20,7 +20,7 @@ __all__ = ["Outbox"]
 class Outbox:
     """Outgoing text frames of one WebSocket connection."""
 
-    __slots__ = ("_event", "close_code", "closed", "limit", "overflowed", "queue")
+    __slots__ = ("_event", "close_code", "close_reason", "closed", "limit", "overflowed", "queue")
 
     def __init__(self, limit: int = 100_000) -> None:
         self.queue: deque[str] = deque()
@@ -29,6 +29,7 @@ class Outbox:
         self.closed = False
         #: close code the writer sends once the queue is drained after ``close``
         self.close_code = 1000
+        self.close_reason = ""
         self._event: trio.Event | None = None
 
     def put(self, text: str) -> None:
@@ -39,6 +40,7 @@ class Outbox:
             self.overflowed = True
             self.closed = True
             self.close_code = 1013
+            self.close_reason = f"slow consumer: more than {self.limit} messages queued"
         else:
             self.queue.append(text)
         event = self._event
@@ -46,10 +48,11 @@ class Outbox:
             self._event = None
             event.set()
 
-    def close(self, code: int = 1000) -> None:
-        """Stop accepting frames and wake the writer so it can send ``code`` and exit."""
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Stop accepting frames; the writer sends ``code`` and ``reason``, then exits."""
         if not self.closed:
             self.close_code = code
+            self.close_reason = reason
         self.closed = True
         event = self._event
         if event is not None:

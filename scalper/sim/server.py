@@ -143,5 +143,5 @@ async def open_sim(config: SimConfig | None = None) -> AsyncIterator[Sim]:
         try:
             yield Sim(host=config.host, port=port, app=app, exchange=exchange)
         finally:
-            app.ws.disconnect(None)
+            app.ws.disconnect(None, "server shutting down")
             nursery.cancel_scope.cancel()

@@ -66,12 +66,14 @@ class WsContext:
         """Frames queued on the most-behind public connection."""
         return max((len(o.queue) for o in self.live["public"]), default=0)
 
-    def disconnect(self, stream: str | None) -> int:
+    def disconnect(
+        self, stream: str | None, reason: str = "simulated disconnect (ws_disconnect fault)"
+    ) -> int:
         """Close every live connection of ``stream`` (both when None); return how many."""
         count = 0
         for name in (stream,) if stream else ("public", "private"):
             for outbox in list(self.live[name]):
-                outbox.close(1001)
+                outbox.close(1001, reason)
                 count += 1
         return count
 
@@ -311,7 +313,7 @@ async def _reader(ctx: WsContext, session: _Session, outbox: Outbox, receive: Re
         with trio.move_on_after(ctx.idle_timeout_s) as scope:
             event = await receive()
         if scope.cancelled_caught:  # idle: Bybit drops connections that send nothing
-            outbox.close(1000)
+            outbox.close(1000, f"idle: no message from the client for {ctx.idle_timeout_s:g} s")
             await trio.sleep_forever()  # the writer sends the close frame and ends us
         kind = event["type"]
         if kind == "websocket.disconnect":
@@ -336,6 +338,12 @@ async def _writer(outbox: Outbox, send: Send, scope: trio.CancelScope) -> None:
         while queue:
             await send({"type": "websocket.send", "text": queue.popleft()})
         if outbox.closed:
-            await send({"type": "websocket.close", "code": outbox.close_code})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": outbox.close_code,
+                    "reason": outbox.close_reason,
+                }
+            )
             scope.cancel()
             return

@@ -51,9 +51,11 @@ async def test_ws_disconnect_drops_only_the_named_stream(
         assert (await private_auth(prv))["success"] is True
         reply = await _fault(http, {"kind": "ws_disconnect", "stream": "public"})
         assert reply.status_code == 200 and reply.json()["closed"] == 1
-        with trio.fail_after(5), pytest.raises(ConnectionClosed):
+        with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
             while True:
                 await pub.get_message()
+        assert closed.value.reason.code == 1001
+        assert "ws_disconnect" in (closed.value.reason.reason or "")
         await send(prv, {"req_id": "x", "op": "ping"})
         assert (await recv(prv))["op"] == "pong"  # the private stream is untouched
 

@@ -170,9 +170,11 @@ async def test_idle_connection_is_dropped() -> None:
         open_websocket_url(sim.ws_public_url) as ws,
     ):
         await send(ws, {"op": "subscribe", "args": ["publicTrade.BTCUSDT"]})
-        with trio.fail_after(5), pytest.raises(ConnectionClosed):
+        with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
             while True:  # data flows to us, but we send nothing for 0.3 s
                 await ws.get_message()
+    assert closed.value.reason.code == 1000
+    assert "idle" in (closed.value.reason.reason or "")
 
 
 class ClientBook:
