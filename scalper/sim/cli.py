@@ -21,7 +21,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
     return SimConfig(
         seed=args.seed,
         symbols=tuple(args.symbols) if args.symbols else None,
-        rate=args.rate if args.rate else 500.0,
+        rate=args.rate,
         api_key=args.api_key,
         api_secret=args.api_secret,
         host=args.host,

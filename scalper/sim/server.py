@@ -27,8 +27,19 @@ from .venue import Exchange
 __all__ = ["Sim", "SimConfig", "open_sim", "wall_ms"]
 
 
+#: market steps per second by default: ~40 per symbol, about Bybit's 20 ms book interval
+DEFAULT_RATE = 500.0
+
+
 def _symbols(value: Any) -> tuple[str, ...] | None:
     return tuple(value) if value else None
+
+
+def _rate(value: float | None) -> float:
+    rate = DEFAULT_RATE if value is None else float(value)
+    if not rate > 0:
+        raise ValueError(f"rate must be > 0 steps/s, got {value}")
+    return rate
 
 
 def wall_ms() -> int:
@@ -44,7 +55,7 @@ class SimConfig:
     #: listed symbols (None: the default dozen)
     symbols: tuple[str, ...] | None = attrs.field(default=None, converter=_symbols)
     #: market steps per second over all symbols (each step: one book delta per depth)
-    rate: float = 500.0
+    rate: float = attrs.field(default=DEFAULT_RATE, converter=_rate)
     api_key: str = "sim-key"
     api_secret: str = attrs.field(default="sim-secret", repr=False)
     host: str = "127.0.0.1"
