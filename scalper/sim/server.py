@@ -9,7 +9,7 @@ small batches, so the REST timestamp check and the stream timestamps share one c
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import partial
@@ -23,6 +23,7 @@ from hypercorn.trio import serve
 from .app import SimApp
 from .specs import specs_for
 from .venue import Exchange
+from .ws import WsContext
 
 __all__ = ["Sim", "SimConfig", "open_sim", "wall_ms"]
 
@@ -112,26 +113,37 @@ def build(config: SimConfig) -> tuple[Exchange, SimApp]:
     return exchange, app
 
 
-#: a public client this many frames behind pauses the market (backpressure)
+#: a public client this many frames behind pauses the market (backpressure) ...
 BACKLOG_LIMIT = 2_000
+#: ... for at most this long; then the clients still behind are dropped as slow consumers
+SLOW_CONSUMER_S = 2.0
 
 
-async def run_market(exchange: Exchange, backlog: Callable[[], int]) -> None:
+async def run_market(exchange: Exchange, ws: WsContext) -> None:
     """Step the market in real time, forever (batches every few ms).
 
-    When a public client falls behind (``backlog() > BACKLOG_LIMIT``) the market holds
-    still instead of queueing without bound, so at a rate above what the sockets can
-    carry, the stream runs at the sockets' speed (that is what a load test measures).
+    When a public client falls behind (more than ``BACKLOG_LIMIT`` frames queued) the
+    market holds still instead of queueing without bound, so at a rate above what the
+    sockets can carry the stream runs at the sockets' speed (what a load test measures).
+    A client that stays behind for ``SLOW_CONSUMER_S`` is disconnected, as Bybit drops
+    slow consumers, so one stalled reader cannot freeze the market for everyone.
     """
     interval = 0.01 if exchange.market.rate <= 2_000 else 0.003
+    max_steps = max(50, int(exchange.market.rate * 0.02))
     exchange.advance(wall_ms())
+    stalled_since: float | None = None
     while True:
         await trio.sleep(interval)
         now = wall_ms()
-        if backlog() > BACKLOG_LIMIT:
-            exchange.hold(now)
-        else:
-            exchange.advance(now, max_steps=max(50, int(exchange.market.rate * 0.02)))
+        if ws.backlog() > BACKLOG_LIMIT:
+            if stalled_since is None:
+                stalled_since = trio.current_time()
+            if trio.current_time() - stalled_since < SLOW_CONSUMER_S:
+                exchange.hold(now)
+                continue
+            ws.drop_slow(BACKLOG_LIMIT)
+        stalled_since = None
+        exchange.advance(now, max_steps=max_steps)
 
 
 @asynccontextmanager
@@ -150,7 +162,7 @@ async def open_sim(config: SimConfig | None = None) -> AsyncIterator[Sim]:
             partial(serve, app, hconfig, mode="asgi")  # type: ignore[arg-type]
         )
         port = int(binds[0].rsplit(":", 1)[1])
-        nursery.start_soon(run_market, exchange, app.ws.backlog)
+        nursery.start_soon(run_market, exchange, app.ws)
         try:
             yield Sim(host=config.host, port=port, app=app, exchange=exchange)
         finally:

@@ -66,6 +66,14 @@ class WsContext:
         """Frames queued on the most-behind public connection."""
         return max((len(o.queue) for o in self.live["public"]), default=0)
 
+    def drop_slow(self, limit: int) -> int:
+        """Close public connections with more than ``limit`` frames queued."""
+        slow = [o for o in self.live["public"] if len(o.queue) > limit]
+        for outbox in slow:
+            outbox.queue.clear()  # they would never be read: close at once
+            outbox.close(1013, f"slow consumer: more than {limit} messages queued")
+        return len(slow)
+
     def disconnect(
         self, stream: str | None, reason: str = "simulated disconnect (ws_disconnect fault)"
     ) -> int:

@@ -228,3 +228,24 @@ async def test_client_book_from_snapshot_and_deltas_equals_the_simulators(
     spec = sim.exchange.specs["BTCUSDT"]
     assert client.bids == {spec.price_str(t): spec.qty_str(n) for t, n in book.top_bids(depth)}
     assert client.asks == {spec.price_str(t): spec.qty_str(n) for t, n in book.top_asks(depth)}
+
+
+async def test_a_reader_that_stalls_is_dropped_and_the_market_goes_on() -> None:
+    async with (
+        open_sim(SimConfig(seed=4, rate=20_000)) as sim,
+        open_websocket_url(sim.ws_public_url, message_queue_size=0) as lazy,
+    ):
+        symbols = list(sim.exchange.specs)
+        await send(lazy, {"op": "subscribe", "args": [f"orderbook.200.{s}" for s in symbols]})
+        with trio.fail_after(20):
+            # we never read: the backlog grows until we are dropped (polling real state)
+            while any(not o.closed for o in sim.app.ws.live["public"]):  # noqa: ASYNC110
+                await trio.sleep(0.1)
+            seq = sim.exchange.market.seq
+            while sim.exchange.market.seq == seq:  # noqa: ASYNC110 -- the market moves on
+                await trio.sleep(0.05)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await lazy.get_message()
+        assert closed.value.reason.code == 1013
+        assert "slow consumer" in (closed.value.reason.reason or "")
