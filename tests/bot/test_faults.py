@@ -189,8 +189,9 @@ async def test_price_jump_stops_out_and_external_close_returns_to_idle(
     tmp_path: Path, logs: LogCapture
 ) -> None:
     """A price jump against the position hits the stop loss; a position closed outside
-    the bot is noticed and the engine returns to Idle."""
-    settings = bot_settings(tmp_path, **HOLDING)
+    the bot is noticed and the engine returns to Idle. The run ends holding a position
+    (flatten_on_exit off), so "the bot's position equals the exchange's" is not flat."""
+    settings = bot_settings(tmp_path, **HOLDING, risk__flatten_on_exit=False)
     async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
         engine = bot.engine
         await wait_engine(bot, _open, 30)
@@ -206,7 +207,9 @@ async def test_price_jump_stops_out_and_external_close_returns_to_idle(
         sim.inject({"kind": "close_position", "symbol": engine.symbol})
         await wait_engine(bot, lambda e: not _open(e), 5)
         assert _logged(logs, "closed outside the bot")
+        await wait_engine(bot, _open, 30)
     assert_clean_end(sim, bot, logs)
+    assert bot.engine.position is not None and sim.state()["positions"]
 
 
 async def test_lagging_strategy_drops_market_data_but_never_control(
