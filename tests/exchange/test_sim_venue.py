@@ -118,7 +118,7 @@ def test_resting_order_fills_partially_at_its_price() -> None:
     )
     # a sell trade at our price smaller than our order: a partial, maker fill
     trade = ex.market.record_trade(sm, bid, 1000, "Sell", ex.now_ms(), "t-1")
-    ex._fill_resting("DOGEUSDT", [trade], ex.now_ms())
+    ex.matcher.fill_resting("DOGEUSDT", [trade], ex.now_ms())
     assert order.status == "PartiallyFilled"
     assert order.cum_qty == Decimal(1000)
     assert account.executions[-1].is_maker
@@ -238,7 +238,7 @@ def test_volume_at_the_touch_is_shared_between_resting_orders() -> None:
         {"symbol": "DOGEUSDT", "side": "Buy", "orderType": "Limit", "qty": "600", "price": price},
     )
     trade = ex.market.record_trade(sm, bid, 1000, "Sell", ex.now_ms(), "t-2")
-    ex._fill_resting("DOGEUSDT", [trade], ex.now_ms())
+    ex.matcher.fill_resting("DOGEUSDT", [trade], ex.now_ms())
     assert (first.cum_qty, second.cum_qty) == (Decimal(600), Decimal(400))
     assert (first.status, second.status) == ("Filled", "PartiallyFilled")
 
