@@ -42,6 +42,8 @@ class StatusConsole:
 
     def write(self, text: str) -> int:
         """Write log text above the panel (a line may come in several writes)."""
+        if not text:
+            return 0
         if self._panel_shown:
             self._out.write(_CLEAR_LINE)
             self._panel_shown = False

@@ -64,6 +64,7 @@ def test_without_a_panel_log_lines_are_written_as_they_are() -> None:
     out = io.StringIO()
     console = StatusConsole(out)
     console.write("a\n")
+    console.write("")
     console.write("b\n")
     assert screen(out.getvalue()) == ["a", "b", ""]
     assert console.isatty() is False
@@ -83,6 +84,7 @@ def test_a_panel_redraw_in_the_middle_of_a_line_waits_for_its_end() -> None:
     console = StatusConsole(out)
     console.show("OLD")
     console.write("half a line, ")
+    console.write("")
     console.show("NEW")
     console.write("the other half\n")
     assert screen(out.getvalue()) == ["half a line, the other half", "NEW"]
