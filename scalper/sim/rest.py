@@ -397,7 +397,7 @@ class RestApi:
             orders = open_orders
         else:
             orders = closed
-        return self._order_page(account, [o for o in orders if match(o)], params, 20)
+        return self._order_page([o for o in orders if match(o)], params, 20)
 
     def history(self, account: Account | None, params: Params) -> Result:
         assert account is not None
@@ -417,11 +417,9 @@ class RestApi:
             and (status is None or o.status == status)
             and start <= o.created_ms <= end
         ]
-        return self._order_page(account, orders, params, 20)
+        return self._order_page(orders, params, 20)
 
-    def _order_page(
-        self, _account: Account, orders: list[Order], params: Params, default: int
-    ) -> Result:
+    def _order_page(self, orders: list[Order], params: Params, default: int) -> Result:
         limit = opt_int(params, "limit", default, 1, 50)
         start = _cursor(params)
         page = orders[start : start + limit]
