@@ -262,7 +262,7 @@ class RestApi:
         self._category(params)
         symbol = self._symbol(params)
         assert symbol is not None
-        limit = opt_int(params, "limit", 25, 1, 500)
+        limit = opt_int(params, "limit", 25, 1, 1000)
         sm = self.ex.sm(symbol)
         spec = sm.spec
         now = self.ex.now_ms()
@@ -497,6 +497,79 @@ class RestApi:
             row["coin"] = []
         return {"list": [row]}
 
+    # ------------------------------------------------ account discovery
+    def account_info(self, account: Account | None, _params: Params) -> Result:
+        """``/v5/account/info``: a unified trading account (UTA 2.0), regular margin."""
+        assert account is not None
+        return {
+            "marginMode": "REGULAR_MARGIN",
+            "updatedTime": str(self.ex.now_ms()),
+            "unifiedMarginStatus": 5,
+            "dcpStatus": "OFF",
+            "timeWindow": 10,
+            "smpGroup": 0,
+            "isMasterTrader": False,
+            "spotHedgingStatus": "OFF",
+        }
+
+    def api_key_info(self, account: Account | None, _params: Params) -> Result:
+        """``/v5/user/query-api``: this key, read-write, trading permissions, UTA."""
+        assert account is not None
+        return {
+            "id": "1",
+            "note": "simulator",
+            "apiKey": account.api_key,
+            "readOnly": 0,
+            "secret": "",
+            "permissions": {
+                "ContractTrade": ["Order", "Position"],
+                "Spot": [],
+                "Wallet": ["AccountTransfer"],
+                "Options": [],
+                "Derivatives": [],
+                "CopyTrading": [],
+                "BlockTrade": [],
+                "Exchange": [],
+                "NFT": [],
+                "Affiliate": [],
+            },
+            "ips": ["*"],
+            "type": 1,
+            "deadlineDay": -1,
+            "expiredAt": "",
+            "createdAt": "2024-01-01T00:00:00Z",
+            "unified": 0,
+            "uta": 1,
+            "userID": 1,
+            "inviterID": 0,
+            "vipLevel": "No VIP",
+            "mktMakerLevel": "0",
+            "affiliateID": 0,
+            "rsaPublicKey": "",
+            "isMaster": True,
+            "parentUid": "0",
+            "kycLevel": "LEVEL_DEFAULT",
+            "kycRegion": "",
+        }
+
+    def coin_info(self, account: Account | None, _params: Params) -> Result:
+        """``/v5/asset/coin/query-info``: the one coin the simulator knows, USDT."""
+        assert account is not None
+        chain = {
+            "chainType": "ERC20",
+            "confirmation": "12",
+            "withdrawFee": "1",
+            "depositMin": "0",
+            "withdrawMin": "2",
+            "chain": "ETH",
+            "chainDeposit": "1",
+            "chainWithdraw": "1",
+            "minAccuracy": "6",
+            "withdrawPercentageFee": "0",
+        }
+        return {"rows": [{"name": "USDT", "coin": "USDT", "remainAmount": "1000000",
+                          "chains": [chain]}]}  # fmt: skip
+
 
 class _Limited(VenueError):
     """10006 with the headers that say when the window resets."""
@@ -551,4 +624,8 @@ _ROUTES: dict[str, _Route] = {
     "/v5/position/list": _Route("GET", RestApi.positions, True, 50),
     "/v5/position/set-leverage": _Route("POST", RestApi.set_leverage, True, 10),
     "/v5/account/wallet-balance": _Route("GET", RestApi.wallet, True, 50),
+    # account discovery that generic clients (ccxt) make before trading
+    "/v5/account/info": _Route("GET", RestApi.account_info, True, 50),
+    "/v5/user/query-api": _Route("GET", RestApi.api_key_info, True, 10),
+    "/v5/asset/coin/query-info": _Route("GET", RestApi.coin_info, True, 10),
 }

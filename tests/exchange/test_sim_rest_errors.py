@@ -239,3 +239,23 @@ async def test_odd_numbers_get_10001_never_500(
     reply = await post(http, "/v5/order/create", _order(qty=qty, price=price))
     assert reply.status_code == 200
     assert reply.json()["retCode"] == 10001
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v5/account/info", "unifiedMarginStatus", 5),
+        ("/v5/user/query-api", "uta", 1),
+        ("/v5/asset/coin/query-info", "rows", None),
+    ],
+)
+async def test_account_discovery_for_generic_clients(
+    client: tuple[Sim, httpx.AsyncClient], path: str, field: str, value: object
+) -> None:
+    _, http = client
+    reply = (await get(http, path)).json()
+    assert reply["retCode"] == 0
+    assert field in reply["result"]
+    if value is not None:
+        assert reply["result"][field] == value
+    assert (await http.get(path)).json()["retCode"] == 10003  # private: needs a key
