@@ -28,7 +28,7 @@ import attrs
 from .book import SimBook, SizeFn
 from .specs import SymbolSpec
 
-__all__ = ["BOOK_DEPTH", "Market", "PublicTrade", "SymbolMarket"]
+__all__ = ["BOOK_DEPTH", "Market", "PublicTrade", "SymbolMarket", "backfill_candles"]
 
 #: levels held on each side of every book (the deepest topic is orderbook.200)
 BOOK_DEPTH = 200
@@ -88,6 +88,8 @@ class SymbolMarket:
     trades: deque[PublicTrade] = attrs.field(factory=lambda: deque(maxlen=RECENT_TRADES))
     #: minute start (ms) -> [open, high, low, close (ticks), volume, turnover]
     candles: dict[int, list[float]] = attrs.field(factory=dict)
+    #: True once ``backfill_candles`` has invented the history before the start
+    backfilled: bool = False
 
     @property
     def mark_tick(self) -> int:
@@ -105,6 +107,7 @@ class Market:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.rng = random.Random(seed)
+        self.seed = seed
         self.rate = rate
         self.symbols: dict[str, SymbolMarket] = {}
         self._order: list[str] = [spec.symbol for spec in specs]
@@ -286,7 +289,7 @@ class Market:
         candle = sm.candles.get(minute)
         if candle is None:
             sm.candles[minute] = [tick, tick, tick, tick, qty, value]
-            if len(sm.candles) > CANDLES_KEPT:
+            while len(sm.candles) > CANDLES_KEPT:
                 del sm.candles[min(sm.candles)]
         else:
             candle[1] = max(candle[1], tick)
@@ -317,3 +320,37 @@ def _sweep(levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if not levels:
         return []
     return [(levels[-1][0], sum(lots for _, lots in levels))]
+
+
+def backfill_candles(sm: SymbolMarket, now_ms: int, seed: int, minutes: int = 240) -> None:
+    """Invent the ``minutes`` of one-minute candles before the first real one.
+
+    A client asking for kline history gets a plausible past instead of one candle: a
+    random walk (its own generator, seeded by seed and symbol, so the market's stream
+    stays the same) that ends at the first real candle's open. Done once per symbol.
+    """
+    if sm.backfilled:
+        return
+    sm.backfilled = True
+    first = min(sm.candles) if sm.candles else now_ms - now_ms % 60_000
+    close = sm.candles[first][0] if sm.candles else float(sm.last_tick)
+    rng = random.Random(f"{seed}-{sm.spec.symbol}")
+    per_minute = SIGMA * sm.spec.vol * math.sqrt(60.0)
+    value_per_minute = sm.base_turnover / 1440.0
+    minute = first
+    for _ in range(minutes):
+        minute -= 60_000
+        open_ = close * math.exp(-rng.gauss(0.0, per_minute))
+        high = max(open_, close) * (1 + abs(rng.gauss(0.0, per_minute / 3)))
+        low = min(open_, close) * (1 - abs(rng.gauss(0.0, per_minute / 3)))
+        turnover = value_per_minute * rng.uniform(0.5, 1.5)
+        price = (open_ + close) / 2 * sm.tick_size
+        sm.candles[minute] = [
+            round(open_),
+            round(high),
+            round(low),
+            round(close),
+            turnover / price,
+            turnover,
+        ]
+        close = open_

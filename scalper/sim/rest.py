@@ -27,6 +27,7 @@ from loguru import logger
 from ..bybit.auth import sign
 from .accounts import Account, Order
 from .errors import VenueError
+from .market import backfill_candles
 from .marketrows import instrument_row, recent_trade_row, ticker_rest_row
 from .params import opt_int, opt_str, req_str
 from .rows import execution_row
@@ -299,6 +300,7 @@ class RestApi:
         start = opt_int(params, "start", 0, 0, 2**62)
         end = opt_int(params, "end", 2**62, 0, 2**62)
         sm = self.ex.sm(symbol)
+        backfill_candles(sm, self.ex.now_ms(), self.ex.market.seed)
         spec = sm.spec
         size = minutes * 60_000
         buckets: dict[int, list[float]] = {}

@@ -160,3 +160,19 @@ async def test_other_categories_list_nothing(
     for path in ("/v5/market/instruments-info", "/v5/market/tickers"):
         reply = await _get(http, path, category=category)
         assert (reply["retCode"], reply["result"]["list"]) == (0, [])
+
+
+async def test_kline_has_a_history_newest_first(client: tuple[Sim, httpx.AsyncClient]) -> None:
+    _, http = client
+    params = {"category": "linear", "symbol": "SOLUSDT", "interval": "1", "limit": "200"}
+    rows = (await _get(http, "/v5/market/kline", **params))["result"]["list"]
+    assert len(rows) == 200
+    starts = [int(r[0]) for r in rows]
+    assert starts == sorted(starts, reverse=True)
+    assert all(b - a == 60_000 for a, b in zip(starts[1:], starts, strict=False))
+    for _, o, h, lo, c, _, _ in rows:
+        assert float(lo) <= min(float(o), float(c)) <= max(float(o), float(c)) <= float(h)
+    hourly = await _get(http, "/v5/market/kline", **{**params, "interval": "60", "limit": "3"})
+    assert len(hourly["result"]["list"]) == 3
+    window = {**params, "start": str(starts[10]), "end": str(starts[5])}
+    assert len((await _get(http, "/v5/market/kline", **window))["result"]["list"]) == 6
