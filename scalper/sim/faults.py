@@ -7,10 +7,11 @@ One JSON object names one fault (``POST /sim/faults`` or ``Sim.inject``)::
     {"kind": "ws_silence", "seconds": 30, "stream": "private"}
     {"kind": "malformed_ws", "count": 5, "variant": "json"}  # or "types"
     {"kind": "out_of_order_ws", "count": 1}                  # book delta u goes backwards
-    {"kind": "latency", "ms": 300, "path": "/v5/order/create", "count": 10}
+    {"kind": "latency", "ms": 300, "path": "/v5/order/create", "count": 10}  # before handling
     {"kind": "http_status", "status": 503, "count": 2, "path": "/v5/order/create"}
     {"kind": "timeout", "count": 1, "path": "/v5/order/create"}   # done, never answered
-    {"kind": "ret_code", "path": "/v5/order/create", "code": 10006, "count": 3}
+    {"kind": "ret_code", "path": "/v5/order/create", "code": 10006, "count": 3,
+     "reset_ms": 1000, "msg": "Too many visits!"}        # reset_ms: 10006's header
     {"kind": "drop_private_push", "count": 2}
     {"kind": "close_position", "symbol": "SOLUSDT"}
     {"kind": "price_jump", "symbol": "SOLUSDT", "pct": -2}
