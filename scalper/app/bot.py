@@ -270,7 +270,7 @@ async def _trade(
                 partial(serve_metrics, metrics, settings.metrics.port, host=settings.metrics.host)
             )
         await trading.start(
-            partial(run_private, policy=options.ws_policy),
+            partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
             endpoints.ws_private_url,
             options.api_key,
             options.api_secret,

@@ -85,6 +85,10 @@ class Metrics:
     realised_pnl: str = "0"
     tick_to_decision: LatencyStats = attrs.field(factory=LatencyStats)
 
+    def count_parse_error(self, kind: str) -> None:
+        """A stream skipped a frame it could not parse (``ParseStats`` calls this)."""
+        self.parse_errors += 1
+
     def compact(self) -> str:
         """The status panel's short form: what matters first, it may be cut at the edge."""
         p50 = self.tick_to_decision.percentile(50)

@@ -2,8 +2,8 @@
 
 Pushes are the fast path of order confirmation; the REST poll in ``execution`` is the
 safe path, so nothing here is load-bearing for correctness and a lost push costs only
-latency. Bybit may repeat a push (and sends two ``Filled`` pushes when a cancel races a
-fill), so updates are de-duplicated before they are passed on.
+latency. ``bybit.streams.PrivateStream`` removes repeated pushes (Bybit repeats some,
+and sends two ``Filled`` pushes when a cancel races a fill) before they reach us.
 
 A reconnect means pushes may have been missed: the engine is told (``Resync``), which
 makes it re-read position and open orders before its next entry.
@@ -11,38 +11,31 @@ makes it re-read position and open orders before its next entry.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 
 import trio
 from loguru import logger
 
-from ..bybit.parse import FillsMessage, OrdersMessage, ParseStats, parse_message
-from ..bybit.rest import Credentials
+from ..bybit.parse import ParseStats
+from ..bybit.rest import Credentials, wall_clock_ms
+from ..bybit.streams import PRIVATE_TOPICS, PrivateStream, SeenSet
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..core.model import Fill, OrderUpdate
 from .execution import OrderWatch
 from .metrics import Metrics
 
 __all__ = ["PRIVATE_TOPICS", "SeenSet", "run_private"]
 
-PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 
-
-class SeenSet:
-    """The last ``size`` keys seen, for de-duplicating pushes in bounded memory."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
-        self._size = size
-
-    def first_time(self, key: Hashable) -> bool:
-        """True the first time ``key`` is offered (within the window)."""
-        if key in self._keys:
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-        return True
+def _log_fill(fill: Fill) -> None:
+    logger.bind(symbol=fill.symbol, order_link_id=fill.order_link_id).info(
+        "fill: {} {} @ {} fee {}{}",
+        fill.side.value,
+        fill.qty,
+        fill.price,
+        fill.fee,
+        " (maker)" if fill.is_maker else "",
+    )
 
 
 async def run_private(
@@ -55,47 +48,36 @@ async def run_private(
     *,
     policy: WsPolicy | None = None,
     connect: ConnectFn | None = None,
+    clock_ms: Callable[[], float] = wall_clock_ms,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the authenticated private stream until cancelled."""
-    stats = ParseStats(name="private")
-    seen = SeenSet()
+    """Run the authenticated private stream until cancelled.
+
+    ``clock_ms`` should be the exchange-aligned clock (``BybitRest.now_ms``): the auth
+    ``expires`` is judged by the exchange's clock, not ours.
+    """
     credentials = Credentials(api_key=api_key, api_secret=api_secret)
     async with open_ws(
         url,
         credentials=credentials,
         policy=policy or WsPolicy(),
         connect=connect,
+        clock_ms=clock_ms,
         name="private",
         topics=PRIVATE_TOPICS,
     ) as conn:
+        # both streams count into the one shared metric, as each failure happens
+        stream = PrivateStream(
+            conn, stats=ParseStats(name="private", on_error=metrics.count_parse_error)
+        )
         task_status.started()
-        async for item in conn:
-            if isinstance(item, Disconnected):
-                logger.warning("private stream dropped: {}", item.reason)
-                continue
-            if isinstance(item, Connected):
-                if item.reconnect:
-                    logger.info("private stream reconnected: resyncing")
-                    await on_reconnect("private stream reconnected")
-                continue
-            before = stats.errors
-            msg = parse_message(item, stats)
-            # the count is shared with the public stream: add, never overwrite
-            metrics.parse_errors += stats.errors - before
-            if isinstance(msg, OrdersMessage):
-                for update in msg.updates:
-                    key = (update.order_id, update.status, update.cum_exec_qty, update.updated_ms)
-                    if seen.first_time(key):
-                        watch.push(update)
-            elif isinstance(msg, FillsMessage):
-                for fill in msg.fills:
-                    if seen.first_time(("exec", fill.exec_id)):
-                        logger.bind(symbol=fill.symbol, order_link_id=fill.order_link_id).info(
-                            "fill: {} {} @ {} fee {}{}",
-                            fill.side.value,
-                            fill.qty,
-                            fill.price,
-                            fill.fee,
-                            " (maker)" if fill.is_maker else "",
-                        )
+        async for event in stream:
+            if isinstance(event, OrderUpdate):
+                watch.push(event)
+            elif isinstance(event, Fill):
+                _log_fill(event)
+            elif isinstance(event, Disconnected):
+                logger.warning("private stream dropped: {}", event.reason)
+            elif isinstance(event, Connected) and event.reconnect:
+                logger.info("private stream reconnected: resyncing")
+                await on_reconnect("private stream reconnected")

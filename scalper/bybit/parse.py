@@ -100,8 +100,11 @@ class ParseStats:
         name: str = "stream",
         log_interval_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
+        #: called with the kind of every failure (e.g. to feed a shared metrics counter)
+        self._on_error = on_error
         self.counts: Counter[str] = Counter()
         self.ignored = 0
         self._log_interval_s = log_interval_s
@@ -117,6 +120,8 @@ class ParseStats:
     def record(self, kind: str, detail: str) -> None:
         """Count one failure; log it unless this kind was logged in the last interval."""
         self.counts[kind] += 1
+        if self._on_error is not None:
+            self._on_error(kind)
         now = self._monotonic()
         last = self._last_log.get(kind)
         if last is not None and now - last < self._log_interval_s:

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
+import trio
 from loguru import logger
 
 from scalper.core.book import BookStatus, OrderBook
@@ -97,6 +98,8 @@ class PublicStream:
         self.resyncs = 0
         #: ``seq`` (Bybit's cross sequence) of the last book message applied
         self.last_seq = 0
+        #: trio time the last frame arrived, before parsing: tick-to-decision starts here
+        self.received_at = 0.0
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
@@ -120,6 +123,7 @@ class PublicStream:
     async def __anext__(self) -> PublicEvent:
         while True:
             item = await self.conn.__anext__()
+            self.received_at = trio.current_time()
             if isinstance(item, str | bytes):
                 event = await self._frame(item)
                 if event is not None:

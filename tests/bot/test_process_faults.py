@@ -71,7 +71,7 @@ def test_scalper_run_survives_faults_and_ends_clean(tmp_path: Path) -> None:
             env=QUICK_ENV,
         )
         try:
-            symbol = bot.wait_line(r"market data: following (\w+)", timeout=20).group(1)
+            symbol = bot.wait_line(r"stream: following (\w+)", timeout=20).group(1)
             bot.wait_line(r"state OrderPending -> PositionOpen", timeout=15)
             inject(url, {"kind": "ws_disconnect"})
             bot.wait_line(r"public stream reconnected", timeout=5)
