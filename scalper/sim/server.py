@@ -8,6 +8,7 @@ small batches, so the REST timestamp check and the stream timestamps share one c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,6 +155,9 @@ async def open_sim(config: SimConfig | None = None) -> AsyncIterator[Sim]:
     hconfig = HypercornConfig()
     hconfig.bind = [f"{config.host}:{config.port}"]
     hconfig.accesslog = None
+    # hypercorn's default ("-") gives it a stderr handler of its own: route it through
+    # stdlib logging instead, which scalper.logging forwards to loguru (with redaction)
+    hconfig.errorlog = logging.getLogger("hypercorn.error")
     hconfig.loglevel = "WARNING"
     hconfig.graceful_timeout = 0.5
     hconfig.websocket_ping_interval = None
