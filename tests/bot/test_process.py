@@ -104,7 +104,8 @@ def exchange(seed: int = 3) -> Iterator[str]:
             proc.stop()
 
 
-def start_bot(url: str, journal: Path, **env: str) -> Proc:
+def start_bot(url: str, journal: Path, *, duration_s: float = 300, **env: str) -> Proc:
+    """``scalper run`` against the exchange at ``url``, with FAST_ENV plus ``env``."""
     ws = url.replace("http://", "ws://")
     return Proc(
         [
@@ -122,7 +123,7 @@ def start_bot(url: str, journal: Path, **env: str) -> Proc:
             "--journal",
             str(journal),
             "--duration",
-            "300",
+            f"{duration_s:g}",
         ],
         env={**FAST_ENV, **env},
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from .test_process import FAST_ENV, Proc, exchange, sim_state
+from .test_process import FAST_ENV, Proc, exchange, sim_state, start_bot
 
 #: entries within seconds on the seeded market, positions held 2 s
 QUICK_ENV = {
@@ -49,27 +49,7 @@ def inject(url: str, fault: dict[str, Any]) -> None:
 
 def test_scalper_run_survives_faults_and_ends_clean(tmp_path: Path) -> None:
     with exchange() as url:
-        ws = url.replace("http://", "ws://")
-        bot = Proc(
-            [
-                "run",
-                "--rest-url",
-                url,
-                "--ws-public-url",
-                f"{ws}/v5/public/linear",
-                "--ws-private-url",
-                f"{ws}/v5/private",
-                "--api-key",
-                "sim-key",
-                "--api-secret",
-                "sim-secret",
-                "--journal",
-                str(tmp_path / "j.sqlite3"),
-                "--duration",
-                str(RUN_S),
-            ],
-            env=QUICK_ENV,
-        )
+        bot = start_bot(url, tmp_path / "j.sqlite3", duration_s=RUN_S, **QUICK_ENV)
         try:
             symbol = bot.wait_line(r"stream: following (\w+)", timeout=20).group(1)
             bot.wait_line(r"state OrderPending -> PositionOpen", timeout=15)
