@@ -12,6 +12,7 @@ printed beside its baseline:
   task spawned per message that awaits the send.
 * **CPU share** at a fixed message rate: process CPU time / wall time for each.
 * **tick-to-decision** latency p50/p99 for each.
+* **memory**: peak allocation (tracemalloc) while each pipeline builds its state.
 
 The message stream is synthetic but shaped like Bybit's ``orderbook.50`` deltas and
 ``publicTrade`` frames (1-3 levels changed per delta, a trade frame every 5th).
@@ -24,6 +25,7 @@ import json
 import random
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -207,6 +209,19 @@ def naive() -> Step:
     return step
 
 
+def bench_memory(frames: list[bytes], make: Callable[[], Step]) -> float:
+    """Peak memory (KiB) allocated while one pipeline builds its state over ``frames``."""
+    tracemalloc.start()
+    try:
+        step = make()
+        for raw in frames:
+            step(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / 1024
+
+
 def _pct(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(pct / 100 * len(ordered)))]
@@ -295,6 +310,9 @@ def main_bench(args: argparse.Namespace) -> int:
     out.write(_row("throughput", o_rate, b_rate, "msg/s", True) + "\n")
     out.write(_row("tick-to-decision p50", o50 * 1e6, b50 * 1e6, "us", False) + "\n")
     out.write(_row("tick-to-decision p99", o99 * 1e6, b99 * 1e6, "us", False) + "\n")
+    mem_frames = frames[:10_000]
+    o_mem, b_mem = bench_memory(mem_frames, ours), bench_memory(mem_frames, naive)
+    out.write(_row("peak memory (10k frames)", o_mem, b_mem, "KiB", False) + "\n")
 
     hop_frames = frames[: min(len(frames), 20_000)]
     t_rate, t50, t99, _ = trio.run(_hop, hop_frames, False, None)
