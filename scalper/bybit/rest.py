@@ -381,8 +381,9 @@ class BybitRest:
         Idempotent by ``intent.order_link_id`` (see the module docstring): whatever the
         faults, at most one order with this id exists, and if it exists its id is
         returned. Raises ``AmbiguousOutcome`` when the outcome could not be resolved
-        within the retry bounds (the order may exist: reconcile), or a final
-        ``ExchangeError`` when Bybit rejected it.
+        within the retry bounds (the order may exist: reconcile) -- including a 110072
+        whose order the read-back cannot see yet -- or a final ``ExchangeError`` when
+        Bybit rejected it.
         """
         body = self._json(self._order_body(intent))
         link_id = intent.order_link_id
@@ -410,7 +411,13 @@ class BybitRest:
                     )
                     return existing.order_id
                 if isinstance(exc, DuplicateOrder):
-                    raise  # the id is taken but we cannot see the order: never resend
+                    # The id is taken, so an order with it exists or existed, but the
+                    # read cannot see it (order/history lags). Never resend, and never
+                    # report a rejection: the caller must confirm by reading later.
+                    raise AmbiguousOutcome(
+                        f"order create {link_id}: orderLinkId already used (110072) but the "
+                        "order is not visible yet: it may exist"
+                    ) from exc
                 pause = self._backoff(attempt)
                 if attempt >= policy.max_attempts or trio.current_time() + pause > deadline:
                     raise AmbiguousOutcome(

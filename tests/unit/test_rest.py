@@ -558,10 +558,32 @@ async def test_duplicate_without_a_visible_order_is_never_resent(
     rest: BybitRest, fake: FakeBybit, autojump_clock: Any
 ) -> None:
     fake.script("/v5/order/create", ret_code(110072))
-    with pytest.raises(DuplicateOrder):
+    with pytest.raises(AmbiguousOutcome) as info:  # the id is taken: it may exist
         await rest.place_order(intent())
+    assert isinstance(info.value.__cause__, DuplicateOrder)
     assert [p for _, p in fake.calls].count("/v5/order/create") == 1
     assert fake.orders == {}
+
+
+def empty_read(_req: httpx.Request, _fake: FakeBybit) -> httpx.Response:
+    """A read-back that does not see the order yet (Bybit's history lags)."""
+    return envelope({"list": [], "nextPageCursor": "", "category": "linear"})
+
+
+async def test_resend_duplicate_without_visible_order_is_ambiguous(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    # The first create executes but its reply is lost; the read-backs lag and see
+    # nothing, so the same body is resent and Bybit answers 110072. The order exists:
+    # this must never look like a final rejection.
+    fake.script("/v5/order/create", execute_then("timeout"))
+    fake.script("/v5/order/realtime", *[empty_read] * 4)
+    fake.script("/v5/order/history", *[empty_read] * 4)
+    with pytest.raises(AmbiguousOutcome) as info:
+        await rest.place_order(intent())
+    assert isinstance(info.value.__cause__, DuplicateOrder)
+    assert [p for _, p in fake.calls].count("/v5/order/create") == 2
+    assert len(fake.orders) == 1 and len(fake.create_times) == 1
 
 
 async def test_unresolvable_outcome_raises_ambiguous_and_never_resends(
