@@ -6,14 +6,23 @@ so a signing mistake cannot hide by being made the same way twice.
 REST: ``sign(secret, timestamp + api_key + recv_window + payload)`` where the payload is
 the exact query string sent (GET) or the exact JSON body bytes sent (POST).
 WebSocket auth: ``sign(secret, "GET/realtime" + str(expires_ms))``.
+
+``redact`` cleans text that came back from Bybit before it goes into an error or a log
+line: on a bad signature (10004) Bybit's ``retMsg`` echoes the signed string,
+``origin_string[<ts><API key><recv><payload>]``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
-__all__ = ["rest_signature", "sign", "ws_auth_signature"]
+__all__ = ["redact", "rest_signature", "sign", "ws_auth_signature"]
+
+#: Bybit's echo of the signed string; the payload may itself hold ``]``, so the match
+#: runs to the end of the text.
+_ORIGIN_STRING = re.compile(r"origin_string\[.*", re.DOTALL)
 
 
 def sign(secret: str, message: str) -> str:
@@ -31,3 +40,13 @@ def rest_signature(
 def ws_auth_signature(secret: str, expires_ms: int) -> str:
     """Signature for the private WebSocket ``auth`` op."""
     return sign(secret, f"GET/realtime{expires_ms}")
+
+
+def redact(text: str, *secrets: str) -> str:
+    """``text`` without Bybit's ``origin_string[...]`` echo and with every non-empty
+    ``secrets`` value masked: safe to put into an exception or a log line."""
+    text = _ORIGIN_STRING.sub("origin_string[<redacted>]", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -30,6 +30,8 @@ sliding-window limiter (10/s each, Bybit's default), and any path whose last
 
 Secrets: the key and secret live in ``Credentials`` (masked ``repr``); log lines and
 errors carry the path, retCode and orderLinkId, never headers, key, secret or signature.
+Bybit's own text (``retMsg``, an HTTP error body) passes ``auth.redact`` first: a 10004
+echoes the signed string, API key included.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from scalper.core.model import (
     TickerStat,
 )
 
-from .auth import rest_signature
+from .auth import redact, rest_signature
 from .errors import (
     AmbiguousOutcome,
     BybitError,
@@ -782,7 +784,7 @@ class BybitRest:
             raise self._transport_error(method, path, exc) from exc
         reset_ms = self._track_limits(path, resp.headers)
         if resp.status_code != 200:
-            raise HTTPStatusError(resp.status_code, path, self._status_detail(resp))
+            raise HTTPStatusError(resp.status_code, path, self._redact(self._status_detail(resp)))
         try:
             env = orjson.loads(resp.content)
         except orjson.JSONDecodeError as exc:
@@ -792,13 +794,22 @@ class BybitRest:
         code: int = env["retCode"]
         if code != 0:
             msg = env.get("retMsg")
-            raise exchange_error(code, msg if type(msg) is str else "", path, reset_ms=reset_ms)
+            text = self._redact(msg) if type(msg) is str else ""
+            raise exchange_error(code, text, path, reset_ms=reset_ms)
         result = env.get("result")
         if result is None:
             result = {}
         if type(result) is not dict:
             raise ProtocolError(f"{path}: result is not an object")
         return result, resp.headers
+
+    def _redact(self, text: str) -> str:
+        """Bybit's text without the signed-string echo or our key/secret (10004 echoes
+        ``origin_string[<ts><API key><recv><payload>]``)."""
+        creds = self._creds
+        if creds is None:
+            return redact(text)
+        return redact(text, creds.api_key, creds.api_secret)
 
     @staticmethod
     def _transport_error(method: str, path: str, exc: httpx.TransportError) -> TransportError:

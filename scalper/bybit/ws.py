@@ -49,7 +49,7 @@ import trio
 import trio_websocket
 from loguru import logger
 
-from .auth import ws_auth_signature
+from .auth import redact, ws_auth_signature
 from .errors import StreamAuthError, StreamError
 from .parse import ControlMessage, ParseStats, parse_message
 from .rest import Credentials, wall_clock_ms
@@ -377,7 +377,12 @@ class WsConnection:
         if reply is None:
             raise _Dropped(f"no auth reply in {self.policy.auth_timeout_s}s")
         if reply.success is not True:
-            raise StreamAuthError(f"{self.name} stream auth refused: {reply.ret_msg[:200]}")
+            text = redact(reply.ret_msg, creds.api_key, creds.api_secret)
+            raise StreamAuthError(f"{self.name} stream auth refused: {text[:200]}")
+
+    def _redact(self, text: str) -> str:
+        creds = self._creds
+        return redact(text) if creds is None else redact(text, creds.api_key, creds.api_secret)
 
     def _received_auth_reply(self) -> ControlMessage | None:
         return self._auth_reply
@@ -404,7 +409,7 @@ class WsConnection:
             self._auth_event.set()
         elif msg.success is False:
             logger.bind(stream=self.name).warning(
-                "{} stream: {} refused: {}", self.name, msg.op, msg.ret_msg[:200]
+                "{} stream: {} refused: {}", self.name, msg.op, self._redact(msg.ret_msg)[:200]
             )
 
     async def _pinger(self, ws: WsLike) -> None:

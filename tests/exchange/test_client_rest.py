@@ -241,7 +241,7 @@ async def test_no_secret_in_logs_or_errors_against_sim(sim: Sim) -> None:
     text = "\n".join(lines)
     assert "10004" in text or "sign" in text.lower()
     assert signatures
-    for secret in [SECRET, "wrong-secret", *signatures]:
+    for secret in [KEY, SECRET, "wrong-secret", *signatures]:
         assert secret not in text
 
 

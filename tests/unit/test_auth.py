@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalper.bybit.auth import rest_signature, sign, ws_auth_signature
+from scalper.bybit.auth import redact, rest_signature, sign, ws_auth_signature
 
 KEY = "TESTKEY123"
 SECRET = "TESTSECRET456"
@@ -61,3 +61,12 @@ def test_signature_depends_on_every_input() -> None:
     assert base not in variants
     assert len(set(variants)) == len(variants)
     assert base == base.lower() and len(base) == 64
+
+
+def test_redact_strips_origin_string_and_masks_secrets() -> None:
+    msg = f'error sign! origin_string[{TS}{KEY}{RECV}{{"a":[1]}}] tail {SECRET}'
+    out = redact(msg, KEY, SECRET)
+    assert out.startswith("error sign! origin_string[<redacted>]")
+    assert KEY not in out and SECRET not in out and str(TS) not in out
+    assert redact(f"key {KEY} and {SECRET}", KEY, SECRET, "") == "key *** and ***"
+    assert redact("plain message", "") == "plain message"

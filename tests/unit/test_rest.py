@@ -122,7 +122,9 @@ class FakeBybit:
         )
         self.signatures.append(h["X-BAPI-SIGN"])
         if h["X-BAPI-SIGN"] != expect:
-            return envelope(code=10004, msg="error sign!")
+            # Bybit echoes the string it signed, API key included
+            origin = f"{ts}{KEY}{recv}{payload}"
+            return envelope(code=10004, msg=f"error sign! origin_string[{origin}]")
         now = self.server_ms()
         if not now - recv <= ts < now + 1000:
             return envelope(code=10002, msg="invalid request, please check your server timestamp")
@@ -672,9 +674,28 @@ async def test_no_secret_in_logs_or_errors(
         with pytest.raises(AuthError) as info:
             await bad.order("BTCUSDT", "x")
         texts.append(f"{info.value!s} {info.value!r}")
-    assert len(texts) == 5
+        # 10004: Bybit's retMsg echoes origin_string[<ts><API KEY><recv><payload>]
+        bad_secret = BybitRest(c, Credentials(KEY, "wrong-secret"), clock=trio_ms)
+        with pytest.raises(AuthError) as info:
+            await bad_secret.order("BTCUSDT", "x")
+        texts.append(f"{info.value!s} {info.value!r} {info.value.ret_msg}")
+        # an HTTP error whose body carries the same echo
+        fake.script("/v5/order/realtime", echo_key_status(401))
+        with pytest.raises(HTTPStatusError) as http_info:
+            await rest.order("BTCUSDT", "x")
+        texts.append(f"{http_info.value!s} {http_info.value!r}")
+    assert len(texts) == 7
     everything = "\n".join(log_lines + texts)
     assert "order create" in everything  # the capture did see the log lines
+    assert "error sign!" in everything and "10004" in everything
     assert len(fake.signatures) > 20
-    for secret in [SECRET, KEY, *fake.signatures]:
+    for secret in [SECRET, KEY, "wrong-secret", *fake.signatures]:
         assert secret not in everything
+
+
+def echo_key_status(code: int) -> Fault:
+    def fault(_req: httpx.Request, _fake: FakeBybit) -> httpx.Response:
+        body = {"retCode": 10004, "retMsg": f"error sign! origin_string[1{KEY}5000{SECRET}]"}
+        return httpx.Response(code, content=json.dumps(body).encode())
+
+    return fault
