@@ -17,12 +17,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 from loguru import logger
 
-from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound, TransportError
+from ..bybit.errors import (
+    BybitError,
+    DuplicateOrder,
+    OrderAlreadyFinal,
+    OrderNotFound,
+    TransportError,
+)
 from ..core.model import (
     CancelOrder,
     Event,
@@ -37,7 +44,17 @@ from ..core.model import (
 from .api import ExchangeApi
 from .metrics import Metrics
 
-__all__ = ["ExecutionConfig", "OrderWatch", "confirm_order", "outcome_event", "run_execution"]
+if TYPE_CHECKING:
+    from loguru import Logger
+
+__all__ = [
+    "ExecutionConfig",
+    "InFlight",
+    "OrderWatch",
+    "confirm_order",
+    "outcome_event",
+    "run_execution",
+]
 
 ExecCommand = PlaceOrder | CancelOrder
 Report = Callable[[Event], Awaitable[None]]
@@ -149,26 +166,52 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
 async def _cancel_and_read(
     api: ExchangeApi, intent: OrderIntent, config: ExecutionConfig
 ) -> OrderUpdate | None:
-    """After a timeout: cancel, then read until the order is final (bounded)."""
+    """After a timeout: cancel, then read, until the order is known to be final.
+
+    Reporting a live order as ended would let the engine enter again while it still
+    rests on the book, so this does not give up: it retries the cancel and the read
+    with a growing pause (bounded by ``cancel_timeout_s`` per round) until the
+    exchange says the order is final, or that it does not exist. Only a shutdown
+    cancels it, and the shutdown sweep cancels our orders anyway.
+    """
     log = logger.bind(symbol=intent.symbol, order_link_id=intent.order_link_id)
-    last: OrderUpdate | None = None
-    with trio.move_on_after(config.cancel_timeout_s):
-        try:
-            await api.cancel_order(intent.symbol, intent.order_link_id)
-            log.info("order cancelled after {} s without a final status", config.confirm_timeout_s)
-        except (OrderNotFound, OrderAlreadyFinal) as exc:
-            log.info("cancel after timeout: order already final ({})", exc.ret_msg)
-        except BybitError as exc:
-            log.warning("cancel after timeout failed: {}", exc)
-        while True:
-            try:
-                last = await api.order(intent.symbol, intent.order_link_id)
-            except BybitError as exc:
-                log.warning("final read failed: {}", exc)
-            if last is None or last.status.is_final:
-                return last
-            await trio.sleep(config.poll_interval_s)
-    return last
+    pause = config.poll_interval_s
+    rounds = 0
+    while True:
+        rounds += 1
+        with trio.move_on_after(config.cancel_timeout_s):
+            absent = await _cancel_once(api, intent, log, announce=rounds == 1)
+            while True:
+                try:
+                    last = await api.order(intent.symbol, intent.order_link_id)
+                except BybitError as exc:
+                    log.warning("final read failed: {}", exc)
+                    break
+                if last is None and absent:
+                    return None  # never reached the exchange
+                if last is not None and last.status.is_final:
+                    return last
+                await trio.sleep(config.poll_interval_s)
+        log.warning("order state still unknown after a cancel (round {}): retrying", rounds)
+        await trio.sleep(pause)
+        pause = min(pause * 2, 10.0)
+
+
+async def _cancel_once(
+    api: ExchangeApi, intent: OrderIntent, log: Logger, *, announce: bool
+) -> bool:
+    """One cancel attempt; True when the exchange says the order does not exist."""
+    try:
+        await api.cancel_order(intent.symbol, intent.order_link_id)
+        if announce:
+            log.info("order cancelled: no final status within its confirmation time")
+    except OrderNotFound:
+        return True
+    except OrderAlreadyFinal as exc:
+        log.info("cancel after timeout: order already final ({})", exc.ret_msg)
+    except BybitError as exc:
+        log.warning("cancel after timeout failed: {}", exc)
+    return False
 
 
 async def execute_order(
@@ -206,8 +249,9 @@ async def execute_order(
                 intent.price,
                 order_id,
             )
-        except TransportError as exc:
-            # the client could not tell whether it was placed: find out by reading
+        except (TransportError, DuplicateOrder) as exc:
+            # The client could not tell whether it was placed (a 110072 means our id is
+            # taken, so it may well exist): find out by reading, never by resending.
             log.warning("order placement ambiguous ({}); confirming by orderLinkId", exc)
         except BybitError as exc:
             log.warning("order rejected: {}", exc)
@@ -219,6 +263,37 @@ async def execute_order(
     return outcome_event(intent, final, "ended")
 
 
+class InFlight:
+    """Counts order operations under way, so a shutdown can wait for them to end.
+
+    Cancelling the execution task in the middle of a create could leave an order
+    landing on the exchange after the final sweep; the bot waits for ``idle`` first.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the block as one operation in flight."""
+        if self.count == 0:
+            self._idle = trio.Event()
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is in flight."""
+        while self.count:
+            await self._idle.wait()
+
+
 async def run_execution(
     api: ExchangeApi,
     watch: OrderWatch,
@@ -228,13 +303,16 @@ async def run_execution(
     config: ExecutionConfig,
     metrics: Metrics,
     *,
+    inflight: InFlight | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Carry out PlaceOrder (one at a time) and CancelOrder (at once, on the side).
 
     Cancels do not queue behind a confirmation: a Halt must reach a working order
-    while its confirmation is still waiting.
+    while its confirmation is still waiting. ``on_fill`` (journal, fees) runs on the
+    side too, so an exit is never queued behind bookkeeping.
     """
+    busy = inflight or InFlight()
     cancel_send, cancel_receive = trio.open_memory_channel[CancelOrder](64)
     # The engine keeps one order working at a time, so a small queue is ample; it
     # exists so the dispatcher below never waits behind a confirmation.
@@ -243,27 +321,33 @@ async def run_execution(
     async def cancels() -> None:
         async for command in cancel_receive:
             log = logger.bind(symbol=command.symbol, order_link_id=command.order_link_id)
-            try:
-                await api.cancel_order(command.symbol, command.order_link_id)
-                log.info("order cancelled on request")
-            except (OrderNotFound, OrderAlreadyFinal):
-                log.debug("cancel: order already final")
-            except BybitError as exc:
-                log.warning("cancel failed: {}", exc)
+            with busy.track():
+                try:
+                    await api.cancel_order(command.symbol, command.order_link_id)
+                    log.info("order cancelled on request")
+                except (OrderNotFound, OrderAlreadyFinal):
+                    log.debug("cancel: order already final")
+                except BybitError as exc:
+                    log.warning("cancel failed: {}", exc)
 
-    async def places() -> None:
+    async def bookkeeping(intent: OrderIntent, event: Event) -> None:
+        with busy.track():
+            await on_fill(intent, event)
+
+    async def places(nursery: trio.Nursery) -> None:
         async for command in place_receive:
-            event = await execute_order(api, watch, command.intent, config, report, metrics)
-            if isinstance(event, OrderFilled):
-                metrics.orders_filled += 1
-            else:
-                metrics.orders_failed += 1
-            await report(event)
-            await on_fill(command.intent, event)
+            with busy.track():
+                event = await execute_order(api, watch, command.intent, config, report, metrics)
+                if isinstance(event, OrderFilled):
+                    metrics.orders_filled += 1
+                else:
+                    metrics.orders_failed += 1
+                await report(event)
+                nursery.start_soon(bookkeeping, command.intent, event)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cancels)
-        nursery.start_soon(places)
+        nursery.start_soon(places, nursery)
         task_status.started()
         async with commands, cancel_send, place_send:
             async for command in commands:

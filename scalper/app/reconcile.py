@@ -79,41 +79,61 @@ async def run_reconcile(
     report: Report,
     interval_s: float,
     *,
+    current: Callable[[], str | None] | None = None,
     epoch: OrderEpoch | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Verify the position every ``interval_s`` and on every request."""
-    symbol: str | None = None
+    """Verify ``current()``'s position every ``interval_s``, and any symbol on request.
+
+    Requests coalesce per symbol, never across symbols: during a symbol switch the
+    engine asks for the old symbol (is it flat?) and the new one (anything there?),
+    and both must be answered. A symbol stays pending until a read of it succeeds.
+    Without ``current``, the periodic read follows the last symbol requested.
+    """
+    pending: dict[str, None] = {}  # an ordered set
+    last: list[str] = []
     wait = interval_s
     task_status.started()
     async with requests:
         while True:
             with trio.move_on_after(wait) as timer:
-                symbol = await requests.receive()
-            while True:  # coalesce a burst of requests into one read
+                pending[await requests.receive()] = None
+            while True:  # coalesce a burst of requests: one read per symbol
                 try:
-                    symbol = requests.receive_nowait()
+                    pending[requests.receive_nowait()] = None
                 except trio.WouldBlock:
                     break
-            if symbol is None:
-                continue
+            if timer.cancelled_caught:
+                symbol = current() if current is not None else (last[-1] if last else None)
+                if symbol is not None:
+                    pending[symbol] = None
             cause = "periodic" if timer.cancelled_caught else "requested"
-            log = logger.bind(symbol=symbol)
-            try:
-                position = await reconcile_once(api, symbol, report, epoch)
-            except BybitError as exc:
-                log.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
-                wait = _RETRY_S
-                continue
-            if position is None:
-                log.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
-                wait = _RETRY_S
-                continue
-            wait = interval_s
-            side = position.side.value if position.side else "flat"
-            log.info(
-                "verified position ({}): {} {} @ {}", cause, side, position.size, position.avg_price
-            )
+            failed = False
+            for symbol in list(pending):
+                last[:] = [symbol]
+                if await _verify(api, symbol, report, epoch, cause):
+                    del pending[symbol]
+                else:
+                    failed = True
+            wait = _RETRY_S if failed else interval_s
+
+
+async def _verify(
+    api: ExchangeApi, symbol: str, report: Report, epoch: OrderEpoch | None, cause: str
+) -> bool:
+    """One verification of ``symbol``, logged; False when it must be retried."""
+    log = logger.bind(symbol=symbol)
+    try:
+        position = await reconcile_once(api, symbol, report, epoch)
+    except BybitError as exc:
+        log.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
+        return False
+    if position is None:
+        log.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
+        return False
+    side = position.side.value if position.side else "flat"
+    log.info("verified position ({}): {} {} @ {}", cause, side, position.size, position.avg_price)
+    return True
 
 
 async def startup_sweep(api: ExchangeApi, link_id_prefix: str) -> list[PositionSnapshot]:

@@ -17,7 +17,7 @@ a silent market.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import trio
 from loguru import logger
@@ -35,6 +35,7 @@ from ..core.model import (
     Transition,
 )
 from ..core.strategy import Engine, EngineError
+from .control import send_control
 from .feed import MarketMessage
 from .journal import Journal
 from .metrics import Metrics
@@ -117,15 +118,13 @@ class StrategyRunner:
                 self._metrics.exits += 1
             else:
                 self._metrics.entries += 1
-            await self._orders.send(command)
+            await send_control(self._orders, command, "orders")
         elif isinstance(command, CancelOrder):
-            await self._orders.send(command)
+            await send_control(self._orders, command, "orders")
         elif isinstance(command, Subscribe):
-            await self._subscriptions.send(command.symbol)
+            await send_control(self._subscriptions, command.symbol, "subscriptions")
         elif isinstance(command, RequestPosition):
-            # requests coalesce: when full, one is already waiting to be served
-            with suppress(trio.WouldBlock):
-                self._position_requests.send_nowait(command.symbol)
+            await send_control(self._position_requests, command.symbol, "position requests")
         elif isinstance(command, Transition):
             logger.bind(symbol=symbol).info(
                 "state {} -> {}: {}", command.before.value, command.after.value, command.cause

@@ -12,7 +12,14 @@ from decimal import Decimal
 import attrs
 import trio
 
-from scalper.bybit.errors import AmbiguousOutcome, InvalidRequest, OrderAlreadyFinal, OrderNotFound
+from scalper.bybit.errors import (
+    AmbiguousOutcome,
+    DuplicateOrder,
+    InvalidRequest,
+    NetworkError,
+    OrderAlreadyFinal,
+    OrderNotFound,
+)
 from scalper.core.model import (
     Instrument,
     OrderIntent,
@@ -33,6 +40,8 @@ class Script:
     reject: bool = False
     ambiguous_place: bool = False  # the place call raises, but the order exists
     lost_place: bool = False  # the place call raises, and the order does not exist
+    duplicate_place: bool = False  # 110072: our id is taken (the order exists)
+    cancel_failures: int = 0  # the first N cancels fail with a network error
 
 
 class FakeApi:
@@ -64,6 +73,8 @@ class FakeApi:
             self.created_at[intent.order_link_id] = trio.current_time()
         if script.ambiguous_place or script.lost_place:
             raise AmbiguousOutcome("no reply")
+        if script.duplicate_place:
+            raise DuplicateOrder(110072, "OrderLinkedID is duplicate", "/v5/order/create")
         return f"id-{intent.order_link_id}"
 
     def _intent(self, link_id: str) -> OrderIntent | None:
@@ -102,6 +113,10 @@ class FakeApi:
         )
 
     async def cancel_order(self, symbol: str, order_link_id: str) -> None:
+        script = self.scripts.get(order_link_id, self.default)
+        if script.cancel_failures > 0:
+            script.cancel_failures -= 1
+            raise NetworkError("connection reset")
         view = self.view(order_link_id)
         if view is None:
             raise OrderNotFound(110001, "order not exists", "/v5/order/cancel")

@@ -187,3 +187,29 @@ async def test_cancel_does_not_wait_behind_a_confirmation(
     # the confirmation saw the cancel on its next poll: it ended then, not at 10 s
     assert isinstance(reported[-1], OrderFailed)
     assert trio.current_time() - start < 2.0
+
+
+async def test_a_timed_out_order_whose_cancel_fails_is_not_reported_until_final(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Reporting "failed, nothing filled" while the order still rests would let the
+    # engine enter again next to it: the outcome waits until the exchange says final.
+    api = FakeApi()
+    api.default = Script(fill_after_s=None, cancel_failures=3)
+    start = trio.current_time()
+    event, _ = await _run(api, _intent(post_only=True))
+    assert isinstance(event, OrderFailed)
+    assert event.reason.startswith("timeout: Cancelled")
+    assert api.view("scalp-t-1").status.is_final  # type: ignore[union-attr]
+    # three failed cancel rounds (5 s each, growing pauses) before the fourth succeeded
+    assert api.cancelled["scalp-t-1"] - start > 10.0 + 3 * 5.0
+
+
+async def test_duplicate_order_id_is_confirmed_by_reading_not_reported_rejected(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    api = FakeApi()
+    api.default = Script(fill_after_s=3.0, duplicate_place=True)
+    event, _ = await _run(api, _intent())
+    assert isinstance(event, OrderFilled)
+    assert len(api.placed) == 1
