@@ -60,6 +60,7 @@ from scalper.core.model import (
 )
 
 from .auth import redact, rest_signature
+from .backoff import backoff_delay
 from .errors import (
     AmbiguousOutcome,
     BybitError,
@@ -251,9 +252,9 @@ class BybitRest:
         """Our best estimate of the exchange's clock, ms."""
         return int(self._clock()) + self.clock_offset_ms
 
-    async def server_time_ms(self) -> int:
-        """The exchange's time, ms (GET /v5/market/time)."""
-        result = await self._call("GET", "/v5/market/time", {}, signed=False)
+    async def server_time_ms(self, *, deadline: float | None = None) -> int:
+        """The exchange's time, ms (GET /v5/market/time). ``deadline``: as for ``order``."""
+        result = await self._call("GET", "/v5/market/time", {}, signed=False, deadline=deadline)
         try:
             return int(result["timeNano"]) // 1_000_000
         except (KeyError, TypeError, ValueError):
@@ -262,10 +263,10 @@ class BybitRest:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ProtocolError("/v5/market/time: no usable timeNano/timeSecond") from exc
 
-    async def sync_clock(self) -> int:
+    async def sync_clock(self, *, deadline: float | None = None) -> int:
         """Measure and keep the exchange-minus-local clock offset; returns it (ms)."""
         before = self._clock()
-        server = await self.server_time_ms()
+        server = await self.server_time_ms(deadline=deadline)
         after = self._clock()
         self.clock_offset_ms = int(server - (before + after) / 2)
         logger.bind(offset_ms=self.clock_offset_ms).info(
@@ -391,11 +392,17 @@ class BybitRest:
         link_id = intent.order_link_id
         log = logger.bind(order_link_id=link_id, symbol=intent.symbol, path=ORDER_CREATE)
         policy = self.retry
+        # One deadline for the whole call: pacing, sends, backoffs and read-backs all
+        # spend it, so place_order ends within total_budget_s (+ one request timeout).
         deadline = trio.current_time() + policy.total_budget_s
+        #: a create of this call may have executed (its outcome was never settled)
+        maybe_sent = False
+        last: BybitError | None = None
         attempt = 0
         while True:
             attempt += 1
-            await self._pace(ORDER_CREATE)
+            if not await self._pace(ORDER_CREATE, deadline):
+                raise self._out_of_time(link_id, attempt - 1, last, maybe_sent) from last
             self.create_sends += 1
             try:
                 result, _ = await self._send_once("POST", ORDER_CREATE, "", body)
@@ -405,8 +412,10 @@ class BybitRest:
             except _UNKNOWN_OUTCOME as exc:
                 if isinstance(exc, HTTPStatusError) and not exc.retryable:
                     raise  # 4xx: the request was refused before it could execute
+                maybe_sent = True
+                last = exc
                 log.warning("order create outcome unknown ({}); reading it back", exc)
-                existing = await self._resolve_create(intent, exc)
+                existing = await self._resolve_create(intent, exc, deadline)
                 if existing is not None:
                     log.bind(order_id=existing.order_id).info(
                         "order {} exists ({}): not resending", link_id, existing.status.value
@@ -420,7 +429,7 @@ class BybitRest:
                         f"order create {link_id}: orderLinkId already used (110072) but the "
                         "order is not visible yet: it may exist"
                     ) from exc
-                pause = self._backoff(attempt)
+                pause = backoff_delay(attempt, policy.base_delay_s, policy.max_delay_s, self._rng)
                 if attempt >= policy.max_attempts or trio.current_time() + pause > deadline:
                     raise AmbiguousOutcome(
                         f"order create {link_id}: not placed after {attempt} attempts"
@@ -428,11 +437,15 @@ class BybitRest:
                 log.info("order {} does not exist: resending the same request", link_id)
                 await self._sleep(pause)
             except BybitError as exc:
+                last = exc
                 delay = await self._retry_delay(exc, attempt, deadline)
                 if delay is None:
                     log.bind(ret_code=getattr(exc, "ret_code", None)).warning(
                         "order create {} failed: {}", link_id, exc
                     )
+                    if maybe_sent and exc.retryable:
+                        # out of attempts or time, but an earlier create may exist
+                        raise self._out_of_time(link_id, attempt, exc, maybe_sent) from exc
                     raise
                 log.bind(ret_code=getattr(exc, "ret_code", None)).info(
                     "order create {} not executed ({}); retrying in {:.3f}s", link_id, exc, delay
@@ -442,14 +455,41 @@ class BybitRest:
                 log.bind(order_id=order_id).info("order {} placed", link_id)
                 return order_id
 
-    async def _resolve_create(self, intent: OrderIntent, cause: BybitError) -> OrderUpdate | None:
-        """Read the order whose create had an unknown outcome (None: it does not exist)."""
+    @staticmethod
+    def _out_of_time(
+        link_id: str, attempts: int, last: BybitError | None, maybe_sent: bool
+    ) -> BybitError:
+        """The error for an order create that ran out of attempts or time: ambiguous
+        if any create of this call may have executed, else "not sent" (a timeout)."""
+        what = f"order create {link_id}: retry budget used up after {attempts} attempt(s)"
+        if last is not None:
+            what += f"; last: {last}"
+        err: BybitError
+        if maybe_sent:
+            err = AmbiguousOutcome(f"{what}; an earlier create may have executed")
+        else:
+            err = RequestTimeout(f"{what}; nothing was executed")
+        err.__cause__ = last
+        return err
+
+    async def _resolve_create(
+        self, intent: OrderIntent, cause: BybitError, deadline: float
+    ) -> OrderUpdate | None:
+        """Read the order whose create had an unknown outcome (None: it does not exist).
+
+        Spends the caller's ``deadline``; running out of it is ``AmbiguousOutcome``.
+        """
+        link_id = intent.order_link_id
+        if trio.current_time() + self.retry.settle_delay_s >= deadline:
+            raise AmbiguousOutcome(
+                f"order create {link_id}: outcome unknown ({cause}) and no time left to read it"
+            ) from cause
         await self._sleep(self.retry.settle_delay_s)
         try:
-            return await self.order(intent.symbol, order_link_id=intent.order_link_id)
+            return await self.order(intent.symbol, order_link_id=link_id, deadline=deadline)
         except BybitError as exc:
             raise AmbiguousOutcome(
-                f"order create {intent.order_link_id}: outcome unknown ({cause}) and the "
+                f"order create {link_id}: outcome unknown ({cause}) and the "
                 f"read-back failed ({exc})"
             ) from exc
 
@@ -510,11 +550,17 @@ class BybitRest:
         ]
 
     async def order(
-        self, symbol: str, order_link_id: str | None = None, *, order_id: str | None = None
+        self,
+        symbol: str,
+        order_link_id: str | None = None,
+        *,
+        order_id: str | None = None,
+        deadline: float | None = None,
     ) -> OrderUpdate | None:
         """One order by client or exchange id: ``order/realtime``, then ``order/history``.
 
-        None when neither knows it.
+        None when neither knows it. ``deadline`` (trio time) bounds both reads together;
+        without it each read has its own ``total_budget_s``.
         """
         self._need_id(order_link_id, order_id)
         params = {
@@ -524,7 +570,7 @@ class BybitRest:
             "orderLinkId": order_link_id,
         }
         for path in (ORDER_REALTIME, ORDER_HISTORY):
-            result = await self._call("GET", path, params)
+            result = await self._call("GET", path, params, deadline=deadline)
             for row in self._list(result, path):
                 update = self._parsed(order_from_wire, row, path)
                 if (order_link_id is None or update.order_link_id == order_link_id) and (
@@ -655,12 +701,6 @@ class BybitRest:
             cursor = nxt
         raise ProtocolError(f"{path}: more than {max_pages} pages")
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: base * 2^(n-1), capped, times U(0.5, 1)."""
-        p = self.retry
-        raw: float = min(p.max_delay_s, p.base_delay_s * 2.0 ** (attempt - 1))
-        return raw * self._rng.uniform(0.5, 1.0)
-
     async def _retry_delay(self, exc: BybitError, attempt: int, deadline: float) -> float | None:
         """How long to wait before retrying after ``exc``; None means give up (raise)."""
         p = self.retry
@@ -668,37 +708,51 @@ class BybitRest:
             return None
         delay: float
         if isinstance(exc, TimestampError):
-            await self.sync_clock()
+            await self.sync_clock(deadline=deadline)
             delay = 0.0
         elif isinstance(exc, RateLimited) and exc.reset_ms is not None:
             wait_ms = exc.reset_ms - self.now_ms()
             delay = min(p.max_rate_limit_wait_s, max(0.0, wait_ms / 1000.0)) + 0.01
         else:
-            delay = self._backoff(attempt)
+            delay = backoff_delay(attempt, p.base_delay_s, p.max_delay_s, self._rng)
         if trio.current_time() + delay > deadline:
             return None
         return delay
 
     async def _call(
-        self, method: str, path: str, params: Mapping[str, Any], *, signed: bool = True
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        signed: bool = True,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         """One logical call, retried within ``self.retry`` for retryable failures.
 
         Used for reads and for writes that are safe to repeat (cancel, amend, leverage);
-        never for order create.
+        never for order create. ``deadline`` (trio time) is a caller's overall bound
+        (e.g. place_order's read-back): the call never starts a send, a backoff or a
+        pacing wait that would end after it. Running out before a send is
+        ``RequestTimeout``.
         """
         if method == "GET":
             query, body = _query(params), ""
         else:
             query, body = "", self._json(params)
-        deadline = trio.current_time() + self.retry.total_budget_s
+        own = trio.current_time() + self.retry.total_budget_s
+        deadline = own if deadline is None else min(deadline, own)
+        last: BybitError | None = None
         attempt = 0
         while True:
             attempt += 1
-            await self._pace(path)
+            if not await self._pace(path, deadline):
+                what = f"{method} {path}: retry budget used up before attempt {attempt}"
+                raise RequestTimeout(what if last is None else f"{what}; last: {last}") from last
             try:
                 result, _ = await self._send_once(method, path, query, body, signed=signed)
             except BybitError as exc:
+                last = exc
                 delay = await self._retry_delay(exc, attempt, deadline)
                 log = logger.bind(path=path, ret_code=getattr(exc, "ret_code", None))
                 if delay is None:
@@ -711,18 +765,29 @@ class BybitRest:
             else:
                 return result
 
-    async def _pace(self, path: str) -> None:
-        """Stay under the limits: the client-side window, then the server's own counter."""
+    async def _pace(self, path: str, deadline: float) -> bool:
+        """Stay under the limits: the client-side window, then the server's own counter.
+
+        False (nothing waited past it) when the wait would not end before ``deadline``:
+        pacing spends the caller's budget like any other wait.
+        """
+        if trio.current_time() >= deadline:
+            return False
         limiter = self._limiters.get(path)
         if limiter is not None:
-            await limiter.acquire(self._sleep)
+            with trio.move_on_at(deadline) as scope:
+                await limiter.acquire(self._sleep)
+            if scope.cancelled_caught:
+                return False
         state = self.rate_limits.get(path)
         if state is None or state.remaining is None or state.reset_ms is None:
-            return
+            return True
         if state.remaining <= 1:
             wait_s = (state.reset_ms - self.now_ms()) / 1000.0
             if wait_s > 0:
                 wait_s = min(wait_s, self.retry.max_rate_limit_wait_s)
+                if trio.current_time() + wait_s >= deadline:
+                    return False
                 logger.bind(path=path).info(
                     "rate limit nearly used up on {} ({} left): waiting {:.3f}s",
                     path,
@@ -732,6 +797,7 @@ class BybitRest:
                 await self._sleep(wait_s)
             # the window has rolled over (or will have): do not wait again on old headers
             self.rate_limits[path] = attrs.evolve(state, remaining=None)
+        return True
 
     def _track_limits(self, path: str, headers: httpx.Headers) -> int | None:
         def _int(name: str) -> int | None:

@@ -609,6 +609,62 @@ async def test_attempts_exhausted_without_order_is_ambiguous(
     assert [p for _, p in fake.calls].count("/v5/order/create") == rest.retry.max_attempts
 
 
+def slow(seconds: float, then: Fault | str) -> Fault:
+    """Answer (or time out) only after ``seconds`` of trio time: a slow network."""
+
+    async def fault(req: httpx.Request, fake: FakeBybit) -> httpx.Response:
+        await trio.sleep(seconds)
+        if then == "timeout":
+            raise httpx.ReadTimeout("read timed out", request=req)
+        assert callable(then)
+        return then(req, fake)
+
+    return fault  # type: ignore[return-value]
+
+
+async def test_place_order_stays_within_its_total_budget(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    # Every create times out after 4 s (unexecuted), every read-back takes 4 s and sees
+    # nothing. Before the fix each read-back started a fresh budget: ~38 s for 30.
+    request_timeout = 4.0
+    fake.script("/v5/order/create", *[slow(request_timeout, "timeout")] * 20)
+    fake.script("/v5/order/realtime", *[slow(request_timeout, empty_read)] * 40)
+    fake.script("/v5/order/history", *[slow(request_timeout, empty_read)] * 40)
+    start = trio.current_time()
+    with pytest.raises(AmbiguousOutcome):
+        await rest.place_order(intent())
+    elapsed = trio.current_time() - start
+    assert elapsed <= rest.retry.total_budget_s + request_timeout
+    assert rest.create_sends >= 2  # it did resend within the budget
+
+
+async def test_pacing_waits_count_against_the_budget(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    # The last create's headers say the limit is used up for 8 s; the budget is 5 s.
+    def exhausted(req: httpx.Request, f: FakeBybit) -> httpx.Response:
+        resp = f.route(req)
+        resp.headers.update(
+            {
+                "X-Bapi-Limit": "10",
+                "X-Bapi-Limit-Status": "0",
+                "X-Bapi-Limit-Reset-Timestamp": str(f.server_ms() + 8000),
+            }
+        )
+        return resp
+
+    fake.script("/v5/order/create", exhausted)
+    await rest.place_order(intent("first"))
+    rest.retry = RetryPolicy(total_budget_s=5.0, max_rate_limit_wait_s=10.0)
+    start = trio.current_time()
+    with pytest.raises(BybitError) as info:
+        await rest.place_order(intent("second"))
+    assert not isinstance(info.value, AmbiguousOutcome)  # nothing was sent
+    assert trio.current_time() - start <= 5.0
+    assert list(fake.orders) == ["first"]
+
+
 # -------------------------------------------------------------- other calls
 
 
