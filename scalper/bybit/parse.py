@@ -8,7 +8,10 @@ Two entry points:
 * ``parse_message(raw, stats)`` for WebSocket frames (public and private). It never
   raises: malformed JSON, a missing or wrong-typed field, an unknown topic are counted
   in ``stats`` (a ``ParseStats``, per kind), logged at most once per interval per kind,
-  and the frame is skipped (``None``), so one bad frame cannot stop a stream.
+  and the frame is skipped (``None``), so one bad frame cannot stop a stream. Private
+  pushes (order/execution/position/wallet) are parsed row by row: a bad row is counted
+  and skipped, the frame's good rows are kept; rows of another ``category`` than
+  linear (spot/option rows on a unified account) are ignored (``stats.ignored``).
 * ``*_from_wire`` row parsers used by ``rest.py``; they raise ``ParseError`` (a
   ``ProtocolError``) naming the field, and list readers skip and count a bad row.
 
@@ -375,6 +378,7 @@ def _dec(d: Mapping[str, Any], key: str, *, empty: Decimal | None = None) -> Dec
 
 _ZERO = Decimal(0)
 _E = TypeVar("_E")
+_R = TypeVar("_R")
 
 
 def _opt_price(d: Mapping[str, Any], key: str) -> Decimal | None:
@@ -634,31 +638,67 @@ def _ticker(obj: dict[str, Any]) -> TickerMessage:
     return TickerMessage(kind, ticker_from_wire(data, partial=kind == "delta"), _opt_int(obj, "ts"))
 
 
-def _rows(obj: dict[str, Any], what: str) -> list[dict[str, Any]]:
-    return [_dict(x, what) for x in _list(obj["data"], f"{what} data")]
+#: the only product category this bot trades; a UTA key's private streams also carry
+#: spot and option rows, which are ignored (counted in ``ParseStats.ignored``)
+LINEAR: Final = "linear"
 
 
-def _orders(obj: dict[str, Any]) -> OrdersMessage:
-    return OrdersMessage(tuple(order_from_wire(r) for r in _rows(obj, "order")))
-
-
-def _fills(obj: dict[str, Any], stats: ParseStats) -> FillsMessage:
-    fills: list[Fill] = []
-    for row in _rows(obj, "execution"):
-        fill = fill_from_wire(row)
-        if fill is None:
+def _each_row(
+    obj: dict[str, Any],
+    what: str,
+    fn: Callable[[Mapping[str, Any]], _R | None],
+    stats: ParseStats,
+) -> tuple[_R, ...] | None:
+    """Parse a private push row by row: a bad row is counted and skipped, the good rows
+    of the same frame are kept (one broken row must not hide a fill). Rows whose
+    ``category`` is present and not linear, and rows ``fn`` maps to None, are ignored.
+    None when every row was bad (the frame is then skipped like any bad frame)."""
+    out: list[_R] = []
+    errors_before = stats.errors
+    for i, raw in enumerate(_list(obj["data"], f"{what} data")):
+        try:
+            row = _dict(raw, f"{what} row")
+            category = row.get("category")
+            if category is not None and category != LINEAR:
+                stats.ignored += 1
+                continue
+            item = fn(row)
+        except ParseError as exc:
+            stats.record(exc.kind, f"{what} row {i}: {exc}")
+            continue
+        except KeyError as exc:
+            stats.record(MISSING_FIELD, f"{what} row {i}: no {exc}")
+            continue
+        except (TypeError, ValueError, AttributeError) as exc:
+            stats.record(WRONG_TYPE, f"{what} row {i}: {exc}")
+            continue
+        if item is None:
             stats.ignored += 1
         else:
-            fills.append(fill)
-    return FillsMessage(tuple(fills))
+            out.append(item)
+    if not out and stats.errors > errors_before:
+        return None  # nothing usable: the frame is skipped, as a bad frame is
+    return tuple(out)
 
 
-def _positions(obj: dict[str, Any]) -> PositionsMessage:
-    return PositionsMessage(tuple(position_from_wire(r) for r in _rows(obj, "position")))
+def _orders(obj: dict[str, Any], stats: ParseStats) -> OrdersMessage | None:
+    rows = _each_row(obj, "order", order_from_wire, stats)
+    return OrdersMessage(rows) if rows is not None else None
 
 
-def _wallet(obj: dict[str, Any]) -> WalletMessage:
-    return WalletMessage(tuple(wallet_from_wire(r) for r in _rows(obj, "wallet")))
+def _fills(obj: dict[str, Any], stats: ParseStats) -> FillsMessage | None:
+    rows = _each_row(obj, "execution", fill_from_wire, stats)
+    return FillsMessage(rows) if rows is not None else None
+
+
+def _positions(obj: dict[str, Any], stats: ParseStats) -> PositionsMessage | None:
+    rows = _each_row(obj, "position", position_from_wire, stats)
+    return PositionsMessage(rows) if rows is not None else None
+
+
+def _wallet(obj: dict[str, Any], stats: ParseStats) -> WalletMessage | None:
+    rows = _each_row(obj, "wallet", wallet_from_wire, stats)
+    return WalletMessage(rows) if rows is not None else None
 
 
 def _control(obj: dict[str, Any]) -> ControlMessage:
@@ -682,13 +722,13 @@ def _by_topic(topic: str, obj: dict[str, Any], stats: ParseStats) -> Message | N
     if head == "tickers":
         return _ticker(obj)
     if head == "order":
-        return _orders(obj)
+        return _orders(obj, stats)
     if head == "execution":
         return _fills(obj, stats)
     if head == "position":
-        return _positions(obj)
+        return _positions(obj, stats)
     if head == "wallet":
-        return _wallet(obj)
+        return _wallet(obj, stats)
     stats.record(UNKNOWN_TOPIC, f"topic {topic!r}")
     return None
 

@@ -42,6 +42,13 @@ def sample(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())["response"]
 
 
+def linear_order() -> Any:
+    """Bybit's documented order push is an option order: the same row as linear."""
+    raw = sample("ws_private_order")
+    raw["data"][0]["category"] = "linear"
+    return raw
+
+
 def frame(name: str) -> str:
     return json.dumps(sample(name))
 
@@ -132,7 +139,7 @@ def test_control_messages(stats: ParseStats) -> None:
 
 
 def test_order_push(stats: ParseStats) -> None:
-    raw = sample("ws_private_order")
+    raw = linear_order()
     raw["data"][0].update(symbol="BTCUSDT", orderLinkId="scalp-1", leavesQty="0")
     msg = parse_message(json.dumps(raw), stats)
     assert isinstance(msg, OrdersMessage)
@@ -147,7 +154,7 @@ def test_order_push(stats: ParseStats) -> None:
 
 
 def test_order_push_empty_leaves_qty_reads_zero(stats: ParseStats) -> None:
-    msg = parse_message(frame("ws_private_order"), stats)
+    msg = parse_message(json.dumps(linear_order()), stats)
     assert isinstance(msg, OrdersMessage)
     assert msg.updates[0].leaves_qty == 0
 
@@ -206,6 +213,49 @@ def test_wallet_push(stats: ParseStats) -> None:
     btc = w.coin("BTC")
     assert btc is not None and btc.wallet_balance == Decimal("0.00102964")
     assert w.coin("USDT") is None
+
+
+#: per private topic: a good row, and the same row broken in one field
+PRIVATE_ROWS: dict[str, tuple[Any, str, str]] = {
+    "order": (linear_order, "orderStatus", "Exploded"),
+    "execution": (lambda: sample("ws_private_execution"), "execPrice", "abc"),
+    "position": (lambda: sample("ws_private_position"), "size", "lots"),
+    "wallet": (lambda: sample("ws_private_wallet"), "totalEquity", "rich"),
+}
+
+
+def _items(msg: Any) -> tuple[Any, ...]:
+    for name in ("updates", "fills", "positions", "wallets"):
+        if hasattr(msg, name):
+            items: tuple[Any, ...] = getattr(msg, name)
+            return items
+    raise AssertionError(f"not a private message: {msg!r}")
+
+
+@pytest.mark.parametrize("topic", PRIVATE_ROWS)
+def test_one_bad_row_does_not_drop_the_good_rows(topic: str, stats: ParseStats) -> None:
+    make, field, bad_value = PRIVATE_ROWS[topic]
+    raw = make()
+    good = raw["data"][0]
+    bad = dict(good, **{field: bad_value})
+    raw["data"] = [good, bad, "not an object", good]
+    msg = parse_message(json.dumps(raw), stats)
+    assert msg is not None
+    assert len(_items(msg)) == 2  # both good rows kept
+    assert stats.errors == 2 and stats.ignored == 0
+
+
+@pytest.mark.parametrize("topic", ["order", "execution", "position"])
+def test_rows_of_other_categories_are_ignored(topic: str, stats: ParseStats) -> None:
+    make, _, _ = PRIVATE_ROWS[topic]
+    raw = make()
+    good = raw["data"][0]
+    raw["data"] = [dict(good, category="spot"), good, dict(good, category="option")]
+    msg = parse_message(json.dumps(raw), stats)
+    assert msg is not None and len(_items(msg)) == 1
+    assert stats.ignored == 2 and stats.errors == 0
+    # the documented order sample is an option order: ignored, not an error
+    assert parse_message(frame("ws_private_order"), ParseStats()) is not None
 
 
 # ---------------------------------------------------------------- REST rows

@@ -140,6 +140,7 @@ async def test_private_stream_deduplicates_pushes(autojump_clock: Any) -> None:
         assert await nxt(stream) == Connected("private", reconnect=False, count=1)
         assert server.ws.topics == ["order", "execution", "position", "wallet"]
         order = sample("ws_private_order")
+        order["data"][0]["category"] = "linear"  # the documented sample is an option order
         execution = sample("ws_private_execution")
         ws = server.ws
         ws.push(order)
