@@ -17,7 +17,8 @@
 
 ``PrivateStream`` yields ``OrderUpdate``, ``Fill``, ``PositionSnapshot`` and
 ``WalletBalance`` (plus the connection markers), with repeated pushes removed: a fill by
-its ``execId``, an order update by ``(orderId, status, cumExecQty, updatedTime)``.
+its ``execId``, an order update by ``(orderId, status, cumExecQty, updatedTime, price,
+qty, leavesQty)`` (an amend within the same millisecond changes only the last three).
 
 Both count unparseable frames in ``stats`` (a ``ParseStats``) and never raise on them.
 """
@@ -196,7 +197,18 @@ class PrivateStream:
         out = self._pending
         if isinstance(msg, OrdersMessage):
             for u in msg.updates:
-                if self._first(("order", u.order_id, u.status, u.cum_exec_qty, u.updated_ms)):
+                # price/qty/leaves_qty too: an amend within the same ms changes only them
+                key = (
+                    "order",
+                    u.order_id,
+                    u.status,
+                    u.cum_exec_qty,
+                    u.updated_ms,
+                    u.price,
+                    u.qty,
+                    u.leaves_qty,
+                )
+                if self._first(key):
                     out.append(u)
         elif isinstance(msg, FillsMessage):
             for f in msg.fills:

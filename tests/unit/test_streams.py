@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,29 @@ async def test_private_stream_deduplicates_pushes(autojump_clock: Any) -> None:
         wallet = await nxt(stream)
         assert wallet.total_equity > 0
         assert stream.stats.counts == {"missing_field": 1}
+
+
+async def test_amend_within_the_same_ms_is_not_a_duplicate(autojump_clock: Any) -> None:
+    server = FakeServer(private=True)
+    async with open_private_stream(
+        "x", Credentials(KEY, SECRET), connect=server.connect, policy=POLICY, clock_ms=server.now_ms
+    ) as stream:
+        assert isinstance(await nxt(stream), Connected)
+        order = sample("ws_private_order")
+        row = order["data"][0]
+        row.update(category="linear", orderStatus="New", cumExecQty="0", leavesQty="1")
+        row.update(price="72.5", qty="1")
+        amends = [{"price": "72.6"}, {"qty": "2", "leavesQty": "2"}, {"leavesQty": "0.5"}]
+        pushes = [row]
+        for change in amends:
+            pushes.append(dict(pushes[-1], **change))  # same updatedTime (same ms)
+        for p in [*pushes, pushes[-1]]:  # the last one repeated: a real duplicate
+            server.ws.push({**order, "data": [p]})
+        got = [await nxt(stream) for _ in range(4)]
+        assert [(u.price, u.qty, u.leaves_qty) for u in got] == [
+            (Decimal("72.5"), Decimal("1"), Decimal("1")),
+            (Decimal("72.6"), Decimal("1"), Decimal("1")),
+            (Decimal("72.6"), Decimal("2"), Decimal("2")),
+            (Decimal("72.6"), Decimal("2"), Decimal("0.5")),
+        ]
+        assert stream.duplicates == 1
