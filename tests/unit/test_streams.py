@@ -181,7 +181,9 @@ async def test_amend_within_the_same_ms_is_not_a_duplicate(autojump_clock: Any) 
             pushes.append(dict(pushes[-1], **change))  # same updatedTime (same ms)
         for p in [*pushes, pushes[-1]]:  # the last one repeated: a real duplicate
             server.ws.push({**order, "data": [p]})
+        server.ws.push(sample("ws_private_position"))  # read past the duplicate
         got = [await nxt(stream) for _ in range(4)]
+        assert isinstance(await nxt(stream), PositionSnapshot)
         assert [(u.price, u.qty, u.leaves_qty) for u in got] == [
             (Decimal("72.5"), Decimal("1"), Decimal("1")),
             (Decimal("72.6"), Decimal("1"), Decimal("1")),
