@@ -16,8 +16,11 @@ What it does for you:
 * Reconnect: on any drop (close, reset, handshake failure, pong timeout) it reconnects
   with exponential backoff and jitter (``backoff_base_s`` doubling up to
   ``backoff_max_s``, times U(0.5, 1)); the backoff resets once a connection has stayed
-  up for ``healthy_after_s``. ``max_failures`` consecutive failed attempts end the
-  stream with ``StreamError`` (None: retry forever).
+  up for ``healthy_after_s``. Before the first connection succeeds,
+  ``max_initial_failures`` failed attempts (default 5) end the stream with a
+  ``StreamError`` naming the URL (a wrong URL fails fast instead of hanging); after a
+  first success, ``max_failures`` consecutive failed attempts end it (default None:
+  retry forever).
 * Private streams authenticate first (``expires`` = now + ``auth_expires_s``), and only
   after Bybit confirms the auth are topics subscribed. A refused auth is retried with
   the same backoff (an ``expires`` off by clock skew can heal), but
@@ -42,6 +45,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import orjson
@@ -62,6 +66,7 @@ __all__ = [
     "WsPolicy",
     "default_connect",
     "open_ws",
+    "safe_url",
 ]
 
 
@@ -88,6 +93,14 @@ _DROPS: tuple[type[BaseException], ...] = (
     trio.EndOfChannel,
     OSError,
 )
+
+
+def safe_url(url: str) -> str:
+    """``url`` without userinfo, query or fragment: fit for a log line or an error."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def default_connect(policy: WsPolicy) -> ConnectFn:
@@ -118,8 +131,12 @@ class WsPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     healthy_after_s: float = 60.0
-    #: consecutive failed connection attempts before giving up (None: never give up)
+    #: consecutive failed connection attempts before giving up, once a connection has
+    #: succeeded (None: never give up -- a live bot rides out an exchange outage)
     max_failures: int | None = None
+    #: failed attempts before the *first* connection gives up (None: never). A URL
+    #: that never worked is most likely wrong: fail and say so instead of hanging.
+    max_initial_failures: int | None = 5
     #: consecutive refused auths before giving up (a bad key does not heal)
     max_auth_failures: int = 3
     #: frames buffered for a slow consumer before the reader waits
@@ -201,7 +218,7 @@ class WsConnection:
         self._started_hook: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
-        return f"WsConnection({self.name}, {self.url!r}, topics={list(self._topics)})"
+        return f"WsConnection({self.name}, {safe_url(self.url)!r}, topics={list(self._topics)})"
 
     @property
     def topics(self) -> list[str]:
@@ -280,12 +297,19 @@ class WsConnection:
                 lived = trio.current_time() - self._last_ready
                 healthy = ready and lived >= self.policy.healthy_after_s
                 failures = 0 if healthy else failures + 1
-                limit = self.policy.max_failures
+                never = self.connections == 0
+                limit = self.policy.max_initial_failures if never else self.policy.max_failures
                 if self._error is None and limit is not None and failures >= limit:
-                    self._error = StreamError(
-                        f"{self.name} stream: {failures} connections failed in a row; "
-                        f"last: {reason}"
-                    )
+                    if never:
+                        self._error = StreamError(
+                            f"{self.name} stream: could not connect to {safe_url(self.url)} "
+                            f"({failures} attempts failed); last: {reason}"
+                        )
+                    else:
+                        self._error = StreamError(
+                            f"{self.name} stream: {failures} connections failed in a row; "
+                            f"last: {reason}"
+                        )
                 if self._error is not None:
                     log.error("{} stream stopped: {}", self.name, self._error)
                     return

@@ -331,3 +331,39 @@ async def test_malformed_control_frames_are_counted_and_skipped(autojump_clock: 
         server.ws.push(BOOK)
         assert json.loads(await next_item(conn)) == BOOK
         assert conn.control_stats.counts["malformed_json"] == 1
+
+
+async def test_first_connection_gives_up_naming_the_url(autojump_clock: Any) -> None:
+    # A wrong URL must not hang the bot forever: after max_initial_failures attempts the
+    # stream fails, naming the URL (without userinfo or query, which could hold secrets).
+    server = FakeServer()
+    server.refuse = 1000
+    policy = WsPolicy(backoff_base_s=0.5, max_initial_failures=4)
+    start = trio.current_time()
+    async with open_ws(
+        "wss://user:pw@wrong.example/v5/private?token=s3cret",
+        connect=server.connect,
+        policy=policy,
+        rng=random.Random(3),
+    ) as conn:
+        with pytest.raises(StreamError) as info:
+            await next_item(conn)
+    text = str(info.value)
+    assert "wss://wrong.example/v5/private" in text and "4" in text
+    assert "s3cret" not in text and "pw" not in text
+    assert len(server.connect_times) == 4
+    assert trio.current_time() - start < 60
+
+
+async def test_reconnects_after_a_first_success_retry_past_the_initial_limit(
+    autojump_clock: Any,
+) -> None:
+    server = FakeServer()
+    async with conn_for(server, policy=WsPolicy(max_initial_failures=2)) as conn:
+        await next_item(conn)
+        server.refuse = 10
+        server.ws.drop()
+        assert isinstance(await next_item(conn), Disconnected)
+        again = await next_item(conn)
+        assert isinstance(again, Connected) and again.reconnect
+    assert len(server.connect_times) == 12
