@@ -10,8 +10,9 @@
 * A book that turns invalid (delta before snapshot, ``u`` going backwards, crossed,
   malformed level) is re-requested at once (unsubscribe + subscribe: Bybit answers with
   a fresh snapshot); until then the book drops deltas and reports ``valid=False``.
-* A dropped connection invalidates the book (a ``BookUpdate`` with ``valid=False`` is
-  yielded so entries stop); the reconnect's resubscription brings a fresh snapshot.
+* A dropped connection invalidates the book and yields the ``Disconnected`` marker
+  (not a ``BookUpdate``): the caller must stop entries on it. The next book update
+  comes from the fresh snapshot that the reconnect's resubscription brings.
 * ``follow(symbol, tick_size)`` switches symbol: unsubscribe the old topics, start an
   empty book, subscribe the new ones; late frames of the old symbol are ignored.
 
