@@ -10,6 +10,10 @@ WebSocket auth: ``sign(secret, "GET/realtime" + str(expires_ms))``.
 ``redact`` cleans text that came back from Bybit before it goes into an error or a log
 line: on a bad signature (10004) Bybit's ``retMsg`` echoes the signed string,
 ``origin_string[<ts><API key><recv><payload>]``.
+
+``Credentials`` (the key pair, masked in ``repr``) and ``wall_clock_ms`` (the default
+clock for timestamps) live here too, so the REST client and the WebSocket streams
+share them without importing each other.
 """
 
 from __future__ import annotations
@@ -17,12 +21,39 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 
-__all__ = ["redact", "rest_signature", "sign", "ws_auth_signature"]
+import attrs
+
+__all__ = [
+    "Credentials",
+    "redact",
+    "rest_signature",
+    "sign",
+    "wall_clock_ms",
+    "ws_auth_signature",
+]
 
 #: Bybit's echo of the signed string; the payload may itself hold ``]``, so the match
 #: runs to the end of the text.
 _ORIGIN_STRING = re.compile(r"origin_string\[.*", re.DOTALL)
+
+
+def wall_clock_ms() -> int:
+    """The local wall clock in ms (the default clock for request timestamps)."""
+    return int(time.time() * 1000)
+
+
+def _mask_key(key: str) -> str:
+    return repr(key[:3] + "***") if key else "''"
+
+
+@attrs.frozen
+class Credentials:
+    """An API key pair. ``repr`` masks the key and omits the secret."""
+
+    api_key: str = attrs.field(repr=_mask_key)
+    api_secret: str = attrs.field(repr=False)
 
 
 def sign(secret: str, message: str) -> str:

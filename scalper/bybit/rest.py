@@ -37,7 +37,6 @@ echoes the signed string, API key included.
 from __future__ import annotations
 
 import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -59,7 +58,9 @@ from scalper.core.model import (
     TickerStat,
 )
 
-from .auth import redact, rest_signature
+# Credentials and wall_clock_ms live in auth; re-exported here (see __all__) because
+# scalper.app and scalper.replay import them from this module.
+from .auth import Credentials, redact, rest_signature, wall_clock_ms
 from .backoff import backoff_delay
 from .errors import (
     AmbiguousOutcome,
@@ -122,23 +123,6 @@ DEFAULT_PATH_LIMITS: Final[Mapping[str, int]] = {
 
 #: retCodes after which an order create may or may not exist: read before resending.
 _UNKNOWN_OUTCOME = (AmbiguousOutcome, ServerBusy, ProtocolError, DuplicateOrder, HTTPStatusError)
-
-
-def wall_clock_ms() -> int:
-    """The local wall clock in ms (the default ``clock``)."""
-    return int(time.time() * 1000)
-
-
-def _mask_key(key: str) -> str:
-    return repr(key[:3] + "***") if key else "''"
-
-
-@attrs.frozen
-class Credentials:
-    """An API key pair. ``repr`` masks the key and omits the secret."""
-
-    api_key: str = attrs.field(repr=_mask_key)
-    api_secret: str = attrs.field(repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -38,6 +38,7 @@ from loguru import logger
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
+from .auth import Credentials, wall_clock_ms
 from .parse import (
     BookMessage,
     FillsMessage,
@@ -49,7 +50,6 @@ from .parse import (
     WalletMessage,
     parse_message,
 )
-from .rest import Credentials, wall_clock_ms
 from .ws import Connected, ConnectFn, Disconnected, WsConnection, WsPolicy, open_ws
 
 __all__ = [

@@ -53,10 +53,10 @@ import trio
 import trio_websocket
 from loguru import logger
 
-from .auth import redact, ws_auth_signature
+from .auth import Credentials, redact, wall_clock_ms, ws_auth_signature
+from .backoff import backoff_delay
 from .errors import StreamAuthError, StreamError
 from .parse import ControlMessage, ParseStats, parse_message
-from .rest import Credentials, wall_clock_ms
 
 __all__ = [
     "Connected",
@@ -313,17 +313,12 @@ class WsConnection:
                 if self._error is not None:
                     log.error("{} stream stopped: {}", self.name, self._error)
                     return
-                delay = self._backoff(failures)
+                p = self.policy
+                delay = backoff_delay(failures, p.backoff_base_s, p.backoff_max_s, self._rng)
                 log.warning(
                     "{} stream dropped ({}); reconnecting in {:.2f}s", self.name, reason, delay
                 )
                 await trio.sleep(delay)
-
-    def _backoff(self, failures: int) -> float:
-        """base * 2^(failures-1), capped, times U(0.5, 1): never a tight loop."""
-        p = self.policy
-        raw: float = min(p.backoff_max_s, p.backoff_base_s * 2.0 ** max(0, failures - 1))
-        return raw * self._rng.uniform(0.5, 1.0)
 
     async def _session(self, ws: WsLike) -> str:
         """Serve one connection until it drops; returns why it dropped."""

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from scalper.bybit.auth import redact, rest_signature, sign, ws_auth_signature
+from scalper.bybit.auth import (
+    Credentials,
+    redact,
+    rest_signature,
+    sign,
+    wall_clock_ms,
+    ws_auth_signature,
+)
 
 KEY = "TESTKEY123"
 SECRET = "TESTSECRET456"
@@ -70,3 +79,25 @@ def test_redact_strips_origin_string_and_masks_secrets() -> None:
     assert KEY not in out and SECRET not in out and str(TS) not in out
     assert redact(f"key {KEY} and {SECRET}", KEY, SECRET, "") == "key *** and ***"
     assert redact("plain message", "") == "plain message"
+
+
+def test_streams_do_not_import_the_rest_client() -> None:
+    """ws/streams get Credentials and the clock from auth, not from the REST module."""
+    import ast
+
+    import scalper.bybit.rest as rest_mod
+    import scalper.bybit.streams as streams_mod
+    import scalper.bybit.ws as ws_mod
+
+    for mod in (ws_mod, streams_mod):
+        assert mod.__file__ is not None
+        tree = ast.parse(Path(mod.__file__).read_text())
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module is not None
+        }
+        assert not {"rest", "scalper.bybit.rest"} & imported, mod.__name__
+    # and the old import path keeps working for scalper.app / scalper.replay
+    assert rest_mod.Credentials is Credentials and rest_mod.wall_clock_ms is wall_clock_ms
+    assert repr(Credentials(KEY, SECRET)).count(SECRET) == 0

@@ -23,6 +23,7 @@ import trio
 from loguru import logger
 
 from scalper.bybit.auth import rest_signature
+from scalper.bybit.backoff import backoff_delay
 from scalper.bybit.errors import (
     AmbiguousOutcome,
     AuthError,
@@ -755,3 +756,11 @@ def echo_key_status(code: int) -> Fault:
         return httpx.Response(code, content=json.dumps(body).encode())
 
     return fault
+
+
+def test_backoff_delay_doubles_caps_and_jitters() -> None:
+    rng = random.Random(1)
+    for attempt, nominal in [(1, 0.2), (2, 0.4), (3, 0.8), (4, 1.0), (9, 1.0)]:
+        delays = [backoff_delay(attempt, 0.2, 1.0, rng) for _ in range(200)]
+        assert all(nominal / 2 <= d <= nominal for d in delays)
+        assert max(delays) - min(delays) > nominal / 4  # jittered, not constant

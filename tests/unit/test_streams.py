@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from scalper.bybit.rest import Credentials
+from scalper.bybit.auth import Credentials
 from scalper.bybit.streams import (
     PrivateStream,
     PublicStream,

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 import trio
 
-from scalper.bybit.auth import ws_auth_signature
+from scalper.bybit.auth import Credentials, ws_auth_signature
 from scalper.bybit.errors import StreamAuthError, StreamError
-from scalper.bybit.rest import Credentials
 from scalper.bybit.ws import Connected, Disconnected, WsConnection, WsLike, WsPolicy, open_ws
 
 KEY, SECRET = "ws-key", "ws-secret"
