@@ -24,7 +24,7 @@ has been told to reconcile before its first entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import partial
 
@@ -33,7 +33,7 @@ import httpx
 import trio
 from loguru import logger
 
-from ..bybit.errors import BybitError
+from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..bybit.rest import BybitRest, Credentials
 from ..bybit.ws import WsPolicy
 from ..config import Settings
@@ -51,10 +51,11 @@ from ..core.model import (
 )
 from ..core.risk import RiskLimits
 from ..core.scanner import ScannerConfig
-from ..core.strategy import Engine, EngineConfig, make_session_tag
+from ..core.strategy import Engine, EngineConfig, is_own_order_link_id, make_session_tag
 from ..report import Fill as ReportFill
 from ..report import build_report
-from .execution import ExecutionConfig, OrderWatch, run_execution
+from .control import send_control
+from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
 from .journal import Journal, JournalRecord, run_journal
 from .market_data import run_market_data
@@ -74,10 +75,10 @@ MARKET_CHANNEL = 64
 #: control events (order outcomes, positions, switches); a full one is a bug
 CONTROL_CHANNEL = 256
 JOURNAL_CHANNEL = 1024
-#: the graceful stop waits this long for the engine to be flat with no order working
-FLATTEN_TIMEOUT_S = 8.0
-#: and this long for the final sweep of our working orders
-FINAL_SWEEP_TIMEOUT_S = 3.0
+#: the final sweep of our working orders (list, cancel, list again) gets this long
+FINAL_SWEEP_TIMEOUT_S = 5.0
+#: what is queued for the journal gets this long to reach the disk at exit
+JOURNAL_DRAIN_S = 2.0
 
 
 @attrs.frozen(kw_only=True)
@@ -162,10 +163,13 @@ async def run_bot(
     shutdown: ShutdownRequest,
     *,
     task_status: trio.TaskStatus[BotHandle] = trio.TASK_STATUS_IGNORED,
-) -> None:
+) -> bool:
     """Run the bot until ``shutdown`` is requested (or ``duration_s`` passes), then stop
     gracefully: no new entries, orders cancelled, position closed if configured,
     journal flushed. ``started()`` hands the caller a ``BotHandle`` once trading runs.
+
+    Returns True when the stop left nothing of ours working on the exchange (and no
+    position, when ``risk.flatten_on_exit``); False means a human should look.
     """
     timeout = httpx.Timeout(options.http_timeout_s, connect=min(5.0, options.http_timeout_s))
     async with httpx.AsyncClient(
@@ -179,12 +183,25 @@ async def run_bot(
         await rest.sync_clock()
         journal_send, journal_receive = trio.open_memory_channel[JournalRecord](JOURNAL_CHANNEL)
         journal = Journal(journal_send, clock_ms=rest.now_ms)
-        async with trio.open_nursery() as root:
-            await root.start(run_journal, settings.journal.path, journal_receive)
+        writer_done = trio.Event()
+
+        async def writer(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
-                await _trade(settings, options, rest, journal, shutdown, task_status)
+                await run_journal(settings.journal.path, journal_receive, task_status=task_status)
             finally:
-                await journal.aclose()
+                writer_done.set()
+
+        async with trio.open_nursery() as root:
+            await root.start(writer)
+            try:
+                return await _trade(settings, options, rest, journal, shutdown, task_status)
+            finally:
+                # Even after a crash, what is queued reaches the disk: it is what the
+                # operator reads to learn what happened. Shielded, but bounded.
+                with trio.move_on_after(JOURNAL_DRAIN_S) as drain:
+                    drain.shield = True
+                    await journal.aclose()
+                    await writer_done.wait()
 
 
 async def _trade(
@@ -194,7 +211,7 @@ async def _trade(
     journal: Journal,
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
-) -> None:
+) -> bool:
     metrics = Metrics()
     session_tag = make_session_tag(rest.now_ms())
     engine = Engine(engine_config(settings, session_tag))
@@ -208,22 +225,22 @@ async def _trade(
     control_send, control_receive = trio.open_memory_channel[Event](CONTROL_CHANNEL)
     orders_send, orders_receive = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
-    requests_send, requests_receive = trio.open_memory_channel[str](1)
+    requests_send, requests_receive = trio.open_memory_channel[str](64)
     pnl = PnlTracker(metrics)
+    epoch = OrderEpoch()
+    inflight = InFlight()
 
     async def report(event: Event) -> None:
-        await control_send.send(event)
-
-    epoch = OrderEpoch()
+        await send_control(control_send, event, "control")
 
     async def report_outcome(event: Event) -> None:
         # counted before it is queued: a position read overlapping it is read again
         epoch.bump()
-        await control_send.send(event)
+        await send_control(control_send, event, "control")
 
     async def resync(reason: str) -> None:
         metrics.reconnects += 1
-        await control_send.send(Resync(reason=reason))
+        await send_control(control_send, Resync(reason=reason), "control")
 
     orders_ended = 0
 
@@ -252,85 +269,141 @@ async def _trade(
         poll_interval_s=settings.execution.poll_interval_ms / 1000,
         confirm_timeout_s=settings.execution.confirm_timeout_s,
     )
-    scanner = Scanner(
-        rest,
-        ScannerConfig(
-            min_turnover=settings.scanner.min_turnover,
-            switch_ratio=settings.scanner.switch_ratio,
-            exclude=settings.scanner.exclude,
-        ),
-        instruments,
+    scanner_config = ScannerConfig(
+        min_turnover=settings.scanner.min_turnover,
+        switch_ratio=settings.scanner.switch_ratio,
+        exclude=settings.scanner.exclude,
     )
+    scanner = Scanner(rest, scanner_config, instruments)
     endpoints = options.endpoints
+    # a stop waits for a working order to reach its end: confirmation, cancel, read
+    stop_timeout_s = execution.confirm_timeout_s + execution.cancel_timeout_s + 2.0
 
-    async with trio.open_nursery() as trading:
-        await trading.start(run_status, metrics, _describe(engine), options.console)
-        if settings.metrics.port:
-            await trading.start(
-                partial(serve_metrics, metrics, settings.metrics.port, host=settings.metrics.host)
-            )
-        await trading.start(
-            partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
-            endpoints.ws_private_url,
-            options.api_key,
-            options.api_secret,
-            watch,
-            resync,
-            metrics,
-        )
-        await trading.start(
-            run_execution,
-            rest,
-            watch,
-            orders_receive,
-            report_outcome,
-            on_order_end,
-            execution,
-            metrics,
-        )
-        await trading.start(
-            partial(run_reconcile, epoch=epoch),
-            rest,
-            requests_receive,
-            report,
-            settings.reconcile.interval_s,
-        )
-        await trading.start(
-            partial(runner.run, tick_interval_s=options.tick_interval_s),
-            market_receive,
-            control_receive,
-        )
-        feed = MarketFeed(market_send, metrics)
-        await trading.start(
-            partial(run_market_data, policy=options.ws_policy),
-            endpoints.ws_public_url,
-            subs_receive,
-            feed,
-            instruments,
-            resync,
-            metrics,
-        )
-        await report(Resync(reason="start-up"))
-        for position in await startup_sweep(rest, prefix):
-            if position.symbol in instruments and scanner.current is None:
-                scanner.current = position.symbol
-                await report(
-                    SymbolSelected(symbol=position.symbol, instrument=instruments[position.symbol])
+    try:
+        async with trio.open_nursery() as trading:
+            # A shutdown requested while starting (a stream that cannot connect, say)
+            # abandons the start-up instead of waiting for it: nothing is placed yet.
+            with trio.CancelScope() as starting:
+                trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
+                await trading.start(run_status, metrics, _describe(engine), options.console)
+                if settings.metrics.port:
+                    await trading.start(
+                        partial(
+                            serve_metrics,
+                            metrics,
+                            settings.metrics.port,
+                            host=settings.metrics.host,
+                        )
+                    )
+                await trading.start(
+                    partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
+                    endpoints.ws_private_url,
+                    options.api_key,
+                    options.api_secret,
+                    watch,
+                    resync,
+                    metrics,
                 )
-                await report(position)
-        await trading.start(scanner.run, report, settings.scanner.interval_s)
-        if options.duration_s is not None:
-            trading.start_soon(_stop_after, shutdown, options.duration_s)
-        task_status.started(
-            BotHandle(
-                engine=engine, metrics=metrics, runner=runner, rest=rest, session_tag=session_tag
+                await trading.start(
+                    partial(run_execution, inflight=inflight),
+                    rest,
+                    watch,
+                    orders_receive,
+                    report_outcome,
+                    on_order_end,
+                    execution,
+                    metrics,
+                )
+                await trading.start(
+                    partial(run_reconcile, epoch=epoch, current=lambda: engine.symbol),
+                    rest,
+                    requests_receive,
+                    report,
+                    settings.reconcile.interval_s,
+                )
+                await trading.start(
+                    partial(runner.run, tick_interval_s=options.tick_interval_s),
+                    market_receive,
+                    control_receive,
+                )
+                await trading.start(
+                    partial(run_market_data, policy=options.ws_policy),
+                    endpoints.ws_public_url,
+                    subs_receive,
+                    MarketFeed(market_send, metrics),
+                    instruments,
+                    resync,
+                    metrics,
+                )
+                await report(Resync(reason="start-up"))
+                await _adopt_positions(rest, prefix, scanner, scanner_config, report)
+                await trading.start(scanner.run, report, settings.scanner.interval_s)
+            if starting.cancelled_caught:
+                logger.warning("shutdown requested during start-up: {}", shutdown.reason)
+                trading.cancel_scope.cancel()
+                return True
+            if options.duration_s is not None:
+                trading.start_soon(_stop_after, shutdown, options.duration_s)
+            task_status.started(
+                BotHandle(
+                    engine=engine,
+                    metrics=metrics,
+                    runner=runner,
+                    rest=rest,
+                    session_tag=session_tag,
+                )
             )
+            await shutdown.requested.wait()
+            logger.warning("shutting down: {}", shutdown.reason)
+            clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
+            await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
+            logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            trading.cancel_scope.cancel()
+            return clean
+    except Exception:
+        # A task died and took the tree down: before the error propagates, leave
+        # nothing of ours working on the exchange (shielded, bounded).
+        with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S) as sweep:
+            sweep.shield = True
+            logger.error("a task failed: cancelling our working orders before exiting")
+            await _sweep_our_orders(rest, prefix, "crash")
+        raise
+
+
+async def _abort_start_on_shutdown(shutdown: ShutdownRequest, starting: trio.CancelScope) -> None:
+    await shutdown.requested.wait()
+    starting.cancel()  # a no-op once start-up is over
+
+
+async def _adopt_positions(
+    rest: BybitRest,
+    prefix: str,
+    scanner: Scanner,
+    config: ScannerConfig,
+    report: Callable[[Event], Awaitable[None]],
+) -> None:
+    """Start-up: cancel our stray orders; adopt one open position the bot may trade.
+
+    The engine trades one symbol, so at most one position is adopted, and only on a
+    symbol the scanner could have chosen (an excluded symbol's position, BTC say, is
+    most likely a human's). Any other open position is left alone, loudly.
+    """
+    instruments = scanner.instruments
+    for position in await startup_sweep(rest, prefix):
+        tradeable = position.symbol in instruments and position.symbol not in config.exclude
+        if tradeable and scanner.current is None:
+            scanner.current = position.symbol
+            await report(
+                SymbolSelected(symbol=position.symbol, instrument=instruments[position.symbol])
+            )
+            await report(position)
+            continue
+        why = "excluded from trading" if not tradeable else "another position was adopted"
+        logger.bind(symbol=position.symbol).warning(
+            "ALERT: open position on {} is not managed by this bot ({}): it is left as is",
+            position.symbol,
+            why,
         )
-        await shutdown.requested.wait()
-        logger.warning("shutting down: {}", shutdown.reason)
-        await _graceful_stop(runner, rest, prefix, metrics)
-        await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
-        trading.cancel_scope.cancel()
 
 
 class PnlTracker:
@@ -352,31 +425,59 @@ async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:
 
 
 async def _graceful_stop(
-    runner: StrategyRunner, rest: BybitRest, prefix: str, metrics: Metrics
-) -> None:
-    """Halt the engine (cancel, maybe flatten), wait for it to settle, sweep our orders."""
+    runner: StrategyRunner, rest: BybitRest, prefix: str, inflight: InFlight, timeout_s: float
+) -> bool:
+    """Halt the engine (cancel, maybe flatten), let order operations finish, then sweep.
+
+    Returns True when nothing of ours is left working (and, with flatten, no position).
+    """
     engine = runner.engine
     await runner.feed(Halt(reason="shutdown"))
-    with trio.move_on_after(FLATTEN_TIMEOUT_S) as waited:
+    with trio.move_on_after(timeout_s) as waited:
         await runner.wait_until(_settled)
+        # an order operation cut in half could land after the sweep: let it end
+        await inflight.wait_idle()
+    clean = True
     if waited.cancelled_caught:
+        clean = False
         logger.error(
-            "shutdown: engine not settled after {} s (state {}, position {})",
-            FLATTEN_TIMEOUT_S,
+            "shutdown: not settled after {} s (state {}, position {}, {} order operations)",
+            timeout_s,
             engine.state.value,
             engine.position,
+            inflight.count,
         )
-    with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S), trio.CancelScope(shield=True):
+    return await _sweep_our_orders(rest, prefix, "shutdown") and clean
+
+
+async def _sweep_our_orders(rest: BybitRest, prefix: str, why: str) -> bool:
+    """Cancel every working order carrying our prefix, then check; False if any remain."""
+    with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S):
         try:
             for order in await rest.open_orders(None):
-                if order.order_link_id.startswith(f"{prefix}-"):
+                if not is_own_order_link_id(order.order_link_id, prefix):
+                    continue
+                log = logger.bind(symbol=order.symbol, order_link_id=order.order_link_id)
+                try:
                     await rest.cancel_order(order.symbol, order.order_link_id)
-                    logger.bind(symbol=order.symbol, order_link_id=order.order_link_id).warning(
-                        "shutdown: cancelled a working order"
-                    )
+                    log.warning("{}: cancelled a working order", why)
+                except (OrderNotFound, OrderAlreadyFinal):
+                    log.info("{}: order ended by itself", why)
+                except BybitError as exc:
+                    log.error("{}: cancel failed: {}", why, exc)  # noqa: TRY400 (no traceback)
+            left = [
+                o.order_link_id
+                for o in await rest.open_orders(None)
+                if is_own_order_link_id(o.order_link_id, prefix)
+            ]
         except BybitError as exc:
-            logger.error("shutdown: final order sweep failed: {}", exc)
-    logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            logger.error("{}: order sweep failed: {}", why, exc)
+            return False
+        if left:
+            logger.error("{}: orders of ours still working: {}", why, ", ".join(left))
+        return not left
+    logger.error("{}: order sweep did not finish in {} s", why, FINAL_SWEEP_TIMEOUT_S)
+    return False
 
 
 def _settled(engine: Engine) -> bool:

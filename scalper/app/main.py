@@ -22,41 +22,36 @@ from .status import StatusConsole
 
 __all__ = ["main_run"]
 
-#: Bybit's hosts per mode (reference section 1); demo has no public stream of its own
-_HOSTS = {
-    "demo": Endpoints(
-        rest_url="https://api-demo.bybit.com",
-        ws_public_url="wss://stream.bybit.com/v5/public/linear",
-        ws_private_url="wss://stream-demo.bybit.com/v5/private",
-    ),
-    "testnet": Endpoints(
-        rest_url="https://api-testnet.bybit.com",
-        ws_public_url="wss://stream-testnet.bybit.com/v5/public/linear",
-        ws_private_url="wss://stream-testnet.bybit.com/v5/private",
-    ),
-    "live": Endpoints(
-        rest_url="https://api.bybit.com",
-        ws_public_url="wss://stream.bybit.com/v5/public/linear",
-        ws_private_url="wss://stream.bybit.com/v5/private",
-    ),
-}
-
+#: the simulator's default credentials (``scalper exchange`` and the built-in one)
 SIM_KEY, SIM_SECRET = "sim-key", "sim-secret"
 
 
 def _configured_endpoints(settings: Settings) -> Endpoints | None:
-    """Endpoints from the settings, or None when the built-in exchange must start."""
+    """Endpoints from the settings, or None when the built-in exchange must start.
+
+    Outside sim mode the settings always hold all three URLs (``config`` fills in
+    Bybit's hosts for the mode when they are not given).
+    """
     ex = settings.exchange
-    if ex.rest_url:
-        base = _HOSTS.get(ex.mode)
-        return Endpoints(
-            rest_url=ex.rest_url,
-            ws_public_url=ex.ws_public_url or (base.ws_public_url if base else ""),
-            ws_private_url=ex.ws_private_url or (base.ws_private_url if base else ""),
-        )
-    if ex.mode == "sim":
+    if ex.mode == "sim" and not ex.rest_url:
         return None
-    return _HOSTS[ex.mode]
+    return Endpoints(
+        rest_url=ex.rest_url, ws_public_url=ex.ws_public_url, ws_private_url=ex.ws_private_url
+    )
+
+
+def _credentials(settings: Settings) -> tuple[str, str]:
+    """API key and secret; in sim mode the simulator's defaults when none are set.
+
+    Never the simulator's for a real exchange: config refuses demo/testnet/live
+    without keys, so the fallback cannot send sim credentials to Bybit.
+    """
+    ex = settings.exchange
+    if ex.api_key is not None and ex.api_secret is not None:
+        return ex.api_key.reveal(), ex.api_secret.reveal()
+    if ex.mode != "sim":
+        raise ValueError("exchange.api_key: required outside sim mode")
+    return SIM_KEY, SIM_SECRET
 
 
 def _check_mode(settings: Settings, live: bool) -> str | None:
@@ -74,7 +69,6 @@ def _check_mode(settings: Settings, live: bool) -> str | None:
 async def _run(settings: Settings, duration_s: float | None, console: StatusConsole | None) -> int:
     shutdown = ShutdownRequest()
     endpoints = _configured_endpoints(settings)
-    ex = settings.exchange
     with trio.CancelScope() as hard_stop:
         async with trio.open_nursery() as nursery:
             await nursery.start(watch_signals, shutdown, hard_stop)
@@ -91,8 +85,7 @@ async def _run(settings: Settings, duration_s: float | None, console: StatusCons
                     key, secret = SIM_KEY, SIM_SECRET
                     logger.info("built-in simulated exchange at {}", sim.rest_url)
                 else:
-                    key = ex.api_key.reveal() if ex.api_key else SIM_KEY
-                    secret = ex.api_secret.reveal() if ex.api_secret else SIM_SECRET
+                    key, secret = _credentials(settings)
                 options = BotOptions(
                     endpoints=endpoints,
                     api_key=key,
@@ -100,9 +93,11 @@ async def _run(settings: Settings, duration_s: float | None, console: StatusCons
                     duration_s=duration_s,
                     console=console,
                 )
-                await run_bot(settings, options, shutdown)
+                clean = await run_bot(settings, options, shutdown)
             nursery.cancel_scope.cancel()
-    return 1 if hard_stop.cancelled_caught else 0
+    if hard_stop.cancelled_caught:
+        return 1
+    return 0 if clean else 1
 
 
 def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int:

@@ -132,7 +132,14 @@ async def _verify(
         log.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
         return False
     side = position.side.value if position.side else "flat"
-    log.info("verified position ({}): {} {} @ {}", cause, side, position.size, position.avg_price)
+    log.info(
+        "verified position ({}): {} {} @ {} on {}",
+        cause,
+        side,
+        position.size,
+        position.avg_price,
+        symbol,
+    )
     return True
 
 

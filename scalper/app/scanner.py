@@ -30,7 +30,8 @@ class Scanner:
     ) -> None:
         self._api = api
         self._config = config
-        self._instruments = instruments
+        #: instrument rules by symbol (shared with market data; refreshed on a miss)
+        self.instruments = instruments
         self.current: str | None = None
 
     async def scan_once(self, report: Report) -> str | None:
@@ -42,9 +43,9 @@ class Scanner:
         if choice is None or choice == self.current:
             logger.bind(symbol=self.current or "-").info("scan: staying (top: {})", top)
             return None
-        if choice not in self._instruments:
-            self._instruments.update({i.symbol: i for i in await self._api.instruments()})
-        instrument = self._instruments.get(choice)
+        if choice not in self.instruments:
+            self.instruments.update({i.symbol: i for i in await self._api.instruments()})
+        instrument = self.instruments.get(choice)
         if instrument is None:
             logger.warning("scan: {} has no instrument rules; not switching", choice)
             return None

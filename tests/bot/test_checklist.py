@@ -161,3 +161,36 @@ async def test_post_only_that_never_fills_is_cancelled_at_timeout_with_nothing_l
         final = [o for o in state["order_history"] if o["orderLinkId"] == "scalp-test-e1"]
         assert [o["orderStatus"] for o in final] == ["Cancelled"]
         assert rest.create_sends == 1
+
+
+async def test_switch_while_holding_closes_first_then_trades_the_new_symbol(
+    tmp_path: Path, logs: LogCapture
+) -> None:
+    """Checklist 3, the deferred path: the scanner picks another symbol while a position
+    is open; the bot closes first, switches once flat, and then verifies and may trade
+    the new symbol (its position reads are not starved by the old symbol's)."""
+    settings = bot_settings(
+        tmp_path,
+        strategy__stop_loss_pct=5.0,
+        strategy__take_profit_pct=10.0,
+        strategy__max_hold_s=0,
+    )
+    async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
+        await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
+        first = bot.engine.symbol
+        stats = await bot.rest.ticker_stats()
+        other = next(s for s, _ in rank(stats) if s != first)
+        sim.inject({"kind": "price_jump", "symbol": other, "pct": 25})
+        await wait_engine(bot, lambda e: e.symbol == other and e.position is None, timeout=30)
+        # reconciled on the new symbol within a couple of reconcile intervals
+        await wait_engine(bot, lambda e: e.reconciled, timeout=4 * settings.reconcile.interval_s)
+        late = len(logs.messages())
+        await trio.sleep(2.5 * settings.reconcile.interval_s)
+    verified = [m for m in logs.messages()[late:] if m.startswith("verified position (periodic)")]
+    assert verified, "periodic verification continues after the switch"
+    assert all(m.endswith(f" on {other}") for m in verified), verified
+    state = sim.state()
+    closed_first = [p for p in state["positions"] if p["symbol"] == first]
+    assert all(Decimal(p["size"]) == 0 for p in closed_first)
+    assert any(("state PositionOpen -> ClosingPosition" in m) for m in logs.messages())
+    assert logs.errors() == []
