@@ -20,7 +20,15 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Fill", "Report", "RoundTrip", "build_report", "main_report", "render_png"]
+__all__ = [
+    "Fill",
+    "Ledger",
+    "Report",
+    "RoundTrip",
+    "build_report",
+    "main_report",
+    "render_png",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -74,16 +82,30 @@ class _Position:
     entry: Decimal = Decimal(0)
 
 
-def build_report(fills: Iterable[Fill]) -> Report:
-    """Replay fills through one-way positions (per symbol) and collect realised PnL."""
-    positions: dict[str, _Position] = {}
-    trips: list[RoundTrip] = []
-    equity: list[tuple[int, Decimal]] = []
-    fees = realised = Decimal(0)
-    for fill in fills:
-        pos = positions.setdefault(fill.symbol, _Position())
+class Ledger:
+    """Fills replayed one at a time through one-way positions (per symbol).
+
+    Incremental, so the live bot can keep its PnL current at O(1) per fill;
+    ``build_report`` is the same ledger run over a whole journal.
+    """
+
+    def __init__(self) -> None:
+        self._positions: dict[str, _Position] = {}
+        self._trips: list[RoundTrip] = []
+        self._equity: list[tuple[int, Decimal]] = []
+        self.fees = Decimal(0)
+        self.realised = Decimal(0)
+
+    @property
+    def net(self) -> Decimal:
+        """Realised PnL minus fees so far."""
+        return self.realised - self.fees
+
+    def add(self, fill: Fill) -> None:
+        """Apply one fill: open, add to, reduce, close or flip the symbol's position."""
+        pos = self._positions.setdefault(fill.symbol, _Position())
         signed = fill.qty if fill.side == "Buy" else -fill.qty
-        fees += fill.fee
+        self.fees += fill.fee
         if pos.size == 0 or (pos.size > 0) == (signed > 0):
             total = pos.size + signed
             pos.entry = (pos.entry * abs(pos.size) + fill.price * fill.qty) / abs(total)
@@ -92,8 +114,8 @@ def build_report(fills: Iterable[Fill]) -> Report:
             closed = min(abs(signed), abs(pos.size))
             direction = 1 if pos.size > 0 else -1
             pnl = (fill.price - pos.entry) * closed * direction
-            realised += pnl
-            trips.append(
+            self.realised += pnl
+            self._trips.append(
                 RoundTrip(
                     symbol=fill.symbol,
                     side="Buy" if direction > 0 else "Sell",
@@ -111,8 +133,24 @@ def build_report(fills: Iterable[Fill]) -> Report:
                 pos.size += signed
                 if pos.size == 0:
                     pos.entry = Decimal(0)
-        equity.append((fill.ts_ms, realised - fees))
-    return Report(trips=tuple(trips), fees=fees, realised=realised, equity=tuple(equity))
+        self._equity.append((fill.ts_ms, self.net))
+
+    def report(self) -> Report:
+        """Everything so far, as a ``Report``."""
+        return Report(
+            trips=tuple(self._trips),
+            fees=self.fees,
+            realised=self.realised,
+            equity=tuple(self._equity),
+        )
+
+
+def build_report(fills: Iterable[Fill]) -> Report:
+    """Replay fills through one-way positions (per symbol) and collect realised PnL."""
+    ledger = Ledger()
+    for fill in fills:
+        ledger.add(fill)
+    return ledger.report()
 
 
 # ------------------------------------------------------------------ PNG

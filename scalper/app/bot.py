@@ -53,7 +53,7 @@ from ..core.risk import RiskLimits
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine, EngineConfig, is_own_order_link_id, make_session_tag
 from ..report import Fill as ReportFill
-from ..report import build_report
+from ..report import Ledger
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
@@ -411,12 +411,12 @@ class PnlTracker:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._fills: list[ReportFill] = []
+        self._ledger = Ledger()
 
     def add(self, fill: ReportFill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
-        self._fills.append(fill)
-        self._metrics.realised_pnl = f"{build_report(self._fills).net:.4f}"
+        self._ledger.add(fill)
+        self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

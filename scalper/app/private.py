@@ -18,13 +18,13 @@ from loguru import logger
 
 from ..bybit.parse import ParseStats
 from ..bybit.rest import Credentials, wall_clock_ms
-from ..bybit.streams import PRIVATE_TOPICS, PrivateStream, SeenSet
+from ..bybit.streams import PRIVATE_TOPICS, PrivateStream
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
 from ..core.model import Fill, OrderUpdate
 from .execution import OrderWatch
 from .metrics import Metrics
 
-__all__ = ["PRIVATE_TOPICS", "SeenSet", "run_private"]
+__all__ = ["run_private"]
 
 
 def _log_fill(fill: Fill) -> None:

@@ -18,7 +18,8 @@ from loguru import logger
 
 from scalper.app.execution import OrderWatch
 from scalper.app.metrics import Metrics
-from scalper.app.private import PRIVATE_TOPICS, SeenSet, run_private
+from scalper.app.private import run_private
+from scalper.bybit.streams import PRIVATE_TOPICS, SeenSet
 from scalper.core.model import OrderStatus, OrderUpdate
 
 from .ws_fakes import POLICY, FakeWsServer, execution_frame, order_frame
