@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import trio
 from loguru import logger
 
+from ..bybit.errors import BybitError
 from ..config import Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, Endpoints, run_bot
@@ -118,8 +119,25 @@ def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int
         logger.warning("=" * 60)
     else:
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
+    code = 1
     try:
-        return trio.run(_run, settings, duration_s, console)
-    except Exception:  # noqa: BLE001 - the top of the program: one clear line, exit 1
+        code = trio.run(_run, settings, duration_s, console)
+    except* BybitError as group:
+        # the exchange refused us or cannot be reached: an operator problem, not a bug,
+        # so one clear line each and no traceback (our orders were swept on the way out)
+        for exc in _leaves(group):
+            logger.error("scalper stopped: {}: {}", type(exc).__name__, exc)
+    except* Exception:  # noqa: BLE001 - the top of the program: logged in full, exit 1
         logger.exception("scalper stopped on an unexpected error")
-        return 1
+    return code
+
+
+def _leaves(group: BaseExceptionGroup[BybitError]) -> list[BybitError]:
+    """The errors inside a (possibly nested) exception group."""
+    out: list[BybitError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out
