@@ -22,6 +22,8 @@
     │   ├── OrderNotFound           110001                                               final
     │   ├── OrderAlreadyFinal       110008 / 110010: already filled or cancelled          final
     │   └── DuplicateOrder          110072: the orderLinkId was used already              final
+    │                               (place_order resolves it by reading; if the order is not
+    │                               visible it raises AmbiguousOutcome from it instead)
     └── StreamError                 WebSocket layer
         └── StreamAuthError         the private stream refused our ``auth``               final
 

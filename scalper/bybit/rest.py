@@ -422,7 +422,12 @@ class BybitRest:
                 await self._sleep(pause)
             except BybitError as exc:
                 last = exc
-                delay = await self._retry_delay(exc, attempt, deadline)
+                try:
+                    delay = await self._retry_delay(exc, attempt, deadline)
+                except BybitError as resync_exc:  # the 10002 clock re-sync failed
+                    if maybe_sent:
+                        raise self._out_of_time(link_id, attempt, resync_exc, True) from resync_exc
+                    raise
                 if delay is None:
                     log.bind(ret_code=getattr(exc, "ret_code", None)).warning(
                         "order create {} failed: {}", link_id, exc

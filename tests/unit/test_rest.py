@@ -95,6 +95,8 @@ class FakeBybit:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append((request.method, path))
+        if path == "/v5/market/time" and self.faults.get(path):
+            return self.faults[path].popleft()(request, self)
         if path == "/v5/market/time":
             ms = self.server_ms()
             return envelope({"timeSecond": str(ms // 1000), "timeNano": str(ms * 1_000_000)})
@@ -664,6 +666,20 @@ async def test_pacing_waits_count_against_the_budget(
     assert not isinstance(info.value, AmbiguousOutcome)  # nothing was sent
     assert trio.current_time() - start <= 5.0
     assert list(fake.orders) == ["first"]
+
+
+async def test_failed_clock_resync_after_a_possible_send_is_ambiguous(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    # The first create executed (reply lost), the read-back lags, the resend gets 10002
+    # and the clock re-sync fails: the order may exist, so this is not a plain failure.
+    fake.script("/v5/order/create", execute_then("timeout"), ret_code(10002))
+    fake.script("/v5/order/realtime", empty_read)
+    fake.script("/v5/order/history", empty_read)
+    fake.script("/v5/market/time", *[status(503)] * 10)
+    with pytest.raises(AmbiguousOutcome):
+        await rest.place_order(intent())
+    assert len(fake.create_times) == 1
 
 
 # -------------------------------------------------------------- other calls
