@@ -18,7 +18,12 @@ and two loops decide what happens after a failure:
   when the read says it does not exist is the same body sent again -- and then Bybit's
   own orderLinkId uniqueness turns a late-arriving first copy into a 110072, which is
   resolved by reading again. Rejections that prove nothing was executed (10006, 10002,
-  connect failures) are retried as such.
+  connect failures) are retried as such. One deadline (``total_budget_s`` from the
+  start of the call) covers pacing, sends, backoffs, the settle pause and the
+  read-backs, so the call ends within the budget plus one request timeout. Once a
+  create of the call may have executed, every way of ending without a confirmed order
+  (out of time or attempts, a 110072 whose order is not visible yet, a refused resend)
+  is ``AmbiguousOutcome``, never a rejection.
 
 Signing (``auth.py``): every attempt gets a fresh timestamp, ``clock() + offset``. A GET's
 query string is built once, signed, and sent as those exact bytes in the URL; a POST's
@@ -369,8 +374,9 @@ class BybitRest:
         faults, at most one order with this id exists, and if it exists its id is
         returned. Raises ``AmbiguousOutcome`` when the outcome could not be resolved
         within the retry bounds (the order may exist: reconcile) -- including a 110072
-        whose order the read-back cannot see yet -- or a final ``ExchangeError`` when
-        Bybit rejected it.
+        whose order the read-back cannot see yet, and any failure after a create of
+        this call may have executed -- or a final ``ExchangeError`` / 4xx
+        ``HTTPStatusError`` when Bybit rejected it and nothing was executed.
         """
         body = self._json(self._order_body(intent))
         link_id = intent.order_link_id
@@ -395,7 +401,10 @@ class BybitRest:
                     raise ProtocolError(f"{ORDER_CREATE}: reply without orderId")
             except _UNKNOWN_OUTCOME as exc:
                 if isinstance(exc, HTTPStatusError) and not exc.retryable:
-                    raise  # 4xx: the request was refused before it could execute
+                    # 4xx: this request was refused before it could execute
+                    if maybe_sent:  # ... but an earlier copy may have
+                        raise self._out_of_time(link_id, attempt, exc, True) from exc
+                    raise
                 maybe_sent = True
                 last = exc
                 log.warning("order create outcome unknown ({}); reading it back", exc)
@@ -432,8 +441,11 @@ class BybitRest:
                     log.bind(ret_code=getattr(exc, "ret_code", None)).warning(
                         "order create {} failed: {}", link_id, exc
                     )
-                    if maybe_sent and exc.retryable:
-                        # out of attempts or time, but an earlier create may exist
+                    if maybe_sent:
+                        # Out of attempts or time, or this resend was refused -- but an
+                        # earlier create of this call may have executed (a refusal of the
+                        # copy, e.g. 110007 because the first took the margin, says
+                        # nothing about it): never report that as a rejection.
                         raise self._out_of_time(link_id, attempt, exc, maybe_sent) from exc
                     raise
                 log.bind(ret_code=getattr(exc, "ret_code", None)).info(
@@ -448,9 +460,10 @@ class BybitRest:
     def _out_of_time(
         link_id: str, attempts: int, last: BybitError | None, maybe_sent: bool
     ) -> BybitError:
-        """The error for an order create that ran out of attempts or time: ambiguous
-        if any create of this call may have executed, else "not sent" (a timeout)."""
-        what = f"order create {link_id}: retry budget used up after {attempts} attempt(s)"
+        """The error for an order create that ended unconfirmed (out of attempts or
+        time, or a resend refused): ambiguous if any create of this call may have
+        executed, else "not sent" (a timeout)."""
+        what = f"order create {link_id}: not confirmed after {attempts} attempt(s)"
         if last is not None:
             what += f"; last: {last}"
         err: BybitError

@@ -682,6 +682,20 @@ async def test_failed_clock_resync_after_a_possible_send_is_ambiguous(
     assert len(fake.create_times) == 1
 
 
+@pytest.mark.parametrize("refusal", [ret_code(110007), status(403)], ids=["110007", "403"])
+async def test_refused_resend_after_a_possible_send_is_ambiguous(
+    refusal: Fault, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    # The first create executed (reply lost) and used the margin; the read-back lags,
+    # and the resend is refused. The refusal says nothing about the first copy.
+    fake.script("/v5/order/create", execute_then("timeout"), refusal)
+    fake.script("/v5/order/realtime", empty_read)
+    fake.script("/v5/order/history", empty_read)
+    with pytest.raises(AmbiguousOutcome):
+        await rest.place_order(intent())
+    assert len(fake.create_times) == 1
+
+
 # -------------------------------------------------------------- other calls
 
 
