@@ -453,7 +453,7 @@ class BybitRest:
                 )
                 await self._sleep(delay)
             else:
-                log.bind(order_id=order_id).info("order {} placed", link_id)
+                log.bind(order_id=order_id).debug("order {} placed", link_id)
                 return order_id
 
     @staticmethod

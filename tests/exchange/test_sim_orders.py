@@ -288,6 +288,9 @@ async def test_resting_order_fills_when_market_trades_through(
     venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
 ) -> None:
     sim, http, ws = venue
+    # the market stands still until the jump: a step between reading the touch and
+    # placing the order could make the bid marketable (a taker fill, not a maker one)
+    sim.exchange.paused = True
     bid, _ = _touch(sim, "XRPUSDT")
     body = {
         "category": "linear",
