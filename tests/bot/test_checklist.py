@@ -33,6 +33,12 @@ from scalper.core.scanner import rank
 from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine
 
 TRANSITION = re.compile(r"^state (\w+) -> (\w+): ")
+#: stops far away and no max hold: a position stays open until the test acts on it
+HOLD_POSITION: dict[str, object] = {
+    "strategy__stop_loss_pct": 5.0,
+    "strategy__take_profit_pct": 10.0,
+    "strategy__max_hold_s": 0,
+}
 
 
 def _transitions(logs: LogCapture) -> list[tuple[str, str]]:
@@ -107,12 +113,7 @@ async def test_position_closed_outside_is_noticed_within_one_reconcile_interval(
     tmp_path: Path, logs: LogCapture
 ) -> None:
     """Checklist 2: a position closed on the exchange by hand; the bot returns to Idle."""
-    settings = bot_settings(
-        tmp_path,
-        strategy__stop_loss_pct=5.0,
-        strategy__take_profit_pct=10.0,
-        strategy__max_hold_s=0,
-    )
+    settings = bot_settings(tmp_path, **HOLD_POSITION)
     async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
         await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
         symbol = bot.engine.symbol
@@ -169,12 +170,7 @@ async def test_switch_while_holding_closes_first_then_trades_the_new_symbol(
     """Checklist 3, the deferred path: the scanner picks another symbol while a position
     is open; the bot closes first, switches once flat, and then verifies and may trade
     the new symbol (its position reads are not starved by the old symbol's)."""
-    settings = bot_settings(
-        tmp_path,
-        strategy__stop_loss_pct=5.0,
-        strategy__take_profit_pct=10.0,
-        strategy__max_hold_s=0,
-    )
+    settings = bot_settings(tmp_path, **HOLD_POSITION)
     async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
         await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
         first = bot.engine.symbol
