@@ -427,9 +427,15 @@ class WsConnection:
             self._auth_reply = msg
             self._auth_event.set()
         elif msg.success is False:
+            reason = self._redact(msg.ret_msg)[:200]
             logger.bind(stream=self.name).warning(
-                "{} stream: {} refused: {}", self.name, msg.op, self._redact(msg.ret_msg)[:200]
+                "{} stream: {} refused: {}", self.name, msg.op, reason
             )
+            if msg.op == "subscribe":
+                # A topic we need is dead on this connection and nothing would revive it
+                # (the caller already saw Connected): start over, with backoff, and the
+                # new connection subscribes everything again.
+                raise _Dropped(f"subscribe refused: {reason}")
 
     async def _pinger(self, ws: WsLike) -> None:
         p = self.policy

@@ -79,6 +79,11 @@ class FakeWs:
         elif op == "subscribe":
             if self.server.private and not self.authed:
                 self.server.subscribed_before_auth = True
+            if self.server.refuse_subscribes > 0:
+                self.server.refuse_subscribes -= 1
+                reply = {"success": False, "ret_msg": "service busy", "op": "subscribe"}
+                self.to_client.send_nowait(json.dumps(reply))
+                return
             self.topics.extend(msg["args"])
             self.to_client.send_nowait(
                 json.dumps({"success": True, "ret_msg": "", "op": "subscribe", "conn_id": "c"})
@@ -105,6 +110,7 @@ class FakeServer:
         self.answer_pings = True
         self.auth_ok = True
         self.refuse = 0
+        self.refuse_subscribes = 0
         self.subscribed_before_auth = False
 
     @staticmethod
@@ -182,6 +188,24 @@ async def test_drop_reconnects_and_resubscribes_everything(autojump_clock: Any) 
         server.ws.push(BOOK)
         assert json.loads(await next_item(conn)) == BOOK
         assert conn.drops == 1
+
+
+async def test_refused_subscribe_drops_the_connection_and_resubscribes(
+    autojump_clock: Any,
+) -> None:
+    # A topic refused on a live connection would otherwise stay dead with no event for
+    # the caller (a book that never repairs): the connection starts over instead.
+    server = FakeServer()
+    async with conn_for(server, topics=["orderbook.50.X"]) as conn:
+        await next_item(conn)
+        server.refuse_subscribes = 1
+        await conn.subscribe(["publicTrade.X"])
+        gone = await next_item(conn)
+        assert isinstance(gone, Disconnected)
+        assert gone.reason.startswith("subscribe refused: service busy")
+        back = await next_item(conn)
+        assert back == Connected("public", reconnect=True, count=2)
+        assert server.ws.topics == ["orderbook.50.X", "publicTrade.X"]
 
 
 async def test_ping_every_interval(autojump_clock: Any) -> None:
@@ -326,7 +350,7 @@ async def test_malformed_control_frames_are_counted_and_skipped(autojump_clock: 
     async with conn_for(server) as conn:
         await next_item(conn)
         server.ws.push("{not json")
-        server.ws.push('{"op": "subscribe", "success": false, "ret_msg": "bad topic"}')
+        server.ws.push('{"op": "unsubscribe", "success": false, "ret_msg": "bad topic"}')
         server.ws.push(BOOK)
         assert json.loads(await next_item(conn)) == BOOK
         assert conn.control_stats.counts["malformed_json"] == 1
