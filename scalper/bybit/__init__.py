@@ -1,6 +1,8 @@
 """The client side of Bybit's v5 wire format: signing, REST, WebSockets, parsing.
 
-``errors`` (the error tree), ``auth`` (signing), ``rest`` (``BybitRest``), ``ws``
+``errors`` (the error tree), ``auth`` (signing), ``rest`` (``BybitRest``, the REST
+facade over ``transport`` (one signed attempt), ``pacing`` (rate limits), ``retry``
+(retry loop and ``RetryPolicy``) and ``orders`` (idempotent order create)), ``ws``
 (``WsConnection``/``open_ws``), ``parse`` (wire JSON -> core types) and ``streams``
 (``PublicStream``/``PrivateStream``). The main names are re-exported here.
 """

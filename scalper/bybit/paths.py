@@ -1,0 +1,29 @@
+"""The Bybit v5 REST paths the client calls, and the one product category it trades.
+
+Kept apart so the transport, the pacer, the order-entry logic and the facade name an
+endpoint the same way without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CATEGORY",
+    "ORDER_AMEND",
+    "ORDER_CANCEL",
+    "ORDER_CANCEL_ALL",
+    "ORDER_CREATE",
+    "ORDER_HISTORY",
+    "ORDER_REALTIME",
+    "SET_LEVERAGE",
+]
+
+CATEGORY: Final = "linear"
+ORDER_CREATE: Final = "/v5/order/create"
+ORDER_AMEND: Final = "/v5/order/amend"
+ORDER_CANCEL: Final = "/v5/order/cancel"
+ORDER_CANCEL_ALL: Final = "/v5/order/cancel-all"
+ORDER_REALTIME: Final = "/v5/order/realtime"
+ORDER_HISTORY: Final = "/v5/order/history"
+SET_LEVERAGE: Final = "/v5/position/set-leverage"
