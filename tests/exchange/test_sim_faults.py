@@ -274,6 +274,8 @@ async def test_bad_fault_requests_get_400_with_a_reason(
 
 async def test_sim_state_rows_have_bybits_shapes(env: tuple[Sim, httpx.AsyncClient]) -> None:
     sim, http = env
+    # the market stands still: the two state reads below must see the same mark prices
+    sim.exchange.paused = True
     bid = sim.exchange.specs["ETHUSDT"].price_str(sim.exchange.sm("ETHUSDT").book.bid_top - 3000)
     for body in (
         {
