@@ -89,13 +89,18 @@ class Metrics:
         """A stream skipped a frame it could not parse (``ParseStats`` calls this)."""
         self.parse_errors += 1
 
-    def compact(self) -> str:
-        """The status panel's short form: what matters first, it may be cut at the edge."""
+    def _latency_us(self) -> tuple[float, float] | None:
+        """Tick-to-decision p50 and p99 in microseconds, None before the first sample."""
         p50 = self.tick_to_decision.percentile(50)
         p99 = self.tick_to_decision.percentile(99)
-        latency = (
-            f"{p50 * 1e6:.0f}/{p99 * 1e6:.0f}us" if p50 is not None and p99 is not None else "-"
-        )
+        if p50 is None or p99 is None:
+            return None
+        return p50 * 1e6, p99 * 1e6
+
+    def compact(self) -> str:
+        """The status panel's short form: what matters first, it may be cut at the edge."""
+        us = self._latency_us()
+        latency = f"{us[0]:.0f}/{us[1]:.0f}us" if us else "-"
         return (
             f"pnl {self.realised_pnl} | orders {self.orders_placed} "
             f"({self.orders_filled} filled, {self.orders_failed} failed) | "
@@ -104,13 +109,10 @@ class Metrics:
         )
 
     def summary(self) -> str:
-        """One compact line for logs and the status panel."""
-        p50 = self.tick_to_decision.percentile(50)
-        p99 = self.tick_to_decision.percentile(99)
+        """One line of every counter, for summary log lines and the journal."""
+        us = self._latency_us()
         latency = (
-            f"tick->decision p50={p50 * 1e6:.0f}us p99={p99 * 1e6:.0f}us"
-            if p50 is not None and p99 is not None
-            else "tick->decision n/a"
+            f"tick->decision p50={us[0]:.0f}us p99={us[1]:.0f}us" if us else "tick->decision n/a"
         )
         return (
             f"book={self.book_updates} trades={self.trade_messages} "
