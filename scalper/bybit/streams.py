@@ -140,6 +140,8 @@ class PublicStream:
 
     async def _frame(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
         msg = parse_message(raw, self.stats)
+        if msg is None:
+            return await self._lost(raw)
         if isinstance(msg, BookMessage):
             book = self.book
             if book is None or msg.symbol != self.symbol:
@@ -149,11 +151,7 @@ class PublicStream:
                 return None  # dropped while waiting for the repairing snapshot
             self.last_seq = msg.seq
             if status is BookStatus.INVALIDATED:
-                self.resyncs += 1
-                logger.bind(symbol=book.symbol).warning(
-                    "book invalid ({}): resubscribing for a fresh snapshot", book.invalid_reason
-                )
-                await self.conn.resubscribe([self.topics(book.symbol)[0]])
+                await self._resync(book)
             top = book.top()
             return BookUpdate(top=top) if top is not None else None
         if isinstance(msg, TradesMessage):
@@ -161,6 +159,29 @@ class PublicStream:
                 return None
             return TradeTicks(symbol=msg.symbol, trades=msg.trades)
         return None
+
+    async def _lost(self, raw: str | bytes) -> BookUpdate | None:
+        """A frame that could not be parsed (already counted). If it was one of our book's
+        deltas, the book now silently misses a change: Bybit documents no gap-free ``u``
+        to catch that later, so treat the book as invalid and ask for a fresh snapshot."""
+        book = self.book
+        if book is None or not book.valid:
+            return None
+        topic = self.topics(book.symbol)[0]
+        ours = topic.encode() in raw if isinstance(raw, bytes) else topic in raw
+        if not ours:
+            return None
+        book.invalidate("a frame of the book topic could not be parsed")
+        await self._resync(book)
+        top = book.top()
+        return BookUpdate(top=top) if top is not None else None
+
+    async def _resync(self, book: OrderBook) -> None:
+        self.resyncs += 1
+        logger.bind(symbol=book.symbol).warning(
+            "book invalid ({}): resubscribing for a fresh snapshot", book.invalid_reason
+        )
+        await self.conn.resubscribe([self.topics(book.symbol)[0]])
 
 
 class PrivateStream:

@@ -80,6 +80,37 @@ async def test_public_book_invalid_resubscribes_and_snapshot_repairs(autojump_cl
         assert ev.top.valid and ev.top.bid == 101.0
 
 
+async def test_unparseable_book_frame_invalidates_and_resubscribes(autojump_clock: Any) -> None:
+    # A delta that cannot be parsed is a change the book silently misses; nothing later
+    # would reveal it (Bybit promises no gap-free u), so the book is re-requested at once.
+    server = FakeServer()
+    async with open_public_stream(
+        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+    ) as stream:
+        await nxt(stream)
+        ws = server.ws
+        ws.push(book("snapshot", 10, [["100.0", "1"]], [["100.5", "2"]]))
+        assert (await nxt(stream)).top.valid
+        ws.push('{"topic":"orderbook.50.BTCUSDT","type":"delta","data":{"s":"BTCUSDT","b":[["10')
+        ev = await nxt(stream)
+        assert isinstance(ev, BookUpdate) and not ev.top.valid
+        assert stream.resyncs == 1
+        assert stream.stats.errors == 1
+        ops = [(m["op"], m["args"]) for m in ws.sent if m["op"] != "ping"][-2:]
+        assert ops == [
+            ("unsubscribe", ["orderbook.50.BTCUSDT"]),
+            ("subscribe", ["orderbook.50.BTCUSDT"]),
+        ]
+        # a bad frame of another topic leaves the book alone
+        ws.push(book("snapshot", 20, [["101.0", "1"]], [["101.5", "1"]]))
+        assert (await nxt(stream)).top.valid
+        ws.push('{"topic":"publicTrade.BTCUSDT","data":[{"p": oops')
+        ws.push(book("delta", 21, [["101.1", "2"]], []))
+        ev = await nxt(stream)
+        assert ev.top.valid and ev.top.bid == 101.1
+        assert stream.resyncs == 1
+
+
 async def test_public_drop_invalidates_then_reconnect_resubscribes(autojump_clock: Any) -> None:
     server = FakeServer()
     async with open_public_stream(
