@@ -59,6 +59,7 @@ __all__ = [
     "PublicEvent",
     "PublicStream",
     "SeenSet",
+    "invalidate_on_lost_frame",
     "open_private_stream",
     "open_public_stream",
 ]
@@ -68,6 +69,19 @@ _DEFAULT_POLICY = WsPolicy()
 
 PublicEvent = BookUpdate | TradeTicks | Connected | Disconnected
 PrivateEvent = OrderUpdate | Fill | PositionSnapshot | WalletBalance | Connected | Disconnected
+
+
+def invalidate_on_lost_frame(book: OrderBook, raw: str | bytes, topic: str) -> bool:
+    """After ``raw`` failed to parse: if it was a frame of ``topic`` (our book's), the
+    book missed a change it can never detect later, so mark it invalid. True when it
+    did (the caller then re-requests a snapshot); the bot, the recorder and the replay
+    all use this one rule so a replay resyncs exactly where the live stream did."""
+    if not book.valid:
+        return False
+    ours = topic.encode() in raw if isinstance(raw, bytes) else topic in raw
+    if ours:
+        book.invalidate("a frame of the book topic could not be parsed")
+    return ours
 
 
 class SeenSet:
@@ -165,13 +179,8 @@ class PublicStream:
         deltas, the book now silently misses a change: Bybit documents no gap-free ``u``
         to catch that later, so treat the book as invalid and ask for a fresh snapshot."""
         book = self.book
-        if book is None or not book.valid:
+        if book is None or not invalidate_on_lost_frame(book, raw, self.topics(book.symbol)[0]):
             return None
-        topic = self.topics(book.symbol)[0]
-        ours = topic.encode() in raw if isinstance(raw, bytes) else topic in raw
-        if not ours:
-            return None
-        book.invalidate("a frame of the book topic could not be parsed")
         await self._resync(book)
         top = book.top()
         return BookUpdate(top=top) if top is not None else None

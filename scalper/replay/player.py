@@ -34,6 +34,7 @@ from typing import Final
 import attrs
 
 from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
+from scalper.bybit.streams import invalidate_on_lost_frame
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import (
     Alert,
@@ -186,6 +187,11 @@ class Replayer:
         self.instrument = header.instrument or assumed_instrument(header)
         self.engine = Engine(config)
         self.book = OrderBook(header.symbol, header.tick_size)
+        #: the recorded book topic (older files without topics: the bot's depth 50)
+        self._book_topic = next(
+            (t for t in header.topics if t.startswith("orderbook.")),
+            f"orderbook.50.{header.symbol}",
+        )
         self.paper = PaperExchange(
             header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
         )
@@ -256,6 +262,12 @@ class Replayer:
 
     def _frame(self, raw: str, t: int) -> None:
         msg = parse_message(raw, self.stats)
+        if msg is None:
+            if invalidate_on_lost_frame(self.book, raw, self._book_topic):
+                self.resyncs += 1
+                self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
+                self._invalidate(self.book.invalid_reason or "lost frame", t)
+            return
         if isinstance(msg, BookMessage):
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1

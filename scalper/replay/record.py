@@ -28,6 +28,7 @@ from loguru import logger
 from scalper.bybit.errors import BybitError
 from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
 from scalper.bybit.rest import BybitRest, RetryPolicy
+from scalper.bybit.streams import invalidate_on_lost_frame
 from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import Instrument
@@ -159,7 +160,12 @@ async def record_stream(
                         writer.frame(t, item)
                         stats.frames += 1
                         msg = parse_message(item, parse_stats)
-                        if isinstance(msg, TradesMessage):
+                        if msg is None and invalidate_on_lost_frame(book, item, book_topic):
+                            stats.resubscribes += 1
+                            writer.event(t, "resubscribed", reason=book.invalid_reason)
+                            logger.warning("book frame lost: resubscribing")
+                            await conn.resubscribe([book_topic])
+                        elif isinstance(msg, TradesMessage):
                             stats.trade_messages += 1
                         elif isinstance(msg, BookMessage) and msg.symbol == symbol:
                             stats.book_messages += 1
