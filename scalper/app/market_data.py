@@ -26,10 +26,7 @@ from ..core.model import BookUpdate, Instrument, TradeTicks
 from .feed import MarketFeed
 from .metrics import Metrics
 
-__all__ = ["BOOK_DEPTH", "run_market_data"]
-
-#: orderbook.50 pushes every 20 ms on linear: deep enough for sizing, cheap to apply
-BOOK_DEPTH = 50
+__all__ = ["run_market_data"]
 
 
 async def _follow(
@@ -62,7 +59,7 @@ async def run_market_data(
     async with open_ws(url, policy=policy or WsPolicy(), connect=connect, name="public") as conn:
         # both streams count into the one shared metric, as each failure happens
         stats = ParseStats(name="public", on_error=metrics.count_parse_error)
-        stream = PublicStream(conn, depth=BOOK_DEPTH, stats=stats)
+        stream = PublicStream(conn, stats=stats)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_follow, stream, subscriptions, instruments)
             task_status.started()

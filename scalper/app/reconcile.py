@@ -27,6 +27,7 @@ from loguru import logger
 
 from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..core.model import Event, OpenOrders, PositionSnapshot
+from ..core.strategy import is_own_order_link_id
 from .api import ExchangeApi
 
 __all__ = ["OrderEpoch", "reconcile_once", "run_reconcile", "startup_sweep"]
@@ -146,7 +147,7 @@ async def _verify(
 async def startup_sweep(api: ExchangeApi, link_id_prefix: str) -> list[PositionSnapshot]:
     """Cancel stray orders of ours on every symbol; return the open positions to adopt."""
     for order in await api.open_orders(None):
-        if not order.order_link_id.startswith(f"{link_id_prefix}-"):
+        if not is_own_order_link_id(order.order_link_id, link_id_prefix):
             continue  # not ours: a human's or another bot's order is left alone
         log = logger.bind(symbol=order.symbol, order_link_id=order.order_link_id)
         try:

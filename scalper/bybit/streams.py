@@ -53,6 +53,7 @@ from .parse import (
 from .ws import Connected, ConnectFn, Disconnected, WsConnection, WsPolicy, open_ws
 
 __all__ = [
+    "BOOK_DEPTH",
     "PRIVATE_TOPICS",
     "PrivateEvent",
     "PrivateStream",
@@ -62,6 +63,7 @@ __all__ = [
     "invalidate_on_lost_frame",
     "open_private_stream",
     "open_public_stream",
+    "public_topics",
 ]
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
@@ -101,10 +103,21 @@ class SeenSet:
         return True
 
 
+#: orderbook.50 pushes every 20 ms on linear: deep enough for sizing, cheap to apply
+BOOK_DEPTH = 50
+
+
+def public_topics(symbol: str, depth: int = BOOK_DEPTH) -> list[str]:
+    """The public topics the bot follows for ``symbol``: the book first, then trades."""
+    return [f"orderbook.{depth}.{symbol}", f"publicTrade.{symbol}"]
+
+
 class PublicStream:
     """The L2 book and trades of one symbol. Iterate it for ``PublicEvent``s."""
 
-    def __init__(self, conn: WsConnection, *, depth: int = 50, stats: ParseStats | None = None):
+    def __init__(
+        self, conn: WsConnection, *, depth: int = BOOK_DEPTH, stats: ParseStats | None = None
+    ):
         self.conn = conn
         self.depth = depth
         self.stats = stats or ParseStats(name="public")
@@ -119,7 +132,7 @@ class PublicStream:
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
-        return [f"orderbook.{self.depth}.{symbol}", f"publicTrade.{symbol}"]
+        return public_topics(symbol, self.depth)
 
     async def follow(self, symbol: str, tick_size: Decimal | str) -> None:
         """Switch to ``symbol`` (no-op if already following it)."""

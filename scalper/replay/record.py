@@ -28,7 +28,7 @@ from loguru import logger
 from scalper.bybit.errors import BybitError
 from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
 from scalper.bybit.rest import BybitRest, RetryPolicy
-from scalper.bybit.streams import invalidate_on_lost_frame
+from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import Instrument
@@ -44,13 +44,8 @@ __all__ = [
     "topics_for",
 ]
 
-#: the depth the bot trades on (``scalper.app.market_data.BOOK_DEPTH``)
-BOOK_DEPTH = 50
-
-
-def topics_for(symbol: str) -> list[str]:
-    """The public topics the bot follows for ``symbol`` (and a recording holds)."""
-    return [f"orderbook.{BOOK_DEPTH}.{symbol}", f"publicTrade.{symbol}"]
+#: the public topics the bot follows for a symbol, which a recording holds
+topics_for = public_topics
 
 
 def wall_ms() -> int:
