@@ -34,7 +34,7 @@ from typing import Final
 import attrs
 
 from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
-from scalper.bybit.streams import invalidate_on_lost_frame
+from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import (
     Alert,
@@ -190,7 +190,7 @@ class Replayer:
         #: the recorded book topic (older files without topics: the bot's depth 50)
         self._book_topic = next(
             (t for t in header.topics if t.startswith("orderbook.")),
-            f"orderbook.50.{header.symbol}",
+            public_topics(header.symbol)[0],
         )
         self.paper = PaperExchange(
             header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
