@@ -147,6 +147,7 @@ class Market:
         tick = round(start / tick_size)
         pct = rng.uniform(-0.08, 0.08)
         sm.last_tick = tick
+        sm.mark_px = start / tick_size
         sm.prev24h_tick = max(1, round(tick / (1 + pct)))
         sm.prev1h_tick = max(1, round(tick * (1 + rng.uniform(-0.01, 0.01))))
         sm.high_tick = round(max(tick, sm.prev24h_tick) * (1 + rng.uniform(0.002, 0.03)))
@@ -220,6 +221,8 @@ class Market:
             sm.logp += math.log1p(jump)
             sm.mark_px *= 1.0 + jump
         fair = math.exp(sm.logp) / sm.tick_size
+        if sm.mark_px <= 0:
+            sm.mark_px = fair
         sm.mark_px += (fair - sm.mark_px) * (1.0 - math.exp(-dt / MARK_TAU_S))
         mid = fair * (1.0 + jump) if wick else fair
         spread = self._spread()
@@ -234,11 +237,16 @@ class Market:
                 (t, book.asks[t]) for t in range(book.ask_top, min(new_ask, book.ask_high + 1))
             ]
             self._tape(sm, trades, _sweep(lifted), "Buy", now_ms)
+            if new_ask > book.ask_high + 1:
+                # moved past the whole book (a jump): the tape follows to the new touch
+                self._tape(sm, trades, [(new_ask, 1)], "Buy", now_ms)
         elif book.has_bids and new_bid < book.bid_top:
             hit = [
                 (t, book.bids[t]) for t in range(book.bid_top, max(new_bid, book.bid_low - 1), -1)
             ]
             self._tape(sm, trades, _sweep(hit), "Sell", now_ms)
+            if new_bid < book.bid_low - 1:
+                self._tape(sm, trades, [(new_bid, 1)], "Sell", now_ms)
         size = self._size_fn(sm)
         book.move_bids(new_bid, BOOK_DEPTH, size)
         book.move_asks(new_ask, BOOK_DEPTH, size)
