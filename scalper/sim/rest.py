@@ -493,9 +493,9 @@ class RestApi:
         return {}
 
     def closed_pnl(self, account: Account | None, params: Params) -> Result:
-        """``/v5/position/closed-pnl``: one row per closing order, newest first; the
-        window is ``startTime``..``endTime`` on the row's update time (at most 7 days,
-        default the last 7 days)."""
+        """``/v5/position/closed-pnl``: one row per closing order, newest first (by
+        createdTime, as Bybit sorts them); the window ``startTime``..``endTime`` is on
+        createdTime too (at most 7 days, default the last 7 days)."""
         assert account is not None
         self._category(params)
         symbol = self._symbol(params, required=False)
@@ -517,9 +517,9 @@ class RestApi:
             r
             for r in sorted(
                 account.closed_pnl.values(),
-                key=lambda r: (-r.updated_ms, r.order.order_id),
+                key=lambda r: (-r.created_ms, r.order.order_id),
             )
-            if (symbol is None or r.order.symbol == symbol) and start_t <= r.updated_ms <= end_t
+            if (symbol is None or r.order.symbol == symbol) and start_t <= r.created_ms <= end_t
         ]
         start = _cursor(params)
         page = records[start : start + limit]

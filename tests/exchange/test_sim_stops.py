@@ -418,9 +418,9 @@ async def test_closed_pnl_rows_are_newest_first_paged_and_windowed(
     assert len(seen) == 4 and seen[1:] == closes[::-1]
     part = all_rows[0]
     assert (part["side"], part["closedSize"], part["qty"]) == ("Buy", "0.40", "0.40")
-    updated = [int(r["updatedTime"]) for r in all_rows]
-    assert updated == sorted(updated, reverse=True)
-    later = (await _closed_pnl(http, startTime=updated[1] + 1, endTime=updated[0] + 1))["list"]
+    created = [int(r["createdTime"]) for r in all_rows]
+    assert created == sorted(created, reverse=True)
+    later = (await _closed_pnl(http, startTime=created[1] + 1, endTime=created[0] + 1))["list"]
     assert [r["orderId"] for r in later] == [seen[0]]
     # each round trip's net = the price PnL minus both fees (Bybit's closedPnl)
     query = {"category": "linear", "symbol": SYMBOL, "limit": 100}
