@@ -114,8 +114,15 @@ class Exchange:
 
     # ---------------------------------------------------------------- orders
     def create_order(self, account: Account, params: dict[str, Any]) -> Order:
-        """``POST /v5/order/create``: validate, accept, match; the order is returned."""
-        return self.matcher.create_order(account, params)
+        """``POST /v5/order/create``: validate, accept, match; the order is returned.
+
+        A taker order moves the last price: a LastPrice stop it crosses fires now."""
+        order = self.matcher.create_order(account, params)
+        now = self.now_ms()
+        self.matcher.check_stops(order.symbol, now)
+        if self.matcher.changes:
+            self._flush(now)
+        return order
 
     def amend_order(self, account: Account, params: dict[str, Any]) -> Order:
         """``POST /v5/order/amend``: change qty and/or price of an open order."""
