@@ -471,10 +471,15 @@ class BybitRest:
         return None
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
-        """Every working order on ``symbol``, or on every USDT contract (all pages)."""
+        """Every working order on ``symbol``, or on every USDT contract (all pages).
+
+        Plain orders only (``orderFilter=Order``): every order we place is one, and the
+        conditional orders Bybit keeps for a position's Full-mode stops (orderLinkId "")
+        are the exchange's protection, not orders to reconcile or cancel."""
         where = {"symbol": symbol} if symbol else {"settleCoin": "USDT"}
         rows = await self._paged(
-            ORDER_REALTIME, {"category": CATEGORY, **where, "openOnly": 0, "limit": 50}
+            ORDER_REALTIME,
+            {"category": CATEGORY, **where, "openOnly": 0, "orderFilter": "Order", "limit": 50},
         )
         return [self._parsed(order_from_wire, row, ORDER_REALTIME) for row in rows]
 

@@ -391,6 +391,13 @@ class RestApi:
         match = self._order_filter(params)
         open_only = opt_int(params, "openOnly", 0, 0, 2)
         by_id = opt_str(params, "orderId") is not None or opt_str(params, "orderLinkId") is not None
+        kinds = opt_str(params, "orderFilter")
+        if kinds is not None and kinds not in _ORDER_FILTERS:
+            raise VenueError(10001, f"params error: orderFilter invalid: {kinds}")
+        if kinds not in (None, "Order"):
+            # conditional orders are not modelled; a position's Full-mode stops live on
+            # the position, not in this list
+            return self._order_page([], params, 20)
         open_orders = sorted(account.open_orders.values(), key=_newest)
         closed = sorted(account.recent_closed, key=_newest)
         if by_id:
@@ -642,6 +649,7 @@ def _cursor(params: Params) -> int:
 
 
 _WEEK_MS = 7 * 86_400_000
+_ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder", "OcoOrder", "BidirectionalTpslOrder")
 
 _DEFAULT_MSGS = {
     10000: "Server Timeout",

@@ -486,3 +486,57 @@ async def test_hedge_mode_rows_and_position_idx_rules() -> None:
         # selling the buy side closes it (hedge mode's reduce)
         assert (await _market(http, "Sell", "hedge-close", positionIdx=1))["retCode"] == 0
         assert sim.state()["positions"] == []
+
+
+async def test_order_filter_on_open_orders(venue: tuple[Sim, httpx.AsyncClient]) -> None:
+    sim, http = venue
+    bid = sim.exchange.specs[SYMBOL].price_of(sim.exchange.sm(SYMBOL).book.bid_top)
+    body = {
+        "category": "linear",
+        "symbol": SYMBOL,
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": QTY,
+        "price": str(bid - Decimal(50)),
+        "orderLinkId": "of-rest",
+    }
+    assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
+
+    async def links(**extra: str) -> Any:
+        query = {"category": "linear", "symbol": SYMBOL, **extra}
+        reply = (await get(http, "/v5/order/realtime", query)).json()
+        if reply["retCode"] != 0:
+            return reply["retCode"]
+        return [o["orderLinkId"] for o in reply["result"]["list"]]
+
+    assert await links() == ["of-rest"]
+    assert await links(orderFilter="Order") == ["of-rest"]
+    assert await links(orderFilter="StopOrder") == []
+    assert await links(orderFilter="Nope") == 10001
+
+
+async def test_a_resting_entry_arms_its_stop_when_it_fills(
+    venue: tuple[Sim, httpx.AsyncClient],
+) -> None:
+    sim, http = venue
+    bid = sim.exchange.specs[SYMBOL].price_of(sim.exchange.sm(SYMBOL).book.bid_top)
+    limit = _px(sim, bid * Decimal("0.99"))
+    stop = _px(sim, bid * Decimal("0.94"))
+    body = {
+        "category": "linear",
+        "symbol": SYMBOL,
+        "side": "Buy",
+        "orderType": "Limit",
+        "timeInForce": "PostOnly",
+        "qty": QTY,
+        "price": limit,
+        "orderLinkId": "rest-sl",
+        "stopLoss": stop,
+        "slTriggerBy": "MarkPrice",
+        "tpslMode": "Full",
+    }
+    assert (await post(http, "/v5/order/create", body)).json()["retCode"] == 0
+    assert (await _position(http))["stopLoss"] == "0"  # nothing to protect yet
+    sim.inject({"kind": "price_jump", "symbol": SYMBOL, "pct": -2})
+    row = await _position(http)
+    assert (row["size"], row["avgPrice"], row["stopLoss"]) == (QTY, limit, stop)

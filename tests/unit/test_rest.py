@@ -325,7 +325,8 @@ async def test_get_query_is_signed_as_sent_including_encoded_cursor(autojump_clo
         rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms)
         orders = await rest.open_orders("ETHUSDT")
     assert len(orders) == 2
-    assert seen[0] == "category=linear&symbol=ETHUSDT&openOnly=0&limit=50"
+    # plain orders only: a position's Full-mode stop orders are not ours to reconcile
+    assert seen[0] == "category=linear&symbol=ETHUSDT&openOnly=0&orderFilter=Order&limit=50"
     assert seen[1].endswith("&cursor=page_args%3Dabc%26symbol%3D6%26")
 
 
