@@ -829,6 +829,7 @@ class Matcher:
                 "orderType": "Market",
                 "qty": format(abs(pos.size), "f"),
                 "reduceOnly": True,
+                "positionIdx": (1 if pos.size > 0 else 2) if account.hedge_mode else 0,
             }
             order = self.create_order(account, params)
             if pos.size != 0:

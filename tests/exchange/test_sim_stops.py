@@ -540,3 +540,25 @@ async def test_a_resting_entry_arms_its_stop_when_it_fills(
     sim.inject({"kind": "price_jump", "symbol": SYMBOL, "pct": -2})
     row = await _position(http)
     assert (row["size"], row["avgPrice"], row["stopLoss"]) == (QTY, limit, stop)
+
+
+async def test_outside_close_works_on_a_hedge_mode_account() -> None:
+    async with (
+        open_sim(SimConfig(seed=23, hedge_mode=True)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=5) as http,
+    ):
+        sim.exchange.paused = True
+        assert (await _market(http, "Sell", "hedge-s", positionIdx=2))["retCode"] == 0
+        assert sim.inject({"kind": "close_position", "symbol": SYMBOL}) == {
+            "kind": "close_position",
+            "closed": 1,
+        }
+        assert sim.state()["positions"] == []
+        (row,) = (await _closed_pnl(http))["list"]
+        assert (row["side"], row["closedSize"]) == ("Buy", QTY)
+
+
+async def test_wick_must_be_a_bool(venue: tuple[Sim, httpx.AsyncClient]) -> None:
+    sim, _ = venue
+    with pytest.raises(ValueError, match="wick"):
+        sim.inject({"kind": "price_jump", "symbol": SYMBOL, "pct": -1, "wick": "yes"})
