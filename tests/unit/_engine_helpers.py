@@ -16,8 +16,11 @@ from scalper.core.model import (
     Instrument,
     Log,
     OpenOrders,
+    PersistRiskState,
     PlaceOrder,
     PositionSnapshot,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Side,
     Subscribe,
@@ -165,6 +168,12 @@ def view(commands: Iterable[Command]) -> list[tuple[Any, ...]]:
             out.append(("subscribe", c.symbol))
         elif isinstance(c, RequestPosition):
             out.append(("position?", c.symbol))
+        elif isinstance(c, ProtectPosition):
+            out.append(("protect", c.symbol, c.stop_loss))
+        elif isinstance(c, RequestClosedPnl):
+            out.append(("pnl?", c.symbol))
+        elif isinstance(c, PersistRiskState):
+            out.append(("persist", c.state.realised_net, c.state.halted))
         else:  # pragma: no cover - every command type is listed above
             raise AssertionError(c)
     return out
