@@ -1014,8 +1014,9 @@ class Engine:
             if symbol != self._symbol:  # pragma: no cover - the switch waits for let-go entries
                 out.append(Alert(message=f"late fill of {link_id} on {symbol}, not traded now"))
             out.append(RequestPosition(symbol=symbol))
-            # its realised result (a close's) comes from the exchange's closed-PnL rows
-            out.append(RequestClosedPnl(symbol=symbol))
+            if released is None or released[1] == "close":
+                # a late close fill's realised result comes from the closed-PnL rows
+                out.append(RequestClosedPnl(symbol=symbol))
         if terminal and released is not None:
             del self._released[link_id]
             if released[1] == "entry" and symbol == self._symbol:
@@ -1154,6 +1155,7 @@ class Engine:
     def _open_from_entry(
         self, working: _Working, cause: str, entry_fee: Decimal, now_ms: int, out: list[Command]
     ) -> None:
+        asked = self._protect_sent  # a stop asked for during partial fills still stands
         self._set_position(
             Position(
                 side=working.intent.side,
@@ -1163,6 +1165,7 @@ class Engine:
                 entry_fee=entry_fee,
             )
         )
+        self._protect_sent = asked
         self._goto(EngineState.POSITION_OPEN, cause, out)
         assert self._symbol is not None
         self._protect(out)
@@ -1364,8 +1367,8 @@ class Engine:
             if held is None:
                 return
             self._exited_on_exchange(
-                f"position closed on the exchange (exchange stop or outside close): was "
-                f"{held.side.value} {held.size} @ {held.entry_price}",
+                "position closed outside the bot (the exchange stop or an outside close)",
+                f"was {held.side.value} {held.size} @ {held.entry_price}",
                 now_ms,
                 out,
             )
@@ -1392,15 +1395,16 @@ class Engine:
         elif held.entry_price is None and event.avg_price > 0:
             self._adopt(event, now_ms)
 
-    def _exited_on_exchange(self, cause: str, now_ms: int, out: list[Command]) -> None:
+    def _exited_on_exchange(
+        self, cause: str, detail: str, now_ms: int, out: list[Command]
+    ) -> None:
         """The position ended without our close: the exchange stop, a liquidation, a human.
 
         It is our position's exit: back to Idle, and its realised result is read from
         the exchange's closed-PnL rows (it counts against the daily loss).
         """
-        out.append(Alert(message=cause))
+        out.append(Alert(message=f"{cause}: {detail}"))
         self._set_position(None)
-        self.risk.start_cooldown(now_ms)
         self._goto(EngineState.IDLE, cause, out)
         assert self._symbol is not None
         out.append(RequestClosedPnl(symbol=self._symbol))
@@ -1430,8 +1434,10 @@ class Engine:
                 del self._released[link_id]  # not open any more: it has ended
                 ended_entry = ended_entry or purpose == "entry"
         if ended_entry and event.symbol == self._symbol:
-            # it may have filled before it ended: only a read after its end says flat
+            # It may have filled before it ended, and nothing said how much: only a
+            # position read after its end says flat (for a switch and the next entry).
             self._flat_confirmed = False
+            self._entry_read_pending = True
             out.append(RequestPosition(symbol=event.symbol))
         self._maybe_switch(out)
         if event.symbol == self._symbol:
@@ -1589,7 +1595,7 @@ class Engine:
         assert self._symbol is not None
         if self._working is None and row.closed_size >= position.size:
             self._exited_on_exchange(
-                f"position closed on the exchange by order {row.order_id} ({row.exec_type}): "
+                f"position closed outside the bot by order {row.order_id} ({row.exec_type})",
                 f"was {position.side.value} {position.size} @ {position.entry_price}",
                 now_ms,
                 out,

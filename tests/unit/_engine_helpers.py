@@ -69,6 +69,8 @@ def config(**kw: Any) -> EngineConfig:
             max_daily_loss_usd=D(100),
             max_orders_per_minute=20,
             cooldown_ms=3_000,
+            # fees are tested on their own (test_engine_safety); price logic here
+            taker_fee_rate=D(0),
         ),
     }
     base.update(kw)
