@@ -1395,9 +1395,7 @@ class Engine:
         elif held.entry_price is None and event.avg_price > 0:
             self._adopt(event, now_ms)
 
-    def _exited_on_exchange(
-        self, cause: str, detail: str, now_ms: int, out: list[Command]
-    ) -> None:
+    def _exited_on_exchange(self, cause: str, detail: str, now_ms: int, out: list[Command]) -> None:
         """The position ended without our close: the exchange stop, a liquidation, a human.
 
         It is our position's exit: back to Idle, and its realised result is read from
