@@ -404,12 +404,14 @@ class Engine:
         self._order_ids: set[str] = set()
         #: the daily-loss latch (persisted); a Halt event does not set it
         self._loss_latch = False
+        self._latch_reason: str | None = None
         self._restored = restored
         self._persisted: RiskState | None = restored
         if restored is not None:
             self.risk.book.restore(restored)
             if restored.halted:
                 self._loss_latch = True
+                self._latch_reason = restored.halt_reason
                 self._state = EngineState.HALTED
                 self._halt_reason = f"daily loss latch restored: {restored.halt_reason}"
 
@@ -490,7 +492,7 @@ class Engine:
             realised_net=book.realised_net,
             booked_order_ids=book.booked_order_ids,
             halted=self._loss_latch,
-            halt_reason=self._halt_reason if self._loss_latch else None,
+            halt_reason=self._latch_reason if self._loss_latch else None,
         )
 
     def _persist_if_changed(self, out: list[Command]) -> None:
@@ -907,10 +909,10 @@ class Engine:
         if not self.risk.loss_limit_breached(now_ms, unrealised):
             return False
         loss = self.risk.daily_loss(now_ms, unrealised)
+        reason = f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}"
         self._loss_latch = True
-        self._halt(
-            f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}", now_ms, out
-        )
+        self._latch_reason = reason
+        self._halt(reason, now_ms, out)
         return True
 
     def _exit_condition(self, now_ms: int) -> str | None:
@@ -1454,7 +1456,9 @@ class Engine:
                 )
                 self._pending = None
             return
-        if self._state is EngineState.HALTED:
+        if self._state is EngineState.HALTED and self._symbol is not None:
+            # (a first symbol is taken even halted: a restored latch must still see,
+            # protect and close what it holds)
             out.append(
                 Log(level="info", message=f"halted: symbol switch to {event.symbol} ignored")
             )
