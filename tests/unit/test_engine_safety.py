@@ -191,7 +191,7 @@ def test_refused_stop_during_a_partial_entry_cancels_then_closes() -> None:
     out = run(engine, [ProtectionFailed(symbol=SYM, reason="refused")])
     assert view(out) == [("alert",), ("cancel", SYM, E1)]
     out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled", filled_qty=D(4))])
-    assert ("place", Side.SELL) == view(out)[-2][:2]
+    assert view(out)[-2][:2] == ("place", Side.SELL)
     assert engine.state is EngineState.CLOSING_POSITION
 
 
