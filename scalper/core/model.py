@@ -25,7 +25,6 @@ from .rules import (
     check_non_negative_decimal,
     check_optional_positive_decimal,
     check_positive_decimal,
-    check_trigger,
     field_validator,
 )
 
@@ -207,7 +206,7 @@ class OrderIntent:
     stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
     #: the price that fires ``stop_loss``
     sl_trigger_by: TriggerBy = attrs.field(
-        default=TriggerBy.MARK_PRICE, validator=field_validator(check_trigger)
+        default=TriggerBy.MARK_PRICE, validator=attrs.validators.instance_of(TriggerBy)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -589,7 +588,7 @@ class ProtectPosition:
 
     symbol: str
     stop_loss: Decimal = attrs.field(validator=_positive_decimal)
-    trigger_by: TriggerBy = attrs.field(validator=field_validator(check_trigger))
+    trigger_by: TriggerBy = attrs.field(validator=attrs.validators.instance_of(TriggerBy))
 
 
 @attrs.frozen(kw_only=True)
