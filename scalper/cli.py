@@ -45,7 +45,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from .app.main import main_run
 
-    return main_run(settings, live=args.live, duration_s=args.duration)
+    return main_run(
+        settings, live=args.live, duration_s=args.duration, panel=not args.no_panel
+    )
 
 
 def _cmd_exchange(args: argparse.Namespace) -> int:
@@ -100,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(run)
     run.add_argument("--live", action="store_true", help="required to trade on mainnet")
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop gracefully after")
+    run.add_argument(
+        "--no-panel",
+        action="store_true",
+        help="in a terminal, plain log lines instead of the live panel",
+    )
     run.set_defaults(handler=_cmd_run)
 
     check = sub.add_parser("check-config", help="print effective settings (secrets masked)")
