@@ -371,6 +371,8 @@ class StatusConsole:
             line = line.copy()
             line.truncate(width, overflow="ellipsis")
             yield line
+        for _ in range(room - len(lines)):  # a full screen: nothing left from before
+            yield Text("")
 
 
 async def run_status(
