@@ -53,9 +53,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         help="read the API secret from FILE (must be chmod 600)",
     )
     parser.add_argument("--journal", metavar="PATH", help="journal.path: journal file (SQLite)")
-    parser.add_argument(
-        "--log-level", metavar="LEVEL", help="log.level: " + " | ".join(_LEVELS)
-    )
+    parser.add_argument("--log-level", metavar="LEVEL", help="log.level: " + " | ".join(_LEVELS))
     parser.add_argument(
         "--log-format", choices=["human", "json"], help="log.format: json = JSON lines"
     )
@@ -79,9 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from .app.main import main_run
 
-    return main_run(
-        settings, live=args.live, duration_s=args.duration, panel=not args.no_panel
-    )
+    return main_run(settings, live=args.live, duration_s=args.duration, panel=not args.no_panel)
 
 
 def _cmd_exchange(args: argparse.Namespace) -> int:
@@ -151,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"scalper {_version()}", help="print the version"
     )
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", help="what to do"
-    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     run = sub.add_parser("run", help="run the bot (no keys: against the built-in exchange)")
     _add_settings_flags(run)
@@ -229,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     completion = sub.add_parser("completion", help="print a shell completion script")
     completion.add_argument(
-        "shell", choices=["bash", "zsh"], help="eval \"$(scalper completion bash)\""
+        "shell", choices=["bash", "zsh"], help='eval "$(scalper completion bash)"'
     )
     completion.set_defaults(handler=_cmd_completion)
     return parser

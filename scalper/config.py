@@ -43,11 +43,11 @@ import attrs
 
 __all__ = [
     "BYBIT_HOSTS",
+    "DataSettings",
     "ExchangeSettings",
     "ExecutionSettings",
     "JournalSettings",
     "LogSettings",
-    "DataSettings",
     "MetricsSettings",
     "ReconcileSettings",
     "RiskSettings",

@@ -427,11 +427,15 @@ def render_plot(report: Report, path: str, *, width_px: int = 1400, height_px: i
     dpi = 100
     fig, ax = plt.subplots(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     try:
-        times = [datetime.fromtimestamp(ts / 1000, tz=UTC) for ts, _ in report.equity]
+
+        def x_of(ts_ms: int) -> float:  # matplotlib's date number of a UTC time
+            return float(mdates.date2num(datetime.fromtimestamp(ts_ms / 1000, tz=UTC)))  # type: ignore[no-untyped-call]
+
+        times = [x_of(ts) for ts, _ in report.equity]
         values = [float(v) for _, v in report.equity]
-        if times:
+        if report.equity:
             # start from 0 just before the first fill, so the first fee shows as a step
-            times = [times[0] - timedelta(seconds=1), *times]
+            times = [x_of(report.equity[0][0] - 1000), *times]
             values = [0.0, *values]
         peaks: list[float] = []
         peak = 0.0
@@ -443,13 +447,15 @@ def render_plot(report: Report, path: str, *, width_px: int = 1400, height_px: i
             ax.fill_between(
                 times, values, peaks, step="post", color="#d62728", alpha=0.18, label="drawdown"
             )
-        at = dict(zip((ts for ts, _ in report.equity), (float(v) for _, v in report.equity)))
-        opens_long, opens_short, exits = [], [], []
+        at = {ts: float(v) for ts, v in report.equity}
+        opens_long: list[tuple[float, float]] = []
+        opens_short: list[tuple[float, float]] = []
+        exits: list[tuple[float, float]] = []
         positions: dict[str, Decimal] = {}
         for fill in report.fills:
             size = positions.get(fill.symbol, ZERO)
             signed = fill.qty if fill.side == "Buy" else -fill.qty
-            point = (datetime.fromtimestamp(fill.ts_ms / 1000, tz=UTC), at.get(fill.ts_ms, 0.0))
+            point = (x_of(fill.ts_ms), at.get(fill.ts_ms, 0.0))
             if size == 0 or (size > 0) == (signed > 0):
                 (opens_long if signed > 0 else opens_short).append(point)
             else:
@@ -471,9 +477,11 @@ def render_plot(report: Report, path: str, *, width_px: int = 1400, height_px: i
                     label=label,
                 )
         ax.axhline(0.0, color="#888888", lw=0.8)
-        locator = mdates.AutoDateLocator(tz=UTC)
+        ax.xaxis_date(tz=UTC)
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+        formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
         ax.set_xlabel("time (UTC)")
         ax.set_ylabel("net realised PnL (USDT)")
         ax.set_title(
@@ -602,4 +610,3 @@ def main_report(args: argparse.Namespace, settings: Any = None) -> int:
         if fmt == "text":
             sys.stdout.write(f"equity chart written to {plot}\n")
     return 0
-

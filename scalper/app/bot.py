@@ -64,8 +64,8 @@ from .metrics_server import serve_metrics
 from .private import run_private
 from .reconcile import OrderEpoch, run_reconcile, startup_sweep
 from .scanner import Scanner
-from .shutdown import ShutdownRequest
 from .sdnotify import Notifier  # vps (issue 12)
+from .shutdown import ShutdownRequest
 from .status import StatusConsole, StatusFacts, panel_view, run_status
 from .strategy import StrategyRunner
 

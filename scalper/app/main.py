@@ -18,8 +18,8 @@ from ..bybit.errors import BybitError
 from ..config import Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, Endpoints, run_bot
-from .shutdown import ShutdownRequest, watch_signals
 from .sdnotify import Notifier
+from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
 
 __all__ = ["main_run"]

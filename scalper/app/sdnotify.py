@@ -137,4 +137,3 @@ class Notifier:
             self._sock.close()
             self._sock = None
             self.watchdog_interval_s = None
-

@@ -210,9 +210,7 @@ async def test_cli_reads_the_journal_of_the_settings_and_cuts_a_window(
     assert "round trips: 2" in capsys.readouterr().out
 
 
-def test_cli_errors_are_one_line_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "none.sqlite3"
     assert main(["report", "--journal", str(missing)]) == 2
     assert capsys.readouterr().err == f"error: journal.path: no journal at {missing}\n"

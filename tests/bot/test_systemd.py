@@ -140,7 +140,10 @@ def test_whole_bot_under_a_fake_notify_socket(tmp_path: Path) -> None:
     assert messages[ready].startswith("READY=1\nSTATUS=")  # with the engine's state
     # journald is the log: no timestamp of our own, a syslog priority prefix instead
     assert lines
-    assert all(re.match(r"<[2-7]>(TRACE|DEBUG|INFO|SUCCESS|WARNING|ERROR|CRITICAL)", ln)
-               for ln in lines if not ln.startswith((" ", "Traceback")))
+    assert all(
+        re.match(r"<[2-7]>(TRACE|DEBUG|INFO|SUCCESS|WARNING|ERROR|CRITICAL)", ln)
+        for ln in lines
+        if not ln.startswith((" ", "Traceback"))
+    )
     assert not any(re.search(r"\d\d:\d\d:\d\d", ln[:30]) for ln in lines)
     assert any(ln.startswith("<4>WARNING") and "shutting down" in ln for ln in lines)

@@ -101,7 +101,7 @@ def test_secret_file_readable_by_others_is_refused(tmp_path: Path, mode: int) ->
 
 def test_secret_file_and_secret_together_is_an_error(tmp_path: Path) -> None:
     path = _secret_file(tmp_path, 0o600)
-    with pytest.raises(SettingsError, match="set either it or exchange.api_secret"):
+    with pytest.raises(SettingsError, match=r"set either it or exchange\.api_secret"):
         load_settings(
             overrides={"exchange.api_secret_file": str(path)},
             env={"BYBIT_API_SECRET": "other-secret-123"},

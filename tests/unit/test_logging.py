@@ -388,7 +388,12 @@ def test_rotated_files_are_compressed_and_redacted(tmp_path: Path) -> None:
 
     path = tmp_path / "bot.log"
     configure_logging(
-        "INFO", "json", str(path), [SECRET], stream=io.StringIO(), rotation="1 KB",
+        "INFO",
+        "json",
+        str(path),
+        [SECRET],
+        stream=io.StringIO(),
+        rotation="1 KB",
         compression="gz",
     )
     for i in range(60):
