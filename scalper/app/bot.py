@@ -436,11 +436,13 @@ class PnlTracker:
 
     def add(self, fill: ReportFill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
+        before = self._ledger.net
         self._ledger.add(fill)
         self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
-        if self._facts is not None:  # vps: round trips and wins for the panel
+        if self._facts is not None:  # vps: round trips, wins, today's net for the panel
             report = self._ledger.report()
             self._facts.trades, self._facts.wins = len(report.trips), report.wins
+            self._facts.add_net(fill.ts_ms, self._ledger.net - before)
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEADER_ROWS", "PanelView", "StatusConsole", "StatusFacts", "panel_view", "run_status"]
 
+_DAY_MS = 86_400_000
 #: rows of the header, the rule under it included
 HEADER_ROWS = 7
 #: log lines kept for the panel (and written to the scrollback when it stops)
@@ -57,7 +58,8 @@ class StatusFacts:
     """What the app knows beyond the engine and the counters; tasks fill it in.
 
     ``stop_on_exchange`` is None until a task that checks the exchange's stop of the
-    open position sets it (shown as ``?``).
+    open position sets it (shown as ``?``). ``net_by_day`` is this run's realised PnL
+    after fees per UTC day (epoch day number), from the fills.
     """
 
     mode: str = "sim"
@@ -65,6 +67,16 @@ class StatusFacts:
     last_alert: str | None = None
     trades: int = 0
     wins: int = 0
+    net_by_day: dict[int, Decimal] = attrs.field(factory=dict)
+
+    def add_net(self, ts_ms: int, amount: Decimal) -> None:
+        """Book a fill's effect on the net (realised PnL minus its fee) on its UTC day."""
+        day = ts_ms // _DAY_MS
+        self.net_by_day[day] = self.net_by_day.get(day, Decimal(0)) + amount
+
+    def net_today(self, now_ms: int) -> Decimal:
+        """Realised PnL after fees today (UTC) in this run."""
+        return self.net_by_day.get(now_ms // _DAY_MS, Decimal(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -139,9 +151,14 @@ def panel_view(
         entry = position.entry_price
         stop = _stop_price(engine)
         upnl = _unrealised(engine)
-    realised = risk.realised_today(now_ms)
-    day_net = realised + (upnl or Decimal(0))
+    # the net after fees, from the fills; the headroom is the risk gate's own measure
+    # (what halts the bot: realised + unrealised, today)
+    day_net = facts.net_today(now_ms) + (upnl or Decimal(0))
     headroom = risk.limits.max_daily_loss_usd - risk.daily_loss(now_ms, upnl or Decimal(0))
+    on_exchange = facts.stop_on_exchange
+    if on_exchange is None:  # an engine that tracks the exchange-side stop says so
+        flag = getattr(engine, "stop_on_exchange", None)
+        on_exchange = flag if isinstance(flag, bool) else None
     return PanelView(
         mode=facts.mode,
         state=state,
@@ -154,7 +171,7 @@ def panel_view(
         position=held,
         entry=entry,
         stop=stop,
-        stop_on_exchange=facts.stop_on_exchange,
+        stop_on_exchange=on_exchange if position is not None else None,
         upnl=upnl,
         day_net=day_net,
         headroom=headroom,
@@ -220,6 +237,8 @@ def render_header(view: PanelView) -> list[Text]:
     age = "-" if view.book_age_ms is None else f"{view.book_age_ms} ms"
     age_style = "yellow" if view.book_age_ms is not None and view.book_age_ms > 1000 else ""
     on_exchange = {True: "yes", False: "NO", None: "?"}[view.stop_on_exchange]
+    if view.position == "flat":
+        on_exchange = "-"
     rate = view.win_rate
     alert = view.last_alert or "-"
     return [

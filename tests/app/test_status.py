@@ -130,7 +130,7 @@ def test_halted_unknown_and_empty_fields() -> None:
     rows = rendered(panel)
     assert rows[0] == " DEMO   Halted  HALTED: daily loss 100 reached limit 100  no symbol"
     assert rows[1] == "bid -  ask -  spread - bp".replace(" bp", "") + "  book -"
-    assert rows[2] == "pos flat  entry -  stop - on exch ?  uPnL -"
+    assert rows[2] == "pos flat  entry -  stop - on exch -  uPnL -"
     assert rows[3] == "day net -  loss headroom -  trades 0  win -"
     assert rows[5] == "alert -"
 
@@ -139,6 +139,9 @@ def test_panel_view_reads_the_engine() -> None:
     engine = ready()
     run(engine, [book(bid=99.99, ask=100.01, ts=T0)])
     facts = StatusFacts(mode="testnet", trades=2, wins=1)
+    facts.add_net(T0 - 86_400_000, Decimal("-50"))  # yesterday: not today's
+    facts.add_net(T0, Decimal("2.5"))
+    facts.add_net(T0 + 1, Decimal("-0.5"))
     metrics = Metrics(market_dropped=3, reconnects=2)
     flat_view = panel_view(engine, facts, metrics, T0 + 250, 42.0)
     assert (flat_view.mode, flat_view.state, flat_view.activity) == ("testnet", "Idle", "running")
@@ -146,6 +149,7 @@ def test_panel_view_reads_the_engine() -> None:
     assert flat_view.book_age_ms == 250
     assert flat_view.position == "flat" and flat_view.upnl is None
     assert flat_view.headroom == Decimal(100)  # nothing lost today
+    assert flat_view.day_net == Decimal("2.0")
     assert (flat_view.drops, flat_view.reconnects, flat_view.msgs_per_s) == (3, 2, 42.0)
     assert flat_view.win_rate == 0.5
     assert flat_view.stop_on_exchange is None  # nobody checked yet: shown as ?
@@ -155,8 +159,11 @@ def test_panel_view_reads_the_engine() -> None:
     assert held.position == "Buy 10" and held.entry == Decimal("101")
     assert held.stop == pytest.approx(101 * (1 - 0.005))
     assert held.upnl == Decimal("-10.00")
-    assert held.day_net == Decimal("-10.00")
-    assert held.headroom == Decimal("90.00")
+    assert held.day_net == Decimal("-8.00")  # today's net after fees + the open loss
+    assert held.headroom == Decimal("90.00")  # the risk gate's measure
+    assert held.stop_on_exchange is None  # nobody checked: "?"
+    facts.stop_on_exchange = True
+    assert panel_view(engine, facts, metrics, T0 + 300, 0.0).stop_on_exchange is True
 
 
 async def test_status_task_drives_the_panel_and_leaves_the_log_in_the_scrollback(
