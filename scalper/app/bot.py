@@ -340,7 +340,14 @@ async def _trade(
                     settings.reconcile.interval_s,
                 )
                 await trading.start(
-                    partial(runner.run, tick_interval_s=options.tick_interval_s),
+                    partial(
+                        runner.run,
+                        # vps: the timer turns at least as often as the watchdog pings
+                        tick_interval_s=min(
+                            options.tick_interval_s,
+                            notifier.watchdog_interval_s or options.tick_interval_s,
+                        ),
+                    ),
                     market_receive,
                     control_receive,
                 )

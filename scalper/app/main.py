@@ -144,6 +144,7 @@ def main_run(
     except* Exception:  # noqa: BLE001 - the top of the program: logged in full, exit 1
         logger.exception("scalper stopped on an unexpected error")
     finally:
+        notifier.stopping()  # a no-op when the graceful stop already said so
         notifier.close()
     return code
 

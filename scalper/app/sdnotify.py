@@ -65,6 +65,7 @@ class Notifier:
         self._last_ping: float | None = None
         self._last_status: str | None = None
         self._failed = False
+        self._stopping = False
         #: datagrams sent (for tests and the curious)
         self.sent = 0
 
@@ -116,7 +117,10 @@ class Notifier:
             self.notify(f"STATUS={status}")
 
     def stopping(self, status: str = "stopping") -> None:
-        """The graceful shutdown began: ``STOPPING=1``."""
+        """The shutdown began: ``STOPPING=1`` (once; later calls do nothing)."""
+        if self._stopping:
+            return
+        self._stopping = True
         self._last_status = status
         self.notify("STOPPING=1", f"STATUS={status}")
 

@@ -17,6 +17,7 @@ task also reports the state to systemd (``STATUS=``) through the ``Notifier``.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -44,6 +45,8 @@ _DAY_MS = 86_400_000
 HEADER_ROWS = 7
 #: log lines kept for the panel (and written to the scrollback when it stops)
 MAX_LOG_LINES = 2000
+#: a burst of log lines redraws the panel at most this often (a frame costs ~1.3 ms)
+REDRAW_MIN_S = 0.1
 #: how each mode is shown: colour says how much is at stake
 MODE_STYLES = {
     "sim": "bold black on green",
@@ -310,6 +313,9 @@ class StatusConsole:
         self._partial = ""
         self._view: PanelView | None = None
         self._live: Live | None = None
+        self._drawn_at = 0.0
+        #: log lines arrived since the last frame
+        self.dirty = False
 
     def isatty(self) -> bool:
         """True: the sink colours its lines (the colours are parsed back into rich text)."""
@@ -334,8 +340,22 @@ class StatusConsole:
             else:
                 self._logged_while_live += 1
         if complete and self._live is not None:
-            self._live.refresh()
+            if time.monotonic() - self._drawn_at >= REDRAW_MIN_S:
+                self._draw()
+            else:
+                self.dirty = True  # drawn by the status task's next turn
         return len(text)
+
+    def _draw(self) -> None:
+        if self._live is not None:
+            self._drawn_at = time.monotonic()
+            self.dirty = False
+            self._live.refresh()
+
+    def redraw_if_dirty(self) -> None:
+        """Draw the log lines held back by ``REDRAW_MIN_S``."""
+        if self.dirty:
+            self._draw()
 
     def flush(self) -> None:
         """Nothing is buffered beyond an incomplete line."""
@@ -358,8 +378,7 @@ class StatusConsole:
     def show(self, view: PanelView) -> None:
         """Redraw the header with ``view``."""
         self._view = view
-        if self._live is not None:
-            self._live.refresh()
+        self._draw()
 
     def stop(self) -> None:
         """Leave the panel; the lines logged meanwhile go to the normal screen."""
@@ -430,7 +449,13 @@ async def run_status(
             if console is not None:
                 if view is not None:
                     console.show(view(rate))
-            elif now >= next_summary:
+                # between frames, draw log lines a burst held back (REDRAW_MIN_S)
+                frame_end = now + refresh_s
+                while (left := frame_end - trio.current_time()) > 0:
+                    await trio.sleep(min(REDRAW_MIN_S, left))
+                    console.redraw_if_dirty()
+                continue
+            if now >= next_summary:
                 next_summary += summary_interval_s
                 logger.info("status: {} | {}", describe(), metrics.summary())
             await trio.sleep(refresh_s)

@@ -52,6 +52,7 @@ def test_ready_status_and_stopping_reach_the_socket(receiver: tuple[str, socket.
     notifier.status("Idle SOLUSDT flat")  # unchanged: not sent again
     notifier.status("PositionOpen SOLUSDT Buy 5 @ 100")
     notifier.stopping("stopping: signal SIGTERM")
+    notifier.stopping()  # said once only
     notifier.watchdog()  # no WATCHDOG_USEC: nothing
     assert received(sock) == [
         "READY=1\nSTATUS=Idle SOLUSDT flat",

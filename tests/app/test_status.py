@@ -13,6 +13,7 @@ import trio.testing
 from loguru import logger
 from rich.console import Console, Group
 
+from scalper.app import status as status_module
 from scalper.app.metrics import Metrics
 from scalper.app.status import (
     HEADER_ROWS,
@@ -239,3 +240,25 @@ async def test_alert_lines_become_the_last_alert(autojump_clock: trio.testing.Mo
             assert facts.last_alert is None
             logger.bind(symbol="SOLUSDT").warning("ALERT: halted: shutdown")
     assert facts.last_alert is not None and facts.last_alert.endswith(" halted: shutdown")
+
+
+def test_a_burst_of_log_lines_is_drawn_once_then_by_the_status_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # an hour between frames: no real-time race in the test
+    monkeypatch.setattr(status_module, "REDRAW_MIN_S", 3600.0)
+    console = recording()
+    panel = StatusConsole(console=console)
+    panel.start()
+    try:
+        panel.show(FULL)  # a frame just drawn
+        for i in range(5):
+            panel.write(f"burst {i}\n")
+        assert panel.dirty  # held back: at most one frame per REDRAW_MIN_S
+        before = console.file.getvalue()  # type: ignore[attr-defined]
+        assert "burst 4" not in before
+        panel.redraw_if_dirty()
+        assert not panel.dirty
+        assert "burst 4" in console.file.getvalue()  # type: ignore[attr-defined]
+    finally:
+        panel.stop()

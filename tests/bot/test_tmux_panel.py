@@ -47,8 +47,7 @@ def _header_intact(rows: list[str]) -> bool:
     )
 
 
-def test_panel_stays_pinned_while_the_log_scrolls(tmp_path: Path) -> None:
-    socket_name = f"scalper-test-{uuid.uuid4().hex[:8]}"
+def _start(socket_name: str, tmp_path: Path, *flags: str) -> None:
     env = {
         **FAST_ENV,
         "SCALPER_LOG__LEVEL": "DEBUG",  # plenty of lines to scroll
@@ -69,6 +68,7 @@ def test_panel_stays_pinned_while_the_log_scrolls(tmp_path: Path) -> None:
             "40",
             "--journal",
             shlex.quote(str(tmp_path / "journal.sqlite3")),
+            *flags,
             ";",
             "sleep",
             "60",
@@ -88,6 +88,11 @@ def test_panel_stays_pinned_while_the_log_scrolls(tmp_path: Path) -> None:
         os.getcwd(),
         command,
     )
+
+
+def test_panel_stays_pinned_while_the_log_scrolls(tmp_path: Path) -> None:
+    socket_name = f"scalper-test-{uuid.uuid4().hex[:8]}"
+    _start(socket_name, tmp_path)
     try:
         seen: list[list[str]] = []
         deadline = time.monotonic() + 60
@@ -110,5 +115,25 @@ def test_panel_stays_pinned_while_the_log_scrolls(tmp_path: Path) -> None:
         first, last = seen[0], seen[-1]
         assert first[7:] != last[7:]  # the log scrolled ...
         assert first[0].split()[:1] == last[0].split()[:1] == ["SIM"]  # ... the header stayed
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=20)
+
+
+def test_no_panel_gives_plain_log_lines(tmp_path: Path) -> None:
+    socket_name = f"scalper-test-{uuid.uuid4().hex[:8]}"
+    _start(socket_name, tmp_path, "--no-panel")
+    try:
+        deadline = time.monotonic() + 60
+        rows: list[str] = []
+        while time.monotonic() < deadline:
+            rows = _pane(socket_name)
+            if any("symbol switch" in r for r in rows):
+                break
+            time.sleep(0.3)
+        assert any("symbol switch" in r for r in rows), "\n".join(rows)
+        assert not _header_intact(rows)
+        assert not any(r.startswith((" SIM ", "─")) for r in rows)
+        logged = [r for r in rows if r.strip()]
+        assert all(r[2] == ":" and r[5] == ":" for r in logged[:3])  # short terminal lines
     finally:
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=20)
