@@ -95,8 +95,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import main_report
 
-    # the journal is found exactly as ``run`` writes it: the same four sources
-    return main_report(args, _load_settings(args))
+    # The journal is found exactly as ``run`` writes it: the same four sources. A
+    # report never connects, so the keys a real mode requires are not asked for.
+    return main_report(args, _load_settings(args, extra={"exchange.mode": "sim"}))
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -111,13 +112,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return main_replay(args)
 
 
-def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_settings(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, extra: dict[str, object] | None = None
+):
     """Load settings from all four sources; exit 2 with one line on a bad value."""
     from .config import SettingsError, load_settings, overrides_from_args
 
     _warn_argv_secrets(args)
+    overrides = {**overrides_from_args(args), **(extra or {})}
     try:
-        return load_settings(config_path=args.config, overrides=overrides_from_args(args))
+        return load_settings(config_path=args.config, overrides=overrides)
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None

@@ -195,7 +195,8 @@ async def test_cli_reads_the_journal_of_the_settings_and_cuts_a_window(
     journal = tmp_path / "data" / "journal.sqlite3"
     await _write_journal(journal, _two_days())
     config = tmp_path / "local.toml"
-    config.write_text(f'[journal]\npath = "{journal}"\n')
+    # a live config without keys: a report never connects, so it needs none
+    config.write_text(f'[exchange]\nmode = "live"\n[journal]\npath = "{journal}"\n')
     assert main(["report", "--config", str(config), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["round_trips"] == 3
     # found through [data] dir too, exactly like run writes it
