@@ -241,6 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``scalper report | head``): not a failure of ours; stdout
+        # goes to /dev/null so the interpreter's final flush does not complain again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("scalper."):
             sys.stderr.write(f"scalper {args.command}: not built yet ({exc.name} is missing)\n")

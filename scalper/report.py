@@ -129,6 +129,11 @@ class Report:
         return sum(t.hold_s for t in self.trips) / len(self.trips) if self.trips else None
 
     @property
+    def open_fees(self) -> Decimal:
+        """Fees of fills not (yet) in a round trip: entries of a position still open."""
+        return self.fees - sum((t.fees for t in self.trips), ZERO)
+
+    @property
     def fee_share(self) -> float | None:
         """Fees as a fraction of the gross PnL's size, None when the gross is 0."""
         return float(self.fees / abs(self.realised)) if self.realised else None
@@ -324,6 +329,7 @@ def format_report(report: Report) -> str:
         f"fills: {len(report.fills)}  round trips: {len(report.trips)}  "
         f"wins: {report.wins}  win rate: {_pct(report.win_rate)}",
         f"gross PnL: {_money(report.realised)}  fees: {_money(report.fees)}"
+        + (f" ({_money(report.open_fees)} on a position still open)" if report.open_fees else "")
         + (f"  funding: {_money(report.funding)}" if report.funding else "")
         + f"  net PnL: {_money(report.net)}",
         f"max drawdown: {_money(report.max_drawdown)}  average hold: "
@@ -370,6 +376,7 @@ def format_json(report: Report) -> str:
         "win_rate": report.win_rate,
         "gross_pnl": str(report.realised),
         "fees": str(report.fees),
+        "open_position_fees": str(report.open_fees),
         "funding": str(report.funding),
         "net_pnl": str(report.net),
         "max_drawdown": str(report.max_drawdown),

@@ -96,6 +96,14 @@ def test_averaging_in_partial_close_and_flip_share_the_fees() -> None:
     # every fee lands in exactly one round trip
     assert sum(t.fees for t in report.trips) == report.fees == Decimal("6")
     assert report.trips[2].opened_ms == 4  # the flip opened the short
+    assert report.open_fees == 0
+
+
+def test_fees_of_a_position_still_open_are_named() -> None:
+    report = build_report([*_two_days(), _fill(DAY2 + 40_000, "Buy", "1", "100", "0.07")])
+    assert report.open_fees == Decimal("0.07")
+    assert "fees: 0.5700 (0.0700 on a position still open)" in format_report(report)
+    assert json.loads(format_json(report))["open_position_fees"] == "0.07"
 
 
 def _two_days() -> list[Fill]:
