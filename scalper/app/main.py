@@ -18,7 +18,7 @@ from ..bybit.errors import BybitError
 from ..config import Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, Endpoints, run_bot
-from .sdnotify import Notifier
+from .sdnotify import Notifier  # vps (issue 12)
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
 
@@ -132,7 +132,8 @@ def main_run(
     else:
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
     code = 1
-    # systemd (Type=notify): READY / WATCHDOG / STATUS / STOPPING; a no-op elsewhere
+    # vps (issue 12): systemd (Type=notify) READY / WATCHDOG / STATUS / STOPPING; a no-op
+    # without NOTIFY_SOCKET
     notifier = Notifier.from_env()
     try:
         code = trio.run(_run, settings, duration_s, console, notifier)
@@ -144,7 +145,7 @@ def main_run(
     except* Exception:  # noqa: BLE001 - the top of the program: logged in full, exit 1
         logger.exception("scalper stopped on an unexpected error")
     finally:
-        notifier.stopping()  # a no-op when the graceful stop already said so
+        notifier.stopping()  # vps: a no-op when the graceful stop already said so
         notifier.close()
     return code
 
