@@ -130,8 +130,12 @@ def panel_view(
     risk = engine.risk
     position = engine.position
     state = engine.state.value
+    # an engine that can be paused (not halted) says why through ``pause_reason``
+    paused = getattr(engine, "pause_reason", None)
     if engine.halt_reason is not None:
         activity = f"HALTED: {engine.halt_reason}"
+    elif isinstance(paused, str) and paused:
+        activity = f"PAUSED: {paused}"
     else:
         until = risk.cooldown_until_ms
         activity = (

@@ -23,7 +23,7 @@ from scalper.app.status import (
     panel_view,
     run_status,
 )
-from scalper.core.model import Side
+from scalper.core.model import Halt, Side
 from tests.unit._engine_helpers import T0, book, holding, ready, run
 
 FULL = PanelView(
@@ -262,3 +262,17 @@ def test_a_burst_of_log_lines_is_drawn_once_then_by_the_status_task(
         assert "burst 4" in console.file.getvalue()  # type: ignore[attr-defined]
     finally:
         panel.stop()
+
+
+def test_activity_says_halted_paused_or_cooling_down() -> None:
+    engine = ready()
+    facts, metrics = StatusFacts(), Metrics()
+    engine.risk.start_cooldown(T0)
+    assert panel_view(engine, facts, metrics, T0 + 1000, 0).activity == "cooling down 2 s"
+    assert panel_view(engine, facts, metrics, T0 + 5000, 0).activity == "running"
+    engine.pause_reason = "operator"  # type: ignore[attr-defined]
+    assert panel_view(engine, facts, metrics, T0 + 5000, 0).activity == "PAUSED: operator"
+    run(engine, [Halt(reason="daily loss 100 reached limit 100")])
+    view = panel_view(engine, facts, metrics, T0 + 5000, 0)
+    assert view.activity == "HALTED: daily loss 100 reached limit 100"
+    assert view.state == "Halted"
