@@ -19,18 +19,50 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 
+_MODES = ["sim", "demo", "testnet", "live"]
+_LEVELS = ["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+#: printed when a key or secret is given as a flag: argv is public on a Unix machine
+_ARGV_WARNING = (
+    "warning: {flag} on the command line is visible to other users (ps, /proc) and "
+    "kept in shell history; prefer BYBIT_API_KEY / BYBIT_API_SECRET or --api-secret-file\n"
+)
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override settings (the highest-precedence source)."""
     parser.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
-    parser.add_argument("--mode", choices=["sim", "demo", "testnet", "live"])
-    parser.add_argument("--rest-url", metavar="URL")
-    parser.add_argument("--ws-public-url", metavar="URL")
-    parser.add_argument("--ws-private-url", metavar="URL")
-    parser.add_argument("--api-key", metavar="KEY")
-    parser.add_argument("--api-secret", metavar="SECRET")
-    parser.add_argument("--journal", metavar="PATH", help="journal file (SQLite)")
-    parser.add_argument("--log-level", metavar="LEVEL")
-    parser.add_argument("--log-format", choices=["human", "json"])
+    parser.add_argument("--mode", choices=_MODES, help="exchange.mode: where to trade")
+    parser.add_argument("--rest-url", metavar="URL", help="exchange.rest_url: REST base URL")
+    parser.add_argument(
+        "--ws-public-url", metavar="URL", help="exchange.ws_public_url: public WebSocket"
+    )
+    parser.add_argument(
+        "--ws-private-url", metavar="URL", help="exchange.ws_private_url: private WebSocket"
+    )
+    parser.add_argument(
+        "--api-key", metavar="KEY", help="API key (visible to other users: prefer BYBIT_API_KEY)"
+    )
+    parser.add_argument(
+        "--api-secret",
+        metavar="SECRET",
+        help="API secret (visible to other users: prefer --api-secret-file)",
+    )
+    parser.add_argument(
+        "--api-secret-file",
+        metavar="FILE",
+        help="read the API secret from FILE (must be chmod 600)",
+    )
+    parser.add_argument("--journal", metavar="PATH", help="journal.path: journal file (SQLite)")
+    parser.add_argument("--log-level", metavar="LEVEL", help="log.level: " + " | ".join(_LEVELS))
+    parser.add_argument(
+        "--log-format", choices=["human", "json"], help="log.format: json = JSON lines"
+    )
+
+
+def _warn_argv_secrets(args: argparse.Namespace) -> None:
+    for dest, flag in (("api_key", "--api-key"), ("api_secret", "--api-secret")):
+        if getattr(args, dest, None):
+            sys.stderr.write(_ARGV_WARNING.format(flag=flag))
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -45,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from .app.main import main_run
 
-    return main_run(settings, live=args.live, duration_s=args.duration)
+    return main_run(settings, live=args.live, duration_s=args.duration, panel=not args.no_panel)
 
 
 def _cmd_exchange(args: argparse.Namespace) -> int:
@@ -63,7 +95,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import main_report
 
-    return main_report(args)
+    # The journal is found exactly as ``run`` writes it: the same four sources. A
+    # report never connects, so the keys a real mode requires are not asked for.
+    return main_report(args, _load_settings(args, extra={"exchange.mode": "sim"}))
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -78,15 +112,35 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return main_replay(args)
 
 
-def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_settings(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, extra: dict[str, object] | None = None
+):
     """Load settings from all four sources; exit 2 with one line on a bad value."""
     from .config import SettingsError, load_settings, overrides_from_args
 
+    _warn_argv_secrets(args)
+    overrides = {**overrides_from_args(args), **(extra or {})}
     try:
-        return load_settings(config_path=args.config, overrides=overrides_from_args(args))
+        return load_settings(config_path=args.config, overrides=overrides)
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    sys.stdout.write(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scalper")
+    except PackageNotFoundError:  # running from a tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,12 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scalper", description="Bybit v5 scalping bot for linear USDT perpetuals."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--version", action="version", version=f"scalper {_version()}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     run = sub.add_parser("run", help="run the bot (no keys: against the built-in exchange)")
     _add_settings_flags(run)
     run.add_argument("--live", action="store_true", help="required to trade on mainnet")
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop gracefully after")
+    run.add_argument(
+        "--no-panel",
+        action="store_true",
+        help="in a terminal, plain log lines instead of the live panel",
+    )
     run.set_defaults(handler=_cmd_run)
 
     check = sub.add_parser("check-config", help="print effective settings (secrets masked)")
@@ -107,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check_config)
 
     exchange = sub.add_parser("exchange", help="serve the simulated Bybit exchange")
-    exchange.add_argument("--host", default="127.0.0.1")
-    exchange.add_argument("--port", type=int, default=8765)
-    exchange.add_argument("--seed", type=int, default=1)
-    exchange.add_argument("--symbols", nargs="*", metavar="SYMBOL")
+    exchange.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    exchange.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
+    exchange.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
+    exchange.add_argument("--symbols", nargs="*", metavar="SYMBOL", help="symbols to list")
     exchange.add_argument("--rate", type=float, metavar="MSGS_PER_S", help="public msgs/s")
-    exchange.add_argument("--api-key", default="sim-key")
-    exchange.add_argument("--api-secret", default="sim-secret")
+    exchange.add_argument("--api-key", default="sim-key", help="the key it accepts")
+    exchange.add_argument("--api-secret", default="sim-secret", help="the secret it accepts")
     exchange.add_argument(
         "--hedge-mode", action="store_true", help="the account is in hedge mode (positionIdx 1/2)"
     )
@@ -125,32 +187,52 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=3.0, help="length of the CPU-share run")
     bench.set_defaults(handler=_cmd_bench)
 
-    report = sub.add_parser("report", help="trades, PnL and equity curve from the journal")
-    report.add_argument("--journal", metavar="PATH")
-    report.add_argument("--png", metavar="PATH", help="write the equity curve here")
+    report = sub.add_parser("report", help="trades, PnL and equity chart from the journal")
+    report.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+    report.add_argument(
+        "--journal", metavar="PATH", help="journal file (default: journal.path, as for run)"
+    )
+    report.add_argument(
+        "--since", metavar="DATE", help="from this UTC date or time (YYYY-MM-DD[THH:MM])"
+    )
+    report.add_argument(
+        "--until", metavar="DATE", help="before this UTC date or time (a date: its end)"
+    )
+    report.add_argument(
+        "--format", choices=["text", "json", "csv"], default="text", help="output format"
+    )
+    report.add_argument(
+        "--plot", metavar="FILE.png", help="draw the equity chart (needs the plot extra)"
+    )
     report.set_defaults(handler=_cmd_report)
 
     record = sub.add_parser("record", help="capture a symbol's public stream to a file")
-    record.add_argument("--symbol", required=True, metavar="SYMBOL")
+    record.add_argument("--symbol", required=True, metavar="SYMBOL", help="e.g. SOLUSDT")
     record.add_argument("--seconds", type=float, metavar="N", help="stop after N s (else Ctrl+C)")
     record.add_argument("--out", metavar="FILE", help="default: SYMBOL-<UTC time>.jsonl")
     record.add_argument("--tick-size", metavar="TICK", help="if instruments-info is unreachable")
     record.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
-    record.add_argument("--mode", choices=["sim", "demo", "testnet", "live"])
-    record.add_argument("--rest-url", metavar="URL")
-    record.add_argument("--ws-public-url", metavar="URL")
-    record.add_argument("--log-level", metavar="LEVEL")
+    record.add_argument("--mode", choices=_MODES, help="exchange.mode: whose stream")
+    record.add_argument("--rest-url", metavar="URL", help="exchange.rest_url")
+    record.add_argument("--ws-public-url", metavar="URL", help="exchange.ws_public_url")
+    record.add_argument("--log-level", metavar="LEVEL", help="log.level")
     record.set_defaults(handler=_cmd_record)
 
     replay = sub.add_parser("replay", help="replay a recording through the bot, paper fills")
-    replay.add_argument("file", metavar="FILE")
+    replay.add_argument("file", metavar="FILE", help="a recording made by scalper record")
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=1.0, metavar="X", help="X times real time")
-    pace.add_argument("--as-fast-as-possible", action="store_true")
+    pace.add_argument("--as-fast-as-possible", action="store_true", help="no waiting")
     replay.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
     replay.add_argument("--verbose", action="store_true", help="also print the engine's logs")
-    replay.add_argument("--log-level", metavar="LEVEL")
+    replay.add_argument("--log-level", metavar="LEVEL", help="log.level")
     replay.set_defaults(handler=_cmd_replay)
+
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument(
+        "shell", choices=["bash", "zsh"], help='eval "$(scalper completion bash)"'
+    )
+    completion.set_defaults(handler=_cmd_completion)
     return parser
 
 
@@ -162,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``scalper report | head``): not a failure of ours; stdout
+        # goes to /dev/null so the interpreter's final flush does not complain again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("scalper."):
             sys.stderr.write(f"scalper {args.command}: not built yet ({exc.name} is missing)\n")

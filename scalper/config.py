@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import stat
 import tomllib
 import types
 from collections.abc import Callable, Mapping
@@ -52,6 +54,7 @@ from .core.strategy import EngineConfig
 
 __all__ = [
     "BYBIT_HOSTS",
+    "DataSettings",
     "ExchangeSettings",
     "ExecutionSettings",
     "JournalSettings",
@@ -113,6 +116,7 @@ _FLAGS: Final = {
     "journal": "journal.path",
     "log_level": "log.level",
     "log_format": "log.format",
+    "api_secret_file": "exchange.api_secret_file",  # vps (issue 12)
 }
 
 
@@ -393,6 +397,10 @@ class ExchangeSettings:
     # (RUF009 does not know that _setting is attrs.field.)
     api_key: Secret | None = _setting(None, _secret(), "API key")  # noqa: RUF009
     api_secret: Secret | None = _setting(None, _secret(), "API secret")  # noqa: RUF009
+    # --- vps (issue 12): the secret read from a file only its owner can read
+    api_secret_file: str = _setting(
+        "", _str(), 'file holding the API secret (mode 0600); "" = none'
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -469,6 +477,58 @@ class JournalSettings:
     path: str = _setting("journal.sqlite3", _str(empty=False), "journal file (SQLite)")
 
 
+# --- vps (issue 12): [log] rotation / retention / compression, [data] dir
+LOG_COMPRESSIONS: Final = ("", "gz", "bz2", "xz", "zip", "tar.gz", "tar.bz2", "tar.xz")
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(b|kb|mb|gb|kib|mib|gib)", re.IGNORECASE)
+_AGE = re.compile(
+    r"\d+(\.\d+)?\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?|w|weeks?)", re.IGNORECASE
+)
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _log_rotation() -> Convert:
+    """A size ("50 MB"), an age ("1 day") or a time of day ("00:00"), or ""."""
+
+    def convert(value: object, text: bool) -> str:
+        if not isinstance(value, str):
+            raise _BadValue(f"expected a string, got {_show(value)}")
+        v = value.strip()
+        if v and not any(p.fullmatch(v) for p in (_SIZE, _AGE, _TIME_OF_DAY)):
+            raise _BadValue(
+                f'expected a size ("50 MB"), an age ("1 day") or a time ("00:00"), got {value!r}'
+            )
+        return v
+
+    return convert
+
+
+def _log_retention() -> Convert:
+    """An age ("14 days") or a number of files ("10"), or ""."""
+
+    def convert(value: object, text: bool) -> str:
+        if type(value) is int and not text:
+            value = str(value)
+        if not isinstance(value, str):
+            raise _BadValue(f"expected a string, got {_show(value)}")
+        v = value.strip()
+        if v and not (_AGE.fullmatch(v) or (v.isdigit() and int(v) > 0)):
+            raise _BadValue(f'expected an age ("14 days") or a file count ("10"), got {value!r}')
+        return v
+
+    return convert
+
+
+@attrs.frozen(kw_only=True)
+class DataSettings:
+    """``[data]``: where the journal and recordings go when their paths are relative."""
+
+    dir: str = _setting(
+        "",
+        _str(),
+        '"" = the working directory in a checkout, else $XDG_DATA_HOME/scalper',
+    )
+
+
 @attrs.frozen(kw_only=True)
 class LogSettings:
     """``[log]``: log lines."""
@@ -476,6 +536,16 @@ class LogSettings:
     level: str = _setting("INFO", _choice(LOG_LEVELS, upper=True), "TRACE ... CRITICAL")
     format: str = _setting("human", _choice(LOG_FORMATS), "human | json")
     file: str = _setting("", _str(), 'also write logs to this file; "" = no file')
+    # --- vps (issue 12): history of log.file through loguru's own file sink
+    rotation: str = _setting(
+        "50 MB", _log_rotation(), 'new file at a size, an age or a time of day; "" = never'
+    )
+    retention: str = _setting(
+        "14 days", _log_retention(), 'rotated files kept: an age or a count; "" = all'
+    )
+    compression: str = _setting(
+        "gz", _choice(LOG_COMPRESSIONS), 'compress rotated files: gz, bz2, xz, zip; "" = no'
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -499,6 +569,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = types.MappingProxyType(
         "journal": JournalSettings,
         "log": LogSettings,
         "metrics": MetricsSettings,
+        "data": DataSettings,  # vps (issue 12)
     }
 )
 
@@ -520,6 +591,7 @@ class Settings:
     journal: JournalSettings = attrs.field(factory=JournalSettings)
     log: LogSettings = attrs.field(factory=LogSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
+    data: DataSettings = attrs.field(factory=DataSettings)  # vps (issue 12)
     sources: Mapping[str, str] = attrs.field(
         factory=lambda: types.MappingProxyType({}), eq=False, repr=False
     )
@@ -607,8 +679,10 @@ class _Merger:
             if value:  # an empty variable counts as unset
                 self.set(f"exchange.{name}", value, f"env {var}", text=True)
 
-    def build(self) -> Settings:
+    def build(self, env: Mapping[str, str] | None = None) -> Settings:
         self._derive_urls()
+        self._read_secret_file()  # vps (issue 12)
+        self._resolve_data_paths(os.environ if env is None else env)  # vps (issue 12)
         self._cross_check()
         sections = {name: cls(**self.values[name]) for name, cls in _SECTIONS.items()}
         return Settings(**sections, sources=types.MappingProxyType(dict(self.sources)))
@@ -624,6 +698,67 @@ class _Merger:
             else:
                 exchange[name] = hosts[index]
                 self.sources[f"exchange.{name}"] = f"Bybit {exchange['mode']} host"
+
+    # --- vps (issue 12): the API secret from a file; relative paths in the data dir
+    def _read_secret_file(self) -> None:
+        exchange = self.values["exchange"]
+        path = exchange["api_secret_file"]
+        if not path:
+            return
+        key = "exchange.api_secret_file"
+        origin = self.sources[key]
+        if self.sources["exchange.api_secret"] != "default":
+            raise SettingsError(
+                key,
+                f"set either it or exchange.api_secret "
+                f"(from {self.sources['exchange.api_secret']}), not both",
+            )
+        try:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise SettingsError(key, f"{path} is not a file (from {origin})")
+            if mode & 0o077:
+                raise SettingsError(
+                    key,
+                    f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}): "
+                    f"chmod 600 {path} (from {origin})",
+                )
+            with open(path, encoding="utf-8") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            raise SettingsError(key, f"no file at {path} (from {origin})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SettingsError(key, f"cannot read {path}: {why} (from {origin})") from None
+        try:
+            exchange["api_secret"] = _secret()(raw.strip(), True)
+        except ValueError as exc:
+            raise SettingsError(key, f"the file's content {exc} (from {origin})") from None
+        self.sources["exchange.api_secret"] = f"file {path} ({origin})"
+
+    def _resolve_data_paths(self, env: Mapping[str, str]) -> None:
+        data = self.values["data"]
+        if data["dir"]:
+            base = Path(data["dir"]).expanduser()
+        elif Path.cwd().resolve() == REPO_SETTINGS.parent and REPO_SETTINGS.is_file():
+            base = Path.cwd()  # a checkout: the journal stays next to the code, as before
+            self.sources["data.dir"] += " (the working directory is the checkout)"
+        else:
+            xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+            base = Path(xdg).expanduser() / "scalper"
+            self.sources["data.dir"] += " ($XDG_DATA_HOME/scalper)"
+        data["dir"] = str(base.resolve())
+        journal = self.values["journal"]
+        path = Path(journal["path"]).expanduser()
+        if journal["path"] == ":memory:":
+            return
+        if path.is_absolute():
+            journal["path"] = str(path)
+        elif self.sources["journal.path"].startswith("flag "):
+            journal["path"] = str(Path.cwd() / path)  # typed at a shell: relative to it
+        else:
+            journal["path"] = str(Path(data["dir"]) / path)
+            self.sources["journal.path"] += " (in data.dir)"
 
     def _cross_check(self) -> None:
         exchange = self.values["exchange"]
@@ -689,7 +824,7 @@ def load_settings(
         if value is not None:
             origin = f"flag {flag_names[key]}" if key in flag_names else "override"
             merger.set(key, value, origin, text=True)
-    return merger.build()
+    return merger.build(os.environ if env is None else env)
 
 
 def engine_config(settings: Settings, session_tag: str) -> EngineConfig:

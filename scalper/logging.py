@@ -5,7 +5,18 @@
   appended as ``key=value`` pairs: ``12:00:01.234 INFO  entry filled  symbol=SOLUSDT ...``.
 * ``json``: one JSON object per line (``time``, ``level``, ``message``, ``name``, the
   bound context, ``exception``), for log shippers on a VPS.
-* optional file sink (same format as stderr, never coloured).
+* in a terminal (the live panel or a plain tty) lines are short: the time to the
+  second, a five-letter level, the message, and the context minus ``symbol`` (the
+  panel's header shows it): ``12:00:01 INFO  entry filled  order_link_id=...``.
+* under systemd with journald as the log (``JOURNAL_STREAM`` names our stderr, no
+  terminal) lines carry no timestamp of their own (journald adds one) and start with
+  the syslog priority prefix ``<N>``, so ``journalctl -p warning`` filters by level.
+* optional file sink (``log.file``, same format as the non-terminal stderr, never
+  coloured) through loguru's own file handling: ``log.rotation`` (a size such as
+  ``"50 MB"``, an age such as ``"1 day"`` or a time of day ``"00:00"``),
+  ``log.retention`` (an age or a number of files) and ``log.compression`` of the
+  rotated files (``"gz"``, ...). The text is rendered and redacted before loguru
+  writes it, so the rotated files are redacted exactly like the live one.
 
 Secrets are redacted twice, as defence in depth: a patcher rewrites the message and
 bound string values of every record (so any sink added later sees them redacted), and
@@ -24,8 +35,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -60,6 +73,25 @@ _HUMAN = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "{message}{extra[_context]}\n{exception}"
 )
+_TERMINAL = (
+    "<green>{time:HH:mm:ss}</green> <level>{extra[_level]: <5}</level> "
+    "{message}{extra[_context]}\n{exception}"
+)
+_JOURNALD = "{extra[_priority]}{level: <7} {message}{extra[_context]}\n{exception}"
+#: five-letter level names for the terminal
+_SHORT_LEVELS: Mapping[str, str] = {"WARNING": "WARN", "CRITICAL": "CRIT", "SUCCESS": "OK"}
+#: syslog priorities journald reads from a ``<N>`` line prefix (sd-daemon(3))
+_PRIORITIES: Mapping[str, int] = {
+    "TRACE": 7,
+    "DEBUG": 7,
+    "INFO": 6,
+    "SUCCESS": 5,
+    "WARNING": 4,
+    "ERROR": 3,
+    "CRITICAL": 2,
+}
+#: context keys a terminal line leaves out: the panel's header shows them
+_TERMINAL_HIDDEN = frozenset({"symbol"})
 
 
 def make_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
@@ -76,14 +108,73 @@ def make_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
     return lambda text: pattern.sub(REDACTED, text)
 
 
-def _context(record: Record) -> str:
-    pairs = [f"{key}={value}" for key, value in record["extra"].items() if not key.startswith("_")]
+def _context(record: Record, hidden: frozenset[str] = frozenset()) -> str:
+    pairs = [
+        f"{key}={value}"
+        for key, value in record["extra"].items()
+        if not key.startswith("_") and key not in hidden
+    ]
     return "  " + " ".join(pairs) if pairs else ""
 
 
 def _human_format(record: Record) -> str:
     record["extra"]["_context"] = _context(record)
     return _HUMAN
+
+
+def _terminal_format(record: Record) -> str:
+    name = record["level"].name
+    record["extra"]["_level"] = _SHORT_LEVELS.get(name, name)[:5]
+    record["extra"]["_context"] = _context(record, _TERMINAL_HIDDEN)
+    return _TERMINAL
+
+
+def _journald_format(record: Record) -> str:
+    record["extra"]["_priority"] = f"<{_PRIORITIES.get(record['level'].name, 6)}>"
+    record["extra"]["_context"] = _context(record)
+    return _JOURNALD
+
+
+def _exception_text(record: Record) -> str:
+    exc = record["exception"]
+    if exc is None or exc.type is None:
+        return ""
+    return "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+
+
+def _rendered(fmt: str, redact: Callable[[str], str]) -> Callable[[Record], str]:
+    """A format function for loguru's own file sink: the whole text rendered here and
+    redacted (tracebacks included), since that sink gives us no final-text hook."""
+
+    def format_record(record: Record) -> str:
+        if fmt == "json":
+            _json_format(record)
+            text = record["extra"]["_json"] + "\n"
+        else:
+            stamp = record["time"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            text = (
+                f"{stamp} {record['level'].name: <7} {record['message']}{_context(record)}\n"
+                + _exception_text(record)
+            )
+        record["extra"]["_line"] = redact(text)
+        return "{extra[_line]}"
+
+    return format_record
+
+
+def journald_is_the_log(stream: object, env: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal stream systemd gave us (``JOURNAL_STREAM`` is
+    ``device:inode`` of it) and not a terminal."""
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()) or _is_terminal(stream):
+        return False
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+        stat = os.fstat(fileno)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
 
 
 def _json_format(record: Record) -> str:
@@ -205,8 +296,17 @@ def configure_logging(
     *,
     stream: TextIO | None = None,
     access_log: bool = False,
+    rotation: str | None = None,
+    retention: str | int | None = None,
+    compression: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Replace loguru's handlers: stderr (or ``stream``) and optionally ``file``.
+
+    ``rotation``, ``retention`` and ``compression`` go to loguru's file sink as they
+    are (a retention of digits only is a number of files). The stream's format is
+    chosen by what it is: a terminal gets short lines, journald (``env``'s
+    ``JOURNAL_STREAM``) lines without a timestamp, anything else the full line.
 
     ``level`` is a loguru level name (``INFO``, ...), ``fmt`` is ``"human"`` or
     ``"json"``. Every string in ``secrets`` is redacted from everything logged,
@@ -230,24 +330,38 @@ def configure_logging(
     logger.remove()
     logger.configure(patcher=patch)
     out = sys.stderr if stream is None else stream
-    formatter = _human_format if fmt == "human" else _json_format
+    terminal = _is_terminal(out)
+    formatter: Callable[[Record], str]
+    if fmt == "json":
+        formatter = _json_format
+    elif terminal:
+        formatter = _terminal_format
+    elif journald_is_the_log(out, env):
+        formatter = _journald_format
+    else:
+        formatter = _human_format
     logger.add(
         _RedactingSink(out, redact, owned=False),
         level=level,
         format=formatter,
-        colorize=fmt == "human" and _is_terminal(out),
+        colorize=fmt == "human" and terminal,
         backtrace=False,
         diagnose=False,  # variable values in tracebacks could hold secrets
     )
     if file:
-        handle = open(file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (lives as the sink)
+        if isinstance(retention, str) and retention.strip().isdigit():
+            retention = int(retention)
         logger.add(
-            _RedactingSink(handle, redact, owned=True),
+            file,
             level=level,
-            format=formatter,
+            format=_rendered(fmt, redact),
             colorize=False,
             backtrace=False,
             diagnose=False,
+            encoding="utf-8",
+            rotation=rotation or None,
+            retention=retention or None,
+            compression=compression or None,
         )
     _install_intercept(level_no, access_log=access_log)
 
@@ -260,4 +374,7 @@ def configure_from_settings(settings: Settings, *, stream: TextIO | None = None)
         settings.log.file or None,
         settings.secrets(),
         stream=stream,
+        rotation=settings.log.rotation,
+        retention=settings.log.retention,
+        compression=settings.log.compression,
     )

@@ -64,8 +64,9 @@ from .metrics_server import serve_metrics
 from .private import run_private
 from .reconcile import OrderEpoch, run_reconcile, startup_sweep
 from .scanner import Scanner
+from .sdnotify import Notifier  # vps (issue 12)
 from .shutdown import ShutdownRequest
-from .status import StatusConsole, run_status
+from .status import StatusConsole, StatusFacts, panel_view, run_status
 from .strategy import StrategyRunner
 
 __all__ = ["BotHandle", "BotOptions", "Endpoints", "PnlTracker", "engine_config", "run_bot"]
@@ -155,6 +156,9 @@ class BotOptions:
     #: how long one REST request may take before its outcome counts as unknown (tests
     #: of the simulator's ``timeout`` fault shorten it)
     http_timeout_s: float = 10.0
+    # --- vps (issue 12): systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
+    # None: no notifications
+    notifier: Notifier | None = None
 
 
 async def run_bot(
@@ -226,7 +230,10 @@ async def _trade(
     orders_send, orders_receive = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
     requests_send, requests_receive = trio.open_memory_channel[str](64)
-    pnl = PnlTracker(metrics)
+    # --- vps (issue 12): the panel's facts and systemd's notifications
+    facts = StatusFacts(mode=settings.exchange.mode)
+    notifier = options.notifier or Notifier(None)
+    pnl = PnlTracker(metrics, facts)
     epoch = OrderEpoch()
     inflight = InFlight()
 
@@ -263,6 +270,7 @@ async def _trade(
         position_requests=requests_send,
         journal=journal,
         metrics=metrics,
+        heartbeat=notifier.watchdog,  # vps: a hung strategy loop stops the pings
     )
     watch = OrderWatch()
     execution = ExecutionConfig(
@@ -285,7 +293,17 @@ async def _trade(
             # abandons the start-up instead of waiting for it: nothing is placed yet.
             with trio.CancelScope() as starting:
                 trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
-                await trading.start(run_status, metrics, _describe(engine), options.console)
+                await trading.start(
+                    partial(
+                        run_status,
+                        view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
+                        notifier=notifier,
+                        facts=facts,
+                    ),
+                    metrics,
+                    _describe(engine),
+                    options.console,
+                )
                 if settings.metrics.port:
                     await trading.start(
                         partial(
@@ -322,7 +340,14 @@ async def _trade(
                     settings.reconcile.interval_s,
                 )
                 await trading.start(
-                    partial(runner.run, tick_interval_s=options.tick_interval_s),
+                    partial(
+                        runner.run,
+                        # vps: the timer turns at least as often as the watchdog pings
+                        tick_interval_s=min(
+                            options.tick_interval_s,
+                            notifier.watchdog_interval_s or options.tick_interval_s,
+                        ),
+                    ),
                     market_receive,
                     control_receive,
                 )
@@ -353,7 +378,9 @@ async def _trade(
                     session_tag=session_tag,
                 )
             )
+            notifier.ready(_describe(engine)())  # vps: systemd READY=1
             await shutdown.requested.wait()
+            notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
             logger.warning("shutting down: {}", shutdown.reason)
             clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
             await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
@@ -409,14 +436,20 @@ async def _adopt_positions(
 class PnlTracker:
     """Net realised PnL of this run, from the fills (shown by the status panel)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, facts: StatusFacts | None = None) -> None:
         self._metrics = metrics
         self._ledger = Ledger()
+        self._facts = facts
 
     def add(self, fill: ReportFill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
+        before = self._ledger.net
         self._ledger.add(fill)
         self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
+        if self._facts is not None:  # vps: round trips, wins, today's net for the panel
+            report = self._ledger.report()
+            self._facts.trades, self._facts.wins = len(report.trips), report.wins
+            self._facts.add_net(fill.ts_ms, self._ledger.net - before)
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

@@ -18,6 +18,7 @@ from ..bybit.errors import BybitError
 from ..config import Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, Endpoints, run_bot
+from .sdnotify import Notifier  # vps (issue 12)
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
 
@@ -67,7 +68,12 @@ def _check_mode(settings: Settings, live: bool) -> str | None:
     return None
 
 
-async def _run(settings: Settings, duration_s: float | None, console: StatusConsole | None) -> int:
+async def _run(
+    settings: Settings,
+    duration_s: float | None,
+    console: StatusConsole | None,
+    notifier: Notifier | None = None,
+) -> int:
     shutdown = ShutdownRequest()
     endpoints = _configured_endpoints(settings)
     with trio.CancelScope() as hard_stop:
@@ -93,6 +99,7 @@ async def _run(settings: Settings, duration_s: float | None, console: StatusCons
                     api_secret=secret,
                     duration_s=duration_s,
                     console=console,
+                    notifier=notifier,
                 )
                 clean = await run_bot(settings, options, shutdown)
             nursery.cancel_scope.cancel()
@@ -101,15 +108,20 @@ async def _run(settings: Settings, duration_s: float | None, console: StatusCons
     return 0 if clean else 1
 
 
-def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int:
-    """Entry point of ``scalper run``; returns the process exit code."""
+def main_run(
+    settings: Settings, *, live: bool, duration_s: float | None, panel: bool = True
+) -> int:
+    """Entry point of ``scalper run``; returns the process exit code.
+
+    ``panel=False`` (``--no-panel``) keeps plain log lines in a terminal too.
+    """
     refusal = _check_mode(settings, live)
     if refusal:
         sys.stderr.write(f"error: {refusal}\n")
         return 2
     console = (
         StatusConsole(sys.stdout)
-        if sys.stdout.isatty() and settings.log.format == "human"
+        if panel and sys.stdout.isatty() and settings.log.format == "human"
         else None
     )
     configure_from_settings(settings, stream=console)  # type: ignore[arg-type]
@@ -120,8 +132,11 @@ def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int
     else:
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
     code = 1
+    # vps (issue 12): systemd (Type=notify) READY / WATCHDOG / STATUS / STOPPING; a no-op
+    # without NOTIFY_SOCKET
+    notifier = Notifier.from_env()
     try:
-        code = trio.run(_run, settings, duration_s, console)
+        code = trio.run(_run, settings, duration_s, console, notifier)
     except* BybitError as group:
         # the exchange refused us or cannot be reached: an operator problem, not a bug,
         # so one clear line each and no traceback (our orders were swept on the way out)
@@ -129,6 +144,9 @@ def main_run(settings: Settings, *, live: bool, duration_s: float | None) -> int
             logger.error("scalper stopped: {}: {}", type(exc).__name__, exc)
     except* Exception:  # noqa: BLE001 - the top of the program: logged in full, exit 1
         logger.exception("scalper stopped on an unexpected error")
+    finally:
+        notifier.stopping()  # vps: a no-op when the graceful stop already said so
+        notifier.close()
     return code
 
 

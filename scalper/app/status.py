@@ -1,83 +1,420 @@
-"""What the operator sees: a live status line in a terminal, summaries in a log.
+"""What the operator sees: a live panel in a terminal, summaries in a log.
 
-In a terminal (a foreground run, or tmux on a VPS) the last line of the screen is a
-status panel redrawn every second: state, symbol, position, PnL, counters. Log lines
-scroll above it: ``StatusConsole`` is the stream the log sink writes to, and it clears
-the panel before each log line and redraws it after, so the two never garble.
+In a terminal (a foreground run, or tmux on a VPS) the screen is split in two: a
+compact header pinned at the top (mode, state, symbol, book, position and its stop,
+PnL and loss headroom, counters, the last alert) and the log scrolling below it. It is
+drawn with ``rich.live`` on the terminal's alternate screen, refreshed by the status
+task (``auto_refresh=False``: rich starts no thread of its own) and after every log
+line, which reaches the panel through ``StatusConsole.write`` (the log sink's stream).
+Every row is cut at the terminal's width rather than wrapped, so the layout stays
+stable at 80x24 whatever is logged. When the panel stops, the log lines it showed are
+written to the normal screen, so the terminal's scrollback keeps the history.
 
 When output is not a terminal (systemd, a pipe, CI) there is no panel: a summary log
-line every ``summary_interval_s`` carries the same facts, greppable.
+line every ``summary_interval_s`` carries the same facts, greppable. Either way the
+task also reports the state to systemd (``STATUS=``) through the ``Notifier``.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-from typing import TextIO
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TextIO
 
+import attrs
 import trio
 from loguru import logger
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.live import Live
+from rich.text import Text
 
 from .metrics import Metrics
 
-__all__ = ["StatusConsole", "run_status"]
+if TYPE_CHECKING:
+    from loguru import Message
 
-_CLEAR_LINE = "\r\x1b[2K"
+    from ..core.strategy import Engine
+    from .sdnotify import Notifier
+
+__all__ = ["HEADER_ROWS", "PanelView", "StatusConsole", "StatusFacts", "panel_view", "run_status"]
+
+_DAY_MS = 86_400_000
+#: rows of the header, the rule under it included
+HEADER_ROWS = 7
+#: log lines kept for the panel (and written to the scrollback when it stops)
+MAX_LOG_LINES = 2000
+#: a burst of log lines redraws the panel at most this often (a frame costs ~1.3 ms)
+REDRAW_MIN_S = 0.1
+#: how each mode is shown: colour says how much is at stake
+MODE_STYLES = {
+    "sim": "bold black on green",
+    "demo": "bold black on cyan",
+    "testnet": "bold black on yellow",
+    "live": "bold white on red",
+}
+
+
+@attrs.define
+class StatusFacts:
+    """What the app knows beyond the engine and the counters; tasks fill it in.
+
+    ``stop_on_exchange`` is None until a task that checks the exchange's stop of the
+    open position sets it (shown as ``?``). ``net_by_day`` is this run's realised PnL
+    after fees per UTC day (epoch day number), from the fills.
+    """
+
+    mode: str = "sim"
+    stop_on_exchange: bool | None = None
+    last_alert: str | None = None
+    trades: int = 0
+    wins: int = 0
+    net_by_day: dict[int, Decimal] = attrs.field(factory=dict)
+
+    def add_net(self, ts_ms: int, amount: Decimal) -> None:
+        """Book a fill's effect on the net (realised PnL minus its fee) on its UTC day."""
+        day = ts_ms // _DAY_MS
+        self.net_by_day[day] = self.net_by_day.get(day, Decimal(0)) + amount
+
+    def net_today(self, now_ms: int) -> Decimal:
+        """Realised PnL after fees today (UTC) in this run."""
+        return self.net_by_day.get(now_ms // _DAY_MS, Decimal(0))
+
+
+@attrs.frozen(kw_only=True)
+class PanelView:
+    """One frame of the header: plain values, rendered by ``render_header``."""
+
+    mode: str
+    state: str
+    #: "running", "cooling down 12 s", "HALTED: <why>", ...
+    activity: str
+    symbol: str | None = None
+    bid: float | None = None
+    ask: float | None = None
+    book_age_ms: int | None = None
+    book_valid: bool = True
+    position: str = "flat"
+    entry: Decimal | None = None
+    stop: float | None = None
+    stop_on_exchange: bool | None = None
+    upnl: Decimal | None = None
+    day_net: Decimal | None = None
+    headroom: Decimal | None = None
+    trades: int = 0
+    wins: int = 0
+    msgs_per_s: float = 0.0
+    drops: int = 0
+    reconnects: int = 0
+    last_alert: str | None = None
+
+    @property
+    def spread_bps(self) -> float | None:
+        """Spread in basis points of the mid, None without a two-sided book."""
+        if self.bid is None or self.ask is None or self.bid <= 0 or self.ask <= 0:
+            return None
+        mid = (self.bid + self.ask) / 2
+        return (self.ask - self.bid) / mid * 10_000
+
+    @property
+    def win_rate(self) -> float | None:
+        """Winning round trips / round trips, None before the first."""
+        return self.wins / self.trades if self.trades else None
+
+
+def panel_view(
+    engine: Engine, facts: StatusFacts, metrics: Metrics, now_ms: int, msgs_per_s: float
+) -> PanelView:
+    """The header's values, read from the engine's public view, the facts and counters."""
+    risk = engine.risk
+    position = engine.position
+    state = engine.state.value
+    # an engine that can be paused (not halted) says why through ``pause_reason``
+    paused = getattr(engine, "pause_reason", None)
+    if engine.halt_reason is not None:
+        activity = f"HALTED: {engine.halt_reason}"
+    elif isinstance(paused, str) and paused:
+        activity = f"PAUSED: {paused}"
+    else:
+        until = risk.cooldown_until_ms
+        activity = (
+            f"cooling down {(until - now_ms) / 1000:.0f} s"
+            if until is not None and until > now_ms
+            else "running"
+        )
+    # The engine keeps the book top it decides on; read it defensively, it is not (yet)
+    # part of its public view.
+    book: Any = getattr(engine, "book", None) or getattr(engine, "_book", None)
+    bid = ask = None
+    age = None
+    valid = True
+    if book is not None and getattr(book, "symbol", None) == engine.symbol:
+        bid, ask, valid = float(book.bid), float(book.ask), bool(book.valid)
+        age = max(0, now_ms - int(book.ts_ms))
+    held, entry, stop, upnl = "flat", None, None, None
+    if position is not None:
+        held = f"{position.side.value} {position.size}"
+        entry = position.entry_price
+        stop = _stop_price(engine)
+        upnl = _unrealised(engine)
+    # the net after fees, from the fills; the headroom is the risk gate's own measure
+    # (what halts the bot: realised + unrealised, today)
+    day_net = facts.net_today(now_ms) + (upnl or Decimal(0))
+    headroom = risk.limits.max_daily_loss_usd - risk.daily_loss(now_ms, upnl or Decimal(0))
+    on_exchange = facts.stop_on_exchange
+    if on_exchange is None:  # an engine that tracks the exchange-side stop says so
+        flag = getattr(engine, "stop_on_exchange", None)
+        on_exchange = flag if isinstance(flag, bool) else None
+    return PanelView(
+        mode=facts.mode,
+        state=state,
+        activity=activity,
+        symbol=engine.symbol,
+        bid=bid,
+        ask=ask,
+        book_age_ms=age,
+        book_valid=valid,
+        position=held,
+        entry=entry,
+        stop=stop,
+        stop_on_exchange=on_exchange if position is not None else None,
+        upnl=upnl,
+        day_net=day_net,
+        headroom=headroom,
+        trades=facts.trades,
+        wins=facts.wins,
+        msgs_per_s=msgs_per_s,
+        drops=metrics.market_dropped,
+        reconnects=metrics.reconnects,
+        last_alert=facts.last_alert,
+    )
+
+
+def _stop_price(engine: Engine) -> float | None:
+    stop = getattr(engine, "stop_price", None)
+    if isinstance(stop, int | float):
+        return float(stop)
+    stop = getattr(engine, "_stop", None)
+    return float(stop) if isinstance(stop, int | float) else None
+
+
+def _unrealised(engine: Engine) -> Decimal | None:
+    compute = getattr(engine, "unrealised", None) or getattr(engine, "_unrealised", None)
+    if compute is None:
+        return None
+    value = compute() if callable(compute) else compute
+    return value if isinstance(value, Decimal) else None
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _price(value: float | Decimal | None) -> str:
+    return "-" if value is None else f"{float(value):.8g}"
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def _signed_style(value: Decimal | None) -> str:
+    if value is None or value == 0:
+        return ""
+    return "green" if value > 0 else "red"
+
+
+def _row(*parts: tuple[str, str]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for chunk, style in parts:
+        text.append(chunk, style=style)
+    return text
+
+
+def render_header(view: PanelView) -> list[Text]:
+    """The header's rows (``HEADER_ROWS - 1`` of them; the rule is added by the screen)."""
+    mode = view.mode.upper()
+    if view.activity == "running":
+        activity_style = "green"
+    elif view.activity.startswith("HALTED"):
+        activity_style = "bold red"
+    else:
+        activity_style = "yellow"
+    spread = view.spread_bps
+    age = "-" if view.book_age_ms is None else f"{view.book_age_ms} ms"
+    age_style = "yellow" if view.book_age_ms is not None and view.book_age_ms > 1000 else ""
+    on_exchange = {True: "yes", False: "NO", None: "?"}[view.stop_on_exchange]
+    if view.position == "flat":
+        on_exchange = "-"
+    rate = view.win_rate
+    alert = view.last_alert or "-"
+    return [
+        _row(
+            (f" {mode} ", MODE_STYLES.get(view.mode, "bold reverse")),
+            ("  ", ""),
+            (view.state, "bold"),
+            ("  ", ""),
+            (view.activity, activity_style),
+            ("  ", ""),
+            (view.symbol or "no symbol", "bold cyan"),
+        ),
+        _row(
+            ("bid ", "dim"),
+            (_price(view.bid), ""),
+            ("  ask ", "dim"),
+            (_price(view.ask), ""),
+            ("  spread ", "dim"),
+            ("-" if spread is None else f"{spread:.1f} bp", ""),
+            ("  book ", "dim"),
+            (age, age_style),
+            ("" if view.book_valid else "  (resyncing)", "yellow"),
+        ),
+        _row(
+            ("pos ", "dim"),
+            (view.position, "bold"),
+            ("  entry ", "dim"),
+            (_price(view.entry), ""),
+            ("  stop ", "dim"),
+            (_price(view.stop), ""),
+            (" on exch ", "dim"),
+            (on_exchange, "red" if view.stop_on_exchange is False else ""),
+            ("  uPnL ", "dim"),
+            (_money(view.upnl), _signed_style(view.upnl)),
+        ),
+        _row(
+            ("day net ", "dim"),
+            (_money(view.day_net), _signed_style(view.day_net)),
+            ("  loss headroom ", "dim"),
+            ("-" if view.headroom is None else f"{view.headroom:.2f}", ""),
+            ("  trades ", "dim"),
+            (str(view.trades), ""),
+            ("  win ", "dim"),
+            ("-" if rate is None else f"{rate:.0%}", ""),
+        ),
+        _row(
+            ("msgs/s ", "dim"),
+            (f"{view.msgs_per_s:.0f}", ""),
+            ("  drops ", "dim"),
+            (str(view.drops), "yellow" if view.drops else ""),
+            ("  reconnects ", "dim"),
+            (str(view.reconnects), "yellow" if view.reconnects else ""),
+        ),
+        _row(("alert ", "dim"), (alert, "bold yellow" if view.last_alert else "")),
+    ]
 
 
 class StatusConsole:
-    """A text stream that keeps one status line pinned under the scrolling log."""
+    """The terminal panel, and the text stream the log sink writes its lines to.
 
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._panel = ""
-        #: the panel is on the cursor's line (the next write replaces it)
-        self._panel_shown = False
-        #: the last write ended inside a line: erasing the line would erase log text
-        self._mid_line = False
+    Before ``start`` and after ``stop`` lines go straight to the terminal; while the
+    panel runs they are kept (bounded) and shown under the header.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, console: Console | None = None) -> None:
+        self.console = console if console is not None else Console(file=out, highlight=False)
+        self._lines: deque[Text] = deque(maxlen=MAX_LOG_LINES)
+        self._logged_while_live = 0
+        self._partial = ""
+        self._view: PanelView | None = None
+        self._live: Live | None = None
+        self._drawn_at = 0.0
+        #: log lines arrived since the last frame
+        self.dirty = False
 
     def isatty(self) -> bool:
-        """Delegates, so the log sink colours its output as for a terminal."""
-        return self._out.isatty()
+        """True: the sink colours its lines (the colours are parsed back into rich text)."""
+        return True
+
+    @property
+    def lines(self) -> list[Text]:
+        """The log lines kept for the panel (oldest first)."""
+        return list(self._lines)
 
     def write(self, text: str) -> int:
-        """Write log text above the panel (a line may come in several writes)."""
+        """Take log text (a line may come in several writes) and show complete lines."""
         if not text:
             return 0
-        if self._panel_shown:
-            self._out.write(_CLEAR_LINE)
-            self._panel_shown = False
-        self._out.write(text)
-        self._mid_line = not text.endswith("\n")
-        if not self._mid_line and self._panel:
-            self._out.write(self._panel)
-            self._panel_shown = True
-        self._out.flush()
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        for line in complete:
+            rich_line = Text.from_ansi(line, no_wrap=True, overflow="ellipsis")
+            self._lines.append(rich_line)
+            if self._live is None:
+                self.console.print(rich_line, soft_wrap=True)
+            else:
+                self._logged_while_live += 1
+        if complete and self._live is not None:
+            if time.monotonic() - self._drawn_at >= REDRAW_MIN_S:
+                self._draw()
+            else:
+                self.dirty = True  # drawn by the status task's next turn
         return len(text)
 
+    def _draw(self) -> None:
+        if self._live is not None:
+            self._drawn_at = time.monotonic()
+            self.dirty = False
+            self._live.refresh()
+
+    def redraw_if_dirty(self) -> None:
+        """Draw the log lines held back by ``REDRAW_MIN_S``."""
+        if self.dirty:
+            self._draw()
+
     def flush(self) -> None:
-        """Flush the underlying stream."""
-        self._out.flush()
+        """Nothing is buffered beyond an incomplete line."""
 
-    def show(self, panel: str) -> None:
-        """Replace the status line (cut to the terminal's width: a wrapped line could not
-        be cleared, and the panel would pile up instead of staying one line)."""
-        width = shutil.get_terminal_size((120, 24)).columns - 1
-        panel = panel if len(panel) <= width else panel[: max(0, width - 1)] + "…"
-        self._panel = panel
-        if self._mid_line:
-            return  # drawn once the log line is complete
-        self._out.write(_CLEAR_LINE + panel)
-        self._panel_shown = True
-        self._out.flush()
+    def start(self) -> None:
+        """Enter the panel (alternate screen, no refresh thread)."""
+        if self._live is not None:
+            return
+        self._logged_while_live = 0
+        self._live = Live(
+            self,
+            console=self.console,
+            screen=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start(refresh=True)
 
-    def clear(self) -> None:
-        """Remove the status line (at exit, so the shell prompt starts clean)."""
-        self._panel = ""
-        if self._panel_shown:
-            self._out.write(_CLEAR_LINE)
-            self._panel_shown = False
-        self._out.flush()
+    def show(self, view: PanelView) -> None:
+        """Redraw the header with ``view``."""
+        self._view = view
+        self._draw()
+
+    def stop(self) -> None:
+        """Leave the panel; the lines logged meanwhile go to the normal screen."""
+        live, self._live = self._live, None
+        if live is None:
+            return
+        live.stop()
+        shown = min(self._logged_while_live, len(self._lines))
+        for line in list(self._lines)[len(self._lines) - shown :]:
+            self.console.print(line, soft_wrap=True)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = options.height or console.height
+        yield Group(*self.screen(options.max_width, height))
+
+    def screen(self, width: int, height: int) -> Iterator[Text]:
+        """The whole panel as rows: header, rule, then the newest log lines that fit."""
+        header: list[Text] = (
+            render_header(self._view) if self._view is not None else [Text("starting ...")]
+        )
+        for row in header:
+            row.truncate(width, overflow="ellipsis")
+            yield row
+        yield Text("─" * width, style="dim")
+        room = max(0, height - len(header) - 1)
+        lines = list(self._lines)[-room:] if room else []
+        for line in lines:
+            line = line.copy()
+            line.truncate(width, overflow="ellipsis")
+            yield line
+        for _ in range(room - len(lines)):  # a full screen: nothing left from before
+            yield Text("")
 
 
 async def run_status(
@@ -85,22 +422,60 @@ async def run_status(
     describe: Callable[[], str],
     console: StatusConsole | None,
     *,
+    view: Callable[[float], PanelView] | None = None,
+    notifier: Notifier | None = None,
+    facts: StatusFacts | None = None,
     refresh_s: float = 1.0,
     summary_interval_s: float = 30.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Redraw the panel (terminal) or log a summary (no terminal) until cancelled.
 
-    ``describe`` returns the trading part (state, symbol, position) as one line.
+    ``describe`` returns the trading part (state, symbol, position) as one line: the
+    summary's and systemd's ``STATUS=``. ``view(msgs_per_s)`` builds the panel's
+    header. Alert lines seen in the log become ``facts.last_alert``.
     """
+    alert_sink = _watch_alerts(facts) if facts is not None else None
+    if console is not None:
+        console.start()
     task_status.started()
-    if console is None:
-        while True:
-            await trio.sleep(summary_interval_s)
-            logger.info("status: {} | {}", describe(), metrics.summary())
+    last_count = metrics.book_updates + metrics.trade_messages
+    last_time = trio.current_time()
+    next_summary = last_time + summary_interval_s
     try:
         while True:
-            console.show(f"[{describe()}] {metrics.compact()}")
+            if notifier is not None:
+                notifier.status(describe())
+            now = trio.current_time()
+            count = metrics.book_updates + metrics.trade_messages
+            rate = (count - last_count) / (now - last_time) if now > last_time else 0.0
+            last_count, last_time = count, now
+            if console is not None:
+                if view is not None:
+                    console.show(view(rate))
+                # between frames, draw log lines a burst held back (REDRAW_MIN_S)
+                frame_end = now + refresh_s
+                while (left := frame_end - trio.current_time()) > 0:
+                    await trio.sleep(min(REDRAW_MIN_S, left))
+                    console.redraw_if_dirty()
+                continue
+            if now >= next_summary:
+                next_summary += summary_interval_s
+                logger.info("status: {} | {}", describe(), metrics.summary())
             await trio.sleep(refresh_s)
     finally:
-        console.clear()
+        if alert_sink is not None:
+            logger.remove(alert_sink)
+        if console is not None:
+            console.stop()
+
+
+def _watch_alerts(facts: StatusFacts) -> int:
+    """A log handler keeping the latest ``ALERT:`` line in ``facts.last_alert``."""
+
+    def sink(message: Message) -> None:
+        text = message.record["message"]
+        if text.startswith("ALERT: "):
+            facts.last_alert = f"{message.record['time']:%H:%M:%S} {text[len('ALERT: ') :]}"
+
+    return logger.add(sink, level="WARNING", format="{message}", catch=True)

@@ -58,8 +58,11 @@ class StrategyRunner:
         position_requests: trio.MemorySendChannel[str],
         journal: Journal,
         metrics: Metrics,
+        # --- vps (issue 12): called on every timer turn; the sd_notify watchdog ping
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        self._heartbeat = heartbeat
         self._clock_ms = clock_ms
         self._orders = orders
         self._subscriptions = subscriptions
@@ -158,6 +161,8 @@ class StrategyRunner:
         while True:
             await trio.sleep(tick_interval_s)
             await self.feed(Tick())
+            if self._heartbeat is not None:  # vps: a hung loop stops the watchdog pings
+                self._heartbeat()
 
     async def run(
         self,

@@ -68,6 +68,9 @@ def unrealised_net(
 # ------------------------------------------------------------------ the fill ledger
 
 
+ZERO = Decimal(0)
+
+
 @attrs.frozen(kw_only=True)
 class Fill:
     """One executed order as the journal recorded it."""
@@ -89,8 +92,22 @@ class RoundTrip:
     qty: Decimal
     entry: Decimal
     exit: Decimal
-    pnl: Decimal
+    pnl: Decimal  # gross: (exit - entry) x qty x direction
     closed_ms: int
+    #: when the position (from flat) was opened
+    opened_ms: int = 0
+    #: its share of the entry fees plus the exit fee
+    fees: Decimal = Decimal(0)
+
+    @property
+    def net(self) -> Decimal:
+        """Gross PnL minus fees."""
+        return self.pnl - self.fees
+
+    @property
+    def hold_s(self) -> float:
+        """Seconds from the opening fill to this close."""
+        return max(0, self.closed_ms - self.opened_ms) / 1000
 
 
 @attrs.frozen(kw_only=True)
@@ -100,23 +117,57 @@ class Report:
     trips: tuple[RoundTrip, ...]
     fees: Decimal
     realised: Decimal
-    equity: tuple[tuple[int, Decimal], ...]  # (ts_ms, net realised pnl)
+    equity: tuple[tuple[int, Decimal], ...]  # (ts_ms, net realised pnl) after each fill
+    fills: tuple[Fill, ...] = ()
+    funding: Decimal = Decimal(0)
 
     @property
     def net(self) -> Decimal:
-        """Realised PnL minus fees."""
-        return self.realised - self.fees
+        """Realised PnL minus fees, plus funding."""
+        return self.realised - self.fees + self.funding
 
     @property
     def wins(self) -> int:
-        """Round trips with a positive PnL."""
-        return sum(1 for t in self.trips if t.pnl > 0)
+        """Round trips with a positive PnL after fees."""
+        return sum(1 for t in self.trips if t.net > 0)
+
+    @property
+    def win_rate(self) -> float | None:
+        """Wins / round trips, None without a round trip."""
+        return self.wins / len(self.trips) if self.trips else None
+
+    @property
+    def max_drawdown(self) -> Decimal:
+        """The largest fall of the net equity curve from a running peak (from 0)."""
+        peak, worst = ZERO, ZERO
+        for _, value in self.equity:
+            peak = max(peak, value)
+            worst = max(worst, peak - value)
+        return worst
+
+    @property
+    def avg_hold_s(self) -> float | None:
+        """Mean hold of the round trips (s), None without one."""
+        return sum(t.hold_s for t in self.trips) / len(self.trips) if self.trips else None
+
+    @property
+    def open_fees(self) -> Decimal:
+        """Fees of fills not (yet) in a round trip: entries of a position still open."""
+        return self.fees - sum((t.fees for t in self.trips), ZERO)
+
+    @property
+    def fee_share(self) -> float | None:
+        """Fees as a fraction of the gross PnL's size, None when the gross is 0."""
+        return float(self.fees / abs(self.realised)) if self.realised else None
 
 
 @attrs.define
 class _Position:
     size: Decimal = Decimal(0)  # signed: + long, - short
     entry: Decimal = Decimal(0)
+    opened_ms: int = 0
+    #: entry fees not yet attributed to a round trip
+    fees: Decimal = Decimal(0)
 
 
 class Ledger:
@@ -130,6 +181,7 @@ class Ledger:
         self._positions: dict[str, _Position] = {}
         self._trips: list[RoundTrip] = []
         self._equity: list[tuple[int, Decimal]] = []
+        self._fills: list[Fill] = []
         self.fees = Decimal(0)
         self.realised = Decimal(0)
 
@@ -141,53 +193,65 @@ class Ledger:
     def add(self, fill: Fill) -> None:
         """Apply one fill: open, add to, reduce, close or flip the symbol's position."""
         pos = self._positions.setdefault(fill.symbol, _Position())
+        self._fills.append(fill)
         signed = fill.qty if fill.side == "Buy" else -fill.qty
         self.fees += fill.fee
         if pos.size == 0 or (pos.size > 0) == (signed > 0):
+            if pos.size == 0:
+                pos.opened_ms = fill.ts_ms
             total = pos.size + signed
             pos.entry = (pos.entry * abs(pos.size) + fill.price * fill.qty) / abs(total)
             pos.size = total
+            pos.fees += fill.fee
         else:
             closed = min(abs(signed), abs(pos.size))
-            side = Side.BUY if pos.size > 0 else Side.SELL
-            pnl = price_pnl(side, pos.entry, fill.price, closed)
+            direction = 1 if pos.size > 0 else -1
+            pnl = price_pnl(Side.BUY if direction > 0 else Side.SELL, pos.entry, fill.price, closed)
+            entry_fees = pos.fees * closed / abs(pos.size)
+            exit_fee = fill.fee * closed / fill.qty
+            pos.fees -= entry_fees
             self.realised += pnl
             self._trips.append(
                 RoundTrip(
                     symbol=fill.symbol,
-                    side=side.value,
+                    side="Buy" if direction > 0 else "Sell",
                     qty=closed,
                     entry=pos.entry,
                     exit=fill.price,
                     pnl=pnl,
                     closed_ms=fill.ts_ms,
+                    opened_ms=pos.opened_ms,
+                    fees=entry_fees + exit_fee,
                 )
             )
             remainder = abs(signed) - closed
             if remainder > 0:  # flipped through zero: the rest opens the other way
-                pos.size, pos.entry = -side.sign * remainder, fill.price
+                pos.size, pos.entry = -direction * remainder, fill.price
+                pos.opened_ms, pos.fees = fill.ts_ms, fill.fee - exit_fee
             else:
                 pos.size += signed
                 if pos.size == 0:
-                    pos.entry = Decimal(0)
+                    pos.entry, pos.fees = Decimal(0), Decimal(0)
         self._equity.append((fill.ts_ms, self.net))
 
-    def report(self) -> Report:
+    def report(self, funding: Decimal = Decimal(0)) -> Report:
         """Everything so far, as a ``Report``."""
         return Report(
             trips=tuple(self._trips),
             fees=self.fees,
             realised=self.realised,
             equity=tuple(self._equity),
+            fills=tuple(self._fills),
+            funding=funding,
         )
 
 
-def build_report(fills: Iterable[Fill]) -> Report:
+def build_report(fills: Iterable[Fill], funding: Decimal = Decimal(0)) -> Report:
     """Replay fills through one-way positions (per symbol) and collect realised PnL."""
     ledger = Ledger()
     for fill in fills:
         ledger.add(fill)
-    return ledger.report()
+    return ledger.report(funding)
 
 
 # ------------------------------------------------------------------ the day's book

@@ -15,7 +15,9 @@ import pytest
 from scalper.cli import build_parser
 from scalper.config import (
     REPO_SETTINGS,
+    DataSettings,
     ExchangeSettings,
+    JournalSettings,
     ScannerSettings,
     Secret,
     Settings,
@@ -65,9 +67,19 @@ def error(tmp_path: Path, **kwargs: object) -> str:
 # ---------------------------------------------------------------- defaults
 
 
+def defaults_resolved() -> Settings:
+    """``Settings()`` with the data dir resolved as a run from the checkout does it."""
+    cwd = Path.cwd()
+    return attrs.evolve(
+        Settings(),
+        journal=JournalSettings(path=str(cwd / "journal.sqlite3")),
+        data=DataSettings(dir=str(cwd)),
+    )
+
+
 def test_built_in_defaults_are_the_seeds_values(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    assert settings == Settings()
+    assert settings == defaults_resolved()
     assert settings.exchange.mode == "sim"
     assert settings.exchange.recv_window_ms == 5000
     assert settings.exchange.api_key is None
@@ -92,13 +104,18 @@ def test_built_in_defaults_are_the_seeds_values(tmp_path: Path) -> None:
     assert settings.log.level == "INFO" and settings.log.format == "human"
     assert settings.metrics.port == 0  # off
     assert settings.metrics.host == "127.0.0.1"  # never reachable from outside by default
-    assert set(settings.sources.values()) == {"default", "default (sim: the built-in exchange)"}
+    assert set(settings.sources.values()) == {
+        "default",
+        "default (sim: the built-in exchange)",
+        "default (in data.dir)",
+        "default (the working directory is the checkout)",
+    }
 
 
 def test_repo_settings_toml_equals_the_built_in_defaults() -> None:
     assert REPO_SETTINGS.is_file()
     from_file = load_settings(env={})
-    assert from_file == Settings()
+    assert from_file == defaults_resolved()
     assert from_file.sources["scanner.interval_s"] == "settings.toml"
 
 
@@ -219,7 +236,7 @@ def test_flag_values_are_applied(tmp_path: Path) -> None:
     )
     settings = load(tmp_path, overrides=overrides_from_args(args))
     assert settings.exchange.rest_url == "http://127.0.0.1:9"  # trailing slash dropped
-    assert settings.journal.path == "x.db"
+    assert settings.journal.path == str(Path.cwd() / "x.db")  # a flag: relative to the shell
     assert settings.log.level == "DEBUG"
     assert settings.sources["journal.path"] == "flag --journal"
 
@@ -280,7 +297,7 @@ def test_env_values_are_parsed_to_the_keys_type(
 
 def test_unrelated_env_vars_are_ignored(tmp_path: Path) -> None:
     settings = load(tmp_path, env={"SCALPER_HOME": "/x", "PATH": "/bin", "BYBIT_OTHER": "1"})
-    assert settings == Settings()
+    assert settings == defaults_resolved()
 
 
 def test_toml_float_money_is_exact(tmp_path: Path) -> None:

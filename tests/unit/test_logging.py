@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -307,3 +308,112 @@ def test_custom_stdlib_levels_keep_their_number() -> None:
     out = human("TRACE")
     logging.getLogger("some.lib").log(15, "between debug and info")
     assert "Level 15 between debug and info" in out.getvalue()
+
+
+# ---------------------------------------------------------------- vps (issue 12)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_lines_are_short_time_level_message() -> None:
+    out = _Tty()
+    configure_logging("DEBUG", "human", None, [], stream=out)
+    logger.bind(symbol="SOLUSDT", order_link_id="scalp-7").warning("entry filled")
+    logger.info("plain")
+    import re as _re
+
+    plain = _re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    # the panel's header shows the symbol: only the context that adds is kept
+    assert _re.fullmatch(r"\d\d:\d\d:\d\d WARN  entry filled  order_link_id=scalp-7", plain[0])
+    assert _re.fullmatch(r"\d\d:\d\d:\d\d INFO  plain", plain[1])
+    assert "\x1b[" in out.getvalue()  # coloured
+
+
+def test_journald_lines_have_no_timestamp_but_a_priority(tmp_path: Path) -> None:
+    with (tmp_path / "journal-stream").open("w+") as stream:
+        st = os.fstat(stream.fileno())
+        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        configure_logging("DEBUG", "human", None, [SECRET], stream=stream, env=env)
+        logger.bind(symbol="SOLUSDT").warning("stop moved {}", SECRET)
+        logger.debug("detail")
+        logger.error("bad")
+        stream.seek(0)
+        lines = stream.read().splitlines()
+    assert lines == [
+        "<4>WARNING stop moved ****  symbol=SOLUSDT",
+        "<7>DEBUG   detail",
+        "<3>ERROR   bad",
+    ]
+
+
+def test_journal_stream_of_another_file_is_not_journald(tmp_path: Path) -> None:
+    with (tmp_path / "a").open("w+") as stream:
+        configure_logging("INFO", "human", None, [], stream=stream, env={"JOURNAL_STREAM": "1:2"})
+        logger.info("x")
+        stream.seek(0)
+        assert stream.read()[:4].isdigit()  # the full line, with its date
+
+
+def test_log_file_rotates_keeps_history_and_stays_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "bot.log"
+    out = io.StringIO()
+    configure_logging(
+        "INFO", "human", str(path), [SECRET], stream=out, rotation="2 KB", retention="3"
+    )
+    for i in range(200):
+        logger.info("line {} secret {} padding {}", i, SECRET, "x" * 40)
+    try:
+        raise RuntimeError(f"auth failed for {SECRET}")
+    except RuntimeError:
+        logger.exception("request failed")
+    configure_logging("INFO", "human", None, [], stream=out)  # closes the file
+    files = sorted(tmp_path.glob("bot*.log"))
+    assert path in files
+    rotated = [f for f in files if f != path]
+    assert len(rotated) == 3  # retention: 3 rotated files kept, the rest deleted
+    text = "".join(f.read_text() for f in files)
+    assert SECRET not in text
+    assert "secret ****" in text
+    assert "RuntimeError: auth failed for ****" in path.read_text()
+    assert "line 199 secret ****" in path.read_text()
+    for f in rotated:
+        assert f.stat().st_size <= 2 * 1024 + 200
+
+
+def test_rotated_files_are_compressed_and_redacted(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "bot.log"
+    configure_logging(
+        "INFO",
+        "json",
+        str(path),
+        [SECRET],
+        stream=io.StringIO(),
+        rotation="1 KB",
+        compression="gz",
+    )
+    for i in range(60):
+        logger.info("line {} {}", i, SECRET)
+    configure_logging("INFO", "human", None, [], stream=io.StringIO())
+    archives = sorted(tmp_path.glob("bot*.log.gz"))
+    assert archives
+    for archive in archives:
+        text = gzip.decompress(archive.read_bytes()).decode()
+        assert SECRET not in text and "****" in text
+        assert all(json.loads(line)["message"].startswith("line ") for line in text.splitlines())
+
+
+def test_configure_from_settings_passes_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "s.log"
+    settings = attrs.evolve(
+        Settings(), log=LogSettings(file=str(path), rotation="1 KB", retention="", compression="")
+    )
+    configure_from_settings(settings, stream=io.StringIO())
+    for i in range(50):
+        logger.info("line {} {}", i, "y" * 50)
+    configure_logging("INFO", "human", None, [], stream=io.StringIO())
+    assert len(list(tmp_path.glob("s*.log"))) > 1
