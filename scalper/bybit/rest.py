@@ -38,12 +38,14 @@ import trio
 from loguru import logger
 
 from scalper.core.model import (
+    ClosedPnl,  # i9-interface placeholder
     Fill,
     Instrument,
     OrderIntent,
     OrderUpdate,
     PositionSnapshot,
     TickerStat,
+    TriggerBy,  # i9-interface placeholder
 )
 
 # Credentials and wall_clock_ms live in auth; re-exported here (see __all__) because
@@ -274,6 +276,24 @@ class BybitRest:
         rows = await self._paged(path, {"category": CATEGORY, "settleCoin": "USDT", "limit": 200})
         snaps = [self._parsed(position_from_wire, row, path) for row in rows]
         return [s for s in snaps if not s.is_flat]
+
+    async def set_trading_stop(  # i9-interface placeholder
+        self,
+        symbol: str,
+        *,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None = None,
+        trigger_by: TriggerBy = TriggerBy.MARK_PRICE,
+        position_idx: int = 0,
+    ) -> None:
+        """Placeholder until EXCH's client lands."""
+        raise NotImplementedError("set_trading_stop")
+
+    async def closed_pnl(  # i9-interface placeholder
+        self, *, start_ms: int, end_ms: int | None = None, symbol: str | None = None
+    ) -> list[ClosedPnl]:
+        """Placeholder until EXCH's client lands: no rows."""
+        return []
 
     async def wallet_equity(self) -> Decimal:
         """Equity of the USDT coin (the account's USD ``totalEquity`` if no USDT row)."""

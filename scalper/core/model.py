@@ -24,6 +24,15 @@ import attrs
 __all__ = [
     "Alert",
     "BookTop",
+    "ClosedPnl",  # i9-interface placeholder
+    "ClosedPnlRows",  # i9-interface placeholder
+    "PersistRiskState",  # i9-interface placeholder
+    "ProtectPosition",  # i9-interface placeholder
+    "ProtectionFailed",  # i9-interface placeholder
+    "ProtectionSet",  # i9-interface placeholder
+    "RequestClosedPnl",  # i9-interface placeholder
+    "RiskState",  # i9-interface placeholder
+    "TriggerBy",  # i9-interface placeholder
     "BookUpdate",
     "CancelOrder",
     "Command",
@@ -89,6 +98,14 @@ class TimeInForce(enum.Enum):
     IOC = "IOC"
     FOK = "FOK"
     POST_ONLY = "PostOnly"
+
+
+class TriggerBy(enum.Enum):  # i9-interface placeholder
+    """Bybit's slTriggerBy / tpTriggerBy."""
+
+    LAST_PRICE = "LastPrice"
+    MARK_PRICE = "MarkPrice"
+    INDEX_PRICE = "IndexPrice"
 
 
 class EngineState(enum.Enum):
@@ -269,6 +286,9 @@ class OrderUpdate:
     #: Bybit's rejectReason ("EC_NoError" when none)
     reject_reason: str = ""
     updated_ms: int = 0
+    stop_order_type: str = ""  # i9-interface placeholder
+    create_type: str = ""  # i9-interface placeholder
+    cum_fee: Decimal = Decimal(0)  # i9-interface placeholder
 
 
 @attrs.frozen(kw_only=True)
@@ -320,6 +340,7 @@ class OrderPartiallyFilled:
     order_link_id: str
     filled_qty: Decimal = attrs.field(validator=_positive_decimal)
     avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    fee: Decimal = Decimal(0)  # i9-interface placeholder
 
 
 @attrs.frozen(kw_only=True)
@@ -329,6 +350,7 @@ class OrderFilled:
     order_link_id: str
     filled_qty: Decimal = attrs.field(validator=_positive_decimal)
     avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    fee: Decimal = Decimal(0)  # i9-interface placeholder
 
 
 @attrs.frozen(kw_only=True)
@@ -343,6 +365,7 @@ class OrderFailed:
     reason: str
     filled_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
     avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    fee: Decimal = Decimal(0)  # i9-interface placeholder
 
 
 @attrs.frozen(kw_only=True)
@@ -358,6 +381,9 @@ class PositionSnapshot:
     avg_price: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
     unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
     realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    stop_loss: Decimal | None = None  # i9-interface placeholder
+    take_profit: Decimal | None = None  # i9-interface placeholder
+    position_idx: int = 0  # i9-interface placeholder
 
     @property
     def is_flat(self) -> bool:
@@ -386,6 +412,7 @@ class Resync:
     """A stream reconnected or the bot started: trust nothing until reconciled."""
 
     reason: str
+    market_gap: bool = False  # i9-interface placeholder
 
 
 @attrs.frozen(kw_only=True)
@@ -398,6 +425,47 @@ class Halt:
 @attrs.frozen(kw_only=True)
 class Tick:
     """Timer event: lets time-based rules (cooldowns, retries, staleness) run."""
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnl:  # i9-interface placeholder
+    symbol: str
+    order_id: str
+    side: Side
+    qty: Decimal
+    closed_size: Decimal
+    avg_entry_price: Decimal
+    avg_exit_price: Decimal
+    closed_pnl: Decimal
+    exec_type: str
+    created_ms: int
+    updated_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class RiskState:  # i9-interface placeholder
+    day: int
+    realised_net: Decimal
+    booked_order_ids: tuple[str, ...]
+    halted: bool
+    halt_reason: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionSet:  # i9-interface placeholder
+    symbol: str
+    stop_loss: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionFailed:  # i9-interface placeholder
+    symbol: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnlRows:  # i9-interface placeholder
+    rows: tuple[ClosedPnl, ...]
 
 
 Event = (
@@ -413,6 +481,9 @@ Event = (
     | Resync
     | Halt
     | Tick
+    | ProtectionSet  # i9-interface placeholder
+    | ProtectionFailed  # i9-interface placeholder
+    | ClosedPnlRows  # i9-interface placeholder
 )
 
 # ---------------------------------------------------------------- commands (out)
@@ -471,4 +542,32 @@ class Alert:
     message: str
 
 
-Command = PlaceOrder | CancelOrder | Subscribe | RequestPosition | Transition | Log | Alert
+@attrs.frozen(kw_only=True)
+class ProtectPosition:  # i9-interface placeholder
+    symbol: str
+    stop_loss: Decimal
+    trigger_by: TriggerBy
+
+
+@attrs.frozen(kw_only=True)
+class RequestClosedPnl:  # i9-interface placeholder
+    symbol: str | None
+
+
+@attrs.frozen(kw_only=True)
+class PersistRiskState:  # i9-interface placeholder
+    state: RiskState
+
+
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | Subscribe
+    | RequestPosition
+    | Transition
+    | Log
+    | Alert
+    | ProtectPosition  # i9-interface placeholder
+    | RequestClosedPnl  # i9-interface placeholder
+    | PersistRiskState  # i9-interface placeholder
+)

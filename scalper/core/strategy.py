@@ -105,6 +105,7 @@ from .model import (
     PositionSnapshot,
     RequestPosition,
     Resync,
+    RiskState,  # i9-interface placeholder
     Side,
     Subscribe,
     SymbolSelected,
@@ -348,7 +349,12 @@ class Engine:
     Pure: no I/O, no clock, no logging; every decision comes back as commands.
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        restored: RiskState | None = None,  # i9-interface placeholder
+    ) -> None:
         self.config = config
         self.risk = RiskGate(config.risk)
         self.signals = SignalWindow(config.window, config.min_ticks)
