@@ -45,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from .app.main import main_run
 
-    return main_run(settings, live=args.live, duration_s=args.duration)
+    return main_run(settings, live=args.live, duration_s=args.duration, reset_halt=args.reset_halt)
 
 
 def _cmd_exchange(args: argparse.Namespace) -> int:
@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(run)
     run.add_argument("--live", action="store_true", help="required to trade on mainnet")
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop gracefully after")
+    run.add_argument(
+        "--reset-halt",
+        action="store_true",
+        help="lift a daily-loss halt restored from the journal (journaled: who, where, when)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     check = sub.add_parser("check-config", help="print effective settings (secrets masked)")

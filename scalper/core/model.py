@@ -24,17 +24,10 @@ import attrs
 __all__ = [
     "Alert",
     "BookTop",
-    "ClosedPnl",  # i9-interface placeholder
-    "ClosedPnlRows",  # i9-interface placeholder
-    "PersistRiskState",  # i9-interface placeholder
-    "ProtectPosition",  # i9-interface placeholder
-    "ProtectionFailed",  # i9-interface placeholder
-    "ProtectionSet",  # i9-interface placeholder
-    "RequestClosedPnl",  # i9-interface placeholder
-    "RiskState",  # i9-interface placeholder
-    "TriggerBy",  # i9-interface placeholder
     "BookUpdate",
     "CancelOrder",
+    "ClosedPnl",  # i9-interface placeholder
+    "ClosedPnlRows",  # i9-interface placeholder
     "Command",
     "EngineState",
     "Event",
@@ -51,10 +44,16 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
+    "PersistRiskState",  # i9-interface placeholder
     "PlaceOrder",
     "PositionSnapshot",
+    "ProtectPosition",  # i9-interface placeholder
+    "ProtectionFailed",  # i9-interface placeholder
+    "ProtectionSet",  # i9-interface placeholder
+    "RequestClosedPnl",  # i9-interface placeholder
     "RequestPosition",
     "Resync",
+    "RiskState",  # i9-interface placeholder
     "Side",
     "Subscribe",
     "SymbolSelected",
@@ -64,6 +63,7 @@ __all__ = [
     "Trade",
     "TradeTicks",
     "Transition",
+    "TriggerBy",  # i9-interface placeholder
 ]
 
 
