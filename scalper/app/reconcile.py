@@ -295,7 +295,8 @@ async def _closed_pnl(api: ExchangeApi, now_ms: int, report: Report) -> bool:
     except BybitError as exc:
         logger.warning("closed-PnL read failed ({}): retrying in {} s", exc, _RETRY_S)
         return False
-    await report(ClosedPnlRows(rows=tuple(rows)))
+    if rows:  # nothing closed today: nothing to tell
+        await report(ClosedPnlRows(rows=tuple(rows)))
     return True
 
 
