@@ -255,6 +255,7 @@ async def cancel_until_known(
     up (returns its last sight, maybe None) after ``cancel_timeout_s``.
     """
     last: OrderUpdate | None = None
+    overtaken = False
     with trio.move_on_after(config.cancel_timeout_s):
         while True:
             try:
@@ -263,11 +264,16 @@ async def cancel_until_known(
             except OrderAlreadyFinal:
                 log.debug("cancel: order already final")
             except OrderNotFound:
-                # the create may still be on its way: wait for it, then look
-                await creates.wait_ended(order_link_id)
-                if creates.refused(order_link_id):
-                    log.debug("cancel: the order was never placed")
-                    return None
+                if creates.known(order_link_id) and not overtaken:
+                    # the cancel may have overtaken its create: wait for the create
+                    # to end, then cancel again at once
+                    overtaken = True
+                    log.info("cancel: order not found yet (110001): retrying after its create")
+                    await creates.wait_ended(order_link_id)
+                    if creates.refused(order_link_id):
+                        log.debug("cancel: the order was never placed")
+                        return None
+                    continue
             except BybitError as exc:
                 log.warning("cancel failed: {}", exc)
             try:

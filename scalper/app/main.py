@@ -146,7 +146,9 @@ def stop_line(exc: BaseException) -> int:
     refusing us or unreachable (our orders were swept on the way out), or a bug, whose
     traceback goes to the debug log rather than the operator's screen.
     """
-    leaves = _leaves(exc)
+    # the root cause first: a failure that has one (the writer's own error) over its echo
+    # in the tasks that could no longer journal
+    leaves = sorted(_leaves(exc), key=lambda leaf: leaf.__cause__ is None)
     primary = next(
         (leaf for kind in _PRIORITY for leaf in leaves if isinstance(leaf, kind)), leaves[0]
     )

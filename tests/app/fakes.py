@@ -53,6 +53,8 @@ class Script:
     #: every read of the order fails (a degraded exchange) once the order was placed
     reads_fail: bool = False
     fee: Decimal = Decimal(0)  # cumulative fee once filled
+    #: the create call takes this long (the order exists on the exchange once it returns)
+    place_delay_s: float = 0.0
 
 
 @attrs.frozen
@@ -94,6 +96,8 @@ class FakeApi:
 
     async def place_order(self, intent: OrderIntent) -> str:
         script = self.scripts.get(intent.order_link_id, self.default)
+        if script.place_delay_s:
+            await trio.sleep(script.place_delay_s)
         if script.reject:
             raise InvalidRequest(10001, "params error", "/v5/order/create")
         if not script.lost_place:
