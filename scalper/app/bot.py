@@ -264,7 +264,7 @@ async def run_guarded(
         try:
             await writer(path, journal_receive, task_status=task_status)
         except Exception as exc:
-            raise JournalFailed(f"journal writer failed: {type(exc).__name__}: {exc}") from exc
+            raise JournalFailed(f"journal writer failed: {_cause(exc)}") from exc
         finally:
             writer_done.set()
 
@@ -296,9 +296,9 @@ async def run_guarded(
 def _cause(exc: BaseException) -> str:
     """One line naming what ended the trading tree."""
     if isinstance(exc, trio.Cancelled):
-        return "cancelled"
+        return "cancelled (from outside, or by the journal writer's failure)"
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_cause(e) for e in exc.exceptions)
+        return "; ".join(dict.fromkeys(_cause(e) for e in exc.exceptions))
     return f"{type(exc).__name__}: {exc}"
 
 
