@@ -153,7 +153,9 @@ class FakeApi:
         script = self.scripts.get(order_link_id, self.default)
         if script.cancel_not_found > 0:
             script.cancel_not_found -= 1
-            raise OrderNotFound(110001, "order not exists or too late to cancel", "/v5/order/cancel")
+            raise OrderNotFound(
+                110001, "order not exists or too late to cancel", "/v5/order/cancel"
+            )
         if script.cancel_failures > 0:
             script.cancel_failures -= 1
             raise NetworkError("connection reset")

@@ -7,7 +7,7 @@ and "placed within the same tick" is an exact statement about trio time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -84,6 +84,12 @@ class Lanes:
     def events(self) -> list[Event]:
         return [e for _, e in self.reported]
 
+    async def wait(self, predicate: Callable[[], bool], bound: float) -> None:
+        """Wait (bounded, in virtual time) for something the lanes report."""
+        with trio.fail_after(bound):
+            while not predicate():  # noqa: ASYNC110 - reports have no event to wait on
+                await trio.sleep(0.1)
+
 
 @asynccontextmanager
 async def lanes(api: FakeApi) -> AsyncIterator[Lanes]:
@@ -124,9 +130,7 @@ async def test_a_stop_loss_close_is_placed_at_once_while_an_entry_confirmation_w
         await trio.testing.wait_all_tasks_blocked()
         # placed in the same trio instant it was sent: nothing queued it
         assert _placed_at(api, "scalp-t-x2") - start == pytest.approx(1.0)
-        with trio.fail_after(2.0):
-            while not any(isinstance(e, OrderFilled) for e in run.events()):
-                await trio.sleep(0.1)
+        await run.wait(lambda: any(isinstance(e, OrderFilled) for e in run.events()), 2.0)
         filled_at = next(t for t, e in run.reported if isinstance(e, OrderFilled))
         assert filled_at - start < 2.0  # confirmed on its first poll, long before 10 s
         assert not any(
@@ -194,9 +198,7 @@ async def test_a_cancel_that_overtakes_its_create_is_retried_until_the_order_is_
         await run.send.send(PlaceOrder(intent=_entry()))
         await trio.sleep(0.2)
         await run.send.send(CancelOrder(symbol="SOLUSDT", order_link_id="scalp-t-e1"))
-        with trio.fail_after(5.0):
-            while not run.reported:
-                await trio.sleep(0.1)
+        await run.wait(lambda: bool(run.reported), 5.0)
         first = [t for t, _ in api.cancel_calls]
         assert first[0] - start == pytest.approx(0.2)  # the one that got 110001
         assert api.cancelled["scalp-t-e1"] - start == pytest.approx(1.0)  # the retry
@@ -217,9 +219,7 @@ async def test_a_110001_for_an_order_that_exists_is_retried(
         await run.send.send(PlaceOrder(intent=_entry()))
         await trio.sleep(1.0)
         await run.send.send(CancelOrder(symbol="SOLUSDT", order_link_id="scalp-t-e1"))
-        with trio.fail_after(5.0):
-            while not run.reported:
-                await trio.sleep(0.1)
+        await run.wait(lambda: bool(run.reported), 5.0)
         assert len(api.cancel_calls) >= 2
         assert "scalp-t-e1" in api.cancelled
         assert run.reported[0][0] - start < 3.0

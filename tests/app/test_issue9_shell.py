@@ -343,7 +343,7 @@ async def test_a_failed_closed_pnl_read_is_retried_soon(
 async def test_hedge_mode_is_refused_before_anything_is_placed() -> None:
     api = FakeApi()
     api.positions = {"SOLUSDT": _snap("SOLUSDT", idx=1)}
-    with pytest.raises(HedgeModeError, match="hedge mode.*SOLUSDT"):
+    with pytest.raises(HedgeModeError, match=r"hedge mode.*SOLUSDT"):
         await _refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
 
     # a flat hedge-mode account: Bybit lists both sides' rows, size 0, positionIdx 1/2
@@ -379,7 +379,8 @@ def test_stop_line_names_the_cause_in_one_line(capsys: pytest.CaptureFixture[str
         )
         assert stop_line(group) == 1
         assert lines == [
-            "scalper stopped: JournalFailed: journal writer failed: OSError: [Errno 28] No space left"
+            "scalper stopped: JournalFailed: journal writer failed: "
+            "OSError: [Errno 28] No space left"
         ]
         lines.clear()
         assert stop_line(ExceptionGroup("t", [HedgeModeError("hedge mode: two-sided")])) == 2
