@@ -29,8 +29,8 @@ import trio
 
 from scalper.app.journal import JournalFailed, JournalRecord, read_records, run_journal
 from scalper.app.main import _leaves, stop_line
-from scalper.config import load_settings
 from scalper.core.model import EngineState, Event, Resync, RiskState, Tick
+from scalper.core.risk import RiskLimits
 from scalper.core.strategy import Engine, EngineError
 from scalper.sim import Sim, SimConfig
 from scalper.sim import rest as sim_rest
@@ -63,7 +63,7 @@ def _sim_has_hedge_mode() -> bool:
 
 
 def _core_protects_entries() -> bool:
-    return hasattr(load_settings(env={}).risk, "exchange_stop_margin_pct")
+    return "exchange_stop_margin_pct" in attrs.fields_dict(RiskLimits)
 
 
 def _core_restores_the_latch() -> bool:
