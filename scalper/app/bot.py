@@ -223,12 +223,17 @@ async def run_bot(
             recv_window_ms=settings.exchange.recv_window_ms,
         )
         await rest.sync_clock()
+        instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
+        # before anything else (no journal, no sweep): one line and exit 2
+        await _refuse_hedge_mode(rest, instruments)
         # read before the writer opens the file: the newest latch of an earlier run
         restored = read_risk_state(settings.journal.path)
         prefix = settings.strategy.link_id_prefix
 
         async def trade(journal: Journal) -> bool:
-            return await _trade(settings, options, rest, journal, shutdown, task_status, restored)
+            return await _trade(
+                settings, options, rest, instruments, journal, shutdown, task_status, restored
+            )
 
         return await run_guarded(
             settings.journal.path,
@@ -306,6 +311,7 @@ async def _trade(
     settings: Settings,
     options: BotOptions,
     rest: BybitRest,
+    instruments: dict[str, Instrument],
     journal: Journal,
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
@@ -370,8 +376,6 @@ async def _trade(
         if fill is not None:
             pnl.add(fill)
 
-    instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
-    await _refuse_hedge_mode(rest, instruments)
     runner = StrategyRunner(
         engine,
         clock_ms=rest.now_ms,

@@ -423,13 +423,35 @@ async def execute_order(
     return outcome_event(intent, final, "ended")
 
 
+async def _refused(
+    api: ExchangeApi, command: ProtectPosition, exc: ExchangeError, log: Logger
+) -> Event:
+    """The event for a refused stop: ``ProtectionFailed``, unless the position is gone.
+
+    Bybit also refuses a stop for a zero position: the position was closed meanwhile
+    (by hand, by a liquidation). That is not a protection failure to close "at once"
+    (a reduce-only close of nothing is refused in turn) but an external close: one
+    read tells, and the flat position is reported instead.
+    """
+    try:
+        held = await api.position(command.symbol)
+    except BybitError as read_exc:
+        log.warning("position read after the refused stop failed: {}", read_exc)
+        held = None
+    if held is not None and held.is_flat:
+        log.warning("the position on {} is gone (flat): reported as such", command.symbol)
+        return held
+    return ProtectionFailed(symbol=command.symbol, reason=str(exc))
+
+
 async def protect_position(
     api: ExchangeApi, command: ProtectPosition, config: ExecutionConfig
 ) -> Event | None:
     """Set the position's exchange-side stop; the engine event for its outcome.
 
-    A refusal (``InvalidRequest`` and the other typed refusals: wrong side of the
-    price, no position) is ``ProtectionFailed``: the engine then closes the position.
+    A refusal (``InvalidRequest`` and the other typed refusals: the wrong side of the
+    price, say) is ``ProtectionFailed``: the engine then closes the position; unless a
+    read shows the position gone, which is reported as the flat ``PositionSnapshot``.
     Transient failures (network, 5xx, rate limits) are retried, bounded; if they
     outlast the bound there is no event: the stop is still missing, and the next
     position read (every reconcile interval) makes the engine ask again.
@@ -449,7 +471,7 @@ async def protect_position(
                 continue
             except ExchangeError as exc:
                 log.warning("exchange refused the stop {}: {}", command.stop_loss, exc)
-                return ProtectionFailed(symbol=command.symbol, reason=str(exc))
+                return await _refused(api, command, exc, log)
             except BybitError as exc:
                 log.warning("exchange stop not set: {}", exc)
                 return None

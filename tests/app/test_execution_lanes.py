@@ -270,6 +270,9 @@ async def test_a_refused_stop_is_reported_as_protection_failed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     api = FakeApi()
+    api.positions["SOLUSDT"] = PositionSnapshot(
+        symbol="SOLUSDT", side=Side.BUY, size=Decimal(2), avg_price=Decimal(100)
+    )
     api.stop_errors = [
         InvalidRequest(
             10001,
@@ -328,3 +331,16 @@ async def test_the_order_fee_travels_with_the_order_events(
 
 async def _noop(_event: Event) -> None:
     return None
+
+
+async def test_a_stop_refused_for_a_zero_position_reports_the_position_flat(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The position was closed outside the bot between its fill and the stop: that is
+    # an external close for the engine to notice, not a position to close "at once".
+    api = FakeApi()
+    api.stop_errors = [
+        InvalidRequest(10001, "can not set tp/sl/ts for zero position", "/v5/position/trading-stop")
+    ]
+    event = await protect_position(api, _protect(), CONFIG)
+    assert event == PositionSnapshot(symbol="SOLUSDT", side=None, size=Decimal(0))
