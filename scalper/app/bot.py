@@ -464,6 +464,8 @@ async def _trade(
             )
             await report(Resync(reason="start-up"))
             await _adopt_positions(rest, prefix, scanner, scanner_config, report)
+            if scanner.current is not None:  # adopted: watched like a traded symbol
+                runner.traded.add(scanner.current)
             await trading.start(scanner.run, report, settings.scanner.interval_s)
         if starting.cancelled_caught:
             logger.warning("shutdown requested during start-up: {}", shutdown.reason)
