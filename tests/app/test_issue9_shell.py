@@ -389,3 +389,10 @@ def test_stop_line_names_the_cause_in_one_line(capsys: pytest.CaptureFixture[str
         assert lines == ["scalper stopped on an unexpected error: ValueError: bug"]
     finally:
         logger.remove(handler)
+
+
+def test_run_takes_reset_halt() -> None:
+    from scalper.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--reset-halt"]).reset_halt is True
+    assert build_parser().parse_args(["run"]).reset_halt is False
