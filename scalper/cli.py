@@ -77,7 +77,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from .app.main import main_run
 
-    return main_run(settings, live=args.live, duration_s=args.duration, panel=not args.no_panel)
+    return main_run(
+        settings,
+        live=args.live,
+        duration_s=args.duration,
+        panel=not args.no_panel,
+        reset_halt=args.reset_halt,
+    )
 
 
 def _cmd_exchange(args: argparse.Namespace) -> int:
@@ -161,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-panel",
         action="store_true",
         help="in a terminal, plain log lines instead of the live panel",
+    )
+    run.add_argument(
+        "--reset-halt",
+        action="store_true",
+        help="lift a daily-loss halt restored from the journal (journaled: who, where, when)",
     )
     run.set_defaults(handler=_cmd_run)
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-from ..core.model import Instrument, OrderIntent, OrderUpdate, PositionSnapshot, TickerStat
+from ..core.model import (
+    ClosedPnl,
+    Instrument,
+    OrderIntent,
+    OrderUpdate,
+    PositionSnapshot,
+    TickerStat,
+    TriggerBy,
+)
 
 __all__ = ["ExchangeApi"]
 
@@ -48,7 +56,28 @@ class ExchangeApi(Protocol):
         ...
 
     async def open_positions(self) -> list[PositionSnapshot]:
-        """Every non-flat USDT position."""
+        """Every non-flat USDT position (one read, ``settleCoin=USDT``)."""
+        ...
+
+    async def set_trading_stop(
+        self,
+        symbol: str,
+        *,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None = None,
+        trigger_by: TriggerBy = TriggerBy.MARK_PRICE,
+        position_idx: int = 0,
+    ) -> None:
+        """Set (or, with "0", remove) the position's exchange-side stop (tpslMode Full).
+
+        A refusal (wrong side, zero position) raises ``InvalidRequest``.
+        """
+        ...
+
+    async def closed_pnl(
+        self, *, start_ms: int, end_ms: int | None = None, symbol: str | None = None
+    ) -> list[ClosedPnl]:
+        """Closed-PnL rows (net of fees) since ``start_ms``, newest first."""
         ...
 
     async def wallet_equity(self) -> Decimal:

@@ -2,7 +2,7 @@
 
 ::
 
-    run_bot                          root: owns the journal and the shutdown sequence
+    run_bot / run_guarded            root: owns the journal and the crash sweep
     ├── journal          lossless channel -> SQLite in a worker thread
     └── trading          cancelled as a whole at the end of a graceful stop
         ├── status           status panel / summary lines
@@ -20,6 +20,13 @@ Every task is started with ``nursery.start`` and reports ready only once it is
 connected or subscribed, so the start-up order below is real: nothing trades before
 the private stream is live, the exchange's positions have been swept, and the engine
 has been told to reconcile before its first entry.
+
+Whatever ends the trading tree other than the graceful stop (an exception in any task,
+the journal writer included, or a cancellation from outside, such as a second Ctrl+C)
+runs the crash sweep in ``run_guarded``: shielded and bounded, it cancels our working
+orders and leaves the position and its exchange-side stop in place. (The journal writer
+used to sit beside the trading tree: its failure reached ``_trade`` as ``Cancelled``,
+which the sweep did not catch, so the bot exited with orders working.)
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import partial
+from typing import Protocol, TypeVar
 
 import attrs
 import httpx
@@ -36,40 +44,69 @@ from loguru import logger
 from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..bybit.rest import BybitRest, Credentials
 from ..bybit.ws import WsPolicy
-from ..config import Settings
+from ..config import Settings, engine_config
 from ..core.model import (
-    CancelOrder,
     Event,
     Halt,
     Instrument,
     OrderFailed,
     OrderFilled,
     OrderIntent,
-    PlaceOrder,
+    PositionSnapshot,
     Resync,
+    RiskState,
     SymbolSelected,
 )
-from ..core.risk import RiskLimits
 from ..core.scanner import ScannerConfig
-from ..core.strategy import Engine, EngineConfig, is_own_order_link_id, make_session_tag
+from ..core.strategy import Engine, is_own_order_link_id, make_session_tag
 from ..report import Fill as ReportFill
 from ..report import Ledger
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
-from .journal import Journal, JournalRecord, run_journal
+from .journal import Journal, JournalFailed, JournalRecord, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
 from .metrics_server import serve_metrics
 from .private import run_private
-from .reconcile import OrderEpoch, run_reconcile, startup_sweep
+from .reconcile import LeftoverCloser, OrderEpoch, run_reconcile, startup_sweep
+from .risk_state import lift_halt, read_risk_state
 from .scanner import Scanner
 from .sdnotify import Notifier  # vps (issue 12)
 from .shutdown import ShutdownRequest
 from .status import StatusConsole, StatusFacts, panel_view, run_status
-from .strategy import StrategyRunner
+from .strategy import OrderCommand, PositionRequest, StrategyRunner
 
-__all__ = ["BotHandle", "BotOptions", "Endpoints", "PnlTracker", "engine_config", "run_bot"]
+__all__ = [
+    "BotHandle",
+    "BotOptions",
+    "Endpoints",
+    "HedgeModeError",
+    "JournalWriter",
+    "PnlTracker",
+    "engine_config",
+    "run_bot",
+    "run_guarded",
+]
+
+T = TypeVar("T")
+
+
+class JournalWriter(Protocol):
+    """The journal writer task's signature (``run_journal``; tests swap in a failing one)."""
+
+    async def __call__(
+        self,
+        path: str,
+        receive: trio.MemoryReceiveChannel[JournalRecord],
+        *,
+        task_status: trio.TaskStatus[None] = ...,
+    ) -> None: ...
+
+
+class HedgeModeError(Exception):
+    """The account is in hedge mode: the bot trades one-way positions only (exit 2)."""
+
 
 #: market updates waiting for the strategy; small on purpose: old books are worthless
 MARKET_CHANNEL = 64
@@ -102,33 +139,6 @@ class Endpoints:
     ws_private_url: str
 
 
-def engine_config(settings: Settings, session_tag: str) -> EngineConfig:
-    """Translate settings (operator units: seconds, percent) into the engine's."""
-    st, risk = settings.strategy, settings.risk
-    return EngineConfig(
-        session_tag=session_tag,
-        window=st.window,
-        min_ticks=st.min_ticks,
-        momentum_threshold=st.momentum_threshold,
-        max_spread_bps=st.max_spread_bps,
-        position_usd=st.position_usd,
-        stop_loss_pct=st.stop_loss_pct,
-        take_profit_pct=st.take_profit_pct,
-        stale_ms=st.stale_ms,
-        liquid_spread_bps=st.liquid_spread_bps,
-        liquid_min_size=st.liquid_min_size,
-        max_hold_ms=int(st.max_hold_s * 1000) or None,
-        link_id_prefix=st.link_id_prefix,
-        flatten_on_halt=risk.flatten_on_exit,
-        risk=RiskLimits(
-            max_position_usd=risk.max_position_usd,
-            max_daily_loss_usd=risk.max_daily_loss_usd,
-            max_orders_per_minute=risk.max_orders_per_minute,
-            cooldown_ms=int(st.cooldown_s * 1000),
-        ),
-    )
-
-
 def _describe(engine: Engine) -> Callable[[], str]:
     def describe() -> str:
         pos = engine.position
@@ -156,6 +166,10 @@ class BotOptions:
     #: how long one REST request may take before its outcome counts as unknown (tests
     #: of the simulator's ``timeout`` fault shorten it)
     http_timeout_s: float = 10.0
+    #: ``--reset-halt``: lift a daily-loss halt restored from the journal
+    reset_halt: bool = False
+    #: the journal writer task (tests: one that fails like a full disk)
+    journal_writer: JournalWriter | None = None
     # --- vps (issue 12): systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
     # None: no notifications
     notifier: Notifier | None = None
@@ -185,51 +199,122 @@ async def run_bot(
             recv_window_ms=settings.exchange.recv_window_ms,
         )
         await rest.sync_clock()
-        journal_send, journal_receive = trio.open_memory_channel[JournalRecord](JOURNAL_CHANNEL)
-        journal = Journal(journal_send, clock_ms=rest.now_ms)
-        writer_done = trio.Event()
+        instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
+        # before anything else (no journal, no sweep): one line and exit 2
+        await _refuse_hedge_mode(rest, instruments)
+        # read before the writer opens the file: the newest latch of an earlier run
+        restored = read_risk_state(settings.journal.path)
+        prefix = settings.strategy.link_id_prefix
 
-        async def writer(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            try:
-                await run_journal(settings.journal.path, journal_receive, task_status=task_status)
-            finally:
-                writer_done.set()
+        async def trade(journal: Journal) -> bool:
+            return await _trade(
+                settings, options, rest, instruments, journal, shutdown, task_status, restored
+            )
 
-        async with trio.open_nursery() as root:
-            await root.start(writer)
-            try:
-                return await _trade(settings, options, rest, journal, shutdown, task_status)
-            finally:
-                # Even after a crash, what is queued reaches the disk: it is what the
-                # operator reads to learn what happened. Shielded, but bounded.
-                with trio.move_on_after(JOURNAL_DRAIN_S) as drain:
-                    drain.shield = True
-                    await journal.aclose()
-                    await writer_done.wait()
+        return await run_guarded(
+            settings.journal.path,
+            rest.now_ms,
+            trade,
+            sweep=partial(_sweep_our_orders, rest, prefix, "crash"),
+            writer=options.journal_writer or run_journal,
+        )
+
+
+async def run_guarded(
+    path: str,
+    clock_ms: Callable[[], int],
+    trade: Callable[[Journal], Awaitable[T]],
+    *,
+    sweep: Callable[[], Awaitable[bool]],
+    writer: JournalWriter = run_journal,
+) -> T:
+    """Run ``trade`` beside the journal writer; sweep our orders if it ends abnormally.
+
+    The sweep runs whatever ended ``trade`` short of a normal return: an exception in
+    any of its tasks, a failure of the journal writer (which cancels ``trade`` from
+    the root nursery: hence ``BaseException``, ``Cancelled`` included) or a
+    cancellation from outside. It is shielded (it must run while everything around it
+    is being cancelled) and bounded (``FINAL_SWEEP_TIMEOUT_S``). A writer failure
+    comes out as ``JournalFailed``, naming the cause in one line.
+    """
+    journal_send, journal_receive = trio.open_memory_channel[JournalRecord](JOURNAL_CHANNEL)
+    journal = Journal(journal_send, clock_ms=clock_ms)
+    writer_done = trio.Event()
+
+    async def write(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await writer(path, journal_receive, task_status=task_status)
+        except Exception as exc:
+            raise JournalFailed(f"journal writer failed: {_cause(exc)}") from exc
+        finally:
+            writer_done.set()
+
+    async with trio.open_nursery() as root:
+        await root.start(write)
+        try:
+            return await trade(journal)
+        except BaseException as exc:
+            # Everything of the trading tree has ended by now (its nursery is closed):
+            # nothing places an order while the sweep runs.
+            with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S) as sweeping:
+                sweeping.shield = True
+                logger.error(
+                    "trading stopped abnormally ({}): cancelling our working orders; "
+                    "the position and its exchange stop stay",
+                    _cause(exc),
+                )
+                await sweep()
+            raise
+        finally:
+            # Even after a crash, what is queued reaches the disk: it is what the
+            # operator reads to learn what happened. Shielded, but bounded.
+            with trio.move_on_after(JOURNAL_DRAIN_S) as drain:
+                drain.shield = True
+                await journal.aclose()
+                await writer_done.wait()
+
+
+def _cause(exc: BaseException) -> str:
+    """One line naming what ended the trading tree."""
+    if isinstance(exc, trio.Cancelled):
+        return "cancelled (from outside, or by the journal writer's failure)"
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(_cause(e) for e in exc.exceptions))
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _trade(
     settings: Settings,
     options: BotOptions,
     rest: BybitRest,
+    instruments: dict[str, Instrument],
     journal: Journal,
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
+    restored: RiskState | None,
 ) -> bool:
     metrics = Metrics()
     session_tag = make_session_tag(rest.now_ms())
-    engine = Engine(engine_config(settings, session_tag))
     prefix = settings.strategy.link_id_prefix
     await journal.record("start", mode=settings.exchange.mode, session=session_tag)
     logger.info("session {}: orderLinkIds {}-{}-*", session_tag, prefix, session_tag)
+    if options.reset_halt:
+        restored = await lift_halt(journal, restored, rest.now_ms())
+    elif restored is not None and restored.halted:
+        logger.warning(
+            "ALERT: daily-loss halt restored from the journal ({}): no entries until the "
+            "next UTC day or `scalper run --reset-halt`",
+            restored.halt_reason,
+        )
+    engine = Engine(engine_config(settings, session_tag), restored=restored)
 
     market_send, market_receive = trio.open_memory_channel[tuple[float, MarketMessage]](
         MARKET_CHANNEL
     )
     control_send, control_receive = trio.open_memory_channel[Event](CONTROL_CHANNEL)
-    orders_send, orders_receive = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
+    orders_send, orders_receive = trio.open_memory_channel[OrderCommand](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
-    requests_send, requests_receive = trio.open_memory_channel[str](64)
+    requests_send, requests_receive = trio.open_memory_channel[PositionRequest](64)
     # --- vps (issue 12): the panel's facts and systemd's notifications
     facts = StatusFacts(mode=settings.exchange.mode)
     notifier = options.notifier or Notifier(None)
@@ -249,19 +334,27 @@ async def _trade(
         metrics.reconnects += 1
         await send_control(control_send, Resync(reason=reason), "control")
 
+    async def market_resync(reason: str) -> None:
+        # a public-stream gap: also clear the engine's trade window (issue 9)
+        metrics.reconnects += 1
+        await send_control(control_send, Resync(reason=reason, market_gap=True), "control")
+
+    async def market_gap(reason: str) -> None:
+        await send_control(control_send, Resync(reason=reason, market_gap=True), "control")
+
     orders_ended = 0
 
     async def on_order_end(intent: OrderIntent, event: Event) -> None:
         nonlocal orders_ended
-        # Orders are placed one at a time, each with exactly one end: every create sent
-        # beyond one per ended order was a retry (10006, 5xx, a lost reply).
+        # Each order has exactly one end: every create sent beyond one per ended order
+        # was a retry (10006, 5xx, a lost reply); an order still in its other lane may
+        # count for a moment.
         orders_ended += 1
         metrics.order_retries = rest.create_sends - orders_ended
         fill = await _journal_outcome(journal, rest, intent, event)
         if fill is not None:
             pnl.add(fill)
 
-    instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
     runner = StrategyRunner(
         engine,
         clock_ms=rest.now_ms,
@@ -287,114 +380,133 @@ async def _trade(
     # a stop waits for a working order to reach its end: confirmation, cancel, read
     stop_timeout_s = execution.confirm_timeout_s + execution.cancel_timeout_s + 2.0
 
-    try:
-        async with trio.open_nursery() as trading:
-            # A shutdown requested while starting (a stream that cannot connect, say)
-            # abandons the start-up instead of waiting for it: nothing is placed yet.
-            with trio.CancelScope() as starting:
-                trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
-                await trading.start(
-                    partial(
-                        run_status,
-                        view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
-                        notifier=notifier,
-                        facts=facts,
-                    ),
-                    metrics,
-                    _describe(engine),
-                    options.console,
-                )
-                if settings.metrics.port:
-                    await trading.start(
-                        partial(
-                            serve_metrics,
-                            metrics,
-                            settings.metrics.port,
-                            host=settings.metrics.host,
-                        )
-                    )
-                await trading.start(
-                    partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
-                    endpoints.ws_private_url,
-                    options.api_key,
-                    options.api_secret,
-                    watch,
-                    resync,
-                    metrics,
-                )
-                await trading.start(
-                    partial(run_execution, inflight=inflight),
-                    rest,
-                    watch,
-                    orders_receive,
-                    report_outcome,
-                    on_order_end,
-                    execution,
-                    metrics,
-                )
-                await trading.start(
-                    partial(run_reconcile, epoch=epoch, current=lambda: engine.symbol),
-                    rest,
-                    requests_receive,
-                    report,
-                    settings.reconcile.interval_s,
-                )
-                await trading.start(
-                    partial(
-                        runner.run,
-                        # vps: the timer turns at least as often as the watchdog pings
-                        tick_interval_s=min(
-                            options.tick_interval_s,
-                            notifier.watchdog_interval_s or options.tick_interval_s,
-                        ),
-                    ),
-                    market_receive,
-                    control_receive,
-                )
-                await trading.start(
-                    partial(run_market_data, policy=options.ws_policy),
-                    endpoints.ws_public_url,
-                    subs_receive,
-                    MarketFeed(market_send, metrics),
-                    instruments,
-                    resync,
-                    metrics,
-                )
-                await report(Resync(reason="start-up"))
-                await _adopt_positions(rest, prefix, scanner, scanner_config, report)
-                await trading.start(scanner.run, report, settings.scanner.interval_s)
-            if starting.cancelled_caught:
-                logger.warning("shutdown requested during start-up: {}", shutdown.reason)
-                trading.cancel_scope.cancel()
-                return True
-            if options.duration_s is not None:
-                trading.start_soon(_stop_after, shutdown, options.duration_s)
-            task_status.started(
-                BotHandle(
-                    engine=engine,
-                    metrics=metrics,
-                    runner=runner,
-                    rest=rest,
-                    session_tag=session_tag,
-                )
+    async with trio.open_nursery() as trading:
+        # A shutdown requested while starting (a stream that cannot connect, say)
+        # abandons the start-up instead of waiting for it: nothing is placed yet.
+        with trio.CancelScope() as starting:
+            trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
+            await trading.start(
+                partial(
+                    run_status,
+                    view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
+                    notifier=notifier,
+                    facts=facts,
+                ),
+                metrics,
+                _describe(engine),
+                options.console,
             )
-            notifier.ready(_describe(engine)())  # vps: systemd READY=1
-            await shutdown.requested.wait()
-            notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
-            logger.warning("shutting down: {}", shutdown.reason)
-            clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
-            await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
-            logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            if settings.metrics.port:
+                await trading.start(
+                    partial(
+                        serve_metrics,
+                        metrics,
+                        settings.metrics.port,
+                        host=settings.metrics.host,
+                    )
+                )
+            await trading.start(
+                partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
+                endpoints.ws_private_url,
+                options.api_key,
+                options.api_secret,
+                watch,
+                resync,
+                metrics,
+            )
+            await trading.start(
+                partial(run_execution, inflight=inflight),
+                rest,
+                watch,
+                orders_receive,
+                report_outcome,
+                on_order_end,
+                execution,
+                metrics,
+            )
+            await trading.start(
+                partial(
+                    run_reconcile,
+                    epoch=epoch,
+                    current=lambda: engine.symbol,
+                    traded=lambda: runner.traded,
+                    leftovers=LeftoverCloser(rest, instruments, prefix, session_tag),
+                    clock_ms=rest.now_ms,
+                ),
+                rest,
+                requests_receive,
+                report,
+                settings.reconcile.interval_s,
+            )
+            await trading.start(
+                partial(
+                    runner.run,
+                    # vps: the timer turns at least as often as the watchdog pings
+                    tick_interval_s=min(
+                        options.tick_interval_s,
+                        notifier.watchdog_interval_s or options.tick_interval_s,
+                    ),
+                ),
+                market_receive,
+                control_receive,
+            )
+            await trading.start(
+                partial(run_market_data, policy=options.ws_policy, on_gap=market_gap),
+                endpoints.ws_public_url,
+                subs_receive,
+                MarketFeed(market_send, metrics),
+                instruments,
+                market_resync,
+                metrics,
+            )
+            await report(Resync(reason="start-up"))
+            await _adopt_positions(rest, prefix, scanner, scanner_config, report)
+            if scanner.current is not None:  # adopted: watched like a traded symbol
+                runner.traded.add(scanner.current)
+            await trading.start(scanner.run, report, settings.scanner.interval_s)
+        if starting.cancelled_caught:
+            logger.warning("shutdown requested during start-up: {}", shutdown.reason)
             trading.cancel_scope.cancel()
-            return clean
-    except Exception:
-        # A task died and took the tree down: before the error propagates, leave
-        # nothing of ours working on the exchange (shielded, bounded).
-        with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S) as sweep:
-            sweep.shield = True
-            logger.error("a task failed: cancelling our working orders before exiting")
-            await _sweep_our_orders(rest, prefix, "crash")
-        raise
+            return True
+        if options.duration_s is not None:
+            trading.start_soon(_stop_after, shutdown, options.duration_s)
+        task_status.started(
+            BotHandle(
+                engine=engine,
+                metrics=metrics,
+                runner=runner,
+                rest=rest,
+                session_tag=session_tag,
+            )
+        )
+        notifier.ready(_describe(engine)())  # vps: systemd READY=1
+        await shutdown.requested.wait()
+        notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
+        logger.warning("shutting down: {}", shutdown.reason)
+        clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
+        await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
+        logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+        trading.cancel_scope.cancel()
+        return clean
+
+
+async def _refuse_hedge_mode(rest: BybitRest, instruments: dict[str, Instrument]) -> None:
+    """Refuse a hedge-mode account before anything is placed (issue 9).
+
+    The bot sends one-way orders (``positionIdx`` 0): in hedge mode Bybit rejects them,
+    closes included, forever. Position rows with ``positionIdx`` 1 or 2 give it away:
+    the open ones (one read of all), and a flat symbol's rows (Bybit lists both sides).
+    """
+    rows: list[PositionSnapshot] = list(await rest.open_positions())
+    if instruments:
+        rows.append(await rest.position(next(iter(instruments))))
+    hedged = sorted({p.symbol for p in rows if p.position_idx in (1, 2)})
+    if hedged:
+        raise HedgeModeError(
+            "hedge mode: the account holds two-sided positions "
+            f"(positionIdx 1/2 on {', '.join(hedged)}); switch it to one-way mode "
+            "(Bybit: Derivatives > Position mode) to run this bot"
+        )
 
 
 async def _abort_start_on_shutdown(shutdown: ShutdownRequest, starting: trio.CancelScope) -> None:
@@ -539,12 +651,14 @@ async def _journal_outcome(
         avg_price=price,
     )
     if filled > 0 and price is not None:
-        fee = Decimal(0)
-        try:
-            fills = await rest.executions(intent.symbol, order_link_id=intent.order_link_id)
-            fee = sum((f.fee for f in fills), fee)
-        except BybitError as exc:
-            logger.bind(order_link_id=intent.order_link_id).warning("fee read failed: {}", exc)
+        # the order's cumulative fee (cumFee) when the exchange sent it, else the fills'
+        fee = event.fee
+        if fee == 0:
+            try:
+                fills = await rest.executions(intent.symbol, order_link_id=intent.order_link_id)
+                fee = sum((f.fee for f in fills), fee)
+            except BybitError as exc:
+                logger.bind(order_link_id=intent.order_link_id).warning("fee read failed: {}", exc)
         await journal.record(
             "fill",
             symbol=intent.symbol,

@@ -24,7 +24,7 @@ import attrs
 import trio
 from loguru import logger
 
-__all__ = ["Journal", "JournalRecord", "read_records", "run_journal"]
+__all__ = ["Journal", "JournalFailed", "JournalRecord", "read_records", "run_journal"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -89,6 +89,10 @@ def _write_batch(conn: sqlite3.Connection, batch: list[JournalRecord]) -> None:
         )
 
 
+class JournalFailed(Exception):
+    """The journal cannot be written (disk full, file gone): the bot must stop, loudly."""
+
+
 class Journal:
     """The writing end handed to tasks: ``await journal.record(...)`` never drops."""
 
@@ -99,16 +103,22 @@ class Journal:
     async def record(
         self, kind: str, *, symbol: str = "", order_link_id: str = "", **data: Any
     ) -> None:
-        """Append one record (awaits when the writer lags: journal lines are never lost)."""
-        await self._send.send(
-            JournalRecord(
-                ts_ms=int(self._clock_ms()),
-                kind=kind,
-                symbol=symbol,
-                order_link_id=order_link_id,
-                data=data,
-            )
+        """Append one record (awaits when the writer lags: journal lines are never lost).
+
+        Raises ``JournalFailed`` once the writer is gone: a record that cannot be kept
+        must stop the bot rather than vanish.
+        """
+        record = JournalRecord(
+            ts_ms=int(self._clock_ms()),
+            kind=kind,
+            symbol=symbol,
+            order_link_id=order_link_id,
+            data=data,
         )
+        try:
+            await self._send.send(record)
+        except trio.BrokenResourceError:
+            raise JournalFailed(f"journal writer is gone; {kind} record not written") from None
 
     async def aclose(self) -> None:
         """Close the writing end; the writer flushes what is queued and stops."""

@@ -17,7 +17,8 @@ from loguru import logger
 from ..bybit.errors import BybitError
 from ..config import Settings
 from ..logging import configure_from_settings
-from .bot import BotOptions, Endpoints, run_bot
+from .bot import BotOptions, Endpoints, HedgeModeError, run_bot
+from .journal import JournalFailed
 from .sdnotify import Notifier  # vps (issue 12)
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
@@ -73,6 +74,7 @@ async def _run(
     duration_s: float | None,
     console: StatusConsole | None,
     notifier: Notifier | None = None,
+    reset_halt: bool = False,
 ) -> int:
     shutdown = ShutdownRequest()
     endpoints = _configured_endpoints(settings)
@@ -100,6 +102,7 @@ async def _run(
                     duration_s=duration_s,
                     console=console,
                     notifier=notifier,
+                    reset_halt=reset_halt,
                 )
                 clean = await run_bot(settings, options, shutdown)
             nursery.cancel_scope.cancel()
@@ -109,7 +112,12 @@ async def _run(
 
 
 def main_run(
-    settings: Settings, *, live: bool, duration_s: float | None, panel: bool = True
+    settings: Settings,
+    *,
+    live: bool,
+    duration_s: float | None,
+    panel: bool = True,
+    reset_halt: bool = False,
 ) -> int:
     """Entry point of ``scalper run``; returns the process exit code.
 
@@ -131,31 +139,54 @@ def main_run(
         logger.warning("=" * 60)
     else:
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
-    code = 1
     # vps (issue 12): systemd (Type=notify) READY / WATCHDOG / STATUS / STOPPING; a no-op
     # without NOTIFY_SOCKET
     notifier = Notifier.from_env()
     try:
-        code = trio.run(_run, settings, duration_s, console, notifier)
-    except* BybitError as group:
-        # the exchange refused us or cannot be reached: an operator problem, not a bug,
-        # so one clear line each and no traceback (our orders were swept on the way out)
-        for exc in _leaves(group):
-            logger.error("scalper stopped: {}: {}", type(exc).__name__, exc)
-    except* Exception:  # noqa: BLE001 - the top of the program: logged in full, exit 1
-        logger.exception("scalper stopped on an unexpected error")
+        return trio.run(_run, settings, duration_s, console, notifier, reset_halt)
+    except Exception as exc:  # noqa: BLE001 - the top of the program: one line, an exit code
+        return stop_line(exc)
     finally:
         notifier.stopping()  # vps: a no-op when the graceful stop already said so
         notifier.close()
-    return code
 
 
-def _leaves(group: BaseExceptionGroup[BybitError]) -> list[BybitError]:
-    """The errors inside a (possibly nested) exception group."""
-    out: list[BybitError] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            out.extend(_leaves(exc))
-        else:
-            out.append(exc)
+#: which failure names the stop when several ended the tree together (first wins)
+_PRIORITY: tuple[type[BaseException], ...] = (HedgeModeError, JournalFailed, BybitError)
+
+
+def stop_line(exc: BaseException) -> int:
+    """Log the one line that says why the bot stopped; return the exit code.
+
+    A hedge-mode account is a set-up problem (``error: hedge mode ...``, exit 2). The
+    rest is exit 1 with ``scalper stopped: ...``: a failed journal, the exchange
+    refusing us or unreachable (our orders were swept on the way out), or a bug, whose
+    traceback goes to the debug log rather than the operator's screen.
+    """
+    # the root cause first: a failure that has one (the writer's own error) over its echo
+    # in the tasks that could no longer journal
+    leaves = sorted(_leaves(exc), key=lambda leaf: leaf.__cause__ is None)
+    primary = next(
+        (leaf for kind in _PRIORITY for leaf in leaves if isinstance(leaf, kind)), leaves[0]
+    )
+    if isinstance(primary, HedgeModeError):
+        sys.stderr.write(f"error: {primary}\n")
+        return 2
+    if isinstance(primary, BybitError | JournalFailed):
+        logger.error("scalper stopped: {}: {}", type(primary).__name__, primary)
+    else:
+        logger.error(
+            "scalper stopped on an unexpected error: {}: {}", type(primary).__name__, primary
+        )
+        logger.opt(exception=primary).debug("traceback of the unexpected error")
+    return 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside a (possibly nested) exception group, or the error itself."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    out: list[BaseException] = []
+    for inner in exc.exceptions:
+        out.extend(_leaves(inner))
     return out

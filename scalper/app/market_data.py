@@ -10,6 +10,11 @@ the old topics, starts an empty book and subscribes the new ones; frames of the 
 symbol still in flight are dropped by the stream, and the engine ignores them too
 (seed fix 4). A book that turns invalid is re-requested by the stream; a dropped
 connection invalidates it, and the engine is shown the invalid top so entries stop.
+
+A gap in the public data (a reconnect, or book frames lost and re-requested) is also
+reported through ``on_reconnect`` / ``on_gap``: the bot turns both into
+``Resync(market_gap=True)``, so the engine clears its trade window instead of taking
+the first trade after the gap for momentum (issue 9).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ async def run_market_data(
     on_reconnect: Callable[[str], Awaitable[None]],
     metrics: Metrics,
     *,
+    on_gap: Callable[[str], Awaitable[None]] | None = None,
     policy: WsPolicy | None = None,
     connect: ConnectFn | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -63,7 +69,12 @@ async def run_market_data(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_follow, stream, subscriptions, instruments)
             task_status.started()
+            resyncs = stream.resyncs
             async for event in stream:
+                if stream.resyncs != resyncs:
+                    resyncs = stream.resyncs
+                    if on_gap is not None:
+                        await on_gap("public book frames lost: book re-requested")
                 if isinstance(event, BookUpdate):
                     metrics.book_updates += 1
                     feed.book(event.top, stream.received_at)

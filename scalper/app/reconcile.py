@@ -16,28 +16,68 @@ channel, so a read whose count did not move is never older than an outcome ahead
 Start-up is its own step (``startup_sweep``): before the first trade the bot adopts
 any open position and cancels stray orders that carry its own ``orderLinkId`` prefix,
 on every USDT contract, not only the one it is about to trade.
+
+Issue 9: a read covers every linear position in one call (``open_positions``, one
+``settleCoin=USDT`` request), not only the current symbol. The engine is shown the
+current symbol and every symbol this session traded (flat when not listed), so a
+position left on an old symbol (a late fill after a switch) is never unseen; such a
+leftover is closed here at once, reduce-only, with our own orderLinkId. Closed-PnL rows
+of the UTC day (``/v5/position/closed-pnl``) are read every interval and on request, so
+closes the engine did not make (the exchange's stop, a liquidation, a human) are
+counted in the daily loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from decimal import Decimal
 
 import trio
 from loguru import logger
 
 from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
-from ..core.model import Event, OpenOrders, PositionSnapshot
+from ..core.instrument import round_qty
+from ..core.model import (
+    ClosedPnlRows,
+    Event,
+    Instrument,
+    OpenOrders,
+    OrderIntent,
+    OrderType,
+    PositionSnapshot,
+    RequestClosedPnl,
+    TimeInForce,
+)
 from ..core.strategy import is_own_order_link_id
 from .api import ExchangeApi
 
-__all__ = ["OrderEpoch", "reconcile_once", "run_reconcile", "startup_sweep"]
+__all__ = [
+    "DAY_MS",
+    "LeftoverCloser",
+    "OrderEpoch",
+    "ReconcileRequest",
+    "day_start_ms",
+    "reconcile_once",
+    "run_reconcile",
+    "startup_sweep",
+]
 
 Report = Callable[[Event], Awaitable[None]]
+#: a symbol whose position (and open orders) to read, or a closed-PnL read
+ReconcileRequest = str | RequestClosedPnl
 
 #: after a failed read, try again this soon (not a whole interval later)
 _RETRY_S = 2.0
 #: reads that overlapped an order outcome, read again at once before giving up a round
 _OVERLAP_REREADS = 3
+DAY_MS = 86_400_000
+#: a leftover close gets this long to be confirmed before the next round looks again
+_LEFTOVER_CONFIRM_S = 5.0
+
+
+def day_start_ms(now_ms: int) -> int:
+    """Start of the UTC day holding ``now_ms`` (the daily loss limit's day)."""
+    return now_ms - now_ms % DAY_MS
 
 
 class OrderEpoch:
@@ -51,97 +91,239 @@ class OrderEpoch:
         self.value += 1
 
 
-async def reconcile_once(
-    api: ExchangeApi, symbol: str, report: Report, epoch: OrderEpoch | None = None
-) -> PositionSnapshot | None:
-    """Read position and open orders of ``symbol`` and report both to the engine.
+def _flat(symbol: str) -> PositionSnapshot:
+    return PositionSnapshot(symbol=symbol, side=None, size=Decimal(0))
 
-    With ``epoch``, a read during which an order outcome was reported is read again
-    (it may predate the fill); None when every attempt overlapped one.
+
+async def reconcile_once(
+    api: ExchangeApi,
+    symbols: str | Sequence[str],
+    report: Report,
+    epoch: OrderEpoch | None = None,
+) -> dict[str, PositionSnapshot] | None:
+    """Read every position and open order once; report those of ``symbols`` to the engine.
+
+    Each symbol gets a ``PositionSnapshot`` (flat when the exchange lists none) and an
+    ``OpenOrders``. Returns every open position by symbol (listed or not). With
+    ``epoch``, a read during which an order outcome was reported is read again (it
+    may predate the fill); None when every attempt overlapped one.
     """
+    wanted = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
     for _ in range(1 + _OVERLAP_REREADS):
         seen = epoch.value if epoch is not None else 0
-        position = await api.position(symbol)
-        orders = await api.open_orders(symbol)
+        positions = {p.symbol: p for p in await api.open_positions()}
+        orders = await api.open_orders(None)
         if epoch is not None and epoch.value != seen:
-            logger.bind(symbol=symbol).debug("an order ended during the position read: re-reading")
+            logger.debug("an order ended during the position read: re-reading")
             continue
-        await report(position)
+        for symbol in wanted:
+            await report(positions.get(symbol) or _flat(symbol))
         if epoch is None or epoch.value == seen:  # the same holds for the order list
-            link_ids = tuple(o.order_link_id for o in orders)
-            await report(OpenOrders(symbol=symbol, order_link_ids=link_ids))
-        return position
+            for symbol in wanted:
+                link_ids = tuple(o.order_link_id for o in orders if o.symbol == symbol)
+                await report(OpenOrders(symbol=symbol, order_link_ids=link_ids))
+        return positions
     return None
+
+
+class LeftoverCloser:
+    """Closes a position left on a symbol this session traded but no longer trades.
+
+    Why close rather than adopt: the engine trades one symbol and is watching another
+    one now; adopting would mean switching back (dropping its current symbol's book
+    and signal window) for a position it never meant to hold. A reduce-only market
+    order cannot overshoot into a new position, so closing is the simple, safe move.
+    Its orderLinkId is ours (``<prefix>-<session>-l<n>``) but not the engine's: the
+    engine never sees its outcome; the next read shows the result.
+    """
+
+    def __init__(
+        self, api: ExchangeApi, instruments: Mapping[str, Instrument], prefix: str, session: str
+    ) -> None:
+        self._api = api
+        self._instruments = instruments
+        self._prefix = prefix
+        self._session = session
+        self._counter = 0
+        self.closes: list[str] = []
+
+    async def close(self, position: PositionSnapshot) -> None:
+        """One reduce-only market close of ``position`` (capped to one order's max)."""
+        log = logger.bind(symbol=position.symbol)
+        instrument = self._instruments.get(position.symbol)
+        if instrument is None or position.side is None:
+            log.warning(
+                "ALERT: position left on {} and no trading rules to close it", position.symbol
+            )
+            return
+        qty = min(round_qty(instrument, position.size), instrument.max_mkt_qty)
+        if qty <= 0:
+            log.warning(
+                "ALERT: position {} left on {} is below the qty step",
+                position.size,
+                position.symbol,
+            )
+            return
+        self._counter += 1
+        link_id = f"{self._prefix}-{self._session}-l{self._counter}"
+        intent = OrderIntent(
+            symbol=position.symbol,
+            side=position.side.opposite,
+            order_type=OrderType.MARKET,
+            qty=qty,
+            time_in_force=TimeInForce.IOC,
+            reduce_only=True,
+            order_link_id=link_id,
+        )
+        log.warning(
+            "ALERT: position {} {} left on {}, a symbol this session traded but no longer "
+            "trades: closing it ({})",
+            position.side.value,
+            position.size,
+            position.symbol,
+            link_id,
+        )
+        self.closes.append(link_id)
+        try:
+            await self._api.place_order(intent)
+        except BybitError as exc:
+            # an unclear create is resolved by the next read: the position tells
+            log.warning("leftover close {} not confirmed: {}", link_id, exc)
+            return
+        with trio.move_on_after(_LEFTOVER_CONFIRM_S):
+            while True:
+                try:
+                    update = await self._api.order(position.symbol, link_id)
+                except BybitError as exc:
+                    log.warning("leftover close {}: read failed: {}", link_id, exc)
+                    update = None
+                if update is not None and update.status.is_final:
+                    log.info(
+                        "leftover close {} ended {}: {} filled",
+                        link_id,
+                        update.status.value,
+                        update.cum_exec_qty,
+                    )
+                    return
+                await trio.sleep(0.2)
 
 
 async def run_reconcile(
     api: ExchangeApi,
-    requests: trio.MemoryReceiveChannel[str],
+    requests: trio.MemoryReceiveChannel[ReconcileRequest],
     report: Report,
     interval_s: float,
     *,
     current: Callable[[], str | None] | None = None,
+    traded: Callable[[], Collection[str]] | None = None,
+    leftovers: LeftoverCloser | None = None,
+    clock_ms: Callable[[], int] | None = None,
     epoch: OrderEpoch | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Verify ``current()``'s position every ``interval_s``, and any symbol on request.
+    """Verify positions every ``interval_s``, and at once on request.
 
-    Requests coalesce per symbol, never across symbols: during a symbol switch the
-    engine asks for the old symbol (is it flat?) and the new one (anything there?),
-    and both must be answered. A symbol stays pending until a read of it succeeds.
-    Without ``current``, the periodic read follows the last symbol requested.
+    Each round reads every position in one call and reports the current symbol,
+    every symbol ``traded`` this session and every symbol requested (requests
+    coalesce: a burst costs one read). A symbol stays pending until a read of it
+    succeeds. Without ``current``, the periodic read follows the last symbol
+    requested. A non-flat position on a traded symbol that is not ``current`` is
+    closed by ``leftovers``. With ``clock_ms``, closed-PnL rows of the UTC day are
+    read every interval and on every ``RequestClosedPnl``.
     """
     pending: dict[str, None] = {}  # an ordered set
+    pnl_pending = False
     last: list[str] = []
     wait = interval_s
     task_status.started()
     async with requests:
         while True:
             with trio.move_on_after(wait) as timer:
-                pending[await requests.receive()] = None
-            while True:  # coalesce a burst of requests: one read per symbol
+                first = await requests.receive()
+                if isinstance(first, RequestClosedPnl):
+                    pnl_pending = True
+                else:
+                    pending[first] = None
+            while True:  # coalesce a burst of requests: one read
                 try:
-                    pending[requests.receive_nowait()] = None
+                    more = requests.receive_nowait()
                 except trio.WouldBlock:
                     break
-            if timer.cancelled_caught:
+                if isinstance(more, RequestClosedPnl):
+                    pnl_pending = True
+                else:
+                    pending[more] = None
+            periodic = timer.cancelled_caught
+            if periodic:
+                pnl_pending = True
                 symbol = current() if current is not None else (last[-1] if last else None)
                 if symbol is not None:
                     pending[symbol] = None
-            cause = "periodic" if timer.cancelled_caught else "requested"
             failed = False
-            for symbol in list(pending):
-                last[:] = [symbol]
-                if await _verify(api, symbol, report, epoch, cause):
-                    del pending[symbol]
+            if pending or periodic:
+                now = current() if current is not None else None
+                session = [s for s in (traded() if traded is not None else ()) if s != now]
+                symbols = list(dict.fromkeys([*pending, *([now] if now else []), *session]))
+                if pending:
+                    last[:] = [list(pending)[-1]]
+                if symbols:
+                    cause = "periodic" if periodic else "requested"
+                    positions = await _verify(api, symbols, report, epoch, cause)
+                    if positions is None:
+                        failed = True
+                    else:
+                        pending.clear()
+                        if leftovers is not None:
+                            for symbol in session:
+                                held = positions.get(symbol)
+                                if held is not None and not held.is_flat:
+                                    await leftovers.close(held)
+            if pnl_pending and clock_ms is not None:
+                if await _closed_pnl(api, clock_ms(), report):
+                    pnl_pending = False
                 else:
                     failed = True
+            elif clock_ms is None:
+                pnl_pending = False
             wait = _RETRY_S if failed else interval_s
 
 
-async def _verify(
-    api: ExchangeApi, symbol: str, report: Report, epoch: OrderEpoch | None, cause: str
-) -> bool:
-    """One verification of ``symbol``, logged; False when it must be retried."""
-    log = logger.bind(symbol=symbol)
+async def _closed_pnl(api: ExchangeApi, now_ms: int, report: Report) -> bool:
+    """Read the UTC day's closed-PnL rows and report them; False when it must be retried."""
     try:
-        position = await reconcile_once(api, symbol, report, epoch)
+        rows = await api.closed_pnl(start_ms=day_start_ms(now_ms))
     except BybitError as exc:
-        log.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
+        logger.warning("closed-PnL read failed ({}): retrying in {} s", exc, _RETRY_S)
         return False
-    if position is None:
-        log.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
-        return False
-    side = position.side.value if position.side else "flat"
-    log.info(
-        "verified position ({}): {} {} @ {} on {}",
-        cause,
-        side,
-        position.size,
-        position.avg_price,
-        symbol,
-    )
+    if rows:  # nothing closed today: nothing to tell
+        await report(ClosedPnlRows(rows=tuple(rows)))
     return True
+
+
+async def _verify(
+    api: ExchangeApi, symbols: list[str], report: Report, epoch: OrderEpoch | None, cause: str
+) -> dict[str, PositionSnapshot] | None:
+    """One verification of ``symbols``, logged; None when it must be retried."""
+    try:
+        positions = await reconcile_once(api, symbols, report, epoch)
+    except BybitError as exc:
+        logger.warning("position verification failed ({}): retrying in {} s", exc, _RETRY_S)
+        return None
+    if positions is None:
+        logger.info("orders kept ending during the position read: retrying in {} s", _RETRY_S)
+        return None
+    for symbol in symbols:
+        position = positions.get(symbol) or _flat(symbol)
+        side = position.side.value if position.side else "flat"
+        logger.bind(symbol=symbol).info(
+            "verified position ({}): {} {} @ {} on {}",
+            cause,
+            side,
+            position.size,
+            position.avg_price,
+            symbol,
+        )
+    return positions
 
 
 async def startup_sweep(api: ExchangeApi, link_id_prefix: str) -> list[PositionSnapshot]:

@@ -12,6 +12,13 @@ but carrying out its commands awaits (a full execution channel waits), so a lock
 each "handle + dispatch" whole: commands leave in the order the engine made them.
 A timer feeds ``Tick`` so time rules (cooldowns, close retries, max hold) run even on
 a silent market.
+
+Issue 9's commands: ``ProtectPosition`` goes to execution (its own lane: the exchange
+stop never waits behind an order), ``RequestClosedPnl`` to reconcile (a read), and
+``PersistRiskState`` straight to the journal (kind ``risk_state``: the day's realised
+total and the halt latch, restored at the next start). The runner also remembers every
+symbol the engine placed an order on this session (``traded``), so reconcile keeps
+reading those positions after a switch.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ from ..core.model import (
     Command,
     Event,
     Log,
+    PersistRiskState,
     PlaceOrder,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Subscribe,
     Tick,
@@ -39,10 +49,13 @@ from .control import send_control
 from .feed import MarketMessage
 from .journal import Journal
 from .metrics import Metrics
+from .risk_state import risk_state_data
 
 MarketReceive = trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
+OrderCommand = PlaceOrder | CancelOrder | ProtectPosition
+PositionRequest = str | RequestClosedPnl
 
-__all__ = ["StrategyRunner"]
+__all__ = ["OrderCommand", "PositionRequest", "StrategyRunner"]
 
 
 class StrategyRunner:
@@ -53,9 +66,9 @@ class StrategyRunner:
         engine: Engine,
         *,
         clock_ms: Callable[[], int],
-        orders: trio.MemorySendChannel[PlaceOrder | CancelOrder],
+        orders: trio.MemorySendChannel[OrderCommand],
         subscriptions: trio.MemorySendChannel[str],
-        position_requests: trio.MemorySendChannel[str],
+        position_requests: trio.MemorySendChannel[PositionRequest],
         journal: Journal,
         metrics: Metrics,
         # --- vps (issue 12): called on every timer turn; the sd_notify watchdog ping
@@ -71,6 +84,8 @@ class StrategyRunner:
         self._metrics = metrics
         self._lock = trio.Lock()
         self._changed = trio.Event()
+        #: symbols the engine placed an order on this session (reconcile watches them)
+        self.traded: set[str] = set()
 
     async def feed(self, event: Event) -> None:
         """Hand one event to the engine and carry out what it decides."""
@@ -121,9 +136,14 @@ class StrategyRunner:
                 self._metrics.exits += 1
             else:
                 self._metrics.entries += 1
+            self.traded.add(intent.symbol)
             await send_control(self._orders, command, "orders")
-        elif isinstance(command, CancelOrder):
+        elif isinstance(command, CancelOrder | ProtectPosition):
             await send_control(self._orders, command, "orders")
+        elif isinstance(command, RequestClosedPnl):
+            await send_control(self._position_requests, command, "position requests")
+        elif isinstance(command, PersistRiskState):
+            await self._journal.record("risk_state", **risk_state_data(command.state))
         elif isinstance(command, Subscribe):
             await send_control(self._subscriptions, command.symbol, "subscriptions")
         elif isinstance(command, RequestPosition):

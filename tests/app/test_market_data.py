@@ -40,6 +40,7 @@ class Running:
     market: trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
     metrics: Metrics
     reconnects: list[str]
+    gaps: list[str] = attrs.field(factory=list)
 
     async def follow(self, symbol: str) -> None:
         await self.subscriptions.send(symbol)
@@ -68,13 +69,17 @@ async def market_data() -> AsyncIterator[Running]:
     subs_send, subs = trio.open_memory_channel[str](4)
     metrics = Metrics()
     reconnects: list[str] = []
+    gaps: list[str] = []
 
     async def on_reconnect(reason: str) -> None:
         reconnects.append(reason)
 
+    async def on_gap(reason: str) -> None:
+        gaps.append(reason)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            partial(run_market_data, policy=POLICY, connect=server.connect),
+            partial(run_market_data, policy=POLICY, connect=server.connect, on_gap=on_gap),
             "wss://fake/v5/public/linear",
             subs,
             MarketFeed(market_send, metrics),
@@ -82,7 +87,7 @@ async def market_data() -> AsyncIterator[Running]:
             on_reconnect,
             metrics,
         )
-        yield Running(server, subs_send, market, metrics, reconnects)
+        yield Running(server, subs_send, market, metrics, reconnects, gaps)
         nursery.cancel_scope.cancel()
 
 
@@ -177,3 +182,20 @@ async def test_malformed_frames_are_counted_and_skipped(
         got = await md.push(broken, broken, book_frame("SOLUSDT", "snapshot", 10, BIDS, ASKS))
         assert md.metrics.parse_errors == 2
         assert _tops(got) == [("SOLUSDT", 100.0, True)]
+
+
+async def test_lost_book_frames_are_reported_as_a_market_gap(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Issue 9: the bot turns a gap into Resync(market_gap=True), which clears the
+    # engine's trade window; a book that lost frames is such a gap (so is a reconnect,
+    # reported through on_reconnect above).
+    async with market_data() as md:
+        await md.follow("SOLUSDT")
+        await md.push(book_frame("SOLUSDT", "snapshot", 10, BIDS, ASKS))
+        assert md.gaps == []
+        await md.push('{"topic":"orderbook.50.SOLUSDT","type":"delta","ts":1,"da')
+        await md.push(book_frame("SOLUSDT", "snapshot", 20, BIDS, ASKS))  # the repair
+        assert md.gaps == ["public book frames lost: book re-requested"]
+        await md.push(book_frame("SOLUSDT", "delta", 9, [("100.05", "1")], []))
+        assert len(md.gaps) == 2  # an update id going backwards: a gap too

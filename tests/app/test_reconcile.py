@@ -29,12 +29,12 @@ class CountingApi(FakeApi):
         self.reads: list[float] = []
         self.fail_next = 0
 
-    async def position(self, symbol: str) -> PositionSnapshot:
+    async def open_positions(self) -> list[PositionSnapshot]:
         self.reads.append(trio.current_time())
         if self.fail_next:
             self.fail_next -= 1
             raise NetworkError("connection reset")
-        return await super().position(symbol)
+        return await super().open_positions()
 
 
 async def test_periodic_and_requested_reads_coalesce(

@@ -33,13 +33,13 @@ class RacingApi(FakeApi):
         self.races = races
         self.reads = 0
 
-    async def position(self, symbol: str) -> PositionSnapshot:
+    async def open_positions(self) -> list[PositionSnapshot]:
         self.reads += 1
         await trio.sleep(0.01)
         if self.reads <= self.races:
             self.epoch.bump()  # the close's OrderFilled goes to the engine meanwhile
-            return HOLDING
-        return FLAT
+            return [HOLDING]
+        return []
 
 
 async def test_a_read_overlapping_an_outcome_is_read_again(
@@ -52,8 +52,8 @@ async def test_a_read_overlapping_an_outcome_is_read_again(
     async def report(event: Event) -> None:
         reported.append(event)
 
-    position = await reconcile_once(api, "SOLUSDT", report, epoch)
-    assert position == FLAT
+    positions = await reconcile_once(api, "SOLUSDT", report, epoch)
+    assert positions == {}  # nothing open: reported flat
     assert reported == [FLAT, OpenOrders(symbol="SOLUSDT", order_link_ids=())]
     assert api.reads == 2
 
@@ -67,7 +67,7 @@ async def test_without_an_epoch_the_read_is_reported_as_is(
     async def report(event: Event) -> None:
         reported.append(event)
 
-    assert await reconcile_once(api, "SOLUSDT", report) == HOLDING
+    assert await reconcile_once(api, "SOLUSDT", report) == {"SOLUSDT": HOLDING}
     assert reported[0] == HOLDING
 
 
