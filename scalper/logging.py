@@ -59,6 +59,9 @@ _DEMOTE: Mapping[str, Mapping[int, str]] = {
     "httpcore": {logging.DEBUG: "TRACE"},  # every connection step of every request
     "trio-websocket": {logging.DEBUG: "TRACE"},  # every frame sent and received
     "hpack": {logging.DEBUG: "TRACE"},  # header compression internals
+    # "Running on http://...": the bot and `scalper exchange` announce the address
+    # themselves; hypercorn's own line (with its source) wraps an 80-column pane
+    "hypercorn.error": {logging.INFO: "DEBUG"},
 }
 #: hypercorn's access log: one line per request, INFO; off unless ``access_log=True``
 _ACCESS_LOGGER = "hypercorn.access"
