@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 
@@ -107,6 +108,7 @@ async def test_recording_keeps_bad_frames_gaps_and_drops_and_replay_resyncs_the_
                 instrument=instrument,
             )
         )
+        book_topic = topics_for("BTCUSDT")[0]
         stop = trio.Event()
         done: list[RecordStats] = []
 
@@ -126,14 +128,51 @@ async def test_recording_keeps_bad_frames_gaps_and_drops_and_replay_resyncs_the_
             target = writer.frames + n
             return lambda: writer.frames >= target
 
+        def records() -> list[dict[str, object]]:
+            """What the recorder wrote so far (the header left out), parsed by hand."""
+            return [orjson.loads(line) for line in buffer.getvalue().splitlines()[1:]]
+
+        def broken_frames() -> int:
+            count = 0
+            for rec in records():
+                if "frame" in rec:
+                    try:
+                        orjson.loads(str(rec["frame"]))
+                    except orjson.JSONDecodeError:
+                        count += 1
+            return count
+
+        def book_valid_after_the_broken_frames() -> bool:
+            """All three broken frames recorded, and if one of them was a book frame (the
+            recorder then resubscribes) the repairing snapshot recorded after it. Only
+            then does a delta meet a valid book: one that reaches a book waiting for its
+            snapshot is dropped, unchecked, and a fault on it would go unseen."""
+            if broken_frames() < 3:
+                return False
+            recs = records()
+            marks = [i for i, rec in enumerate(recs) if rec.get("event") == "resubscribed"]
+            if not marks:
+                return True
+            return any(
+                '"type":"snapshot"' in frame and book_topic in frame
+                for frame in (str(rec.get("frame", "")) for rec in recs[marks[-1] + 1 :])
+            )
+
+        def resynced_on_backwards_u() -> bool:
+            return any(
+                rec.get("event") == "resubscribed"
+                and "update id went backwards" in str(rec.get("reason"))
+                for rec in records()
+            )
+
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(record)
                 await _until(more_frames(20))
                 sim.inject({"kind": "malformed_ws", "count": 3, "variant": "json"})
-                await _until(more_frames(30))
+                await _until(book_valid_after_the_broken_frames)
                 sim.inject({"kind": "out_of_order_ws", "count": 1})
-                await _until(lambda: b'"event":"resubscribed"' in buffer.getvalue())
+                await _until(resynced_on_backwards_u)
                 await _until(more_frames(30))
                 sim.inject({"kind": "ws_disconnect", "stream": "public"})
                 await _until(lambda: b'"event":"reconnected"' in buffer.getvalue())

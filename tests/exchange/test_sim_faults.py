@@ -20,6 +20,7 @@ from .sim_helpers import (
     now_ms,
     post,
     private_auth,
+    quiesce,
     recv,
     recv_until,
     sample,
@@ -82,10 +83,15 @@ async def test_malformed_ws_breaks_the_next_messages(
     sim, _ = env
     async with open_websocket_url(sim.ws_public_url) as ws:
         await send(ws, {"op": "subscribe", "args": ["orderbook.50.BTCUSDT"]})
-        await recv(ws)
-        await recv(ws)  # snapshot
+        assert (await recv(ws))["success"] is True
+        # every frame queued before the fault is read here (the snapshot among them):
+        # the fault breaks the frames published after it, not those already on the way
+        before = await quiesce(sim, ws)
+        assert before[0]["type"] == "snapshot"
         sim.inject({"kind": "malformed_ws", "count": 2, "variant": variant})
-        texts = [await ws.get_message() for _ in range(3)]
+        sim.exchange.paused = False
+        with trio.fail_after(5):
+            texts = [await ws.get_message() for _ in range(3)]
     broken = []
     for text in texts[:2]:
         try:
@@ -105,9 +111,14 @@ async def test_out_of_order_ws_sends_an_update_id_going_backwards(
     sim, _ = env
     async with open_websocket_url(sim.ws_public_url) as ws:
         await send(ws, {"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]})
-        await recv(ws)
-        last = (await recv(ws))["data"]["u"]
+        assert (await recv(ws))["success"] is True
+        # the last u read must be the last u sent: a delta already on the way when the
+        # fault is injected carries a larger u, and is not the faulted one
+        before = await quiesce(sim, ws)
+        assert before[0]["type"] == "snapshot"
+        last = before[-1]["data"]["u"]
         sim.inject({"kind": "out_of_order_ws"})
+        sim.exchange.paused = False
         msg = await recv_until(ws, lambda m: m.get("type") == "delta")
         assert msg["data"]["u"] < last + 1
 
