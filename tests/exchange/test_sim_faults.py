@@ -160,6 +160,7 @@ async def test_timeout_creates_the_order_but_never_answers(
     env: tuple[Sim, httpx.AsyncClient],
 ) -> None:
     sim, http = env
+    sim.exchange.paused = True  # the bid read below stays the bid: the order must rest
     sim.inject({"kind": "timeout"})
     bid = sim.exchange.specs["ETHUSDT"].price_str(sim.exchange.sm("ETHUSDT").book.bid_top - 5000)
     body = {
