@@ -36,9 +36,11 @@ FAST: dict[str, object] = {
     "strategy.stale_ms": 2000,
 }
 
+#: the pong deadline is generous: a pong waits behind every frame queued before it, and
+#: on a loaded machine a bot a second behind the market would otherwise reconnect
 FAST_WS = WsPolicy(
     ping_interval_s=1.0,
-    pong_timeout_s=1.0,
+    pong_timeout_s=5.0,
     backoff_base_s=0.05,
     backoff_max_s=0.5,
     healthy_after_s=2.0,

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import trio
 
 from scalper.app.execution import ExecutionConfig, OrderWatch, execute_order
 from scalper.app.journal import read_records
@@ -30,7 +29,14 @@ from scalper.core.model import (
 )
 from scalper.core.scanner import rank
 
-from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine
+from .conftest import (
+    LogCapture,
+    bot_settings,
+    running_bot,
+    sim_exchange,
+    wait_engine,
+    wait_for,
+)
 
 TRANSITION = re.compile(r"^state (\w+) -> (\w+): ")
 #: stops far away and no max hold: a position stays open until the test acts on it
@@ -69,7 +75,13 @@ async def test_full_cycle_switch_entry_exit_and_final_position(
         sim.inject({"kind": "price_jump", "symbol": other, "pct": 25})
         await wait_engine(bot, lambda e: e.symbol == other, timeout=30)
         switched_at = bot.rest.now_ms()
-        await trio.sleep(3)  # let the old symbol's data in flight arrive and be ignored
+        # let the old symbol's data in flight arrive and be ignored: frames come in order,
+        # so once the stream follows the new symbol and a run of book updates came after
+        # that, everything the old subscription had on the way has been received
+        following = f"public stream: following {other}"
+        await wait_for(lambda: any(m.startswith(following) for m in logs.messages()), 30)
+        seen = bot.metrics.book_updates
+        await wait_for(lambda: bot.metrics.book_updates > seen + 50, 30)
     # stopped gracefully: flatten_on_exit closed whatever was open
     journal = str(tmp_path / "journal.sqlite3")
     state = sim.state()
@@ -117,14 +129,21 @@ async def test_position_closed_outside_is_noticed_within_one_reconcile_interval(
     async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
         await wait_engine(bot, lambda e: e.state is EngineState.POSITION_OPEN, timeout=60)
         symbol = bot.engine.symbol
+        mark = len(logs.messages())
         sim.inject({"kind": "close_position", "symbol": symbol})
-        start = trio.current_time()
-        await wait_engine(bot, lambda e: e.state is not EngineState.POSITION_OPEN, timeout=5)
-        noticed_after = trio.current_time() - start
+        await wait_engine(bot, lambda e: e.state is not EngineState.POSITION_OPEN, timeout=30)
         assert bot.engine.position is None
-    assert any("closed outside the bot" in m for m in logs.messages())
-    # the reconcile interval is 1 s; allow one interval plus a REST round trip
-    assert noticed_after < settings.reconcile.interval_s + 1.5
+    after = logs.messages()[mark:]
+    noticed = next((i for i, m in enumerate(after) if "closed outside the bot" in m), None)
+    assert noticed is not None, "the engine says why it went back to Idle"
+    # "within one reconcile interval", counted in reconciles rather than in wall-clock
+    # seconds (a loaded machine stretches those): the close is noticed by the private
+    # push or, at the latest, by the first periodic read that began after it. Only a
+    # read already on the way when the position was closed may still have seen it open.
+    reads = [m for m in after[:noticed] if m.startswith("verified position (periodic)")]
+    flat = [m for m in reads if m.startswith("verified position (periodic): flat")]
+    assert len(reads) - len(flat) <= 1, reads  # at most the read on the way saw it open
+    assert len(flat) <= 1, reads  # the first read that saw it flat was acted on
 
 
 async def test_post_only_that_never_fills_is_cancelled_at_timeout_with_nothing_left_open() -> None:
@@ -178,11 +197,19 @@ async def test_switch_while_holding_closes_first_then_trades_the_new_symbol(
         other = next(s for s, _ in rank(stats) if s != first)
         sim.inject({"kind": "price_jump", "symbol": other, "pct": 25})
         await wait_engine(bot, lambda e: e.symbol == other and e.position is None, timeout=30)
-        # reconciled on the new symbol within a couple of reconcile intervals
-        await wait_engine(bot, lambda e: e.reconciled, timeout=4 * settings.reconcile.interval_s)
+        # reconciled on the new symbol (the bound only stops a hang: a loaded machine may
+        # need more than a couple of reconcile intervals)
+        await wait_engine(bot, lambda e: e.reconciled, timeout=30)
         late = len(logs.messages())
-        await trio.sleep(2.5 * settings.reconcile.interval_s)
-    verified = [m for m in logs.messages()[late:] if m.startswith("verified position (periodic)")]
+
+        def periodic() -> list[str]:
+            return [
+                m for m in logs.messages()[late:] if m.startswith("verified position (periodic)")
+            ]
+
+        # two periodic verifications after the switch, however long they take to come
+        await wait_for(lambda: len(periodic()) >= 2, 30)
+    verified = periodic()
     assert verified, "periodic verification continues after the switch"
     assert any(m.endswith(f" on {other}") for m in verified), verified
     # issue 9: the symbol traded before the switch stays watched (flat), nothing else

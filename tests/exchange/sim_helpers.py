@@ -94,6 +94,27 @@ async def recv_until(ws: WebSocketConnection, pred: Any, limit_s: float = 5.0) -
                 return msg
 
 
+async def quiesce(sim: Any, ws: WebSocketConnection, limit_s: float = 5.0) -> list[Any]:
+    """Stop the market and read every frame it queued for ``ws`` so far; return them.
+
+    The market publishes from its own task, so frames are always in flight between the
+    simulator's outbox and this client: "the next frame" after an action may have been
+    queued before it. Paused, the market queues nothing new, and the pong to a ping is
+    queued behind everything already queued, so once it is read the client has seen
+    every frame sent to it. The next market frame is then one the market makes after
+    ``sim.exchange.paused = False``.
+    """
+    sim.exchange.paused = True
+    await send(ws, {"req_id": "quiesce", "op": "ping"})
+    seen = []
+    with trio.fail_after(limit_s):
+        while True:
+            msg = orjson.loads(await ws.get_message())
+            if msg.get("req_id") == "quiesce":
+                return seen
+            seen.append(msg)
+
+
 async def private_auth(ws: WebSocketConnection, key: str = KEY, secret: str = SECRET) -> Any:
     expires = now_ms() + 10_000
     await send(

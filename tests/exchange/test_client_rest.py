@@ -155,6 +155,10 @@ async def test_rate_limited_create_placed_once_after_reset(
     rest: BybitRest, sim: Sim, recorder: Recorder
 ) -> None:
     intent = limit_buy(await bid(rest), "t-10006-1")
+    # the simulator runs on this process's wall clock: the true offset is 0. The one
+    # sync_clock measured is an estimate that a loaded machine skews by tens of ms (the
+    # request waits to be handled), more than the client's margin past the reset
+    rest.clock_offset_ms = 0
     sim.inject(
         {"kind": "ret_code", "path": "/v5/order/create", "code": 10006, "count": 3, "reset_ms": 300}
     )

@@ -68,6 +68,8 @@ def _scenario(url: str) -> dict[str, Any]:
 
 async def test_ccxt_reads_markets_and_runs_an_order_life_with_bybit_errors() -> None:
     async with open_sim(SimConfig(seed=43)) as sim:
+        # the market stands still: the limit buy priced from the book read must rest
+        sim.exchange.paused = True
         with trio.fail_after(60):
             out = await trio.to_thread.run_sync(_scenario, sim.rest_url)
     assert SYMBOL in out["markets"]

@@ -20,6 +20,7 @@ from .sim_helpers import (
     now_ms,
     post,
     private_auth,
+    quiesce,
     recv,
     recv_until,
     sample,
@@ -80,12 +81,13 @@ async def test_malformed_ws_breaks_the_next_messages(
     env: tuple[Sim, httpx.AsyncClient], variant: str
 ) -> None:
     sim, _ = env
-    # paused until the fault is armed: no delta queued before it can pass unbroken
-    sim.exchange.paused = True
     async with open_websocket_url(sim.ws_public_url) as ws:
         await send(ws, {"op": "subscribe", "args": ["orderbook.50.BTCUSDT"]})
-        await recv(ws)
-        await recv(ws)  # snapshot
+        assert (await recv(ws))["success"] is True
+        # every frame queued before the fault is read here (the snapshot among them):
+        # the fault breaks the frames published after it, not those already on the way
+        before = await quiesce(sim, ws)
+        assert before[0]["type"] == "snapshot"
         sim.inject({"kind": "malformed_ws", "count": 2, "variant": variant})
         sim.exchange.paused = False
         with trio.fail_after(10):
@@ -109,9 +111,14 @@ async def test_out_of_order_ws_sends_an_update_id_going_backwards(
     sim, _ = env
     async with open_websocket_url(sim.ws_public_url) as ws:
         await send(ws, {"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]})
-        await recv(ws)
-        last = (await recv(ws))["data"]["u"]
+        assert (await recv(ws))["success"] is True
+        # the last u read must be the last u sent: a delta already on the way when the
+        # fault is injected carries a larger u, and is not the faulted one
+        before = await quiesce(sim, ws)
+        assert before[0]["type"] == "snapshot"
+        last = before[-1]["data"]["u"]
         sim.inject({"kind": "out_of_order_ws"})
+        sim.exchange.paused = False
         msg = await recv_until(ws, lambda m: m.get("type") == "delta")
         assert msg["data"]["u"] < last + 1
 
@@ -139,9 +146,12 @@ async def test_http_status_latency_and_ret_code(env: tuple[Sim, httpx.AsyncClien
             "reset_ms": 400,
         },
     )
+    sent_at = now_ms()
     limited = await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "BTCUSDT"})
     assert limited.json()["retCode"] == 10006
-    assert int(limited.headers["X-Bapi-Limit-Reset-Timestamp"]) > now_ms()
+    # the reset is reset_ms after the request was answered (compared with when it was
+    # sent, not with a clock read after the reply, which a slow machine may delay)
+    assert int(limited.headers["X-Bapi-Limit-Reset-Timestamp"]) >= sent_at + 400
     again = await get(http, "/v5/order/realtime", {"category": "linear", "symbol": "BTCUSDT"})
     assert again.json()["retCode"] == 0
 
@@ -153,6 +163,7 @@ async def test_timeout_creates_the_order_but_never_answers(
     env: tuple[Sim, httpx.AsyncClient],
 ) -> None:
     sim, http = env
+    sim.exchange.paused = True  # the bid read below stays the bid: the order must rest
     sim.inject({"kind": "timeout"})
     bid = sim.exchange.specs["ETHUSDT"].price_str(sim.exchange.sm("ETHUSDT").book.bid_top - 5000)
     body = {

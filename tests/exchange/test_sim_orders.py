@@ -52,6 +52,11 @@ async def venue() -> AsyncIterator[tuple[Sim, httpx.AsyncClient, WebSocketConnec
         await send(ws, {"req_id": "s1", "op": "subscribe", "args": TOPICS})
         ack = await recv(ws)
         assert ack["success"] is True and ack["op"] == "subscribe"
+        # The market stands still: these tests read the touch, then place an order priced
+        # from it, and assert the exact pushes of that one change; a market step in between
+        # could move the book under the order (a resting bid filled, a market order meeting
+        # different levels). The test that needs the market to move jumps the price itself.
+        sim.exchange.paused = True
         yield sim, http, ws
 
 
@@ -289,9 +294,10 @@ async def test_resting_order_fills_when_market_trades_through(
     venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
 ) -> None:
     sim, http, ws = venue
-    # the market stands still until the jump: a step between reading the touch and
-    # placing the order could make the bid marketable (a taker fill, not a maker one)
-    sim.exchange.paused = True
+    # the market stands still until the jump (the fixture paused it): a step between
+    # reading the touch and placing the order could make the bid marketable (a taker
+    # fill, not a maker one)
+    assert sim.exchange.paused
     bid, _ = _touch(sim, "XRPUSDT")
     body = {
         "category": "linear",

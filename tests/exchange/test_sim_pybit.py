@@ -54,6 +54,8 @@ def _scenario(url: str) -> dict[str, Any]:
 
 async def test_pybit_reads_markets_and_runs_an_order_life() -> None:
     async with open_sim(SimConfig(seed=41)) as sim:
+        # the market stands still: the limit buy priced from the book read must rest
+        sim.exchange.paused = True
         with trio.fail_after(30):
             out = await trio.to_thread.run_sync(_scenario, sim.rest_url)
     assert all(reply["retCode"] == 0 for reply in out.values())

@@ -15,6 +15,7 @@ from .sim_helpers import (
     hmac_hex,
     now_ms,
     private_auth,
+    quiesce,
     recv,
     recv_until,
     sample,
@@ -184,6 +185,7 @@ class ClientBook:
         self.bids: dict[str, str] = {}
         self.asks: dict[str, str] = {}
         self.u = 0
+        self.deltas = 0
 
     def apply(self, msg: dict) -> None:
         data = msg["data"]
@@ -198,17 +200,17 @@ class ClientBook:
                         side.pop(price, None)
                     else:
                         side[price] = size
+            self.deltas += 1
         self.u = data["u"]
 
-    async def follow(self, ws: WebSocketConnection, quiet_s: float) -> None:
-        """Apply messages until none came for ``quiet_s``."""
-        while True:
-            with trio.move_on_after(quiet_s) as idle:
+    async def follow(self, ws: WebSocketConnection, deltas: int) -> None:
+        """Apply messages until ``deltas`` more deltas have been applied (bounded)."""
+        target = self.deltas + deltas
+        with trio.fail_after(10):
+            while self.deltas < target:
                 msg = await recv(ws)
-            if idle.cancelled_caught:
-                return
-            if "topic" in msg:
-                self.apply(msg)
+                if "topic" in msg:
+                    self.apply(msg)
 
 
 @pytest.mark.parametrize("depth", [50, 200])
@@ -219,11 +221,12 @@ async def test_client_book_from_snapshot_and_deltas_equals_the_simulators(
     await send(public, {"op": "subscribe", "args": [topic]})
     assert (await recv(public))["success"] is True
     client = ClientBook()
-    with trio.move_on_after(1.0):  # let the market move for a while
-        await client.follow(public, quiet_s=10)
-    assert client.u > 10
-    sim.exchange.paused = True
-    await client.follow(public, quiet_s=0.3)
+    await client.follow(public, deltas=30)  # the market moves for a while
+    # then stands still; every frame sent before is read (up to the pong): the client
+    # has applied everything the simulator's book went through
+    for msg in await quiesce(sim, public):
+        client.apply(msg)
+    assert client.deltas >= 30
     book = sim.exchange.sm("BTCUSDT").book
     spec = sim.exchange.specs["BTCUSDT"]
     assert client.bids == {spec.price_str(t): spec.qty_str(n) for t, n in book.top_bids(depth)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.core.instrument import (
@@ -86,6 +86,9 @@ steps = st.sampled_from(
 amounts = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), places=7)
 
 
+# no per-example deadline: a loaded machine (coverage, other jobs) can stretch one
+# example past hypothesis's default 200 ms, which says nothing about the code
+@settings(deadline=None)
 @given(
     step=steps,
     tick=steps,

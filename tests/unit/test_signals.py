@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.core.model import Side, Trade
@@ -72,6 +72,9 @@ def test_bad_parameters_are_refused(window: int, min_ticks: int) -> None:
         SignalWindow(window=window, min_ticks=min_ticks)
 
 
+# no per-example deadline: a loaded machine (coverage, other jobs) can stretch one
+# example past hypothesis's default 200 ms, which says nothing about the code
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(
