@@ -30,6 +30,7 @@ __all__ = [
     "EngineState",
     "Event",
     "Fill",
+    "Flatten",
     "Halt",
     "Instrument",
     "Log",
@@ -42,9 +43,11 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
+    "Pause",
     "PlaceOrder",
     "PositionSnapshot",
     "RequestPosition",
+    "Resume",
     "Resync",
     "Side",
     "Subscribe",
@@ -400,6 +403,31 @@ class Tick:
     """Timer event: lets time-based rules (cooldowns, retries, staleness) run."""
 
 
+# -- operator controls (remote control: tty, http, telegram) --------------------
+
+
+@attrs.frozen(kw_only=True)
+class Pause:
+    """The operator asks for no new entries; exits, protection and reconcile go on."""
+
+    #: who asked: ``tty``, ``http``, ``telegram:<chat id>``, ``restored``
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Resume:
+    """The operator allows entries again (a halt stays a halt)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Flatten:
+    """The operator asks to close the position now; it also pauses (no re-entry)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
 Event = (
     BookUpdate
     | TradeTicks
@@ -413,6 +441,9 @@ Event = (
     | Resync
     | Halt
     | Tick
+    | Pause
+    | Resume
+    | Flatten
 )
 
 # ---------------------------------------------------------------- commands (out)
