@@ -1210,3 +1210,24 @@ class Engine:
             self._exit_reason = None
             self._close_retry_at = None
             self._check_exits(now_ms, out)
+
+    # -- read-only views for the control core (status, dashboard, metrics) --------
+
+    @property
+    def book(self) -> BookTop | None:
+        """The latest top of book of the current symbol (None before the first)."""
+        return self._book
+
+    @property
+    def stop_price(self) -> float | None:
+        """The open position's stop-loss price (None when flat or entry unknown)."""
+        return self._stop
+
+    @property
+    def target_price(self) -> float | None:
+        """The open position's take-profit price (None when flat or entry unknown)."""
+        return self._target
+
+    def unrealised_pnl(self) -> Decimal:
+        """Unrealised PnL of the open position at the newest price (0 when flat)."""
+        return self._unrealised()
