@@ -53,16 +53,18 @@ from ..core.risk import RiskLimits
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine, EngineConfig, is_own_order_link_id, make_session_tag
 from ..report import Fill as ReportFill
-from ..report import Ledger
+from ..report import Ledger, RoundTrip
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
+from .frontends import Frontends
 from .journal import Journal, JournalRecord, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
-from .metrics_server import serve_metrics
 from .private import run_private
+from .prom import HttpProbe
 from .reconcile import OrderEpoch, run_reconcile, startup_sweep
+from .remote import Control
 from .scanner import Scanner
 from .shutdown import ShutdownRequest
 from .status import StatusConsole, run_status
@@ -90,6 +92,8 @@ class BotHandle:
     runner: StrategyRunner
     rest: BybitRest
     session_tag: str
+    #: the control core and its front ends (HTTP server, Telegram)
+    frontends: Frontends | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -155,6 +159,8 @@ class BotOptions:
     #: how long one REST request may take before its outcome counts as unknown (tests
     #: of the simulator's ``timeout`` fault shorten it)
     http_timeout_s: float = 10.0
+    #: Telegram's transport (tests: a fake Bot API); None: the network
+    telegram_transport: httpx.AsyncBaseTransport | None = None
 
 
 async def run_bot(
@@ -172,8 +178,12 @@ async def run_bot(
     position, when ``risk.flatten_on_exit``); False means a human should look.
     """
     timeout = httpx.Timeout(options.http_timeout_s, connect=min(5.0, options.http_timeout_s))
+    probe = HttpProbe()  # order round-trip and rate-limit headroom, for /metrics
     async with httpx.AsyncClient(
-        base_url=options.endpoints.rest_url, timeout=timeout, transport=options.http_transport
+        base_url=options.endpoints.rest_url,
+        timeout=timeout,
+        transport=options.http_transport,
+        event_hooks=probe.event_hooks(),
     ) as http:
         rest = BybitRest(
             http,
@@ -194,7 +204,9 @@ async def run_bot(
         async with trio.open_nursery() as root:
             await root.start(writer)
             try:
-                return await _trade(settings, options, rest, journal, shutdown, task_status)
+                return await _trade(
+                    settings, options, rest, journal, shutdown, task_status, probe=probe
+                )
             finally:
                 # Even after a crash, what is queued reaches the disk: it is what the
                 # operator reads to learn what happened. Shielded, but bounded.
@@ -211,6 +223,8 @@ async def _trade(
     journal: Journal,
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
+    *,
+    probe: HttpProbe | None = None,
 ) -> bool:
     metrics = Metrics()
     session_tag = make_session_tag(rest.now_ms())
@@ -264,6 +278,20 @@ async def _trade(
         journal=journal,
         metrics=metrics,
     )
+    # -- remote control: control core, HTTP server, Telegram (app/frontends.py) --
+    control = Control(
+        runner=runner,
+        shutdown=shutdown,
+        journal=journal,
+        metrics=metrics,
+        pnl=pnl,
+        clock_ms=rest.now_ms,
+        mode=settings.exchange.mode,
+        session_tag=session_tag,
+    )
+    frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
+    await frontends.restore()
+    # -- end remote control --
     watch = OrderWatch()
     execution = ExecutionConfig(
         poll_interval_s=settings.execution.poll_interval_ms / 1000,
@@ -286,15 +314,7 @@ async def _trade(
             with trio.CancelScope() as starting:
                 trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
                 await trading.start(run_status, metrics, _describe(engine), options.console)
-                if settings.metrics.port:
-                    await trading.start(
-                        partial(
-                            serve_metrics,
-                            metrics,
-                            settings.metrics.port,
-                            host=settings.metrics.host,
-                        )
-                    )
+                await frontends.start(trading)  # watcher, HTTP server, Telegram
                 await trading.start(
                     partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
                     endpoints.ws_private_url,
@@ -351,18 +371,22 @@ async def _trade(
                     runner=runner,
                     rest=rest,
                     session_tag=session_tag,
+                    frontends=frontends,
                 )
             )
+            frontends.announce_start()
             await shutdown.requested.wait()
             logger.warning("shutting down: {}", shutdown.reason)
             clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
             await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
             logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            await frontends.announce_stop(shutdown.reason, clean)
             trading.cancel_scope.cancel()
             return clean
     except Exception:
         # A task died and took the tree down: before the error propagates, leave
         # nothing of ours working on the exchange (shielded, bounded).
+        frontends.announce_crash()
         with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S) as sweep:
             sweep.shield = True
             logger.error("a task failed: cancelling our working orders before exiting")
@@ -417,6 +441,15 @@ class PnlTracker:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
         self._ledger.add(fill)
         self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
+
+    @property
+    def net(self) -> Decimal:
+        """Realised PnL minus fees of this run (the control core's ``PnlSource``)."""
+        return self._ledger.net
+
+    def trips(self) -> tuple[RoundTrip, ...]:
+        """Round trips closed this run, oldest first."""
+        return self._ledger.report().trips
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

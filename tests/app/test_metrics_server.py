@@ -17,9 +17,9 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from scalper.app.metrics_server import CONTENT_TYPE, serve_metrics
 
 from scalper.app.metrics import Metrics
-from scalper.app.metrics_server import CONTENT_TYPE, serve_metrics
 
 WAIT_S = 10.0  # generous bound on any single real-socket step
 

@@ -25,8 +25,8 @@ from scalper.core.model import (
 from scalper.core.strategy import TRANSITIONS, Engine, EngineConfig
 
 from ._engine_helpers import (
-    D,
     T0,
+    D,
     book,
     config,
     flat,
