@@ -66,6 +66,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return main_report(args)
 
 
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from .ctl import main_ctl
+
+    return main_ctl(args)
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from .replay.cli import main_record
 
@@ -126,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--journal", metavar="PATH")
     report.add_argument("--png", metavar="PATH", help="write the equity curve here")
     report.set_defaults(handler=_cmd_report)
+
+    ctl = sub.add_parser("ctl", help="control a running bot over its HTTP API")
+    ctl.add_argument("action", choices=["status", "pnl", "pause", "resume", "flatten", "stop"])
+    ctl.add_argument("--url", metavar="URL", help="default: http://<http.host>:<http.port>")
+    ctl.add_argument("--token", metavar="T", help="default: http.token (SCALPER_HTTP__TOKEN)")
+    ctl.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+    ctl.set_defaults(handler=_cmd_ctl)
 
     record = sub.add_parser("record", help="capture a symbol's public stream to a file")
     record.add_argument("--symbol", required=True, metavar="SYMBOL")
