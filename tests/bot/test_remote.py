@@ -44,7 +44,11 @@ TOKEN = "http-secret-token-0123456789"
 TG_TOKEN = "123456:telegram-secret-token-abcdef"
 OWNER, STRANGER = 4242, 999
 #: stops far away and no max hold: a position stays open until the test acts on it
-HOLD = {"strategy__stop_loss_pct": 5.0, "strategy__take_profit_pct": 10.0, "strategy__max_hold_s": 0}
+HOLD = {
+    "strategy__stop_loss_pct": 5.0,
+    "strategy__take_profit_pct": 10.0,
+    "strategy__max_hold_s": 0,
+}
 
 
 def free_port() -> int:
@@ -98,9 +102,8 @@ async def test_http_api_auth_and_every_verb(tmp_path: Path, logs: LogCapture) ->
             await wait_for(lambda: exchange_flat(sim) and bot.engine.position is None, 15)
             # paused: the next signal is skipped, not traded
             entries = bot.metrics.entries
-            with trio.fail_after(60):
-                while not any("entry signal skipped: paused by http" in m for m in logs.messages()):
-                    await trio.sleep(0.1)
+            skipped = "entry signal skipped: paused by http"
+            await wait_for(lambda: any(skipped in m for m in logs.messages()), 60)
             assert bot.metrics.entries == entries
 
             reply = await client.post("/api/resume", headers=auth)
@@ -259,7 +262,9 @@ class FakeBotApi:
         async def method(request: Request) -> Response:
             self.paths.append(request.url.path)
             if request.path_params["token"] != self.token:
-                return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
+                return JSONResponse(
+                    {"ok": False, "error_code": 401, "description": "Unauthorized"}, 401
+                )
             body = await request.json()
             name = request.path_params["method"]
             if name == "getUpdates":
