@@ -691,3 +691,20 @@ def test_telegram_token_needs_an_allow_list(tmp_path: Path) -> None:
         load(tmp_path, env={"SCALPER_TELEGRAM__TOKEN": "123:abc"})
     with pytest.raises(SettingsError, match=r"^telegram\.chat_ids: expected a list of integers"):
         load(tmp_path, env={"SCALPER_TELEGRAM__CHAT_IDS": "12,abc"})
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_public_http_without_a_token_exits_2_naming_the_key(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scalper.cli import main
+
+    monkeypatch.setenv("SCALPER_HTTP__HOST", "0.0.0.0")
+    monkeypatch.setenv("SCALPER_HTTP__PORT", "8080")
+    monkeypatch.delenv("SCALPER_HTTP__TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main([command])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: http.token: required when http.host is not loopback")
+    assert err.count("\n") == 1
