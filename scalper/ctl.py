@@ -72,10 +72,11 @@ def main_ctl(args: argparse.Namespace) -> int:
     url = url.rstrip("/")
     try:
         with httpx.Client(timeout=TIMEOUT_S) as client:
+            # reads need the token too when the bot listens beyond loopback
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
             if args.action in ("status", "pnl"):
-                response = client.get(f"{url}/api/status")
+                response = client.get(f"{url}/api/status", headers=headers)
             else:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
                 response = client.post(f"{url}/api/{args.action}", headers=headers)
     except httpx.HTTPError as exc:
         sys.stderr.write(f"scalper ctl: bot unreachable at {url}: {type(exc).__name__}\n")

@@ -13,8 +13,10 @@ command when no token is configured at all (commands are then off, reads stay on
 The token is compared in constant time and never logged; a request's headers are
 not logged either (hypercorn's access log stays off).
 
-The reads are open, like ``/metrics``: keep ``http.host`` on loopback (the default)
-or behind a firewall. Binding elsewhere without a token is refused at start-up
+On loopback (the default) the reads are open, like any local ``/metrics``. Bound to
+any other address, the reads need the token too (a Prometheus scraper sends it with
+``authorization: {credentials: ...}``; the dashboard page itself holds no data and
+sends the token it was given); binding there without a token is refused at start-up
 (``config``: ``error: http.token: ...``, exit 2).
 """
 
@@ -36,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..config import Secret
+from ..config import LOOPBACK_HOSTS, Secret
 from .prom import CONTENT_TYPE, render
 from .remote import ACTIONS, Control
 
@@ -48,10 +50,39 @@ def dashboard_html() -> str:
     return resources.files("scalper.app").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
-def build_app(control: Control, registry: CollectorRegistry, token: Secret | None) -> Starlette:
-    """The ASGI app for one bot (also what tests drive with an in-process client)."""
+def build_app(
+    control: Control,
+    registry: CollectorRegistry,
+    token: Secret | None,
+    *,
+    protect_reads: bool = False,
+) -> Starlette:
+    """The ASGI app for one bot; ``protect_reads``: GETs of data need the token too."""
     page = dashboard_html()
     expected = token.reveal().encode() if token else None
+
+    def authorised(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        return (
+            expected is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(given.strip().encode(), expected)
+        )
+
+    def unauthorised() -> Response:
+        return JSONResponse(
+            {"ok": False, "error": "unauthorized"}, 401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    def guarded(handler: Any) -> Any:
+        async def read(request: Request) -> Response:
+            if protect_reads and not authorised(request):
+                return unauthorised()
+            response: Response = await handler(request)
+            return response
+
+        return read
 
     async def index(_request: Request) -> Response:
         return HTMLResponse(page)
@@ -75,24 +106,18 @@ def build_app(control: Control, registry: CollectorRegistry, token: Secret | Non
             return JSONResponse(
                 {"ok": False, "error": "commands are disabled: set http.token"}, 403
             )
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        if not authorised(request):
             logger.warning("http: {} from {} refused: missing or wrong token", name, peer)
-            return JSONResponse(
-                {"ok": False, "error": "unauthorized"},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            return unauthorised()
         reply = await control.execute(name, "http")
         body: dict[str, Any] = {"ok": reply.ok, "text": reply.text}
         return JSONResponse(body, 200 if reply.ok else 409)
 
     routes = [
         Route("/", index, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/api/status", status, methods=["GET"]),
-        Route("/api/trades", trades, methods=["GET"]),
+        Route("/metrics", guarded(metrics), methods=["GET"]),
+        Route("/api/status", guarded(status), methods=["GET"]),
+        Route("/api/trades", guarded(trades), methods=["GET"]),
         Route("/api/{command}", command, methods=["POST"]),
     ]
     return Starlette(routes=routes)
@@ -115,7 +140,7 @@ async def serve_http(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.loglevel = "WARNING"
     config.graceful_timeout = 0.5
-    app = build_app(control, registry, token)
+    app = build_app(control, registry, token, protect_reads=host not in LOOPBACK_HOSTS)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             partial(serve, app, config, mode="asgi")  # type: ignore[arg-type]
