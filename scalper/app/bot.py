@@ -136,7 +136,8 @@ def _describe(engine: Engine) -> Callable[[], str]:
     def describe() -> str:
         pos = engine.position
         held = f"{pos.side.value} {pos.size} @ {pos.entry_price}" if pos else "flat"
-        return f"{engine.state.value} {engine.symbol or '-'} {held}"
+        paused = " (paused)" if engine.paused else ""  # operator pause (app/remote.py)
+        return f"{engine.state.value}{paused} {engine.symbol or '-'} {held}"
 
     return describe
 
