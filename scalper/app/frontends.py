@@ -53,7 +53,7 @@ class Frontends:
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the watcher, then the HTTP server and Telegram when configured."""
-        self.control.notifier.capture_alerts()
+        await nursery.start(self._capture_alerts)
         await nursery.start(run_watch, self.control)
         http = self.settings.http
         if http.port:
@@ -88,7 +88,6 @@ class Frontends:
     def announce_crash(self) -> None:
         """A task failed and the bot is going down."""
         self.control.notifier.publish("stop", "scalper stopped on an error (see its log)")
-        self.control.notifier.release_alerts()
 
     async def flush(self) -> None:
         """Give Telegram up to ``STOP_FLUSH_S`` to deliver the queued notices."""
@@ -97,4 +96,15 @@ class Frontends:
                 await self.telegram.drain()
             if waited.cancelled_caught:
                 logger.warning("telegram: notices not delivered within {} s", STOP_FLUSH_S)
-        self.control.notifier.release_alerts()
+
+    async def _capture_alerts(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """ALERT log lines become notices for as long as the trading nursery runs."""
+        notifier = self.control.notifier
+        notifier.capture_alerts()
+        try:
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            notifier.release_alerts()

@@ -26,6 +26,7 @@ import pytest
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from loguru import logger
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -118,6 +119,12 @@ async def test_http_api_auth_and_every_verb(tmp_path: Path, logs: LogCapture) ->
             reply = await client.post("/api/stop", headers=auth)
             assert reply.status_code == 200
             assert shutdown.requested.is_set() and shutdown.reason == "stop by http"
+    # the ALERT capture ended with the bot
+    assert bot.frontends is not None
+    recent = bot.frontends.control.notifier.recent
+    seen = len(recent)
+    logger.warning("ALERT: after the bot stopped")
+    assert len(recent) == seen
     journal = str(tmp_path / "journal.sqlite3")
     states = [r.data for r in read_records(journal, ("control_state",))]
     assert [(s["paused"], s["origin"]) for s in states] == [
