@@ -6,6 +6,8 @@
     ├── journal          lossless channel -> SQLite in a worker thread
     └── trading          cancelled as a whole at the end of a graceful stop
         ├── status           status panel / summary lines
+        ├── remote           notice watcher, HTTP server (dashboard, /metrics, /api),
+        │                    Telegram: the control core's front ends (frontends.py)
         ├── private stream   order pushes -> execution's OrderWatch; reconnect -> Resync
         ├── execution        PlaceOrder / CancelOrder -> outcomes (control channel)
         ├── reconcile        position + open orders every interval and on request
