@@ -1167,8 +1167,9 @@ class Engine:
     # Pause, Resume and Flatten come from a human (tty, HTTP, Telegram): every one is
     # answered with a Log naming its origin, so the decision is in the log and journal.
     # Pause is a flag, not a state: the position's exits, the kill switch and reconcile
-    # keep running. Flatten also pauses, so the bot does not re-enter the moment it is
-    # flat; it is not a halt (Resume trades again).
+    # keep running; an entry order still working is cancelled. Flatten also pauses, so
+    # the bot does not re-enter the moment it is flat; it is not a halt (Resume trades
+    # again).
 
     def _on_pause(self, event: Pause, _now_ms: int, out: list[Command]) -> None:
         if self._paused_by is not None:
@@ -1181,6 +1182,11 @@ class Engine:
             return
         self._paused_by = event.origin
         out.append(Log(level="warning", message=f"paused by {event.origin}: no new entries"))
+        working = self._working
+        if working is not None and working.purpose == "entry":
+            # an entry not yet filled is not an entry yet: withdraw it (a partial fill
+            # comes back as a position, managed with its stops as usual)
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
 
     def _on_resume(self, event: Resume, _now_ms: int, out: list[Command]) -> None:
         if self._paused_by is None:

@@ -96,6 +96,23 @@ def test_pause_blocks_entries_and_resume_trades_again(side: Side) -> None:
     assert engine.state is EngineState.ORDER_PENDING
 
 
+@sides
+def test_pause_while_an_entry_works_cancels_it(side: Side) -> None:
+    engine = pending(side)
+    out = run(engine, [Pause(origin="http")])
+    assert view(out) == [("log", "warning"), ("cancel", "SOLUSDT", E1)]
+    out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled")])
+    assert engine.state is EngineState.IDLE and engine.paused
+    # a partial fill before the cancel landed is a position like any other, with stops
+    engine = pending(side)
+    run(engine, [Pause(origin="http")])
+    run(
+        engine,
+        [OrderFailed(order_link_id=E1, reason="cancelled", filled_qty=D("3.0"), avg_price=D(100))],
+    )
+    assert engine.state is EngineState.POSITION_OPEN and engine.stop_price is not None
+
+
 def test_pause_twice_and_resume_when_not_paused_only_log() -> None:
     engine = ready()
     run(engine, [Pause(origin="http")])
