@@ -106,6 +106,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return main_report(args, _load_settings(args, extra={"exchange.mode": "sim"}))
 
 
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from .ctl import main_ctl
+
+    return main_ctl(args)
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from .replay.cli import main_record
 
@@ -216,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="draw the equity chart (needs the plot extra)"
     )
     report.set_defaults(handler=_cmd_report)
+
+    ctl = sub.add_parser("ctl", help="control a running bot over its HTTP API")
+    ctl.add_argument("action", choices=["status", "pnl", "pause", "resume", "flatten", "stop"])
+    ctl.add_argument("--url", metavar="URL", help="default: http://<http.host>:<http.port>")
+    ctl.add_argument("--token", metavar="T", help="default: http.token (SCALPER_HTTP__TOKEN)")
+    ctl.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+    ctl.set_defaults(handler=_cmd_ctl)
 
     record = sub.add_parser("record", help="capture a symbol's public stream to a file")
     record.add_argument("--symbol", required=True, metavar="SYMBOL", help="e.g. SOLUSDT")

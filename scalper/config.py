@@ -57,9 +57,9 @@ __all__ = [
     "DataSettings",
     "ExchangeSettings",
     "ExecutionSettings",
+    "HttpSettings",
     "JournalSettings",
     "LogSettings",
-    "MetricsSettings",
     "ReconcileSettings",
     "RiskSettings",
     "ScannerSettings",
@@ -67,6 +67,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StrategySettings",
+    "TelegramSettings",
     "engine_config",
     "load_settings",
     "overrides_from_args",
@@ -548,14 +549,82 @@ class LogSettings:
     )
 
 
-@attrs.frozen(kw_only=True)
-class MetricsSettings:
-    """``[metrics]``: the Prometheus endpoint (``GET http://host:port/metrics``)."""
+# -- [http] and [telegram]: remote control (scalper/app/remote.py) -------------------
 
-    port: int = _setting(0, _int(0, 65535), "HTTP port of GET /metrics; 0 = off")
+#: hosts that only this machine can reach: binding elsewhere needs ``http.token``
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+#: secrets outside ``[exchange]``: never from the committed settings.toml
+_OTHER_SECRETS: Final = frozenset({"http.token", "telegram.token"})
+
+
+def _int_list() -> Convert:
+    """A list of integers (Telegram chat ids): a TOML array, or in text ``1,-2``."""
+
+    def convert(value: object, text: bool) -> tuple[int, ...]:
+        if text and isinstance(value, str):
+            raw = value.strip().strip("[]")
+            try:
+                value = [int(part.strip()) for part in raw.split(",") if part.strip()]
+            except ValueError:
+                raise _BadValue(f"expected a list of integers like 1,-2, got {raw!r}") from None
+        if not isinstance(value, list | tuple) or not all(type(v) is int for v in value):
+            raise _BadValue(f"expected a list of integers, got {_show(value)}")
+        return tuple(value)
+
+    return convert
+
+
+@attrs.frozen(kw_only=True)
+class HttpSettings:
+    """``[http]``: the bot's one HTTP server (metrics, API, dashboard)."""
+
     host: str = _setting(
         "127.0.0.1", _host(), "address to listen on (loopback: not reachable from outside)"
     )
+    port: int = _setting(0, _int(0, 65535), "HTTP port (/metrics, /api, dashboard); 0 = off")
+    token: Secret | None = _setting(  # noqa: RUF009
+        None, _secret(), "bearer token for POST /api/* (SCALPER_HTTP__TOKEN); unset = refused"
+    )
+    token_file: str = _setting("", _str(), 'read http.token from this file; "" = none')
+
+
+@attrs.frozen(kw_only=True)
+class TelegramSettings:
+    """``[telegram]``: notifications and commands through a Telegram bot."""
+
+    token: Secret | None = _setting(  # noqa: RUF009
+        None, _secret(), "Bot API token (SCALPER_TELEGRAM__TOKEN); unset = Telegram off"
+    )
+    chat_ids: tuple[int, ...] = _setting((), _int_list(), "chats allowed to command and notified")
+    api_url: str = _setting("https://api.telegram.org", _url("http", "https"), "Bot API base URL")
+    poll_timeout_s: int = _setting(30, _int(1, 50), "getUpdates long-poll timeout (s)")
+
+
+def _check_remote(values: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+    """Read ``http.token_file``; refuse an exposed HTTP server without a token."""
+    http = values["http"]
+    if http["token_file"]:
+        path = Path(http["token_file"]).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError("http.token_file", f"cannot read: {exc.strerror}") from None
+        try:
+            http["token"] = _secret()(text, True)
+        except ValueError as exc:
+            raise SettingsError("http.token_file", f"the token in the file {exc}") from None
+        sources["http.token"] = f"file {path}"
+    if http["port"] and http["host"] not in LOOPBACK_HOSTS and http["token"] is None:
+        raise SettingsError(
+            "http.token",
+            f"required when http.host is not loopback (got {http['host']!r}): "
+            "set SCALPER_HTTP__TOKEN or http.token_file",
+        )
+    telegram = values["telegram"]
+    if telegram["token"] is not None and not telegram["chat_ids"]:
+        raise SettingsError(
+            "telegram.chat_ids", "required when telegram.token is set (the allow-list)"
+        )
 
 
 _SECTIONS: Final[Mapping[str, type[Any]]] = types.MappingProxyType(
@@ -568,8 +637,9 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = types.MappingProxyType(
         "risk": RiskSettings,
         "journal": JournalSettings,
         "log": LogSettings,
-        "metrics": MetricsSettings,
         "data": DataSettings,  # vps (issue 12)
+        "http": HttpSettings,
+        "telegram": TelegramSettings,
     }
 )
 
@@ -590,15 +660,22 @@ class Settings:
     risk: RiskSettings = attrs.field(factory=RiskSettings)
     journal: JournalSettings = attrs.field(factory=JournalSettings)
     log: LogSettings = attrs.field(factory=LogSettings)
-    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     data: DataSettings = attrs.field(factory=DataSettings)  # vps (issue 12)
+    http: HttpSettings = attrs.field(factory=HttpSettings)
+    telegram: TelegramSettings = attrs.field(factory=TelegramSettings)
     sources: Mapping[str, str] = attrs.field(
         factory=lambda: types.MappingProxyType({}), eq=False, repr=False
     )
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values, for the log redaction filter (``configure_logging``)."""
-        return tuple(s.reveal() for s in (self.exchange.api_key, self.exchange.api_secret) if s)
+        held = (
+            self.exchange.api_key,
+            self.exchange.api_secret,
+            self.http.token,
+            self.telegram.token,
+        )
+        return tuple(s.reveal() for s in held if s)
 
 
 # ---------------------------------------------------------------- loading
@@ -657,6 +734,9 @@ class _Merger:
                 raise SettingsError(section, f"expected a [{section}] table (in {origin})")
             for name, value in table.items():
                 key = f"{section}.{name}"
+                if key in _OTHER_SECRETS and not secrets_allowed:
+                    env = f"SCALPER_{section.upper()}__{name.upper()}"
+                    raise SettingsError(key, f"secrets do not belong in {origin}; use {env}")
                 if section == "exchange" and name in _SECRET_ENV and not secrets_allowed:
                     raise SettingsError(
                         key,
@@ -684,6 +764,7 @@ class _Merger:
         self._read_secret_file()  # vps (issue 12)
         self._resolve_data_paths(os.environ if env is None else env)  # vps (issue 12)
         self._cross_check()
+        _check_remote(self.values, self.sources)
         sections = {name: cls(**self.values[name]) for name, cls in _SECTIONS.items()}
         return Settings(**sections, sources=types.MappingProxyType(dict(self.sources)))
 

@@ -6,6 +6,8 @@
     ├── journal          lossless channel -> SQLite in a worker thread
     └── trading          cancelled as a whole at the end of a graceful stop
         ├── status           status panel / summary lines
+        ├── remote           notice watcher, HTTP server (dashboard, /metrics, /api),
+        │                    Telegram: the control core's front ends (frontends.py)
         ├── private stream   order pushes -> execution's OrderWatch; reconnect -> Resync
         ├── execution        PlaceOrder / CancelOrder -> outcomes (control channel)
         ├── reconcile        position + open orders every interval and on request
@@ -60,16 +62,18 @@ from ..core.model import (
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine, is_own_order_link_id, make_session_tag
 from ..report import Fill as ReportFill
-from ..report import Ledger
+from ..report import Ledger, RoundTrip
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
 from .feed import MarketFeed, MarketMessage
+from .frontends import Frontends
 from .journal import Journal, JournalFailed, JournalRecord, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
-from .metrics_server import serve_metrics
 from .private import run_private
+from .prom import HttpProbe
 from .reconcile import LeftoverCloser, OrderEpoch, run_reconcile, startup_sweep
+from .remote import Control
 from .risk_state import lift_halt, read_risk_state
 from .scanner import Scanner
 from .sdnotify import Notifier  # vps (issue 12)
@@ -128,6 +132,8 @@ class BotHandle:
     runner: StrategyRunner
     rest: BybitRest
     session_tag: str
+    #: the control core and its front ends (HTTP server, Telegram)
+    frontends: Frontends | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +149,8 @@ def _describe(engine: Engine) -> Callable[[], str]:
     def describe() -> str:
         pos = engine.position
         held = f"{pos.side.value} {pos.size} @ {pos.entry_price}" if pos else "flat"
-        return f"{engine.state.value} {engine.symbol or '-'} {held}"
+        paused = " (paused)" if engine.paused else ""  # operator pause (app/remote.py)
+        return f"{engine.state.value}{paused} {engine.symbol or '-'} {held}"
 
     return describe
 
@@ -166,6 +173,8 @@ class BotOptions:
     #: how long one REST request may take before its outcome counts as unknown (tests
     #: of the simulator's ``timeout`` fault shorten it)
     http_timeout_s: float = 10.0
+    #: Telegram's transport (tests: a fake Bot API); None: the network
+    telegram_transport: httpx.AsyncBaseTransport | None = None
     #: ``--reset-halt``: lift a daily-loss halt restored from the journal
     reset_halt: bool = False
     #: the journal writer task (tests: one that fails like a full disk)
@@ -190,8 +199,12 @@ async def run_bot(
     position, when ``risk.flatten_on_exit``); False means a human should look.
     """
     timeout = httpx.Timeout(options.http_timeout_s, connect=min(5.0, options.http_timeout_s))
+    probe = HttpProbe()  # order round-trip and rate-limit headroom, for /metrics
     async with httpx.AsyncClient(
-        base_url=options.endpoints.rest_url, timeout=timeout, transport=options.http_transport
+        base_url=options.endpoints.rest_url,
+        timeout=timeout,
+        transport=options.http_transport,
+        event_hooks=probe.event_hooks(),
     ) as http:
         rest = BybitRest(
             http,
@@ -208,7 +221,15 @@ async def run_bot(
 
         async def trade(journal: Journal) -> bool:
             return await _trade(
-                settings, options, rest, instruments, journal, shutdown, task_status, restored
+                settings,
+                options,
+                rest,
+                instruments,
+                journal,
+                shutdown,
+                task_status,
+                restored,
+                probe=probe,
             )
 
         return await run_guarded(
@@ -292,6 +313,8 @@ async def _trade(
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
     restored: RiskState | None,
+    *,
+    probe: HttpProbe | None = None,
 ) -> bool:
     metrics = Metrics()
     session_tag = make_session_tag(rest.now_ms())
@@ -365,6 +388,20 @@ async def _trade(
         metrics=metrics,
         heartbeat=notifier.watchdog,  # vps: a hung strategy loop stops the pings
     )
+    # -- remote control: control core, HTTP server, Telegram (app/frontends.py) --
+    control = Control(
+        runner=runner,
+        shutdown=shutdown,
+        journal=journal,
+        metrics=metrics,
+        pnl=pnl,
+        clock_ms=rest.now_ms,
+        mode=settings.exchange.mode,
+        session_tag=session_tag,
+    )
+    frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
+    await frontends.restore()
+    # -- end remote control --
     watch = OrderWatch()
     execution = ExecutionConfig(
         poll_interval_s=settings.execution.poll_interval_ms / 1000,
@@ -380,114 +417,114 @@ async def _trade(
     # a stop waits for a working order to reach its end: confirmation, cancel, read
     stop_timeout_s = execution.confirm_timeout_s + execution.cancel_timeout_s + 2.0
 
-    async with trio.open_nursery() as trading:
-        # A shutdown requested while starting (a stream that cannot connect, say)
-        # abandons the start-up instead of waiting for it: nothing is placed yet.
-        with trio.CancelScope() as starting:
-            trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
-            await trading.start(
-                partial(
-                    run_status,
-                    view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
-                    notifier=notifier,
-                    facts=facts,
-                ),
-                metrics,
-                _describe(engine),
-                options.console,
-            )
-            if settings.metrics.port:
+    try:
+        async with trio.open_nursery() as trading:
+            # A shutdown requested while starting (a stream that cannot connect, say)
+            # abandons the start-up instead of waiting for it: nothing is placed yet.
+            with trio.CancelScope() as starting:
+                trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
                 await trading.start(
                     partial(
-                        serve_metrics,
-                        metrics,
-                        settings.metrics.port,
-                        host=settings.metrics.host,
-                    )
-                )
-            await trading.start(
-                partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
-                endpoints.ws_private_url,
-                options.api_key,
-                options.api_secret,
-                watch,
-                resync,
-                metrics,
-            )
-            await trading.start(
-                partial(run_execution, inflight=inflight),
-                rest,
-                watch,
-                orders_receive,
-                report_outcome,
-                on_order_end,
-                execution,
-                metrics,
-            )
-            await trading.start(
-                partial(
-                    run_reconcile,
-                    epoch=epoch,
-                    current=lambda: engine.symbol,
-                    traded=lambda: runner.traded,
-                    leftovers=LeftoverCloser(rest, instruments, prefix, session_tag),
-                    clock_ms=rest.now_ms,
-                ),
-                rest,
-                requests_receive,
-                report,
-                settings.reconcile.interval_s,
-            )
-            await trading.start(
-                partial(
-                    runner.run,
-                    # vps: the timer turns at least as often as the watchdog pings
-                    tick_interval_s=min(
-                        options.tick_interval_s,
-                        notifier.watchdog_interval_s or options.tick_interval_s,
+                        run_status,
+                        view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
+                        notifier=notifier,
+                        facts=facts,
                     ),
-                ),
-                market_receive,
-                control_receive,
+                    metrics,
+                    _describe(engine),
+                    options.console,
+                )
+                await frontends.start(trading)  # watcher, HTTP server, Telegram
+                await trading.start(
+                    partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
+                    endpoints.ws_private_url,
+                    options.api_key,
+                    options.api_secret,
+                    watch,
+                    resync,
+                    metrics,
+                )
+                await trading.start(
+                    partial(run_execution, inflight=inflight),
+                    rest,
+                    watch,
+                    orders_receive,
+                    report_outcome,
+                    on_order_end,
+                    execution,
+                    metrics,
+                )
+                await trading.start(
+                    partial(
+                        run_reconcile,
+                        epoch=epoch,
+                        current=lambda: engine.symbol,
+                        traded=lambda: runner.traded,
+                        leftovers=LeftoverCloser(rest, instruments, prefix, session_tag),
+                        clock_ms=rest.now_ms,
+                    ),
+                    rest,
+                    requests_receive,
+                    report,
+                    settings.reconcile.interval_s,
+                )
+                await trading.start(
+                    partial(
+                        runner.run,
+                        # vps: the timer turns at least as often as the watchdog pings
+                        tick_interval_s=min(
+                            options.tick_interval_s,
+                            notifier.watchdog_interval_s or options.tick_interval_s,
+                        ),
+                    ),
+                    market_receive,
+                    control_receive,
+                )
+                await trading.start(
+                    partial(run_market_data, policy=options.ws_policy, on_gap=market_gap),
+                    endpoints.ws_public_url,
+                    subs_receive,
+                    MarketFeed(market_send, metrics),
+                    instruments,
+                    market_resync,
+                    metrics,
+                )
+                await report(Resync(reason="start-up"))
+                await _adopt_positions(rest, prefix, scanner, scanner_config, report)
+                if scanner.current is not None:  # adopted: watched like a traded symbol
+                    runner.traded.add(scanner.current)
+                await trading.start(scanner.run, report, settings.scanner.interval_s)
+            if starting.cancelled_caught:
+                logger.warning("shutdown requested during start-up: {}", shutdown.reason)
+                trading.cancel_scope.cancel()
+                return True
+            if options.duration_s is not None:
+                trading.start_soon(_stop_after, shutdown, options.duration_s)
+            task_status.started(
+                BotHandle(
+                    engine=engine,
+                    metrics=metrics,
+                    runner=runner,
+                    rest=rest,
+                    session_tag=session_tag,
+                    frontends=frontends,
+                )
             )
-            await trading.start(
-                partial(run_market_data, policy=options.ws_policy, on_gap=market_gap),
-                endpoints.ws_public_url,
-                subs_receive,
-                MarketFeed(market_send, metrics),
-                instruments,
-                market_resync,
-                metrics,
-            )
-            await report(Resync(reason="start-up"))
-            await _adopt_positions(rest, prefix, scanner, scanner_config, report)
-            if scanner.current is not None:  # adopted: watched like a traded symbol
-                runner.traded.add(scanner.current)
-            await trading.start(scanner.run, report, settings.scanner.interval_s)
-        if starting.cancelled_caught:
-            logger.warning("shutdown requested during start-up: {}", shutdown.reason)
+            frontends.announce_start()
+            notifier.ready(_describe(engine)())  # vps: systemd READY=1
+            await shutdown.requested.wait()
+            notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
+            logger.warning("shutting down: {}", shutdown.reason)
+            clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
+            await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
+            logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            await frontends.announce_stop(shutdown.reason, clean)
             trading.cancel_scope.cancel()
-            return True
-        if options.duration_s is not None:
-            trading.start_soon(_stop_after, shutdown, options.duration_s)
-        task_status.started(
-            BotHandle(
-                engine=engine,
-                metrics=metrics,
-                runner=runner,
-                rest=rest,
-                session_tag=session_tag,
-            )
-        )
-        notifier.ready(_describe(engine)())  # vps: systemd READY=1
-        await shutdown.requested.wait()
-        notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
-        logger.warning("shutting down: {}", shutdown.reason)
-        clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
-        await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
-        logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
-        trading.cancel_scope.cancel()
-        return clean
+            return clean
+    except BaseException:
+        # a crash or an outside cancel: the notice goes out before the tree ends
+        frontends.announce_crash()
+        raise
 
 
 async def _refuse_hedge_mode(rest: BybitRest, instruments: dict[str, Instrument]) -> None:
@@ -562,6 +599,15 @@ class PnlTracker:
             report = self._ledger.report()
             self._facts.trades, self._facts.wins = len(report.trips), report.wins
             self._facts.add_net(fill.ts_ms, self._ledger.net - before)
+
+    @property
+    def net(self) -> Decimal:
+        """Realised PnL minus fees of this run (the control core's ``PnlSource``)."""
+        return self._ledger.net
+
+    def trips(self) -> tuple[RoundTrip, ...]:
+        """Round trips closed this run, oldest first."""
+        return self._ledger.report().trips
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

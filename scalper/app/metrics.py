@@ -7,23 +7,25 @@ bounded reservoir of the latest samples, so a long run costs constant memory.
 
 from __future__ import annotations
 
+import bisect
 import math
-import re
 from collections import deque
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 
 import attrs
 
-__all__ = ["LatencyStats", "Metrics"]
+__all__ = ["BUCKETS_S", "HELP", "LatencyStats", "Metrics"]
 
 #: enough samples for a stable p99 without unbounded growth
 _RESERVOIR = 4096
+#: histogram bucket upper bounds (seconds): 50 us .. 10 s
+BUCKETS_S: tuple[float, ...] = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
-#: a valid Prometheus metric name (exposition format 0.0.4)
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
-#: HELP texts of the exported series; a field without one gets a generic text
-_HELP: Mapping[str, str] = {
+#: HELP texts of the exported series (``prom.py``); a field without one gets a generic text
+HELP: Mapping[str, str] = {
     "book_updates": "Order book messages received.",
     "trade_messages": "Public trade messages received.",
     "market_dropped": "Market messages dropped because the strategy was behind.",
@@ -36,27 +38,42 @@ _HELP: Mapping[str, str] = {
     "entries": "Positions entered.",
     "exits": "Positions closed.",
     "realised_pnl": "Realised PnL of this session (USD).",
-    "tick_to_decision": "Seconds from a market message's arrival to the engine's decision "
-    "(quantiles over the latest samples).",
+    "tick_to_decision": "Seconds from a market message's arrival to the engine's decision.",
+    "order_round_trip": "Seconds from sending an order to reading the exchange's reply.",
 }
-#: summary quantiles: (label, percentile for LatencyStats.percentile)
-_QUANTILES = (("0.5", 50.0), ("0.99", 99.0))
 
 
 class LatencyStats:
-    """Latest latency samples (seconds) with percentiles on demand."""
+    """Latest latency samples (seconds) with percentiles on demand.
+
+    Every sample is also counted in fixed histogram buckets (``BUCKETS_S``, upper
+    bounds in seconds), which ``/metrics`` exports as a Prometheus histogram: unlike
+    the reservoir, bucket counts aggregate across scrapes and instances.
+    """
 
     def __init__(self, size: int = _RESERVOIR) -> None:
         self._samples: deque[float] = deque(maxlen=size)
         self.count = 0
-        #: running sum of every sample (seconds), the Prometheus summary's ``_sum``
+        #: running sum of every sample (seconds), the histogram's ``_sum``
         self.total = 0.0
+        #: samples per bucket (not cumulative); the last one is +Inf
+        self.bucket_counts = [0] * (len(BUCKETS_S) + 1)
 
     def add(self, seconds: float) -> None:
         """Record one sample."""
         self._samples.append(seconds)
         self.count += 1
         self.total += seconds
+        self.bucket_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+
+    def cumulative_buckets(self) -> list[tuple[str, int]]:
+        """``(le, cumulative count)`` pairs ending with ``+Inf``, as Prometheus wants."""
+        out: list[tuple[str, int]] = []
+        running = 0
+        for bound, count in zip((*BUCKETS_S, math.inf), self.bucket_counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == math.inf else repr(bound), running))
+        return out
 
     def percentile(self, pct: float) -> float | None:
         """The ``pct`` percentile (0..100) of the kept samples, None when empty."""
@@ -121,77 +138,3 @@ class Metrics:
             f"filled={self.orders_filled} failed={self.orders_failed} "
             f"entries={self.entries} exits={self.exits} pnl={self.realised_pnl} {latency}"
         )
-
-    def to_prometheus(self, extra: Mapping[str, float] | None = None) -> str:
-        """The metrics in Prometheus text exposition format 0.0.4, for ``GET /metrics``.
-
-        Every int field is a counter ``scalper_<name>_total``; ``realised_pnl`` (and any
-        float field) is a gauge ``scalper_<name>``; a ``LatencyStats`` field is a summary
-        ``scalper_<name>_seconds`` with p50/p99 as ``quantile`` labels (``NaN`` before the
-        first sample), ``_sum`` and ``_count``. Fields are found by introspection, so a
-        counter added to the class is exported without touching this method. ``extra``
-        adds gauges ``scalper_<key>`` (position size, engine state, ...); a key that is
-        not a valid metric name or clashes with a built-in series raises ``ValueError``.
-        """
-        lines: list[str] = []
-        families: set[str] = set()
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            families.add(name)
-            lines.append(f"# HELP {name} {_escape_help(help_text)}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        for field in attrs.fields(type(self)):
-            value = getattr(self, field.name)
-            help_text = _HELP.get(field.name, f"{field.name} (scalper metric).")
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int):
-                name = f"scalper_{field.name}_total"
-                family(name, "counter", help_text)
-                lines.append(f"{name} {value}")
-            elif isinstance(value, float | str):
-                name = f"scalper_{field.name}"
-                family(name, "gauge", help_text)
-                lines.append(f"{name} {_number(value)}")
-            elif isinstance(value, LatencyStats):
-                name = f"scalper_{field.name}_seconds"
-                family(name, "summary", help_text)
-                for label, pct in _QUANTILES:
-                    quantile = value.percentile(pct)
-                    shown = "NaN" if quantile is None else _number(quantile)
-                    lines.append(f'{name}{{quantile="{label}"}} {shown}')
-                lines.append(f"{name}_sum {_number(value.total)}")
-                lines.append(f"{name}_count {value.count}")
-        for key, gauge in (extra or {}).items():
-            name = f"scalper_{key}"
-            if not _METRIC_NAME.match(name):
-                raise ValueError(f"not a valid metric name: {name!r}")
-            clashes = name in families or any(
-                name == f"{f}{suffix}" for f in families for suffix in ("_sum", "_count")
-            )
-            if clashes:
-                raise ValueError(f"gauge {name!r} clashes with a built-in series")
-            family(name, "gauge", f"{key} (scalper gauge).")
-            lines.append(f"{name} {_number(gauge)}")
-        return "\n".join(lines) + "\n"
-
-
-def _escape_help(text: str) -> str:
-    """HELP text escaping of format 0.0.4: backslash and line feed."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(value: float | int | str) -> str:
-    """A sample value as Prometheus writes it (``NaN``, ``+Inf``, Go-parsable floats)."""
-    if isinstance(value, str):
-        try:
-            value = float(Decimal(value))
-        except InvalidOperation:
-            return "NaN"
-    number = float(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    return repr(number)

@@ -39,6 +39,7 @@ __all__ = [
     "EngineState",
     "Event",
     "Fill",
+    "Flatten",
     "Halt",
     "Instrument",
     "Log",
@@ -51,6 +52,7 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
+    "Pause",
     "PersistRiskState",
     "PlaceOrder",
     "PositionSnapshot",
@@ -59,6 +61,7 @@ __all__ = [
     "ProtectionSet",
     "RequestClosedPnl",
     "RequestPosition",
+    "Resume",
     "Resync",
     "RiskState",
     "Side",
@@ -493,6 +496,31 @@ class Tick:
     """Timer event: lets time-based rules (cooldowns, retries, staleness) run."""
 
 
+# -- operator controls (remote control: tty, http, telegram) --------------------
+
+
+@attrs.frozen(kw_only=True)
+class Pause:
+    """The operator asks for no new entries; exits, protection and reconcile go on."""
+
+    #: who asked: ``tty``, ``http``, ``telegram:<chat id>``, ``restored``
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Resume:
+    """The operator allows entries again (a halt stays a halt)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Flatten:
+    """The operator asks to close the position now; it also pauses (no re-entry)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
 Event = (
     BookUpdate
     | TradeTicks
@@ -506,6 +534,9 @@ Event = (
     | Resync
     | Halt
     | Tick
+    | Pause
+    | Resume
+    | Flatten
     | ProtectionSet
     | ProtectionFailed
     | ClosedPnlRows

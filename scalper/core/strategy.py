@@ -26,6 +26,11 @@ Design (DESIGN section 3; the seed's four states plus Halted)
     |                 |                                     |   and OpenOrders both read again   |
     | any             | book invalid or stale               | no entries until fresh valid book  |
     |                 |                                     |   (gates entries, never exits)     |
+    | any             | Pause(origin) / Resume(origin)      | paused flag on / off: no entries   |
+    |                 |                                     |   while on; exits, stops continue  |
+    | any             | Flatten(origin)                     | pause, cancel a working entry,     |
+    |                 |                                     |   close the position (reduce-only  |
+    |                 |                                     |   market); not halted              |
 
 Rules that hold in every state
 ------------------------------
@@ -91,6 +96,7 @@ from .model import (
     Command,
     EngineState,
     Event,
+    Flatten,
     Halt,
     Instrument,
     Log,
@@ -101,6 +107,7 @@ from .model import (
     OrderIntent,
     OrderPartiallyFilled,
     OrderType,
+    Pause,
     PersistRiskState,
     PlaceOrder,
     PositionSnapshot,
@@ -109,6 +116,7 @@ from .model import (
     ProtectPosition,
     RequestClosedPnl,
     RequestPosition,
+    Resume,
     Resync,
     RiskState,
     Side,
@@ -160,6 +168,10 @@ _CONTROL: dict[type[Any], str] = {
     ProtectionSet: "_on_protection_set",
     ProtectionFailed: "_on_protection_failed",
     ClosedPnlRows: "_on_closed_pnl",
+    # operator controls (see "operator controls" at the end of Engine)
+    Pause: "_on_pause",
+    Resume: "_on_resume",
+    Flatten: "_on_flatten",
 }
 #: order events while an order of ours is working
 _WORKING: dict[type[Any], str] = {
@@ -382,6 +394,9 @@ class Engine:
         self._exit_reason: str | None = None
         self._close_retry_at: int | None = None
         self._halt_reason: str | None = None
+        #: operator controls: who paused (None = not paused), who asked to flatten
+        self._paused_by: str | None = None
+        self._flatten_by: str | None = None
         self._counter = 0
         self._logged: set[str] = set()
         self._ignored: dict[str, tuple[int, int]] = {}
@@ -451,6 +466,16 @@ class Engine:
     def halt_reason(self) -> str | None:
         """Why the engine halted (None while not halted)."""
         return self._halt_reason
+
+    @property
+    def paused(self) -> bool:
+        """True while an operator pause (or a flatten) holds new entries."""
+        return self._paused_by is not None
+
+    @property
+    def paused_by(self) -> str | None:
+        """Origin of the pause in force (``tty``, ``http``, ``telegram:<id>``), or None."""
+        return self._paused_by
 
     def owns(self, link_id: str) -> bool:
         """True when this engine instance issued ``link_id`` (the shell filters pushes with it)."""
@@ -571,6 +596,8 @@ class Engine:
         self._state = new
         self._logged.clear()
         out.append(Transition(before=before, after=new, cause=cause))
+        if new is EngineState.IDLE and self._position is None:
+            self._flatten_by = None  # operator flatten done (or its entry never filled)
         if new is EngineState.IDLE:
             self._maybe_switch(out)
 
@@ -806,6 +833,8 @@ class Engine:
 
     def _entry_block(self, now_ms: int) -> tuple[str, str] | None:
         """Why no entry may be placed now (key, message), or None."""
+        if self._paused_by is not None:
+            return "paused", f"paused by {self._paused_by}"
         if self._pending is not None:
             return "pending", f"symbol switch to {self._pending[0]} pending"
         if not self.reconciled:
@@ -922,6 +951,8 @@ class Engine:
             return f"exchange refused the stop: {self._protect_failed}"
         if self._state is EngineState.HALTED and self.config.flatten_on_halt:
             return f"halt: {self._halt_reason} (flatten)"
+        if self._flatten_by is not None:
+            return f"flatten by {self._flatten_by}"
         if self._pending is not None:
             return f"symbol switch to {self._pending[0]}"
         price = self._mark_price()
@@ -1568,6 +1599,61 @@ class Engine:
             self._close_retry_at = None
             self._check_exits(now_ms, out)
 
+    # ------------------------------------------------------------ operator controls
+    #
+    # Pause, Resume and Flatten come from a human (tty, HTTP, Telegram): every one is
+    # answered with a Log naming its origin, so the decision is in the log and journal.
+    # Pause is a flag, not a state: the position's exits, the kill switch and reconcile
+    # keep running; an entry order still working is cancelled. Flatten also pauses, so
+    # the bot does not re-enter the moment it is flat; it is not a halt (Resume trades
+    # again).
+
+    def _on_pause(self, event: Pause, _now_ms: int, out: list[Command]) -> None:
+        if self._paused_by is not None:
+            out.append(
+                Log(
+                    level="info",
+                    message=f"pause by {event.origin}: already paused by {self._paused_by}",
+                )
+            )
+            return
+        self._paused_by = event.origin
+        out.append(Log(level="warning", message=f"paused by {event.origin}: no new entries"))
+        working = self._working
+        if working is not None and working.purpose == "entry":
+            # an entry not yet filled is not an entry yet: withdraw it (a partial fill
+            # comes back as a position, managed with its stops as usual)
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+
+    def _on_resume(self, event: Resume, _now_ms: int, out: list[Command]) -> None:
+        if self._paused_by is None:
+            out.append(Log(level="info", message=f"resume by {event.origin}: not paused"))
+            return
+        self._paused_by = None
+        self._flatten_by = None
+        note = f" (still halted: {self._halt_reason})" if self._halt_reason else ""
+        out.append(
+            Log(level="warning", message=f"resumed by {event.origin}: entries allowed{note}")
+        )
+
+    def _on_flatten(self, event: Flatten, now_ms: int, out: list[Command]) -> None:
+        self._paused_by = self._paused_by or event.origin
+        working = self._working
+        if self._position is None and working is None:
+            out.append(
+                Log(level="warning", message=f"flatten by {event.origin}: already flat; paused")
+            )
+            return
+        self._flatten_by = event.origin
+        out.append(Log(level="warning", message=f"flatten by {event.origin}: closing; paused"))
+        if working is not None and working.purpose == "entry":
+            # its outcome comes back; a partial fill opens a position that is then closed
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+        elif working is None:
+            self._exit_reason = None
+            self._close_retry_at = None
+            self._check_exits(now_ms, out)
+
     # ------------------------------------------------------------ closed PnL
 
     def _on_closed_pnl(self, event: ClosedPnlRows, now_ms: int, out: list[Command]) -> None:
@@ -1611,3 +1697,24 @@ class Engine:
             )
         # the exchange settles what is left (and confirms flat for a switch)
         out.append(RequestPosition(symbol=self._symbol))
+
+    # -- read-only views for the control core (status, dashboard, metrics) --------
+
+    @property
+    def book(self) -> BookTop | None:
+        """The latest top of book of the current symbol (None before the first)."""
+        return self._book
+
+    @property
+    def stop_price(self) -> float | None:
+        """The open position's stop-loss price (None when flat or entry unknown)."""
+        return self._stop
+
+    @property
+    def target_price(self) -> float | None:
+        """The open position's take-profit price (None when flat or entry unknown)."""
+        return self._target
+
+    def unrealised_pnl(self) -> Decimal:
+        """Unrealised PnL of the open position at the newest price (0 when flat)."""
+        return self._unrealised()

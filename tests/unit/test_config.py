@@ -102,8 +102,9 @@ def test_built_in_defaults_are_the_seeds_values(tmp_path: Path) -> None:
     assert settings.reconcile.interval_s == 60.0
     assert settings.risk.flatten_on_exit is True
     assert settings.log.level == "INFO" and settings.log.format == "human"
-    assert settings.metrics.port == 0  # off
-    assert settings.metrics.host == "127.0.0.1"  # never reachable from outside by default
+    assert settings.http.port == 0  # off
+    assert settings.http.host == "127.0.0.1"  # never reachable from outside by default
+    assert settings.http.token is None and settings.telegram.token is None
     assert set(settings.sources.values()) == {
         "default",
         "default (sim: the built-in exchange)",
@@ -128,6 +129,8 @@ def test_repo_settings_toml_lists_every_key_but_the_secrets() -> None:
         expected = set(attrs.fields_dict(type(section)))
         if name == "exchange":
             expected -= {"api_key", "api_secret"}
+        if name in ("http", "telegram"):
+            expected -= {"token"}
         assert set(data[name]) == expected, name
 
 
@@ -281,9 +284,11 @@ def test_none_overrides_are_ignored(tmp_path: Path) -> None:
         ("SCALPER_LOG__LEVEL", "warning", ("log", "level"), "WARNING"),
         ("SCALPER_LOG__FILE", "/tmp/x.log", ("log", "file"), "/tmp/x.log"),
         ("scalper_log__format", "json", ("log", "format"), "json"),
-        ("SCALPER_METRICS__PORT", "9100", ("metrics", "port"), 9100),
-        ("SCALPER_METRICS__HOST", " 0.0.0.0 ", ("metrics", "host"), "0.0.0.0"),
-        ("SCALPER_METRICS__HOST", "::1", ("metrics", "host"), "::1"),
+        ("SCALPER_HTTP__PORT", "9100", ("http", "port"), 9100),
+        ("SCALPER_HTTP__HOST", " 0.0.0.0 ", ("http", "host"), "0.0.0.0"),
+        ("SCALPER_HTTP__HOST", "::1", ("http", "host"), "::1"),
+        ("SCALPER_TELEGRAM__CHAT_IDS", "12, -345", ("telegram", "chat_ids"), (12, -345)),
+        ("SCALPER_TELEGRAM__POLL_TIMEOUT_S", "5", ("telegram", "poll_timeout_s"), 5),
     ],
 )
 def test_env_values_are_parsed_to_the_keys_type(
@@ -403,13 +408,13 @@ def test_sim_mode_keeps_urls_empty(tmp_path: Path) -> None:
         ("[exchange]\nmode = 1\n", "exchange.mode: expected one of sim, demo, testnet, live"),
         ('[log]\nformat = "xml"\n', "log.format: expected one of human, json, got 'xml'"),
         ('[log]\nlevel = "LOUD"\n', "log.level: expected one of TRACE, DEBUG, INFO"),
-        ("[metrics]\nport = -1\n", "metrics.port: must be >= 0, got -1"),
-        ("[metrics]\nport = 65536\n", "metrics.port: must be <= 65535, got 65536"),
-        ('[metrics]\nport = "9100"\n', "metrics.port: expected an integer, got '9100'"),
-        ('[metrics]\nhost = ""\n', "metrics.host: must not be empty"),
-        ('[metrics]\nhost = "http://x"\n', "metrics.host: expected a host name or IP address"),
-        ('[metrics]\nhost = "a b"\n', "metrics.host: expected a host name or IP address"),
-        ("[metrics]\nhost = 127\n", "metrics.host: expected a host name or IP address, got 127"),
+        ("[http]\nport = -1\n", "http.port: must be >= 0, got -1"),
+        ("[http]\nport = 65536\n", "http.port: must be <= 65535, got 65536"),
+        ('[http]\nport = "9100"\n', "http.port: expected an integer, got '9100'"),
+        ('[http]\nhost = ""\n', "http.host: must not be empty"),
+        ('[http]\nhost = "http://x"\n', "http.host: expected a host name or IP address"),
+        ('[http]\nhost = "a b"\n', "http.host: expected a host name or IP address"),
+        ("[http]\nhost = 127\n", "http.host: expected a host name or IP address, got 127"),
         # URLs
         ('[exchange]\nrest_url = "ftp://x"\n', "exchange.rest_url: expected http://HOST"),
         ('[exchange]\nrest_url = "wss://x"\n', "exchange.rest_url: expected http://HOST"),
@@ -603,7 +608,7 @@ def test_check_config_masks_secrets_and_says_where_values_came_from(tmp_path: Pa
     assert lines["position_usd"].startswith("position_usd = 1000 ")
     assert lines["switch_ratio"].endswith("# default")
     sections = ("exchange", "scanner", "strategy", "execution", "reconcile", "risk", "log")
-    for section in (*sections, "metrics"):
+    for section in (*sections, "http", "telegram"):
         assert f"[{section}]" in text
 
 
@@ -656,3 +661,67 @@ def test_check_config_prints_masked_settings() -> None:
     assert KEY[:-2] not in result.stdout and SECRET[:-2] not in result.stdout
     assert 'mode = "demo"' in result.stdout
     assert "# flag --mode" in result.stdout
+
+
+# ---------------------------------------------------------------- [http] and [telegram]
+
+
+def test_http_token_from_env_is_a_secret_and_redacted(tmp_path: Path) -> None:
+    token = "http-token-0123456789abcdef"
+    settings = load(tmp_path, env={"SCALPER_HTTP__TOKEN": token, "SCALPER_HTTP__PORT": "8080"})
+    assert settings.http.token is not None and settings.http.token.reveal() == token
+    assert token not in repr(settings) and token not in render_settings(settings)
+    assert token in settings.secrets()
+
+
+def test_http_token_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "tok").write_text("  file-token-abcdefghijkl\n")
+    settings = load(tmp_path, config=f'[http]\ntoken_file = "{tmp_path}/tok"\n')
+    assert settings.http.token is not None
+    assert settings.http.token.reveal() == "file-token-abcdefghijkl"
+    assert settings.sources["http.token"] == f"file {tmp_path}/tok"
+
+
+def test_http_token_file_missing_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^http\.token_file: cannot read"):
+        load(tmp_path, config=f'[http]\ntoken_file = "{tmp_path}/nope"\n')
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::"])
+def test_http_on_a_public_address_without_a_token_is_refused(tmp_path: Path, host: str) -> None:
+    with pytest.raises(SettingsError, match=r"^http\.token: required when http\.host"):
+        load(tmp_path, env={"SCALPER_HTTP__HOST": host, "SCALPER_HTTP__PORT": "8080"})
+    # with a token it starts
+    env = {"SCALPER_HTTP__HOST": host, "SCALPER_HTTP__PORT": "8080", "SCALPER_HTTP__TOKEN": "t0k"}
+    assert load(tmp_path, env=env).http.host == host
+
+
+def test_secrets_in_the_committed_file_are_refused(tmp_path: Path) -> None:
+    committed = tmp_path / "settings.toml"
+    committed.write_text('[telegram]\ntoken = "123:abc"\n')
+    with pytest.raises(SettingsError, match=r"^telegram\.token: secrets do not belong"):
+        load_settings(env={}, defaults_path=committed)
+
+
+def test_telegram_token_needs_an_allow_list(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^telegram\.chat_ids: required"):
+        load(tmp_path, env={"SCALPER_TELEGRAM__TOKEN": "123:abc"})
+    with pytest.raises(SettingsError, match=r"^telegram\.chat_ids: expected a list of integers"):
+        load(tmp_path, env={"SCALPER_TELEGRAM__CHAT_IDS": "12,abc"})
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_public_http_without_a_token_exits_2_naming_the_key(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scalper.cli import main
+
+    monkeypatch.setenv("SCALPER_HTTP__HOST", "0.0.0.0")
+    monkeypatch.setenv("SCALPER_HTTP__PORT", "8080")
+    monkeypatch.delenv("SCALPER_HTTP__TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main([command])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: http.token: required when http.host is not loopback")
+    assert err.count("\n") == 1
