@@ -224,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_cmd_report)
 
     ctl = sub.add_parser("ctl", help="control a running bot over its HTTP API")
-    ctl.add_argument("action", choices=["status", "pnl", "pause", "resume", "flatten", "stop"])
+    ctl.add_argument(
+        "action",
+        choices=["status", "pnl", "pause", "resume", "flatten", "stop"],
+        help="status | pnl: read; pause | resume | flatten | stop: command (needs the token)",
+    )
     ctl.add_argument("--url", metavar="URL", help="default: http://<http.host>:<http.port>")
     ctl.add_argument("--token", metavar="T", help="default: http.token (SCALPER_HTTP__TOKEN)")
     ctl.add_argument("--config", metavar="FILE", help="local settings file (TOML)")

@@ -28,7 +28,7 @@ from scalper.app.remote import (
 )
 from scalper.app.shutdown import ShutdownRequest
 from scalper.app.strategy import StrategyRunner
-from scalper.core.model import CancelOrder, Halt, OrderFilled, PlaceOrder, Side
+from scalper.core.model import CancelOrder, Halt, OrderFilled, PlaceOrder, ProtectPosition, Side
 from scalper.core.strategy import Engine
 from scalper.report import RoundTrip
 from tests.unit._engine_helpers import T0, book, config, momentum_trades, ready, trades
@@ -45,6 +45,15 @@ class FakePnl:
 
     def trips(self) -> list[RoundTrip]:
         return self.closed
+
+
+def _next_order(orders: Any) -> Any:
+    """The next order command that is not a ProtectPosition (the engine protects every
+    fill on the exchange: that command rides the same channel, ahead of the close)."""
+    while True:
+        command = orders.receive_nowait()  # WouldBlock when none: the test fails
+        if not isinstance(command, ProtectPosition):
+            return command
 
 
 class Harness:
@@ -166,7 +175,7 @@ async def test_flatten_closes_a_position_with_reduce_only_and_stop_requests_shut
     assert status["position"]["take_profit"] == pytest.approx(101.0)
     reply = await h.control.execute("flatten", "http")
     assert reply.ok and reply.text.startswith("flattening")
-    close = h.orders.receive_nowait()
+    close = _next_order(h.orders)
     assert isinstance(close, PlaceOrder) and close.intent.reduce_only
     assert close.intent.side is Side.SELL and close.intent.qty == D("10.0")
     assert h.control.status()["state"] == "ClosingPosition"
@@ -277,7 +286,7 @@ async def test_watcher_reports_entry_exit_halt_stream_and_loss(
         ]
         # the close fills; its fee-bearing fill is booked a moment later
         await h.runner.feed(Halt(reason="test halt"))
-        close = h.orders.receive_nowait()
+        close = _next_order(h.orders)
         assert isinstance(close, PlaceOrder) and close.intent.reduce_only
         await h.runner.feed(
             OrderFilled(
@@ -342,7 +351,7 @@ async def test_exit_notice_goes_out_without_fees_after_the_wait(
             )
         )
         await h.control.execute("flatten", "tty")
-        close = h.orders.receive_nowait()
+        close = _next_order(h.orders)
         assert isinstance(close, PlaceOrder)
         await h.runner.feed(
             OrderFilled(
