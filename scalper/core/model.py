@@ -26,6 +26,7 @@ __all__ = [
     "BookTop",
     "BookUpdate",
     "CancelOrder",
+    "ClosedPnl",
     "Command",
     "EngineState",
     "Event",
@@ -55,6 +56,7 @@ __all__ = [
     "Trade",
     "TradeTicks",
     "Transition",
+    "TriggerBy",
 ]
 
 
@@ -89,6 +91,14 @@ class TimeInForce(enum.Enum):
     IOC = "IOC"
     FOK = "FOK"
     POST_ONLY = "PostOnly"
+
+
+class TriggerBy(enum.Enum):
+    """Which price fires an exchange-side stop (Bybit's ``slTriggerBy`` / ``tpTriggerBy``)."""
+
+    LAST_PRICE = "LastPrice"  #: the last traded price (a wick on the book can fire it)
+    MARK_PRICE = "MarkPrice"  #: the mark price (index-based, smoother: the default here)
+    INDEX_PRICE = "IndexPrice"  #: the index price of the spot venues
 
 
 class EngineState(enum.Enum):
@@ -195,12 +205,21 @@ class OrderIntent:
     reduce_only: bool = False
     #: our client order id (Bybit's orderLinkId): <= 36 chars of [A-Za-z0-9_-]
     order_link_id: str = attrs.field(validator=attrs.validators.matches_re(r"[A-Za-z0-9_-]{1,36}"))
+    #: a Full-mode stop-loss attached on the exchange with the order (covers the whole
+    #: position the order opens); Bybit refuses it together with reduce_only
+    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: the price that fires ``stop_loss``
+    sl_trigger_by: TriggerBy = attrs.field(
+        default=TriggerBy.MARK_PRICE, validator=attrs.validators.instance_of(TriggerBy)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.order_type is OrderType.LIMIT and self.price is None:
             raise ValueError("a limit order needs a price")
         if self.order_type is OrderType.MARKET and self.price is not None:
             raise ValueError("a market order takes no price")
+        if self.stop_loss is not None and self.reduce_only:
+            raise ValueError("a reduce-only order cannot carry a stop-loss (Bybit refuses it)")
 
 
 @attrs.frozen(kw_only=True)
@@ -269,6 +288,14 @@ class OrderUpdate:
     #: Bybit's rejectReason ("EC_NoError" when none)
     reject_reason: str = ""
     updated_ms: int = 0
+    #: Bybit's stopOrderType: "StopLoss" / "TakeProfit" for the close a stop fired,
+    #: "" for a plain order (Bybit's "UNKNOWN" reads as "")
+    stop_order_type: str = ""
+    #: Bybit's createType: "CreateByUser", "CreateByStopLoss", "CreateByTakeProfit",
+    #: "CreateByLiq"... ("" when the row does not say)
+    create_type: str = ""
+    #: cumulative trading fee in the settle coin (cumFeeDetail USDT, else cumExecFee)
+    cum_fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
 
 
 @attrs.frozen(kw_only=True)
@@ -285,6 +312,29 @@ class Fill:
     fee: Decimal = attrs.field(validator=_decimal)
     is_maker: bool
     exec_time_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnl:
+    """One closing order's realised result (a row of Bybit's closed-PnL records).
+
+    ``closed_pnl`` is net: the opening and closing trading fees (and funding settled on
+    the position) are already subtracted, so a daily loss limit adds these up. ``side``
+    is the side of the closing order (Sell closes a long).
+    """
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    order_id: str
+    side: Side
+    qty: Decimal = attrs.field(validator=_non_negative_decimal)
+    closed_size: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_entry_price: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_exit_price: Decimal = attrs.field(validator=_non_negative_decimal)
+    closed_pnl: Decimal = attrs.field(validator=_decimal)
+    #: "Trade", "BustTrade" (liquidation), "Settle", "AdlTrade"...
+    exec_type: str
+    created_ms: int
+    updated_ms: int
 
 
 # ---------------------------------------------------------------- events (in)
@@ -358,6 +408,12 @@ class PositionSnapshot:
     avg_price: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
     unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
     realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange-side stop-loss armed on the position (None: none; Bybit sends "" or "0")
+    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: the exchange-side take-profit armed on the position (None: none)
+    take_profit: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: 0 in one-way mode; 1 (buy side) / 2 (sell side) on a hedge-mode account
+    position_idx: int = 0
 
     @property
     def is_flat(self) -> bool:
