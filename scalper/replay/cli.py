@@ -253,12 +253,17 @@ def main_replay(args: argparse.Namespace) -> int:
             f"{_utc(header.start_ms)} from {header.url or '?'}"
             f"{'' if speed is None else f' at {speed:g}x'}"
         )
+        from ..research.venue import MatchingVenue, VenueSettings
+
+        timeout_ms = int(settings.execution.confirm_timeout_s * 1000)
+        venue = VenueSettings(confirm_timeout_ms=timeout_ms)
         player = Replayer(
             header,
             engine_config(settings, make_session_tag(header.start_ms)),
-            confirm_timeout_ms=int(settings.execution.confirm_timeout_s * 1000),
+            confirm_timeout_ms=timeout_ms,
             emit=emit,
             verbose=args.verbose,
+            venue=lambda book, instrument: MatchingVenue(book, instrument, venue),
         )
         interrupted = False
         try:

@@ -75,6 +75,8 @@ class _Resting:
 class PaperExchange:
     """Paper fills for one symbol. Each method returns the events to feed the engine."""
 
+    fill_label = "paper fill"
+
     def __init__(
         self,
         symbol: str,
@@ -170,6 +172,10 @@ class PaperExchange:
         if self._resting.pop(order_link_id, None) is None:
             return []
         return [OrderFailed(order_link_id=order_link_id, reason=reason)]
+
+    def settle(self, now_ms: int) -> list[Event]:
+        """Outcomes due by ``now_ms``: none, paper orders have no latency."""
+        return []
 
     def expire(self, now_ms: int) -> list[Event]:
         """Cancel resting orders older than the confirmation timeout (the bot's rule)."""

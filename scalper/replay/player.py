@@ -10,14 +10,21 @@ clock they saw live. Output lines are stamped with the offset from the recording
 frames a ``Tick`` is fed every ``tick_interval_ms`` of recorded time, as the strategy
 task's timer does.
 
-The engine's commands are carried out by ``PaperExchange`` (orders, cancels, position
-reads), whose answers are fed back as events at the same ``now_ms``; the loop runs until
-no event is left, so an entry, its fill and the stops armed after it all play out.
+The engine's commands are carried out by a ``Venue`` (orders, cancels, position reads),
+whose answers are fed back as events at the same ``now_ms``; the loop runs until no
+event is left, so an entry, its fill and the stops armed after it all play out. The
+default venue is the simple ``PaperExchange``; ``scalper backtest`` and ``scalper
+replay`` pass ``scalper.research.venue.MatchingVenue`` (the simulator's matching engine
+driven by the recorded book and trades, with fees, latency and queue position).
 
 Connection markers are replayed too: ``disconnected`` invalidates the book (the engine
 is told, entries stop), ``reconnected`` invalidates it as well and feeds ``Resync``
-(no entries until position and orders are read again, which the paper exchange
-answers at once); the next recorded snapshot repairs the book, as it did live.
+(no entries until position and orders are read again, which the venue answers at
+once); the next recorded snapshot repairs the book, as it did live. ``gap`` (written by
+``scalper import-bybit`` where an archive lost lines: a ``u`` gap or an unreadable line)
+invalidates the book and counts a resync: the archive cannot be re-asked for a snapshot,
+so the book waits for the next one in the file, as the live stream waits for its
+resubscription's.
 
 Nothing here reads a clock or draws a random number: the same file gives the same
 output, line for line. ``replay(..., speed=X)`` only adds sleeps between records.
@@ -27,9 +34,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -45,24 +52,29 @@ from scalper.core.model import (
     Instrument,
     Log,
     OrderFailed,
+    OrderIntent,
     PlaceOrder,
+    PositionSnapshot,
     RequestPosition,
     Resync,
     Subscribe,
     SymbolSelected,
     Tick,
+    Trade,
     TradeTicks,
     Transition,
 )
 from scalper.core.strategy import Engine, EngineConfig
 
-from .paper import PaperExchange
+from .paper import PaperExchange, PaperFill
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
 
 __all__ = [
     "ReplayError",
     "ReplaySummary",
     "Replayer",
+    "Venue",
+    "VenueFactory",
     "assumed_instrument",
     "play",
     "replay",
@@ -75,6 +87,40 @@ _MAX_TICK_GAP_MS: Final = 60_000
 UNKNOWN_EVENT: Final = "unknown_event"
 
 Emit = Callable[[str], None]
+
+
+class Venue(Protocol):
+    """What carries out the engine's orders during a replay; each call returns the events
+    to feed back. ``PaperExchange`` is one; ``research.venue.MatchingVenue`` another."""
+
+    #: how its fills are named in the output ("paper fill", "fill")
+    fill_label: str
+    fills: list[PaperFill]
+    realised_pnl: Decimal
+
+    def place(
+        self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
+    ) -> list[Event]: ...
+
+    def cancel(self, order_link_id: str, reason: str = "cancelled") -> list[Event]: ...
+
+    def expire(self, now_ms: int) -> list[Event]: ...
+
+    def settle(self, now_ms: int) -> list[Event]: ...
+
+    def on_book(self, top: BookTop, now_ms: int) -> list[Event]: ...
+
+    def on_trades(self, trades: Sequence[Trade], now_ms: int) -> list[Event]: ...
+
+    def snapshot_events(self, symbol: str) -> list[Event]: ...
+
+    def position(self) -> PositionSnapshot: ...
+
+    def unrealised(self, mark: float | None) -> Decimal: ...
+
+
+#: builds the venue of a replay from the replayed book and the instrument's rules
+VenueFactory = Callable[[OrderBook, Instrument], Venue]
 
 
 class ReplayError(Exception):
@@ -179,6 +225,7 @@ class Replayer:
         tick_interval_ms: int = 250,
         emit: Emit | None = None,
         verbose: bool = False,
+        venue: VenueFactory | None = None,
     ) -> None:
         if tick_interval_ms <= 0:
             raise ValueError("tick_interval_ms must be > 0")
@@ -192,9 +239,13 @@ class Replayer:
             (t for t in header.topics if t.startswith("orderbook.")),
             public_topics(header.symbol)[0],
         )
-        self.paper = PaperExchange(
-            header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
-        )
+        self.paper: Venue
+        if venue is None:
+            self.paper = PaperExchange(
+                header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
+            )
+        else:
+            self.paper = venue(self.book, self.instrument)
         self._offset = header.clock_offset_ms
         #: engine time of the recording's start (output lines are stamped relative to it)
         self._origin = header.start_ms + self._offset
@@ -212,6 +263,8 @@ class Replayer:
         self.frames = 0
         self.book_messages = 0
         self.trade_messages = 0
+        #: public trades in those messages
+        self.public_trades = 0
         self.other_symbol_frames = 0
         self.resyncs = 0
         self.disconnects = 0
@@ -231,6 +284,7 @@ class Replayer:
             self._start(t)
         self._advance(t)
         self._now = max(self._now, t)
+        self._settle(t)
         if isinstance(record, FrameRecord):
             self.frames += 1
             self._frame(record.frame, t)
@@ -252,13 +306,24 @@ class Replayer:
             nxt += (t - _MAX_TICK_GAP_MS - nxt) // self._tick_ms * self._tick_ms
         while nxt <= t:
             self._now = max(self._now, nxt)
+            self._settle(nxt)
             for event in self.paper.expire(nxt):
                 if isinstance(event, OrderFailed):
-                    self._line(nxt, f"paper order {event.order_link_id}: {event.reason}")
+                    self._line(nxt, f"order {event.order_link_id}: {event.reason}")
                 self._run(event, nxt)
             self._run(Tick(), nxt)
             nxt += self._tick_ms
         self._next_tick = nxt
+
+    def _settle(self, t: int) -> None:
+        """Outcomes the venue has ready by ``t`` (orders and cancels that were in flight)."""
+        events = self.paper.settle(t)
+        if events:
+            self._fill_lines(t)
+            for event in events:
+                if isinstance(event, OrderFailed):
+                    self._line(t, f"order {event.order_link_id}: {event.reason}")
+                self._run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
         msg = parse_message(raw, self.stats)
@@ -293,6 +358,7 @@ class Replayer:
             if not msg.trades:
                 return
             self.trade_messages += 1
+            self.public_trades += len(msg.trades)
             self._last_price = msg.trades[-1].price
             self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
             filled = self.paper.on_trades(msg.trades, t)
@@ -312,6 +378,10 @@ class Replayer:
             self._line(t, "stream reconnected: resync, book invalid until the next snapshot")
             self._invalidate("stream reconnected", t)
             self._run(Resync(reason="public stream reconnected"), t)
+        elif event == "gap":
+            self.resyncs += 1
+            self._line(t, f"archive gap ({record.reason}): book invalid until the next snapshot")
+            self._invalidate(f"archive gap: {record.reason}", t)
         elif event in ("connected", "resubscribed", "stopped"):
             pass  # informational: the replayed book finds its own resyncs
         else:
@@ -365,12 +435,12 @@ class Replayer:
             self._fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
-                    self._line(t, f"paper order {intent.order_link_id} failed: {event.reason}")
+                    self._line(t, f"order {intent.order_link_id} failed: {event.reason}")
             return events
         if isinstance(command, CancelOrder):
             events = paper.cancel(command.order_link_id)
             if events:
-                self._line(t, f"paper order {command.order_link_id} cancelled")
+                self._line(t, f"order {command.order_link_id} cancelled")
             return events
         if isinstance(command, RequestPosition):
             return paper.snapshot_events(command.symbol)
@@ -387,7 +457,7 @@ class Replayer:
             pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
             self._line(
                 t,
-                f"paper fill {fill.side.value} {fill.qty} @ {fill.price} "
+                f"{self.paper.fill_label} {fill.side.value} {fill.qty} @ {fill.price} "
                 f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
             )
 
