@@ -45,6 +45,7 @@ from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import (
     Alert,
+    BookTop,
     BookUpdate,
     CancelOrder,
     Command,
@@ -197,8 +198,8 @@ class ReplaySummary:
             f"reconnects: {self.reconnects}; book at end: {book}",
             f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
             f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
-            f"  paper PnL (gross, no fees): realised {self.realised_pnl:.4f}, "
-            f"unrealised {self.unrealised_pnl:.4f} USDT",
+            f"  PnL before fees (scalper backtest reports the net): realised "
+            f"{self.realised_pnl:.4f}, unrealised {self.unrealised_pnl:.4f} USDT",
             f"  final state: {self.final_state}; position: {self.position}",
         ]
         if self.instrument_assumed:

@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 import attrs
 import orjson
@@ -56,7 +56,7 @@ from scalper.core.model import Instrument
 from scalper.replay.recording import RecordingHeader, RecordingWriter
 
 __all__ = [
-    "ImportError_",
+    "ArchiveError",
     "ImportStats",
     "import_archives",
     "main_import",
@@ -78,7 +78,7 @@ _TRADE_FIELDS = ("timestamp", "symbol", "side", "size", "price")
 _PROGRESS_EVERY = 20_000
 
 
-class ImportError_(Exception):  # noqa: N801 - ImportError is a builtin
+class ArchiveError(Exception):
     """The import cannot start (no rules, unreadable first line, mixed symbols)."""
 
 
@@ -199,12 +199,21 @@ def _book_records(
             yield ts, 1, line, obj
 
 
-def _ms(stamp: str) -> int:
+def _ms(stamp: str) -> int | None:
     """Bybit's ``1733011200.1234`` seconds -> epoch ms, exactly (no float rounding)."""
     whole, _, frac = stamp.strip().partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
-        raise ValueError(f"bad timestamp {stamp!r}")
+        return None
     return int(whole) * 1000 + int((frac + "000")[:3])
+
+
+def _positive(number: str) -> bool:
+    """A CSV number that is finite and > 0."""
+    try:
+        value = float(number)
+    except ValueError:
+        return False
+    return 0 < value < float("inf")
 
 
 def _csv_rows(path: Path, stats: ImportStats) -> Iterator[list[str]]:
@@ -247,18 +256,19 @@ def _trade_records(
             if not row:
                 continue
             stats.trade_rows += 1
-            try:
-                if len(row) != width:
-                    raise ValueError("wrong number of columns")
-                if row[i_sym] != symbol:
-                    stats.bad[OTHER_SYMBOL] += 1
-                    continue
-                ms = _ms(row[i_ts])
-                side = row[i_side]
-                size, price = row[i_size], row[i_price]
-                if side not in ("Buy", "Sell") or not float(size) > 0 or not float(price) > 0:
-                    raise ValueError("bad side, size or price")
-            except (ValueError, IndexError):
+            if len(row) != width:
+                stats.bad[BAD_ROW] += 1
+                continue
+            if row[i_sym] != symbol:
+                stats.bad[OTHER_SYMBOL] += 1
+                continue
+            side, size, price = row[i_side], row[i_size], row[i_price]
+            ms = _ms(row[i_ts])
+            if (
+                ms is None
+                or side not in ("Buy", "Sell")
+                or not (_positive(size) and _positive(price))
+            ):
                 stats.bad[BAD_ROW] += 1
                 continue
             if ms < last:
@@ -295,7 +305,7 @@ def _first_frame(path: Path) -> tuple[str, str]:
             topic, symbol = obj.get("topic"), obj["data"].get("s")
             if type(topic) is str and type(symbol) is str and topic.startswith("orderbook."):
                 return topic, symbol
-    raise ImportError_(f"{path}: no order-book frame found (not a Bybit ob archive?)")
+    raise ArchiveError(f"{path}: no order-book frame found (not a Bybit ob archive?)")
 
 
 def import_archives(
@@ -310,15 +320,15 @@ def import_archives(
 ) -> ImportStats:
     """Merge the archives into one recording written to ``out``; the counts."""
     if not book_paths:
-        raise ImportError_("--book: at least one order-book archive is needed")
+        raise ArchiveError("--book: at least one order-book archive is needed")
     topics = {_first_frame(p) for p in book_paths}
     if len(topics) > 1:
         found = ", ".join(sorted(t for t, _ in topics))
-        raise ImportError_(f"--book: the archives mix topics or symbols ({found})")
+        raise ArchiveError(f"--book: the archives mix topics or symbols ({found})")
     ((topic, symbol),) = topics
     tick = instrument.tick_size if instrument is not None else tick_size
     if tick is None:
-        raise ImportError_(
+        raise ArchiveError(
             f"tick size of {symbol} unknown: pass --tick-size (or --rest-url of an exchange)"
         )
     stats = ImportStats(symbol=symbol)
@@ -416,9 +426,9 @@ def rules_from_flags(
         try:
             value = Decimal(text)
         except InvalidOperation:
-            raise ImportError_(f"{flag}: {text!r} is not a number") from None
+            raise ArchiveError(f"{flag}: {text!r} is not a number") from None
         if not value.is_finite() or value <= 0:
-            raise ImportError_(f"{flag}: must be > 0, got {text}")
+            raise ArchiveError(f"{flag}: must be > 0, got {text}")
         return value
 
     tick = number("--tick-size", tick_size) if tick_size is not None else None
@@ -426,7 +436,7 @@ def rules_from_flags(
         return tick, None
     step = number("--qty-step", qty_step)
     if tick is None:
-        raise ImportError_("--qty-step needs --tick-size too")
+        raise ArchiveError("--qty-step needs --tick-size too")
     big = Decimal(1_000_000_000)
     return tick, Instrument(
         symbol=symbol,
@@ -473,7 +483,7 @@ def main_import(args: argparse.Namespace) -> int:
         tick, instrument = rules_from_flags(symbol, args.tick_size, args.qty_step)
         if args.rest_url:
             instrument = _fetch_rules(args.rest_url, symbol) or instrument
-    except ImportError_ as exc:
+    except ArchiveError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
@@ -491,7 +501,7 @@ def main_import(args: argparse.Namespace) -> int:
                 stats = import_archives(
                     books, trades, out, tick_size=tick, instrument=instrument, source=source
                 )
-    except ImportError_ as exc:
+    except ArchiveError as exc:
         sys.stderr.write(f"error: {exc}\n")
         out_path.unlink(missing_ok=True)
         return 2
@@ -504,7 +514,7 @@ def main_import(args: argparse.Namespace) -> int:
 
 def _open_out(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.GzipFile(path, "wb", mtime=0)
+        return cast(IO[bytes], gzip.GzipFile(path, "wb", mtime=0))
     return path.open("wb")
 
 
@@ -517,4 +527,4 @@ def _fetch_rules(rest_url: str, symbol: str) -> Instrument | None:
     try:
         return trio.run(fetch_instrument, rest_url, symbol)
     except SymbolNotListed as exc:
-        raise ImportError_(str(exc)) from None
+        raise ArchiveError(str(exc)) from None

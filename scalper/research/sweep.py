@@ -19,6 +19,7 @@ output is the same whatever ran it. Each row carries the run's digest to prove i
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import os
 import sys
@@ -113,12 +114,13 @@ def _local(workers: int) -> Executor:
 def _dask(address: str) -> Executor:
     def run(jobs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         try:
-            from distributed import Client
+            # imported by name: dask is optional (the ``cluster`` extra) and untyped
+            distributed: Any = importlib.import_module("distributed")
         except ModuleNotFoundError:
             raise BacktestError(
                 "--dask: dask is not installed (pip install '.[cluster]')"
             ) from None
-        with Client(address) as client:
+        with distributed.Client(address) as client:
             futures = client.map(run_combination, *zip(*jobs, strict=True), pure=False)
             results: list[dict[str, Any]] = client.gather(futures)
             return results

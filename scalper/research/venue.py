@@ -360,6 +360,8 @@ class MatchingVenue:
     def expire(self, now_ms: int) -> list[Event]:
         """Cancel orders not final ``confirm_timeout_ms`` after they were sent (the bot's rule)."""
         self._now = max(self._now, now_ms)
+        if not self._working:
+            return self.settle(now_ms)
         timeout = self.settings.confirm_timeout_ms
         for link, working in list(self._working.items()):
             if not working.cancel_sent and now_ms - working.sent_ms >= timeout:
@@ -369,8 +371,11 @@ class MatchingVenue:
 
     def settle(self, now_ms: int) -> list[Event]:
         """Carry out the orders and cancels that have reached the matcher by ``now_ms``."""
-        self._now = max(self._now, now_ms)
+        if now_ms > self._now:
+            self._now = now_ms
         inflight = self._inflight
+        if not inflight and not self._events:
+            return []  # the common case, once per frame: nothing on its way
         while inflight and inflight[0][0] <= now_ms:
             at, kind, link = inflight.popleft()
             self._exec_ms = at
@@ -442,9 +447,13 @@ class MatchingVenue:
             return []
         self._last_price = trades[-1].price
         stop = self.stop
-        if stop is not None and stop.trigger_by is TriggerBy.LAST_PRICE:
-            if any(stop.fires(t.price) for t in trades):
-                self._fire_stop()
+        last = TriggerBy.LAST_PRICE
+        if (
+            stop is not None
+            and stop.trigger_by is last
+            and any(stop.fires(t.price) for t in trades)
+        ):
+            self._fire_stop()
         if self.matcher.resting[self.symbol]:
             self._fill_from_tape(trades, now_ms)
         return self._take_events()

@@ -129,4 +129,3 @@ def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         rows = sweep([SAMPLE], GRID, dask=cluster.scheduler_address)
     assert _stable(rows) == _stable(sweep([SAMPLE], GRID, workers=1))
-
