@@ -31,7 +31,13 @@ from loguru import logger
 from ..config import BYBIT_HOSTS, Settings, SettingsError, load_settings, overrides_from_args
 from ..logging import configure_from_settings, configure_logging
 from .player import Replayer, play
-from .recording import RecordingError, RecordingHeader, RecordingReader, RecordingWriter
+from .recording import (
+    RecordingError,
+    RecordingHeader,
+    RecordingReader,
+    RecordingWriter,
+    open_recording,
+)
 
 __all__ = ["main_record", "main_replay"]
 
@@ -232,7 +238,7 @@ def main_replay(args: argparse.Namespace) -> int:
     configure_from_settings(settings)
     path = Path(args.file)
     try:
-        handle = path.open("rb")
+        handle = open_recording(path)
     except OSError as exc:
         sys.stderr.write(f"error: cannot read {path}: {exc.strerror or exc}\n")
         return 2

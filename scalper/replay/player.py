@@ -383,6 +383,8 @@ class Replayer:
             self.resyncs += 1
             self._line(t, f"archive gap ({record.reason}): book invalid until the next snapshot")
             self._invalidate(f"archive gap: {record.reason}", t)
+        elif event == "reset":  # an archive snapshot that replaces the book whatever its u
+            self._invalidate(f"archive reset: {record.reason}", t)
         elif event in ("connected", "resubscribed", "stopped"):
             pass  # informational: the replayed book finds its own resyncs
         else:

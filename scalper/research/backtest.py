@@ -17,22 +17,19 @@ backtest's own keys, which are not bot settings: ``backtest.maker_fee`` and
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import io
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 import attrs
 
 from scalper.config import Settings, SettingsError, load_settings
 from scalper.replay.player import Emit, Replayer, play
-from scalper.replay.recording import RecordingError, RecordingReader
+from scalper.replay.recording import RecordingError, RecordingReader, open_recording
 
 from .venue import BacktestFill, MatchingVenue, VenueSettings
 
@@ -42,7 +39,6 @@ __all__ = [
     "BacktestResult",
     "BacktestSpec",
     "main_backtest",
-    "open_recording",
     "run_backtest",
     "split_sets",
 ]
@@ -240,14 +236,6 @@ def load_spec(
 
 
 # ---------------------------------------------------------------- running
-
-
-def open_recording(path: str) -> IO[bytes]:
-    """A recording file for reading (``.gz`` decompressed as it streams)."""
-    if path.endswith(".gz"):
-        # a C-level buffered reader: GzipFile's own readline is slow per line
-        return cast(IO[bytes], io.BufferedReader(gzip.GzipFile(path, "rb"), 1 << 20))
-    return Path(path).open("rb")
 
 
 def _report(fills: Sequence[BacktestFill], symbol_of: Sequence[str]) -> tuple[str, Any]:

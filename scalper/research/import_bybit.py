@@ -49,6 +49,7 @@ from typing import IO, Any, Final, cast
 
 import attrs
 import orjson
+from loguru import logger
 
 from scalper.bybit.streams import invalidate_on_lost_frame
 from scalper.core.book import BookStatus, OrderBook
@@ -74,6 +75,8 @@ TRUNCATED: Final = "truncated_file"  #: an archive that ends before its end (cut
 _CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _TRADE_FIELDS = ("timestamp", "symbol", "side", "size", "price")
+#: bad inputs of one kind logged (the rest only counted)
+_LOGGED_PER_KIND = 3
 #: records between two progress updates
 _PROGRESS_EVERY = 20_000
 
@@ -100,6 +103,14 @@ class ImportStats:
     first_ms: int = 0
     last_ms: int = 0
     bad: Counter[str] = attrs.field(factory=Counter)
+
+    def count(self, kind: str, where: str) -> None:
+        """Count one piece of bad input; the first few of each kind are logged with where."""
+        self.bad[kind] += 1
+        seen = self.bad[kind]
+        if seen <= _LOGGED_PER_KIND:
+            more = " (further ones are only counted)" if seen == _LOGGED_PER_KIND else ""
+            logger.bind(symbol=self.symbol).warning("import: {} at {}{}", kind, where, more)
 
     def render(self, out: str) -> str:
         """The summary line(s)."""
@@ -131,8 +142,8 @@ def _zip_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
         try:
             with zf.open(names[0]) as member:
                 yield from member
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
-            stats.bad[TRUNCATED] += 1
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            stats.count(TRUNCATED, f"{path}: {exc}")
 
 
 def _local_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
@@ -140,7 +151,7 @@ def _local_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
     with path.open("rb") as fh:
         head = fh.read(_LOCAL_HEADER.size)
         if len(head) < _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
-            stats.bad[TRUNCATED] += 1
+            stats.count(TRUNCATED, f"{path}: not a zip archive")
             return
         fields = _LOCAL_HEADER.unpack(head)
         method, name_len, extra_len = fields[3], fields[9], fields[10]
@@ -163,7 +174,7 @@ def _local_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
         if rest:
             yield rest
         if inflate is None or not inflate.eof:
-            stats.bad[TRUNCATED] += 1
+            stats.count(TRUNCATED, f"{path}: the archive ends before its end")
 
 
 def _book_records(
@@ -172,7 +183,7 @@ def _book_records(
     """``(t, 1, line, frame)`` per book line (``frame`` None for a bad line), in file order."""
     last = 0
     for path in paths:
-        for raw in _zip_lines(path, stats):
+        for number, raw in enumerate(_zip_lines(path, stats), 1):
             line = raw.rstrip(b"\r\n")
             if not line:
                 continue
@@ -180,17 +191,19 @@ def _book_records(
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
-                stats.bad[BAD_JSON] += 1
+                stats.count(BAD_JSON, f"{path.name} line {number}")
                 yield last, 1, line, None
                 continue
             ts = obj.get("ts") if type(obj) is dict else None
             data = obj.get("data") if type(obj) is dict else None
             if type(ts) is not int or type(data) is not dict:
-                stats.bad[BAD_FRAME if type(obj) is dict else BAD_JSON] += 1
+                stats.count(
+                    BAD_FRAME if type(obj) is dict else BAD_JSON, f"{path.name} line {number}"
+                )
                 yield last, 1, line, None
                 continue
             if obj.get("topic") != topic or data.get("s") != symbol:
-                stats.bad[OTHER_TOPIC] += 1
+                stats.count(OTHER_TOPIC, f"{path.name} line {number}")
                 continue
             if ts < last:
                 stats.out_of_order += 1
@@ -221,8 +234,8 @@ def _csv_rows(path: Path, stats: ImportStats) -> Iterator[list[str]]:
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
             yield from csv.reader(fh)
-    except (EOFError, OSError, zlib.error, csv.Error):
-        stats.bad[TRUNCATED] += 1
+    except (EOFError, OSError, zlib.error, csv.Error) as exc:
+        stats.count(TRUNCATED, f"{path}: {exc}")
 
 
 def _trade_records(
@@ -245,22 +258,22 @@ def _trade_records(
             continue
         columns = {name.strip(): i for i, name in enumerate(header)}
         if not all(name in columns for name in _TRADE_FIELDS):
-            stats.bad[BAD_ROW] += 1  # not a trade dump: nothing of it is usable
+            stats.count(BAD_ROW, f"{path.name}: not a trade dump header")
             continue
         i_ts, i_sym, i_side, i_size, i_price = (columns[n] for n in _TRADE_FIELDS)
         i_tick = columns.get("tickDirection")
         i_id = columns.get("trdMatchID")
         i_rpi = columns.get("RPI")
         width = len(header)
-        for row in rows:
+        for number, row in enumerate(rows, 2):
             if not row:
                 continue
             stats.trade_rows += 1
             if len(row) != width:
-                stats.bad[BAD_ROW] += 1
+                stats.count(BAD_ROW, f"{path.name} line {number}")
                 continue
             if row[i_sym] != symbol:
-                stats.bad[OTHER_SYMBOL] += 1
+                stats.count(OTHER_SYMBOL, f"{path.name} line {number}")
                 continue
             side, size, price = row[i_side], row[i_size], row[i_price]
             ms = _ms(row[i_ts])
@@ -269,7 +282,7 @@ def _trade_records(
                 or side not in ("Buy", "Sell")
                 or not (_positive(size) and _positive(price))
             ):
-                stats.bad[BAD_ROW] += 1
+                stats.count(BAD_ROW, f"{path.name} line {number}")
                 continue
             if ms < last:
                 stats.out_of_order += 1
@@ -283,7 +296,7 @@ def _trade_records(
             item["L"] = row[i_tick] if i_tick is not None else ""
             item["i"] = row[i_id] if i_id is not None else ""
             item["BT"] = False
-            item["RPI"] = i_rpi is not None and row[i_rpi].strip().lower() == "true"
+            item["RPI"] = i_rpi is not None and row[i_rpi].strip().lower() in ("true", "1")
             batch.append(item)
             stats.trades += 1
     if batch:
@@ -393,7 +406,7 @@ def _book_line(
     u = data.get("u")
     bids, asks = data.get("b"), data.get("a")
     if type(u) is not int or type(bids) is not list or type(asks) is not list:
-        stats.bad[BAD_FRAME] += 1
+        stats.count(BAD_FRAME, f"record {stats.records}: no u/b/a")
         if book.valid:
             book.invalidate("a book frame without u/b/a")
             _gap(writer, stats, t, "unusable book frame")
@@ -401,6 +414,11 @@ def _book_line(
     stats.book_frames += 1
     if kind == "snapshot" or u == 1:
         stats.snapshots += 1
+        if last_u is not None and u <= last_u and u != 1 and book.valid:
+            # an archive's snapshot is a reset (reference section 9) even when its u is not
+            # above the last one; the live rule would call it stale, so say it is a reset
+            book.invalidate(f"archive snapshot resets u={u} after {last_u}")
+            writer.event(t, "reset", reason=f"snapshot u={u} after {last_u}")
     elif last_u is not None and u != last_u + 1 and book.valid:
         # the marker goes first: the replay must not trust the frame after the hole
         stats.gaps += 1

@@ -246,3 +246,42 @@ def test_a_day_of_a_few_hundred_thousand_lines_streams_in_bounded_memory(tmp_pat
     grown = (peak_kib - base_kib) * 1024
     # a reader that held the day would grow by more than the input itself
     assert grown < unzipped / 4, (grown, unzipped)
+
+
+def test_two_days_merge_in_order_and_a_snapshot_whose_u_restarts_is_a_reset(
+    tmp_path: Path,
+) -> None:
+    day1 = book_zip(tmp_path / f"2024-12-01_{SYM}_ob500.data.zip", _day(tmp_path))
+    day2_lines = [
+        frame("snapshot", 2, T0 + 86_400_000, BIDS, ASKS),  # u below day 1's last (3)
+        frame("delta", 3, T0 + 86_400_010, [["0.4999", "170"]], []),
+    ]
+    day2 = book_zip(tmp_path / f"2024-12-02_{SYM}_ob500.data.zip", day2_lines)
+    trades1 = trades_gz(tmp_path / f"{SYM}2024-12-01.csv.gz", [trade_row(T0 + 25, "Buy", "1",
+                        "0.5001", "a")])  # fmt: skip
+    trades2 = trades_gz(tmp_path / f"{SYM}2024-12-02.csv.gz", [trade_row(T0 + 86_400_005, "Sell",
+                        "1", "0.4999", "b")])  # fmt: skip
+    stats, data = _import(tmp_path, [day2, day1], [trades2, trades1])  # any order given
+    assert (stats.book_frames, stats.trades, stats.gaps, stats.resyncs) == (5, 2, 0, 0)
+    _, records = _records(data)
+    times = [r.t for r in records]
+    assert times == sorted(times) and times[0] == T0 + 10 and times[-1] == T0 + 86_400_010
+    assert [r.event for r in records if isinstance(r, EventRecord)] == ["reset"]
+    reader = RecordingReader(io.BytesIO(data))
+    player = Replayer(reader.header, engine_config())
+    play(reader, player)
+    assert player.resyncs == 0 and player.book.valid
+    assert player.book.best_bid() == (0.4999, 170.0)
+
+
+def test_replay_is_the_backtest_paced_its_fills_are_the_backtests(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from scalper.research.backtest import load_spec, run_backtest
+
+    sample = str(Path(__file__).parents[1] / "data" / "SOLUSDT-sample.jsonl.gz")
+    assert main(["replay", sample, "--as-fast-as-possible"]) == 0
+    out = capsys.readouterr().out
+    fills = [line for line in out.splitlines() if "  fill " in line]
+    result = run_backtest(load_spec([sample], []))
+    assert len(fills) == result.fills > 0
