@@ -402,8 +402,15 @@ class Replayer:
 
     def _run(self, event: Event, now: int) -> None:
         """Handle ``event`` and everything the paper exchange answers, at ``now``."""
-        queue: deque[Event] = deque([event])
-        steps = 0
+        first = self.engine.handle(event, now)
+        if not first:
+            return  # most market data: nothing to do (no queue built per frame)
+        queue: deque[Event] = deque()
+        for command in first:
+            self._report(command, now)
+        for command in first:
+            queue.extend(self._carry_out(command, now))
+        steps = 1
         while queue:
             steps += 1
             if steps > _MAX_STEPS:
@@ -454,6 +461,8 @@ class Replayer:
     def _fill_lines(self, t: int) -> None:
         """Print the paper fills made since the last call."""
         fills = self.paper.fills
+        if len(fills) == self._fills_shown:
+            return
         new, self._fills_shown = fills[self._fills_shown :], len(fills)
         for fill in new:
             kind = "close" if fill.reduce_only else "entry"

@@ -30,7 +30,15 @@ import attrs
 
 from .backtest import BacktestError, load_spec, run_backtest
 
-__all__ = ["Combination", "main_sweep", "parse_grid", "rank_rows", "run_combination", "sweep"]
+__all__ = [
+    "Combination",
+    "SweepFailed",
+    "main_sweep",
+    "parse_grid",
+    "rank_rows",
+    "run_combination",
+    "sweep",
+]
 
 
 @attrs.frozen
@@ -94,6 +102,10 @@ def rank_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"rank": i + 1, **row} for i, row in enumerate(ordered)]
 
 
+class SweepFailed(Exception):
+    """The sweep could not run (a cluster that cannot be reached): one line, exit 1."""
+
+
 Executor = Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]
 
 
@@ -120,7 +132,11 @@ def _dask(address: str) -> Executor:
             raise BacktestError(
                 "--dask: dask is not installed (pip install '.[cluster]')"
             ) from None
-        with distributed.Client(address) as client:
+        try:
+            client = distributed.Client(address, timeout="10s")
+        except OSError as exc:  # unreachable scheduler: a runtime failure, not usage
+            raise SweepFailed(f"--dask: cannot reach {address}: {exc}") from None
+        with client:
             futures = client.map(run_combination, *zip(*jobs, strict=True), pure=False)
             results: list[dict[str, Any]] = client.gather(futures)
             return results
@@ -196,6 +212,9 @@ def main_sweep(args: argparse.Namespace) -> int:
     except BacktestError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except SweepFailed as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     if args.format == "json":
         sys.stdout.write(orjson.dumps({"rows": rows}).decode() + "\n")
     else:
