@@ -217,6 +217,8 @@ def _ms(stamp: str) -> int | None:
     whole, _, frac = stamp.strip().partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
         return None
+    if not frac and len(whole) >= 13:  # already epoch ms (13 digits since 2001)
+        return int(whole)
     return int(whole) * 1000 + int((frac + "000")[:3])
 
 

@@ -285,3 +285,19 @@ def test_replay_is_the_backtest_paced_its_fills_are_the_backtests(
     fills = [line for line in out.splitlines() if "  fill " in line]
     result = run_backtest(load_spec([sample], []))
     assert len(fills) == result.fills > 0
+
+
+@pytest.mark.parametrize(
+    ("stamp", "ms"),
+    [
+        ("1733011200.1234", 1_733_011_200_123),
+        ("1733011200.5", 1_733_011_200_500),
+        ("1733011200", 1_733_011_200_000),
+        ("1733011200123", 1_733_011_200_123),  # a dump stamped in ms already
+        ("17330x1200", None),
+    ],
+)
+def test_trade_timestamps_are_read_exactly(stamp: str, ms: int | None) -> None:
+    from scalper.research.import_bybit import _ms
+
+    assert _ms(stamp) == ms
