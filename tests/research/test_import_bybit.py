@@ -301,3 +301,29 @@ def test_trade_timestamps_are_read_exactly(stamp: str, ms: int | None) -> None:
     from scalper.research.import_bybit import _ms
 
     assert _ms(stamp) == ms
+
+
+def test_rules_come_from_the_instruments_info_of_an_explicit_url(tmp_path: Path) -> None:
+    """Against ``scalper exchange`` on loopback (the only network these tools touch)."""
+    pair = write_archives(tmp_path, seconds=5, depth=20)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalper.cli", "exchange", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "listening on http://127.0.0.1:N (...)"
+        url = line.split("listening on ")[1].split()[0]
+        out = tmp_path / "ruled.jsonl"
+        code = main(["import-bybit", "--book", str(pair.book), "--rest-url", url,
+                     "--out", str(out)])  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert code == 0
+    header = RecordingReader(out.open("rb")).header
+    assert header.instrument is not None
+    assert (header.tick_size, header.instrument.qty_step, header.instrument.min_notional) == (
+        D("0.010"), D("0.1"), D("5")
+    )  # fmt: skip
