@@ -7,9 +7,9 @@ host; in sim mode with nothing configured it starts the built-in exchange, as
 keys, so ``--mode live`` works without them.
 
 ``replay`` loads the strategy settings the bot would use (``--config``, environment),
-and plays the file through ``Replayer``. Output goes to stdout (transitions, paper
-fills, then the summary); the parser's warnings about bad frames go to the log on
-stderr. Exit codes: 0 done, 1 runtime failure, 2 bad usage or unreadable input.
+and plays the file through ``Replayer`` (its orders filled by the backtest's matching
+venue). Output goes to stdout (transitions, fills, then the summary); the parser's
+warnings about bad frames go to the log on stderr. Exit codes: 0 done, 1 runtime failure, 2 bad usage or unreadable input.
 """
 
 from __future__ import annotations
@@ -259,17 +259,12 @@ def main_replay(args: argparse.Namespace) -> int:
             f"{_utc(header.start_ms)} from {header.url or '?'}"
             f"{'' if speed is None else f' at {speed:g}x'}"
         )
-        from ..research.venue import MatchingVenue, VenueSettings
-
-        timeout_ms = int(settings.execution.confirm_timeout_s * 1000)
-        venue = VenueSettings(confirm_timeout_ms=timeout_ms)
         player = Replayer(
             header,
             engine_config(settings, make_session_tag(header.start_ms)),
-            confirm_timeout_ms=timeout_ms,
+            confirm_timeout_ms=int(settings.execution.confirm_timeout_s * 1000),
             emit=emit,
             verbose=args.verbose,
-            venue=lambda book, instrument: MatchingVenue(book, instrument, venue),
         )
         interrupted = False
         try:

@@ -13,9 +13,10 @@ task's timer does.
 The engine's commands are carried out by a ``Venue`` (orders, cancels, position reads),
 whose answers are fed back as events at the same ``now_ms``; the loop runs until no
 event is left, so an entry, its fill and the stops armed after it all play out. The
-default venue is the simple ``PaperExchange``; ``scalper backtest`` and ``scalper
-replay`` pass ``scalper.research.venue.MatchingVenue`` (the simulator's matching engine
-driven by the recorded book and trades, with fees, latency and queue position).
+venue is ``scalper.research.venue.MatchingVenue``: the simulator's matching engine
+driven by the recorded book and trades (depth, queue position, fees, latency, the
+exchange-side stop), the same for ``scalper replay`` and ``scalper backtest``; a test may
+pass another through ``venue``.
 
 Connection markers are replayed too: ``disconnected`` invalidates the book (the engine
 is told, entries stop), ``reconnected`` invalidates it as well and feeds ``Resync``
@@ -66,8 +67,8 @@ from scalper.core.model import (
     Transition,
 )
 from scalper.core.strategy import Engine, EngineConfig
+from scalper.research.venue import BacktestFill, MatchingVenue, VenueSettings
 
-from .paper import PaperExchange, PaperFill
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
 
 __all__ = [
@@ -81,7 +82,7 @@ __all__ = [
     "replay",
 ]
 
-#: events handled for one input before the engine/paper loop is declared runaway
+#: events handled for one input before the engine/venue loop is declared runaway
 _MAX_STEPS: Final = 1_000
 #: ticks older than this before the next record are skipped (one tick does their work)
 _MAX_TICK_GAP_MS: Final = 60_000
@@ -92,12 +93,13 @@ Emit = Callable[[str], None]
 
 class Venue(Protocol):
     """What carries out the engine's orders during a replay; each call returns the events
-    to feed back. ``PaperExchange`` is one; ``research.venue.MatchingVenue`` another."""
+    to feed back (``research.venue.MatchingVenue`` is the one the commands use)."""
 
-    #: how its fills are named in the output ("paper fill", "fill")
-    fill_label: str
-    fills: list[PaperFill]
+    #: every execution so far, in order
+    fills: list[BacktestFill]
+    #: gross PnL realised so far, and the fees paid
     realised_pnl: Decimal
+    fees: Decimal
 
     def place(
         self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
@@ -125,7 +127,7 @@ VenueFactory = Callable[[OrderBook, Instrument], Venue]
 
 
 class ReplayError(Exception):
-    """The replay cannot go on (a runaway engine/paper loop: a bug, not bad data)."""
+    """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
 
 
 def assumed_instrument(header: RecordingHeader) -> Instrument:
@@ -166,6 +168,7 @@ class ReplaySummary:
     exits_placed: int
     exits_filled: int
     realised_pnl: Decimal
+    fees: Decimal
     unrealised_pnl: Decimal
     final_state: str
     position: str
@@ -198,8 +201,8 @@ class ReplaySummary:
             f"reconnects: {self.reconnects}; book at end: {book}",
             f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
             f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
-            f"  PnL before fees (scalper backtest reports the net): realised "
-            f"{self.realised_pnl:.4f}, unrealised {self.unrealised_pnl:.4f} USDT",
+            f"  PnL: realised {self.realised_pnl:.4f} before fees, fees {self.fees:.4f}, "
+            f"net {self.realised_pnl - self.fees:.4f}; unrealised {self.unrealised_pnl:.4f} USDT",
             f"  final state: {self.final_state}; position: {self.position}",
         ]
         if self.instrument_assumed:
@@ -211,9 +214,9 @@ class ReplaySummary:
 
 
 class Replayer:
-    """Feeds records through parse -> book -> engine, with paper fills. Sans-IO.
+    """Feeds records through parse -> book -> engine, filled by the venue. Sans-IO.
 
-    ``emit`` receives each output line (transitions, alerts, paper fills, resyncs;
+    ``emit`` receives each output line (transitions, alerts, fills, resyncs;
     with ``verbose`` also the engine's log lines).
     """
 
@@ -240,13 +243,12 @@ class Replayer:
             (t for t in header.topics if t.startswith("orderbook.")),
             public_topics(header.symbol)[0],
         )
-        self.paper: Venue
+        self.venue: Venue
         if venue is None:
-            self.paper = PaperExchange(
-                header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
-            )
+            settings = VenueSettings(confirm_timeout_ms=confirm_timeout_ms)
+            self.venue = MatchingVenue(self.book, self.instrument, settings)
         else:
-            self.paper = venue(self.book, self.instrument)
+            self.venue = venue(self.book, self.instrument)
         self._offset = header.clock_offset_ms
         #: engine time of the recording's start (output lines are stamped relative to it)
         self._origin = header.start_ms + self._offset
@@ -300,7 +302,7 @@ class Replayer:
         self._run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
 
     def _advance(self, t: int) -> None:
-        """Feed the timer ticks due before ``t`` (and expire unfilled paper orders)."""
+        """Feed the timer ticks due before ``t`` (and expire unfilled orders)."""
         nxt = self._next_tick
         assert nxt is not None
         if t - nxt > _MAX_TICK_GAP_MS:
@@ -308,7 +310,7 @@ class Replayer:
         while nxt <= t:
             self._now = max(self._now, nxt)
             self._settle(nxt)
-            for event in self.paper.expire(nxt):
+            for event in self.venue.expire(nxt):
                 if isinstance(event, OrderFailed):
                     self._line(nxt, f"order {event.order_link_id}: {event.reason}")
                 self._run(event, nxt)
@@ -318,7 +320,7 @@ class Replayer:
 
     def _settle(self, t: int) -> None:
         """Outcomes the venue has ready by ``t`` (orders and cancels that were in flight)."""
-        events = self.paper.settle(t)
+        events = self.venue.settle(t)
         if events:
             self._fill_lines(t)
             for event in events:
@@ -348,7 +350,7 @@ class Replayer:
             if top is not None:
                 self._run(BookUpdate(top=top), t)
                 if top.valid:
-                    filled = self.paper.on_book(top, t)
+                    filled = self.venue.on_book(top, t)
                     self._fill_lines(t)
                     for event in filled:
                         self._run(event, t)
@@ -362,7 +364,7 @@ class Replayer:
             self.public_trades += len(msg.trades)
             self._last_price = msg.trades[-1].price
             self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
-            filled = self.paper.on_trades(msg.trades, t)
+            filled = self.venue.on_trades(msg.trades, t)
             self._fill_lines(t)
             for event in filled:
                 self._run(event, t)
@@ -401,7 +403,7 @@ class Replayer:
     # ------------------------------------------------------------ engine loop
 
     def _run(self, event: Event, now: int) -> None:
-        """Handle ``event`` and everything the paper exchange answers, at ``now``."""
+        """Handle ``event`` and everything the venue answers, at ``now``."""
         first = self.engine.handle(event, now)
         if not first:
             return  # most market data: nothing to do (no queue built per frame)
@@ -416,7 +418,7 @@ class Replayer:
             if steps > _MAX_STEPS:
                 raise ReplayError(
                     f"more than {_MAX_STEPS} engine events for one input at t={now}: "
-                    "the engine and the paper exchange are looping"
+                    "the engine and the venue are looping"
                 )
             commands = self.engine.handle(queue.popleft(), now)
             for command in commands:
@@ -433,7 +435,7 @@ class Replayer:
             self._line(t, f"[{command.level}] {command.message}")
 
     def _carry_out(self, command: Command, t: int) -> list[Event]:
-        paper = self.paper
+        venue = self.venue
         if isinstance(command, PlaceOrder):
             intent = command.intent
             if intent.reduce_only:
@@ -441,26 +443,26 @@ class Replayer:
             else:
                 self.entries_placed += 1
             top = self.book.top()
-            events = paper.place(intent, t, top if top and top.valid else None, self._last_price)
+            events = venue.place(intent, t, top if top and top.valid else None, self._last_price)
             self._fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
                     self._line(t, f"order {intent.order_link_id} failed: {event.reason}")
             return events
         if isinstance(command, CancelOrder):
-            events = paper.cancel(command.order_link_id)
+            events = venue.cancel(command.order_link_id)
             if events:
                 self._line(t, f"order {command.order_link_id} cancelled")
             return events
         if isinstance(command, RequestPosition):
-            return paper.snapshot_events(command.symbol)
+            return venue.snapshot_events(command.symbol)
         if isinstance(command, Subscribe) and command.symbol != self.symbol:
             self._line(t, f"engine asked for {command.symbol}: not in this recording")
         return []
 
     def _fill_lines(self, t: int) -> None:
-        """Print the paper fills made since the last call."""
-        fills = self.paper.fills
+        """Print the fills made since the last call."""
+        fills = self.venue.fills
         if len(fills) == self._fills_shown:
             return
         new, self._fills_shown = fills[self._fills_shown :], len(fills)
@@ -469,7 +471,7 @@ class Replayer:
             pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
             self._line(
                 t,
-                f"{self.paper.fill_label} {fill.side.value} {fill.qty} @ {fill.price} "
+                f"fill {fill.side.value} {fill.qty} @ {fill.price} "
                 f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
             )
 
@@ -484,8 +486,8 @@ class Replayer:
         errors.update(self.unknown_events)
         top = self.book.top()
         mark = top.mid if top is not None and top.valid else self._last_price
-        paper = self.paper
-        position = paper.position()
+        venue = self.venue
+        position = venue.position()
         held = (
             "flat"
             if position.side is None
@@ -504,11 +506,12 @@ class Replayer:
             disconnects=self.disconnects,
             reconnects=self.reconnects,
             entries_placed=self.entries_placed,
-            entries_filled=sum(1 for f in paper.fills if not f.reduce_only),
+            entries_filled=sum(1 for f in venue.fills if not f.reduce_only),
             exits_placed=self.exits_placed,
-            exits_filled=sum(1 for f in paper.fills if f.reduce_only),
-            realised_pnl=paper.realised_pnl,
-            unrealised_pnl=paper.unrealised(mark),
+            exits_filled=sum(1 for f in venue.fills if f.reduce_only),
+            realised_pnl=venue.realised_pnl,
+            fees=venue.fees,
+            unrealised_pnl=venue.unrealised(mark),
             final_state=self.engine.state.value,
             position=held,
             book_valid=self.book.valid,

@@ -88,7 +88,7 @@ class RecordingHeader:
     """What was recorded, where from, and the price grid needed to rebuild the book.
 
     ``instrument`` holds the full trading rules when instruments-info was reachable at
-    record time; replay needs them to size paper orders exactly as the bot would.
+    record time; replay needs them to size orders exactly as the bot would.
     """
 
     symbol: str

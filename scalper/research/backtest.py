@@ -313,8 +313,8 @@ def run_backtest(
                     emit(f"{path}: read stopped: {exc}")
         (venue,) = venues
         symbols.append(header.symbol)
-        fills.extend(venue.executions)
-        symbol_of.extend([header.symbol] * len(venue.executions))
+        fills.extend(venue.fills)
+        symbol_of.extend([header.symbol] * len(venue.fills))
         counts["records"] += player.records
         counts["book_frames"] += player.book_messages
         counts["trade_frames"] += player.trade_messages

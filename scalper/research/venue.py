@@ -63,7 +63,6 @@ from scalper.core.model import (
     Trade,
     TriggerBy,
 )
-from scalper.replay.paper import PaperFill
 from scalper.sim.accounts import Account, Order
 from scalper.sim.book import SimBook
 from scalper.sim.errors import VenueError
@@ -252,6 +251,8 @@ class _Working:
     ahead: int = 0
     reported_qty: Decimal = _ZERO
     cancel_sent: bool = False
+    #: the cancel is the execution task's, after the confirmation timeout
+    timed_out: bool = False
 
 
 _InFlight = tuple[int, Literal["place", "cancel"], str]
@@ -259,8 +260,6 @@ _InFlight = tuple[int, Literal["place", "cancel"], str]
 
 class MatchingVenue:
     """One symbol's exchange for a backtest: the recorded market + the simulator's matcher."""
-
-    fill_label = "fill"
 
     def __init__(self, book: OrderBook, instrument: Instrument, settings: VenueSettings) -> None:
         self.symbol = instrument.symbol
@@ -288,9 +287,8 @@ class MatchingVenue:
         self._events: list[Event] = []
         self._last_price: float | None = None
         self.stop: StopTrigger | None = None
-        #: every execution, in order (``fills`` is the same in the replay's shape)
-        self.executions: list[BacktestFill] = []
-        self.fills: list[PaperFill] = []
+        #: every execution, in order
+        self.fills: list[BacktestFill] = []
         self.realised_pnl = _ZERO
         self.fees = _ZERO
         #: orders that reached the matcher, and stops it fired
@@ -365,7 +363,7 @@ class MatchingVenue:
         timeout = self.settings.confirm_timeout_ms
         for link, working in list(self._working.items()):
             if not working.cancel_sent and now_ms - working.sent_ms >= timeout:
-                working.cancel_sent = True
+                working.cancel_sent = working.timed_out = True
                 self._inflight.append((now_ms + self.settings.latency_ms, "cancel", link))
         return self.settle(now_ms)
 
@@ -604,7 +602,7 @@ class MatchingVenue:
         side = Side.BUY if order.side == "Buy" else Side.SELL
         self.realised_pnl += realised
         self.fees += fee
-        self.executions.append(
+        self.fills.append(
             BacktestFill(
                 t=self._exec_ms,
                 order_link_id=order.order_link_id,
@@ -614,18 +612,6 @@ class MatchingVenue:
                 maker=maker,
                 fee=fee,
                 reduce_only=order.reduce_only,
-                realised=realised,
-            )
-        )
-        self.fills.append(
-            PaperFill(
-                t=self._exec_ms,
-                order_link_id=order.order_link_id,
-                side=side,
-                qty=qty,
-                price=price,
-                reduce_only=order.reduce_only,
-                maker=maker,
                 realised=realised,
             )
         )
@@ -653,7 +639,12 @@ class MatchingVenue:
             del self._working[link]
             reason = f"{order.status.lower()} ({order.reject_reason})"
             if working.cancel_sent and order.cancel_type == "CancelByUser":
-                reason = "cancelled"
+                seconds = self.settings.confirm_timeout_ms / 1000
+                reason = (
+                    f"not filled within {seconds:g}s: cancelled"
+                    if working.timed_out
+                    else ("cancelled")
+                )
             self._events.append(
                 OrderFailed(order_link_id=link, reason=reason, filled_qty=cum, avg_price=avg)
             )

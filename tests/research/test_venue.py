@@ -71,7 +71,7 @@ def test_a_market_order_walks_three_recorded_levels_and_pays_the_taker_fee() -> 
     assert [type(e) for e in events] == [OrderAccepted, OrderFilled]
     # 2 @ 100.01 + 3 @ 100.02 + 2 @ 100.03 = 700.14 for 7: average 100.02
     assert events[1] == OrderFilled(order_link_id="e1", filled_qty=D("7.0"), avg_price=D("100.02"))
-    assert [(f.price, f.qty, f.maker) for f in venue.executions] == [
+    assert [(f.price, f.qty, f.maker) for f in venue.fills] == [
         (D("100.01"), D("2.0"), False),
         (D("100.02"), D("3.0"), False),
         (D("100.03"), D("2.0"), False),
@@ -108,7 +108,7 @@ def test_post_only_fills_only_after_the_size_resting_ahead_of_it_has_traded() ->
     assert venue.on_trades([_trade(100.00, 1, Side.SELL)], T0 + 4) == [
         OrderFilled(order_link_id="e1", filled_qty=D("2.0"), avg_price=D("100.00"))
     ]
-    assert [(f.maker, f.fee) for f in venue.executions] == [
+    assert [(f.maker, f.fee) for f in venue.fills] == [
         (True, D("100.00") * D("0.0002")),
         (True, D("100.00") * D("0.0002")),
     ]
@@ -135,7 +135,7 @@ def test_post_only_that_would_cross_is_cancelled_as_bybit_does() -> None:
     assert [type(e) for e in events] == [OrderAccepted, OrderFailed]
     assert isinstance(events[1], OrderFailed)
     assert "EC_PostOnlyWillTakeLiquidity" in events[1].reason
-    assert venue.executions == []
+    assert venue.fills == []
 
 
 def test_latency_the_order_meets_the_book_of_its_arrival() -> None:
@@ -146,7 +146,7 @@ def test_latency_the_order_meets_the_book_of_its_arrival() -> None:
     assert venue.settle(T0 + 49) == []
     events = venue.settle(T0 + 50)
     assert events[-1] == OrderFilled(order_link_id="e1", filled_qty=D("1.0"), avg_price=D("100.03"))
-    assert venue.executions[0].t == T0 + 50
+    assert venue.fills[0].t == T0 + 50
 
 
 def test_an_order_not_final_at_the_confirmation_timeout_is_cancelled_with_its_fill() -> None:
@@ -159,7 +159,10 @@ def test_an_order_not_final_at_the_confirmation_timeout_is_cancelled_with_its_fi
     assert venue.expire(T0 + 10_000) == []  # the cancel is on its way
     assert venue.settle(T0 + 10_010) == [
         OrderFailed(
-            order_link_id="e1", reason="cancelled", filled_qty=D("1.0"), avg_price=D("99.99")
+            order_link_id="e1",
+            reason="not filled within 10s: cancelled",
+            filled_qty=D("1.0"),
+            avg_price=D("99.99"),
         )
     ]
     assert venue.snapshot_events(SYM)[1] == OpenOrders(symbol=SYM, order_link_ids=())
@@ -186,9 +189,26 @@ def test_the_exchange_stop_of_an_entry_closes_the_position_when_it_triggers(
         PositionSnapshot(symbol=SYM, side=None, size=D(0)),
         OpenOrders(symbol=SYM, order_link_ids=()),
     ]
-    close = venue.executions[-1]
+    close = venue.fills[-1]
     assert (close.order_link_id, close.side, close.qty, close.price) == (
         "", Side.SELL, D("2.0"), D("99.49")
     )  # fmt: skip
     assert venue.stops_fired == 1 and venue.stop is None
     assert venue.realised_pnl == (D("99.49") - D("100.01")) * 2
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_reduce_only_never_grows_or_flips_the_position(side: Side) -> None:
+    venue = _venue(_book(BIDS, ASKS))
+    venue.place(_market(side, "3"), T0, None, None)
+    close = _market(side.opposite, "5", link="x1", reduce_only=True)
+    events = venue.place(close, T0 + 1, None, None)
+    assert events[-1] == OrderFilled(
+        order_link_id="x1",
+        filled_qty=D("3.0"),
+        # a sell of 3 into the bids (5 @ 100.00); a buy of 3 walks 2 @ 100.01 + 1 @ 100.02
+        avg_price=D("100.00") if side is Side.BUY else (D("200.02") + D("100.02")) / 3,
+    )  # clamped to the position
+    assert venue.position() == PositionSnapshot(symbol=SYM, side=None, size=D(0))
+    refused = venue.place(_market(side, "1", link="x2", reduce_only=True), T0 + 2, None, None)
+    assert isinstance(refused[0], OrderFailed) and "110017" in refused[0].reason
