@@ -9,7 +9,8 @@ keys, so ``--mode live`` works without them.
 ``replay`` loads the strategy settings the bot would use (``--config``, environment),
 and plays the file through ``Replayer`` (its orders filled by the backtest's matching
 venue). Output goes to stdout (transitions, fills, then the summary); the parser's
-warnings about bad frames go to the log on stderr. Exit codes: 0 done, 1 runtime failure, 2 bad usage or unreadable input.
+warnings about bad frames go to the log on stderr. Exit codes: 0 done, 1 runtime
+failure, 2 bad usage or unreadable input.
 """
 
 from __future__ import annotations
