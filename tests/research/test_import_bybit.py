@@ -327,3 +327,11 @@ def test_rules_come_from_the_instruments_info_of_an_explicit_url(tmp_path: Path)
     assert (header.tick_size, header.instrument.qty_step, header.instrument.min_notional) == (
         D("0.010"), D("0.1"), D("5")
     )  # fmt: skip
+
+
+def test_progress_is_reported_while_importing_and_at_the_end(tmp_path: Path) -> None:
+    book, trades = synthetic_day(tmp_path, 45_000, 100)
+    seen: list[int] = []
+    import_archives([book], [trades], io.BytesIO(), tick_size=D("0.0001"), instrument=None,
+                    progress=lambda stats: seen.append(stats.records))  # fmt: skip
+    assert seen == [20_000, 40_000, 45_100]
