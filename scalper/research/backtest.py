@@ -249,6 +249,13 @@ def _report(fills: Sequence[BacktestFill], symbol_of: Sequence[str]) -> tuple[st
     return format_report(report), report
 
 
+def _plot(equity: Sequence[Decimal], path: str) -> None:
+    """The equity curve as a PNG, drawn by ``report`` (next to ``_report``: one place)."""
+    from scalper.report import render_png
+
+    render_png([float(v) for v in equity], path)
+
+
 def _max_drawdown(equity: Sequence[Decimal]) -> Decimal:
     peak = Decimal(0)
     worst = Decimal(0)
@@ -391,9 +398,7 @@ def main_backtest(args: argparse.Namespace) -> int:
     else:
         out.write(result.render())
     if args.plot:
-        from scalper.report import render_png
-
-        render_png([float(v) for v in result.equity], args.plot)
+        _plot(result.equity, args.plot)
         if args.format == "text":
             out.write(f"equity curve written to {args.plot}\n")
     return 0
