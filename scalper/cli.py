@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     exchange.add_argument("--rate", type=float, metavar="MSGS_PER_S", help="public msgs/s")
     exchange.add_argument("--api-key", default="sim-key")
     exchange.add_argument("--api-secret", default="sim-secret")
+    exchange.add_argument(
+        "--hedge-mode", action="store_true", help="the account is in hedge mode (positionIdx 1/2)"
+    )
     exchange.set_defaults(handler=_cmd_exchange)
 
     bench = sub.add_parser("bench", help="hot-path benchmarks, as ratios to a baseline")

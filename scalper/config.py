@@ -28,7 +28,6 @@ Each value's origin is kept in ``Settings.sources`` (``"section.key" -> origin``
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import tomllib
 import types
@@ -38,6 +37,18 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+
+from .core.model import TriggerBy
+from .core.risk import RiskLimits
+from .core.rules import (
+    check_fee_rate,
+    check_int,
+    check_link_part,
+    check_number,
+    check_positive_decimal,
+    check_trigger,
+)
+from .core.strategy import EngineConfig
 
 __all__ = [
     "BYBIT_HOSTS",
@@ -53,6 +64,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StrategySettings",
+    "engine_config",
     "load_settings",
     "overrides_from_args",
     "render_settings",
@@ -169,13 +181,7 @@ def _int(minimum: int | None = None, maximum: int | None = None) -> Convert:
                 value = int(value.strip().replace("_", ""))
             except ValueError:
                 raise _BadValue(f"expected an integer, got {value!r}") from None
-        if type(value) is not int:
-            raise _BadValue(f"expected an integer, got {_show(value)}")
-        if minimum is not None and value < minimum:
-            raise _BadValue(f"must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise _BadValue(f"must be <= {maximum}, got {value}")
-        return value
+        return check_int(value, ge=minimum, le=maximum)  # the one rule (core.rules)
 
     return convert
 
@@ -187,23 +193,12 @@ def _float(*, gt: float | None = None, ge: float | None = None, le: float | None
                 value = float(value.strip().replace("_", ""))
             except ValueError:
                 raise _BadValue(f"expected a number, got {value!r}") from None
-        if type(value) not in (int, float):
-            raise _BadValue(f"expected a number, got {_show(value)}")
-        number = float(value)  # type: ignore[arg-type]
-        if not math.isfinite(number):
-            raise _BadValue(f"must be a finite number, got {value}")
-        if gt is not None and number <= gt:
-            raise _BadValue(f"must be > {gt:g}, got {value}")
-        if ge is not None and number < ge:
-            raise _BadValue(f"must be >= {ge:g}, got {value}")
-        if le is not None and number > le:
-            raise _BadValue(f"must be <= {le:g}, got {value}")
-        return number
+        return check_number(value, gt=gt, ge=ge, le=le)  # the one rule (core.rules)
 
     return convert
 
 
-def _decimal(*, gt: int = 0) -> Convert:
+def _decimal(check: Callable[[object], Decimal] = check_positive_decimal) -> Convert:
     """Money: kept exact (a TOML float goes through its repr, ``0.1`` -> ``0.1``)."""
 
     def convert(value: object, text: bool) -> Decimal:
@@ -220,9 +215,7 @@ def _decimal(*, gt: int = 0) -> Convert:
             raise _BadValue(f"expected a number, got {_show(value)}")
         if not number.is_finite():
             raise _BadValue(f"must be a finite number, got {value}")
-        if number <= gt:
-            raise _BadValue(f"must be > {gt}, got {value}")
-        return number
+        return check(number)  # the one rule (core.rules)
 
     return convert
 
@@ -266,6 +259,27 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Convert:
         if normal not in options:
             raise _BadValue(f"expected one of {', '.join(options)}, got {value!r}")
         return normal
+
+    return convert
+
+
+def _link_part() -> Convert:
+    """A part of our orderLinkId (the engine's rule: core.rules.check_link_part)."""
+
+    def convert(value: object, text: bool) -> str:
+        if not isinstance(value, str):
+            raise _BadValue(f"expected a string, got {_show(value)}")
+        return check_link_part(value)
+
+    return convert
+
+
+def _trigger() -> Convert:
+    """A stop trigger name, checked by the engine's rule (core.rules.check_trigger)."""
+
+    def convert(value: object, text: bool) -> str:
+        trigger: TriggerBy = check_trigger(value.strip() if isinstance(value, str) else value)
+        return trigger.value
 
     return convert
 
@@ -411,20 +425,7 @@ class StrategySettings:
     liquid_spread_bps: float = _setting(10.0, _float(gt=0), "liquid book: spread below this ...")
     liquid_min_size: float = _setting(100.0, _float(ge=0), "... and both top sizes above this")
     max_hold_s: float = _setting(300.0, _float(ge=0), "close a position after this long; 0 = never")
-    link_id_prefix: str = _setting("scalp", _str(empty=False), "orderLinkId prefix of our orders")
-
-    @link_id_prefix.validator
-    def _check_prefix(self, _attribute: attrs.Attribute[str], value: str) -> None:
-        if not _link_prefix_ok(value):
-            raise ValueError(f"link_id_prefix: {_LINK_PREFIX_WHY}, got {value!r}")
-
-
-_LINK_PREFIX_WHY = "must be 1-16 characters of A-Z a-z 0-9 _ -"
-
-
-def _link_prefix_ok(value: str) -> bool:
-    # orderLinkId is <= 36 chars of [A-Za-z0-9_-]; leave room for the unique suffix.
-    return 1 <= len(value) <= 16 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)
+    link_id_prefix: str = _setting("scalp", _link_part(), "orderLinkId prefix of our orders")
 
 
 @attrs.frozen(kw_only=True)
@@ -450,6 +451,15 @@ class RiskSettings:
     max_daily_loss_usd: Decimal = _setting(Decimal(100), _decimal(), "USD")  # noqa: RUF009
     max_orders_per_minute: int = _setting(20, _int(1, 10_000), "order rate cap (entries+closes)")
     flatten_on_exit: bool = _setting(True, _bool(), "close the position on shutdown")
+    exchange_stop_margin_pct: float = _setting(
+        0.25, _float(ge=0, le=100), "exchange-side stop: this % beyond the bot's own stop"
+    )
+    exchange_stop_trigger: str = _setting(
+        "MarkPrice", _trigger(), "MarkPrice | LastPrice | IndexPrice: what triggers that stop"
+    )
+    taker_fee_rate: Decimal = _setting(  # noqa: RUF009
+        Decimal("0.00055"), _decimal(check_fee_rate), "fee rate assumed where none is reported"
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -631,13 +641,21 @@ class _Merger:
                 "strategy.min_ticks",
                 f"must be <= strategy.window ({strategy['window']}), got {strategy['min_ticks']}",
             )
-        if not _link_prefix_ok(strategy["link_id_prefix"]):
-            raise SettingsError(
-                "strategy.link_id_prefix",
-                f"{_LINK_PREFIX_WHY}, got {strategy['link_id_prefix']!r} "
-                f"(from {self.sources['strategy.link_id_prefix']})",
-            )
         risk = self.values["risk"]
+        if strategy["stop_loss_pct"] + risk["exchange_stop_margin_pct"] >= 100:
+            # name the key that was set (the margin when both were)
+            margin_set = self.sources["risk.exchange_stop_margin_pct"] != "default"
+            key, other = (
+                ("risk.exchange_stop_margin_pct", "strategy.stop_loss_pct")
+                if margin_set
+                else ("strategy.stop_loss_pct", "risk.exchange_stop_margin_pct")
+            )
+            raise SettingsError(
+                key,
+                f"{other} + this must be < 100 (a long's exchange stop would be at or "
+                f"below 0), got {strategy['stop_loss_pct']} + "
+                f"{risk['exchange_stop_margin_pct']}",
+            )
         if risk["max_position_usd"] < strategy["position_usd"]:
             raise SettingsError(
                 "risk.max_position_usd",
@@ -672,6 +690,40 @@ def load_settings(
             origin = f"flag {flag_names[key]}" if key in flag_names else "override"
             merger.set(key, value, origin, text=True)
     return merger.build()
+
+
+def engine_config(settings: Settings, session_tag: str) -> EngineConfig:
+    """Translate settings (operator units: seconds, percent) into the engine's.
+
+    The loader checked every value with the rules the engine uses (``core.rules``),
+    so a loaded ``Settings`` always builds (a test holds the two together).
+    """
+    st, risk = settings.strategy, settings.risk
+    return EngineConfig(
+        session_tag=session_tag,
+        window=st.window,
+        min_ticks=st.min_ticks,
+        momentum_threshold=st.momentum_threshold,
+        max_spread_bps=st.max_spread_bps,
+        position_usd=st.position_usd,
+        stop_loss_pct=st.stop_loss_pct,
+        take_profit_pct=st.take_profit_pct,
+        stale_ms=st.stale_ms,
+        liquid_spread_bps=st.liquid_spread_bps,
+        liquid_min_size=st.liquid_min_size,
+        max_hold_ms=int(st.max_hold_s * 1000) or None,
+        link_id_prefix=st.link_id_prefix,
+        flatten_on_halt=risk.flatten_on_exit,
+        risk=RiskLimits(
+            max_position_usd=risk.max_position_usd,
+            max_daily_loss_usd=risk.max_daily_loss_usd,
+            max_orders_per_minute=risk.max_orders_per_minute,
+            cooldown_ms=int(st.cooldown_s * 1000),
+            exchange_stop_margin_pct=risk.exchange_stop_margin_pct,
+            exchange_stop_trigger=TriggerBy(risk.exchange_stop_trigger),
+            taker_fee_rate=risk.taker_fee_rate,
+        ),
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:

@@ -13,12 +13,12 @@ import argparse
 import struct
 import sys
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import attrs
+from .core.pnl import Fill, Ledger, Report, RoundTrip, build_report
 
 __all__ = [
     "Fill",
@@ -29,128 +29,6 @@ __all__ = [
     "main_report",
     "render_png",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class Fill:
-    """One executed order as the journal recorded it."""
-
-    ts_ms: int
-    symbol: str
-    side: str  # "Buy" / "Sell"
-    qty: Decimal
-    price: Decimal
-    fee: Decimal = Decimal(0)
-
-
-@attrs.frozen(kw_only=True)
-class RoundTrip:
-    """A position opened and (partly) closed: the realised result of one close."""
-
-    symbol: str
-    side: str  # side of the position that was closed
-    qty: Decimal
-    entry: Decimal
-    exit: Decimal
-    pnl: Decimal
-    closed_ms: int
-
-
-@attrs.frozen(kw_only=True)
-class Report:
-    """Everything ``scalper report`` prints."""
-
-    trips: tuple[RoundTrip, ...]
-    fees: Decimal
-    realised: Decimal
-    equity: tuple[tuple[int, Decimal], ...]  # (ts_ms, net realised pnl)
-
-    @property
-    def net(self) -> Decimal:
-        """Realised PnL minus fees."""
-        return self.realised - self.fees
-
-    @property
-    def wins(self) -> int:
-        """Round trips with a positive PnL."""
-        return sum(1 for t in self.trips if t.pnl > 0)
-
-
-@attrs.define
-class _Position:
-    size: Decimal = Decimal(0)  # signed: + long, - short
-    entry: Decimal = Decimal(0)
-
-
-class Ledger:
-    """Fills replayed one at a time through one-way positions (per symbol).
-
-    Incremental, so the live bot can keep its PnL current at O(1) per fill;
-    ``build_report`` is the same ledger run over a whole journal.
-    """
-
-    def __init__(self) -> None:
-        self._positions: dict[str, _Position] = {}
-        self._trips: list[RoundTrip] = []
-        self._equity: list[tuple[int, Decimal]] = []
-        self.fees = Decimal(0)
-        self.realised = Decimal(0)
-
-    @property
-    def net(self) -> Decimal:
-        """Realised PnL minus fees so far."""
-        return self.realised - self.fees
-
-    def add(self, fill: Fill) -> None:
-        """Apply one fill: open, add to, reduce, close or flip the symbol's position."""
-        pos = self._positions.setdefault(fill.symbol, _Position())
-        signed = fill.qty if fill.side == "Buy" else -fill.qty
-        self.fees += fill.fee
-        if pos.size == 0 or (pos.size > 0) == (signed > 0):
-            total = pos.size + signed
-            pos.entry = (pos.entry * abs(pos.size) + fill.price * fill.qty) / abs(total)
-            pos.size = total
-        else:
-            closed = min(abs(signed), abs(pos.size))
-            direction = 1 if pos.size > 0 else -1
-            pnl = (fill.price - pos.entry) * closed * direction
-            self.realised += pnl
-            self._trips.append(
-                RoundTrip(
-                    symbol=fill.symbol,
-                    side="Buy" if direction > 0 else "Sell",
-                    qty=closed,
-                    entry=pos.entry,
-                    exit=fill.price,
-                    pnl=pnl,
-                    closed_ms=fill.ts_ms,
-                )
-            )
-            remainder = abs(signed) - closed
-            if remainder > 0:  # flipped through zero: the rest opens the other way
-                pos.size, pos.entry = -direction * remainder, fill.price
-            else:
-                pos.size += signed
-                if pos.size == 0:
-                    pos.entry = Decimal(0)
-        self._equity.append((fill.ts_ms, self.net))
-
-    def report(self) -> Report:
-        """Everything so far, as a ``Report``."""
-        return Report(
-            trips=tuple(self._trips),
-            fees=self.fees,
-            realised=self.realised,
-            equity=tuple(self._equity),
-        )
-
-
-def build_report(fills: Iterable[Fill]) -> Report:
-    """Replay fills through one-way positions (per symbol) and collect realised PnL."""
-    ledger = Ledger()
-    for fill in fills:
-        ledger.add(fill)
-    return ledger.report()
 
 
 # ------------------------------------------------------------------ PNG

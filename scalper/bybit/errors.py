@@ -21,6 +21,8 @@
     │   ├── InsufficientBalance     110004 / 110006 / 110007 / 110012 / 110044 / 110045  final
     │   ├── OrderNotFound           110001                                               final
     │   ├── OrderAlreadyFinal       110008 / 110010: already filled or cancelled          final
+    │   ├── NotModified             34040 (trading-stop) / 110043 (leverage): the values are
+    │                               already set; the callers treat it as success         final
     │   └── DuplicateOrder          110072: the orderLinkId was used already              final
     │                               (place_order resolves it by reading; if the order is not
     │                               visible it raises AmbiguousOutcome from it instead)
@@ -46,6 +48,7 @@ __all__ = [
     "InsufficientBalance",
     "InvalidRequest",
     "NetworkError",
+    "NotModified",
     "OrderAlreadyFinal",
     "OrderNotFound",
     "ProtocolError",
@@ -162,6 +165,10 @@ class OrderAlreadyFinal(ExchangeError):
     """110008 / 110010: the order is already filled or cancelled."""
 
 
+class NotModified(ExchangeError):
+    """34040 / 110043: the request asks for what is already set (stop, leverage)."""
+
+
 class DuplicateOrder(ExchangeError):
     """110072: the orderLinkId was already used: the order may exist already."""
 
@@ -201,6 +208,8 @@ _BY_CODE: dict[int, type[ExchangeError]] = {
     110008: OrderAlreadyFinal,
     110010: OrderAlreadyFinal,
     110072: DuplicateOrder,
+    34040: NotModified,
+    110043: NotModified,
 }
 
 

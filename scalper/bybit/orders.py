@@ -71,7 +71,12 @@ class ReadOrder(Protocol):
 
 
 def order_body(intent: OrderIntent) -> dict[str, Any]:
-    """The ``/v5/order/create`` body for ``intent``, keys in the signed order."""
+    """The ``/v5/order/create`` body for ``intent``, keys in the signed order.
+
+    An intent with a ``stop_loss`` also carries ``stopLoss``, ``slTriggerBy``,
+    ``tpslMode=Full`` (the stop covers the whole position and Bybit cancels it when the
+    position closes) and ``slOrderType=Market``.
+    """
     body: dict[str, Any] = {
         "category": CATEGORY,
         "symbol": intent.symbol,
@@ -87,6 +92,11 @@ def order_body(intent: OrderIntent) -> dict[str, Any]:
     body["positionIdx"] = 0
     body["orderLinkId"] = intent.order_link_id
     body["reduceOnly"] = intent.reduce_only
+    if intent.stop_loss is not None:
+        body["stopLoss"] = dec_str(intent.stop_loss)
+        body["slTriggerBy"] = intent.sl_trigger_by.value
+        body["tpslMode"] = "Full"
+        body["slOrderType"] = "Market"
     return body
 
 

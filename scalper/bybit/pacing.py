@@ -23,7 +23,14 @@ import httpx
 import trio
 from loguru import logger
 
-from .paths import ORDER_AMEND, ORDER_CANCEL, ORDER_CANCEL_ALL, ORDER_CREATE, SET_LEVERAGE
+from .paths import (
+    ORDER_AMEND,
+    ORDER_CANCEL,
+    ORDER_CANCEL_ALL,
+    ORDER_CREATE,
+    SET_LEVERAGE,
+    TRADING_STOP,
+)
 
 __all__ = ["DEFAULT_PATH_LIMITS", "Pacer", "RateLimitState", "WindowLimiter"]
 
@@ -34,6 +41,7 @@ DEFAULT_PATH_LIMITS: Final[Mapping[str, int]] = {
     ORDER_CANCEL: 10,
     ORDER_CANCEL_ALL: 10,
     SET_LEVERAGE: 10,
+    TRADING_STOP: 10,
 }
 
 

@@ -35,6 +35,7 @@ import orjson
 from loguru import logger
 
 from scalper.core.model import (
+    ClosedPnl,
     Fill,
     Instrument,
     OrderStatus,
@@ -63,6 +64,7 @@ __all__ = [
     "WalletBalance",
     "WalletMessage",
     "book_from_rest",
+    "closed_pnl_from_wire",
     "fill_from_wire",
     "instrument_from_wire",
     "loads",
@@ -476,11 +478,58 @@ def order_from_wire(row: Mapping[str, Any]) -> OrderUpdate:
             leaves_qty=_dec(row, "leavesQty", empty=_ZERO),
             reject_reason=_opt_str(row, "rejectReason"),
             updated_ms=_opt_int(row, "updatedTime"),
+            stop_order_type=_unset(_opt_str(row, "stopOrderType")),
+            create_type=_unset(_opt_str(row, "createType")),
+            cum_fee=_order_fee(row),
         )
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ParseError):
             raise
         raise ParseError(BAD_VALUE, f"order: {exc}") from exc
+
+
+#: the settle coin of every contract this bot trades
+_SETTLE_COIN: Final = "USDT"
+
+
+def _unset(value: str) -> str:
+    """Bybit's unset enum: "UNKNOWN" over REST, "" on the stream; both read as ""."""
+    return "" if value == "UNKNOWN" else value
+
+
+def _order_fee(row: Mapping[str, Any]) -> Decimal:
+    """An order's cumulative fee in the settle coin: ``cumFeeDetail[USDT]`` (the field
+    Bybit documents for linear), else the deprecated ``cumExecFee``; 0 when neither."""
+    detail = row.get("cumFeeDetail")
+    if detail is not None and detail != "":
+        coins = _dict(detail, "cumFeeDetail")
+        if _SETTLE_COIN in coins:
+            return _dec(coins, _SETTLE_COIN, empty=_ZERO)
+        if coins:  # fees in another coin only (e.g. a fee discount token): none in USDT
+            return _ZERO
+    return _dec(row, "cumExecFee", empty=_ZERO)
+
+
+def closed_pnl_from_wire(row: Mapping[str, Any]) -> ClosedPnl:
+    """One ``/v5/position/closed-pnl`` row -> ``ClosedPnl`` (``closedPnl`` is net of fees)."""
+    try:
+        return ClosedPnl(
+            symbol=_str(row, "symbol"),
+            order_id=_str(row, "orderId"),
+            side=_enum(Side, row, "side"),
+            qty=_dec(row, "qty", empty=_ZERO),
+            closed_size=_dec(row, "closedSize"),
+            avg_entry_price=_dec(row, "avgEntryPrice", empty=_ZERO),
+            avg_exit_price=_dec(row, "avgExitPrice", empty=_ZERO),
+            closed_pnl=_dec(row, "closedPnl"),
+            exec_type=_opt_str(row, "execType", "Trade"),
+            created_ms=_int(row, "createdTime"),
+            updated_ms=_int(row, "updatedTime"),
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ParseError):
+            raise
+        raise ParseError(BAD_VALUE, f"closed-pnl: {exc}") from exc
 
 
 def fill_from_wire(row: Mapping[str, Any]) -> Fill | None:
@@ -514,7 +563,9 @@ def position_from_wire(row: Mapping[str, Any]) -> PositionSnapshot:
     """A position row -> ``PositionSnapshot`` (REST ``avgPrice``, stream ``entryPrice``).
 
     Flat (``side`` "" or size 0) reads as ``side=None, size=0``. ``realised_pnl`` is
-    Bybit's ``cumRealisedPnl`` (cumulative over the symbol's life).
+    Bybit's ``cumRealisedPnl`` (cumulative over the symbol's life). ``stopLoss`` /
+    ``takeProfit`` of ``""``, ``"0"`` or ``"0.00"`` mean no stop armed (None);
+    ``positionIdx`` 1/2 marks a hedge-mode account.
     """
     size = _dec(row, "size", empty=_ZERO)
     side_s = _str(row, "side")
@@ -532,11 +583,24 @@ def position_from_wire(row: Mapping[str, Any]) -> PositionSnapshot:
             avg_price=_dec(row, price_key) if side is not None else _ZERO,
             unrealised_pnl=_dec(row, "unrealisedPnl", empty=_ZERO),
             realised_pnl=_dec(row, "cumRealisedPnl", empty=_ZERO),
+            stop_loss=_opt_price(row, "stopLoss"),
+            take_profit=_opt_price(row, "takeProfit"),
+            position_idx=_position_idx(row),
         )
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ParseError):
             raise
         raise ParseError(BAD_VALUE, f"position: {exc}") from exc
+
+
+def _position_idx(row: Mapping[str, Any]) -> int:
+    """``positionIdx``: 0 one-way, 1/2 hedge mode (absent: 0); anything else is malformed."""
+    if "positionIdx" not in row:
+        return 0
+    idx = _int(row, "positionIdx")
+    if idx not in (0, 1, 2):
+        raise ParseError(BAD_VALUE, f"'positionIdx'={idx!r} is not 0, 1 or 2")
+    return idx
 
 
 def wallet_from_wire(row: Mapping[str, Any]) -> WalletBalance:

@@ -16,7 +16,10 @@ __all__ = [
     "ORDER_CREATE",
     "ORDER_HISTORY",
     "ORDER_REALTIME",
+    "POSITION_CLOSED_PNL",
+    "POSITION_LIST",
     "SET_LEVERAGE",
+    "TRADING_STOP",
 ]
 
 CATEGORY: Final = "linear"
@@ -27,3 +30,6 @@ ORDER_CANCEL_ALL: Final = "/v5/order/cancel-all"
 ORDER_REALTIME: Final = "/v5/order/realtime"
 ORDER_HISTORY: Final = "/v5/order/history"
 SET_LEVERAGE: Final = "/v5/position/set-leverage"
+POSITION_LIST: Final = "/v5/position/list"
+TRADING_STOP: Final = "/v5/position/trading-stop"
+POSITION_CLOSED_PNL: Final = "/v5/position/closed-pnl"

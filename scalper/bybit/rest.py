@@ -28,6 +28,7 @@ errors carry the path, retCode and orderLinkId, never headers, key, secret or si
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -38,18 +39,20 @@ import trio
 from loguru import logger
 
 from scalper.core.model import (
+    ClosedPnl,
     Fill,
     Instrument,
     OrderIntent,
     OrderUpdate,
     PositionSnapshot,
     TickerStat,
+    TriggerBy,
 )
 
 # Credentials and wall_clock_ms live in auth; re-exported here (see __all__) because
 # scalper.app and scalper.replay import them from this module.
 from .auth import Credentials, wall_clock_ms
-from .errors import ExchangeError, ProtocolError
+from .errors import NotModified, ProtocolError
 from .orders import OrderCreator, OrderRef, order_body
 from .pacing import DEFAULT_PATH_LIMITS, Pacer, RateLimitState
 from .parse import (
@@ -59,6 +62,7 @@ from .parse import (
     Ticker,
     WalletBalance,
     book_from_rest,
+    closed_pnl_from_wire,
     fill_from_wire,
     instrument_from_wire,
     order_from_wire,
@@ -73,7 +77,10 @@ from .paths import (
     ORDER_CANCEL_ALL,
     ORDER_HISTORY,
     ORDER_REALTIME,
+    POSITION_CLOSED_PNL,
+    POSITION_LIST,
     SET_LEVERAGE,
+    TRADING_STOP,
 )
 from .retry import Retrier, RetryPolicy
 from .transport import Transport, dec_str, encode_json
@@ -257,7 +264,7 @@ class BybitRest:
 
     async def position(self, symbol: str) -> PositionSnapshot:
         """The (one-way) position on ``symbol``; flat when Bybit lists none."""
-        path = "/v5/position/list"
+        path = POSITION_LIST
         result = await self._call("GET", path, {"category": CATEGORY, "symbol": symbol})
         snaps = [self._parsed(position_from_wire, row, path) for row in self._list(result, path)]
         open_ = [s for s in snaps if s.symbol == symbol and not s.is_flat]
@@ -269,11 +276,82 @@ class BybitRest:
         return same[0] if same else PositionSnapshot(symbol=symbol, side=None, size=Decimal(0))
 
     async def open_positions(self) -> list[PositionSnapshot]:
-        """Every non-flat USDT-settled position."""
-        path = "/v5/position/list"
+        """Every non-flat USDT-settled position, on every symbol (all pages of
+        ``settleCoin=USDT``), with its armed stops and ``position_idx`` (1/2: hedge mode)."""
+        path = POSITION_LIST
         rows = await self._paged(path, {"category": CATEGORY, "settleCoin": "USDT", "limit": 200})
         snaps = [self._parsed(position_from_wire, row, path) for row in rows]
         return [s for s in snaps if not s.is_flat]
+
+    async def set_trading_stop(
+        self,
+        symbol: str,
+        *,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None = None,
+        trigger_by: TriggerBy = TriggerBy.MARK_PRICE,
+        position_idx: int = 0,
+    ) -> None:
+        """Arm, move or remove the Full-mode stop-loss (and take-profit) of a position.
+
+        ``POST /v5/position/trading-stop`` with ``tpslMode=Full`` and market stop orders.
+        ``stop_loss=None`` sends ``"0"``, which removes the stop; ``take_profit=None``
+        leaves the take-profit out of the request (unchanged). ``trigger_by`` applies to
+        both. 34040 "not modified" (the same values again) is success. Bybit's refusals
+        (10001: on the wrong side of the trigger price, a flat position, the position
+        mode) raise ``InvalidRequest`` carrying Bybit's text. Safe to repeat, so retried
+        like cancel and set-leverage.
+        """
+        if position_idx not in (0, 1, 2):
+            raise ValueError(f"position_idx must be 0, 1 or 2, got {position_idx}")
+        for name, value in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+            if value is not None and (type(value) is not Decimal or not value > 0):
+                raise ValueError(f"{name} must be a positive Decimal, got {value!r}")
+        body: dict[str, Any] = {
+            "category": CATEGORY,
+            "symbol": symbol,
+            "positionIdx": position_idx,
+            "tpslMode": "Full",
+            "stopLoss": "0" if stop_loss is None else dec_str(stop_loss),
+            "slTriggerBy": trigger_by.value,
+            "slOrderType": "Market",
+        }
+        if take_profit is not None:
+            body["takeProfit"] = dec_str(take_profit)
+            body["tpTriggerBy"] = trigger_by.value
+            body["tpOrderType"] = "Market"
+        try:
+            await self._call("POST", TRADING_STOP, body)
+        except NotModified:
+            logger.bind(symbol=symbol, path=TRADING_STOP).debug(
+                "trading-stop on {}: not modified (already set)", symbol
+            )
+
+    async def closed_pnl(
+        self, *, start_ms: int, end_ms: int | None = None, symbol: str | None = None
+    ) -> list[ClosedPnl]:
+        """Closed-PnL records (one per closing order, net of fees) from ``start_ms``,
+        newest first, every page (``cursor``). Bybit caps a window at 7 days; the
+        caller asks for the UTC day. A malformed row is counted in ``parse_stats`` and
+        skipped (one bad row must not hide the others from the loss limit's view)."""
+        path = POSITION_CLOSED_PNL
+        rows = await self._paged(
+            path,
+            {
+                "category": CATEGORY,
+                "symbol": symbol,
+                "startTime": start_ms,
+                "endTime": end_ms,
+                "limit": 100,
+            },
+        )
+        out: list[ClosedPnl] = []
+        for row in rows:
+            try:
+                out.append(closed_pnl_from_wire(row))
+            except ParseError as exc:
+                self.parse_stats.record(exc.kind, f"{path} {row.get('orderId')}: {exc}")
+        return out
 
     async def wallet_equity(self) -> Decimal:
         """Equity of the USDT coin (the account's USD ``totalEquity`` if no USDT row)."""
@@ -284,15 +362,12 @@ class BybitRest:
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         """Set buy and sell leverage; "not modified" (110043) counts as success."""
         lev = dec_str(leverage)
-        try:
+        with contextlib.suppress(NotModified):
             await self._call(
                 "POST",
                 SET_LEVERAGE,
                 {"category": CATEGORY, "symbol": symbol, "buyLeverage": lev, "sellLeverage": lev},
             )
-        except ExchangeError as exc:
-            if exc.ret_code != 110043:
-                raise
 
     # ------------------------------------------------------------ orders
 
@@ -396,10 +471,15 @@ class BybitRest:
         return None
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
-        """Every working order on ``symbol``, or on every USDT contract (all pages)."""
+        """Every working order on ``symbol``, or on every USDT contract (all pages).
+
+        Plain orders only (``orderFilter=Order``): every order we place is one, and the
+        conditional orders Bybit keeps for a position's Full-mode stops (orderLinkId "")
+        are the exchange's protection, not orders to reconcile or cancel."""
         where = {"symbol": symbol} if symbol else {"settleCoin": "USDT"}
         rows = await self._paged(
-            ORDER_REALTIME, {"category": CATEGORY, **where, "openOnly": 0, "limit": 50}
+            ORDER_REALTIME,
+            {"category": CATEGORY, **where, "openOnly": 0, "orderFilter": "Order", "limit": 50},
         )
         return [self._parsed(order_from_wire, row, ORDER_REALTIME) for row in rows]
 

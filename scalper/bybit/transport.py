@@ -6,8 +6,13 @@ bytes with a fresh timestamp (``now_ms()``, the exchange-clock estimate), sends 
 through the injected ``httpx.AsyncClient`` and maps the reply onto the error tree in
 ``errors``:
 
-* ``httpx.TransportError`` -> ``AmbiguousOutcome`` for a POST that may have been written
-  (it may have executed), else ``RequestTimeout`` / ``NetworkError``;
+* every httpx exception -> the tree (``_transport_error``): for a POST that may have
+  been written -- anything but a connect failure, a pool wait or a request httpx refused
+  to build -- ``AmbiguousOutcome`` (it may have executed: an order create resolves it by
+  reading back, never by resending blindly); for a GET (or a POST never sent)
+  ``RequestTimeout`` (timeouts), ``ProtocolError`` (the reply arrived but was unusable:
+  ``DecodingError``, ``TooManyRedirects``) or ``NetworkError`` (everything else:
+  connection reset, ``RemoteProtocolError``, proxy, stream errors, an invalid URL);
 * HTTP status != 200 -> ``HTTPStatusError``; a body that is not an envelope with an
   integer ``retCode`` (or whose ``result`` is not an object) -> ``ProtocolError``;
 * ``retCode`` != 0 -> ``exchange_error(...)``, carrying the rate-limit reset for 10006.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import orjson
@@ -29,15 +34,27 @@ import orjson
 from .auth import Credentials, redact, rest_signature
 from .errors import (
     AmbiguousOutcome,
+    BybitError,
     HTTPStatusError,
     NetworkError,
     ProtocolError,
     RequestTimeout,
-    TransportError,
     exchange_error,
 )
 
 __all__ = ["Transport", "dec_str", "encode_json", "encode_query"]
+
+#: every exception an httpx request can raise (``HTTPError`` covers transport, decoding
+#: and redirect errors; the stream errors and ``InvalidURL`` stand outside it)
+_HTTPX_ERRORS: Final = (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL)
+#: the ones raised before any byte of the request was written
+_NEVER_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)
 
 
 def dec_str(value: Decimal) -> str:
@@ -114,7 +131,7 @@ class Transport:
                 resp = await self._client.post(url, content=body.encode(), headers=headers)
             else:
                 resp = await self._client.get(url, headers=headers)
-        except httpx.TransportError as exc:
+        except _HTTPX_ERRORS as exc:
             raise self._transport_error(method, path, exc) from exc
         reset_ms = self._track_limits(path, resp.headers)
         if resp.status_code != 200:
@@ -146,15 +163,19 @@ class Transport:
         return redact(text, creds.api_key, creds.api_secret)
 
     @staticmethod
-    def _transport_error(method: str, path: str, exc: httpx.TransportError) -> TransportError:
-        # Connect failures (and waiting for a pooled connection) happen before a byte
-        # of the request is written: nothing can have executed.
-        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    def _transport_error(method: str, path: str, exc: Exception) -> BybitError:
+        # Connect failures, waiting for a pooled connection and a request httpx refuses
+        # to build happen before a byte of the request is written: nothing can have
+        # executed. Everything else may have reached the server.
+        never_sent = isinstance(exc, _NEVER_SENT)
         what = f"{method} {path}: {type(exc).__name__}"
         if method == "POST" and not never_sent:
-            return AmbiguousOutcome(f"{what}; sent, no reply: it may have been executed")
+            return AmbiguousOutcome(f"{what}; sent, no usable reply: it may have been executed")
         if isinstance(exc, httpx.TimeoutException):
             return RequestTimeout(what)
+        if isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects):
+            # the server answered, with a body or a redirect we cannot use
+            return ProtocolError(f"{what}: unusable reply")
         return NetworkError(what)
 
     @staticmethod

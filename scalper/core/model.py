@@ -17,9 +17,16 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
-from typing import Any
 
 import attrs
+
+from .rules import (
+    check_decimal,
+    check_non_negative_decimal,
+    check_optional_positive_decimal,
+    check_positive_decimal,
+    field_validator,
+)
 
 __all__ = [
     "Alert",
@@ -27,6 +34,7 @@ __all__ = [
     "BookUpdate",
     "CancelOrder",
     "ClosedPnl",
+    "ClosedPnlRows",
     "Command",
     "EngineState",
     "Event",
@@ -43,10 +51,16 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OrderUpdate",
+    "PersistRiskState",
     "PlaceOrder",
     "PositionSnapshot",
+    "ProtectPosition",
+    "ProtectionFailed",
+    "ProtectionSet",
+    "RequestClosedPnl",
     "RequestPosition",
     "Resync",
+    "RiskState",
     "Side",
     "Subscribe",
     "SymbolSelected",
@@ -111,29 +125,11 @@ class EngineState(enum.Enum):
     HALTED = "Halted"  #: kill switch: no new entries, ever, until restart
 
 
-def _decimal(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    # bool is an int subclass and float is the thing we refuse: check the exact type.
-    if type(value) is not Decimal:
-        raise TypeError(f"{attribute.name} must be Decimal, got {type(value).__name__}")
-    if not value.is_finite():
-        raise ValueError(f"{attribute.name} must be finite, got {value}")
-
-
-def _positive_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    _decimal(inst, attribute, value)
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _non_negative_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    _decimal(inst, attribute, value)
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _optional_positive_decimal(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _positive_decimal(inst, attribute, value)
+# One rule per concept, shared with the settings loader and the engine config (core.rules).
+_decimal = field_validator(check_decimal)
+_positive_decimal = field_validator(check_positive_decimal)
+_non_negative_decimal = field_validator(check_non_negative_decimal)
+_optional_positive_decimal = field_validator(check_optional_positive_decimal)
 
 
 _SYMBOL = attrs.validators.and_(attrs.validators.instance_of(str), attrs.validators.min_len(1))
@@ -370,6 +366,10 @@ class OrderPartiallyFilled:
     order_link_id: str
     filled_qty: Decimal = attrs.field(validator=_positive_decimal)
     avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    #: cumulative fee of the order so far (settle coin; 0 = not known: estimated)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange's order id when the shell knows it ("" = not given)
+    order_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -379,6 +379,10 @@ class OrderFilled:
     order_link_id: str
     filled_qty: Decimal = attrs.field(validator=_positive_decimal)
     avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    #: cumulative fee of the order so far (settle coin; 0 = not known: estimated)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange's order id when the shell knows it ("" = not given)
+    order_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -393,6 +397,10 @@ class OrderFailed:
     reason: str
     filled_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
     avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: cumulative fee of the order (settle coin; 0 = not known: estimated)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange's order id when the shell knows it ("" = not given)
+    order_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -439,9 +447,38 @@ class SymbolSelected:
 
 @attrs.frozen(kw_only=True)
 class Resync:
-    """A stream reconnected or the bot started: trust nothing until reconciled."""
+    """A stream reconnected or the bot started: trust nothing until reconciled.
+
+    ``market_gap`` is True when the public stream reconnected or lost frames: the
+    engine then clears its trade window, so trades on both sides of the gap never
+    make one (fake) momentum signal.
+    """
 
     reason: str
+    market_gap: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionSet:
+    """The exchange accepted the position's stop (``set_trading_stop`` succeeded)."""
+
+    symbol: str
+    stop_loss: Decimal = attrs.field(validator=_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionFailed:
+    """The exchange refused the position's stop: the engine closes the position at once."""
+
+    symbol: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnlRows:
+    """Closed-PnL rows read from the exchange (today, UTC); may repeat rows already seen."""
+
+    rows: tuple[ClosedPnl, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -469,6 +506,9 @@ Event = (
     | Resync
     | Halt
     | Tick
+    | ProtectionSet
+    | ProtectionFailed
+    | ClosedPnlRows
 )
 
 # ---------------------------------------------------------------- commands (out)
@@ -527,4 +567,53 @@ class Alert:
     message: str
 
 
-Command = PlaceOrder | CancelOrder | Subscribe | RequestPosition | Transition | Log | Alert
+@attrs.frozen(kw_only=True)
+class RiskState:
+    """What of the risk bookkeeping survives a restart (journaled, restored at start-up)."""
+
+    day: int  #: UTC day number = now_ms // 86_400_000
+    realised_net: Decimal = attrs.field(validator=_decimal)  #: the day's realised PnL, net
+    #: closing orders already counted (de-duplication of closed-PnL rows across restarts)
+    booked_order_ids: tuple[str, ...] = ()
+    halted: bool = False  #: the daily-loss latch
+    halt_reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ProtectPosition:
+    """Set the position's exchange-side stop (``/v5/position/trading-stop``, Full mode).
+
+    The shell feeds back ``ProtectionSet`` or ``ProtectionFailed``.
+    """
+
+    symbol: str
+    stop_loss: Decimal = attrs.field(validator=_positive_decimal)
+    trigger_by: TriggerBy = attrs.field(validator=attrs.validators.instance_of(TriggerBy))
+
+
+@attrs.frozen(kw_only=True)
+class RequestClosedPnl:
+    """Read today's closed-PnL rows (of ``symbol``, or all when None); feed ``ClosedPnlRows``."""
+
+    symbol: str | None
+
+
+@attrs.frozen(kw_only=True)
+class PersistRiskState:
+    """Journal this risk state (kind "risk_state"): emitted on every change."""
+
+    state: RiskState
+
+
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | Subscribe
+    | RequestPosition
+    | Transition
+    | Log
+    | Alert
+    | ProtectPosition
+    | RequestClosedPnl
+    | PersistRiskState
+)

@@ -9,10 +9,12 @@ the caller; nothing here reads a clock.
 * **order rate**: at most ``max_orders_per_minute`` orders (entries *and* closes are
   counted, since both spend the exchange's rate budget) in any sliding 60 s window;
   only entries are refused by it, a close is never held back.
-* **daily loss**: realised PnL since the start of the UTC day plus the open
-  position's unrealised PnL. Once the loss reaches ``max_daily_loss_usd`` the kill
-  switch trips: entries are refused and the engine halts. The realised part resets
-  at 00:00 UTC, computed from ``now_ms``.
+* **daily loss**: realised PnL net of fees since the start of the UTC day, from every
+  source (``pnl.DayBook``: our closes, exchange stops, liquidations, manual closes),
+  plus the open position's unrealised PnL net of its estimated closing fee (the
+  caller passes it). Once the loss reaches ``max_daily_loss_usd`` the kill switch
+  trips: entries are refused and the engine halts. The realised part resets at
+  00:00 UTC, computed from ``now_ms``; it survives restarts through ``RiskState``.
 * **cooldown**: after a failed entry or a losing close, no entry for ``cooldown_ms``.
 """
 
@@ -23,19 +25,23 @@ from decimal import Decimal
 
 import attrs
 
+from .model import TriggerBy
+from .pnl import DAY_MS, DayBook, utc_day
+from .rules import (
+    check_fee_rate,
+    check_int,
+    check_percent,
+    check_positive_decimal,
+    check_trigger,
+    field_validator,
+)
+
 __all__ = ["DAY_MS", "MINUTE_MS", "RiskGate", "RiskLimits"]
 
-#: one UTC day in milliseconds (epoch days start at 00:00 UTC: no leap seconds in epoch ms)
-DAY_MS = 86_400_000
 #: the order-rate window
 MINUTE_MS = 60_000
 
-
-def _positive_decimal(_inst: object, attribute: attrs.Attribute[Decimal], value: object) -> None:
-    if type(value) is not Decimal:
-        raise TypeError(f"{attribute.name} must be Decimal, got {type(value).__name__}")
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+_positive_decimal = field_validator(check_positive_decimal)
 
 
 @attrs.frozen(kw_only=True)
@@ -44,12 +50,20 @@ class RiskLimits:
 
     max_position_usd: Decimal = attrs.field(default=Decimal(5000), validator=_positive_decimal)
     max_daily_loss_usd: Decimal = attrs.field(default=Decimal(100), validator=_positive_decimal)
-    max_orders_per_minute: int = attrs.field(
-        default=20, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)]
-    )
+    max_orders_per_minute: int = attrs.field(default=20, validator=field_validator(check_int, ge=1))
     #: no entry for this long after a failed entry or a losing close
-    cooldown_ms: int = attrs.field(
-        default=5_000, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)]
+    cooldown_ms: int = attrs.field(default=5_000, validator=field_validator(check_int, ge=0))
+    #: the exchange-side stop sits this much (percent of the entry) beyond the engine's
+    exchange_stop_margin_pct: float = attrs.field(
+        default=0.25, validator=field_validator(check_percent, zero=True)
+    )
+    #: which price triggers the exchange-side stop
+    exchange_stop_trigger: TriggerBy = attrs.field(
+        default=TriggerBy.MARK_PRICE, validator=field_validator(check_trigger)
+    )
+    #: fee rate used where the exchange did not report the fee (a taker fill assumed)
+    taker_fee_rate: Decimal = attrs.field(
+        default=Decimal("0.00055"), validator=field_validator(check_fee_rate)
     )
 
 
@@ -59,17 +73,18 @@ class RiskGate:
     def __init__(self, limits: RiskLimits) -> None:
         self.limits = limits
         self._orders: deque[int] = deque()
-        self._day = -1
-        self._realised = Decimal(0)
+        #: the day's realised PnL, net of fees, every source
+        self.book = DayBook()
         self._cooldown_until_ms: int | None = None
 
     # ------------------------------------------------------------ bookkeeping
 
+    def roll_day(self, now_ms: int) -> bool:
+        """Move to ``now_ms``'s UTC day; True when a new day began (realised reset)."""
+        return self.book.roll(utc_day(now_ms))
+
     def _roll_day(self, now_ms: int) -> None:
-        day = now_ms // DAY_MS
-        if day != self._day:
-            self._day = day
-            self._realised = Decimal(0)
+        self.roll_day(now_ms)
 
     def _prune(self, now_ms: int) -> None:
         orders = self._orders
@@ -90,12 +105,12 @@ class RiskGate:
     def record_realised_pnl(self, pnl: Decimal, now_ms: int) -> None:
         """Add a closed trade's realised PnL (negative for a loss) to today's total."""
         self._roll_day(now_ms)
-        self._realised += pnl
+        self.book.add(pnl)
 
     def realised_today(self, now_ms: int) -> Decimal:
         """Realised PnL since 00:00 UTC of ``now_ms``'s day."""
         self._roll_day(now_ms)
-        return self._realised
+        return self.book.realised_net
 
     def daily_loss(self, now_ms: int, unrealised_pnl: Decimal = Decimal(0)) -> Decimal:
         """Today's loss as a positive number (realised + unrealised; negative = profit)."""

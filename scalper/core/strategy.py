@@ -75,8 +75,6 @@ Numbers: market data is float; everything in an order is Decimal, converted with
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -88,6 +86,8 @@ from .model import (
     BookTop,
     BookUpdate,
     CancelOrder,
+    ClosedPnl,
+    ClosedPnlRows,
     Command,
     EngineState,
     Event,
@@ -101,10 +101,16 @@ from .model import (
     OrderIntent,
     OrderPartiallyFilled,
     OrderType,
+    PersistRiskState,
     PlaceOrder,
     PositionSnapshot,
+    ProtectionFailed,
+    ProtectionSet,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Resync,
+    RiskState,
     Side,
     Subscribe,
     SymbolSelected,
@@ -113,7 +119,16 @@ from .model import (
     TradeTicks,
     Transition,
 )
+from .pnl import fee_estimate, price_pnl, unrealised_net, utc_day
 from .risk import RiskGate, RiskLimits
+from .rules import (
+    check_int,
+    check_link_part,
+    check_number,
+    check_optional_ms,
+    check_positive_decimal,
+    field_validator,
+)
 from .signals import SignalWindow
 
 __all__ = [
@@ -142,6 +157,9 @@ _CONTROL: dict[type[Any], str] = {
     SymbolSelected: "_on_symbol",
     Halt: "_on_halt",
     Resync: "_on_resync",
+    ProtectionSet: "_on_protection_set",
+    ProtectionFailed: "_on_protection_failed",
+    ClosedPnlRows: "_on_closed_pnl",
 }
 #: order events while an order of ours is working
 _WORKING: dict[type[Any], str] = {
@@ -166,7 +184,8 @@ TRANSITIONS: dict[EngineState, dict[type[Any], str]] = {
     EngineState.HALTED: {**_MARKET, **_CONTROL, **_WORKING},
 }
 
-_LINK_PART = re.compile(r"[A-Za-z0-9_]{1,12}")
+#: a closed-PnL row this much older (ms) than the position is not its exit (clock skew)
+_ROW_CLOCK_SLACK_MS = 1_000
 #: room left in Bybit's 36-char orderLinkId for "-<kind><counter>" after prefix and tag
 _MAX_ID_LEN = 36
 
@@ -211,39 +230,15 @@ def make_session_tag(now_ms: int) -> str:
             return out[-12:]
 
 
-def _link_part(_inst: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not _LINK_PART.fullmatch(value):
-        raise ValueError(f"{attribute.name} must be 1-12 chars of [A-Za-z0-9_], got {value!r}")
+_link_part = field_validator(check_link_part)
+_positive_decimal = field_validator(check_positive_decimal)
+_positive_float = field_validator(check_number, gt=0.0)
+_non_negative_float = field_validator(check_number, ge=0.0)
+_optional_ms = field_validator(check_optional_ms)
 
 
-def _positive_decimal(_inst: object, attribute: attrs.Attribute[Decimal], value: object) -> None:
-    if type(value) is not Decimal:
-        raise TypeError(f"{attribute.name} must be Decimal, got {type(value).__name__}")
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _int_ge(minimum: int) -> Callable[[object, attrs.Attribute[int], object], None]:
-    def check(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:
-        if type(value) is not int or value < minimum:
-            raise ValueError(f"{attribute.name} must be an int >= {minimum}, got {value!r}")
-
-    return check
-
-
-def _positive_float(_inst: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{attribute.name} must be a number > 0, got {value!r}")
-
-
-def _non_negative_float(_inst: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
-
-
-def _optional_ms(_inst: object, attribute: attrs.Attribute[int | None], value: object) -> None:
-    if value is not None and (type(value) is not int or value <= 0):
-        raise ValueError(f"{attribute.name} must be None or an int > 0, got {value!r}")
+def _int_ge(minimum: int) -> Any:
+    return field_validator(check_int, ge=minimum)
 
 
 @attrs.frozen(kw_only=True)
@@ -278,6 +273,12 @@ class EngineConfig:
     def __attrs_post_init__(self) -> None:
         if self.min_ticks > self.window:
             raise ValueError(f"min_ticks ({self.min_ticks}) must be <= window ({self.window})")
+        if self.stop_loss_pct + self.risk.exchange_stop_margin_pct >= 100:
+            # a long's exchange stop would be at or below zero
+            raise ValueError(
+                "stop_loss_pct + risk.exchange_stop_margin_pct must be < 100, got "
+                f"{self.stop_loss_pct} + {self.risk.exchange_stop_margin_pct}"
+            )
 
     @property
     def cooldown_ms(self) -> int:
@@ -295,6 +296,8 @@ class Position:
     entry_price: Decimal | None
     #: when the engine learnt of it (for max hold)
     opened_ms: int
+    #: the entry fee of the open size not yet booked (booked pro rata as it is closed)
+    entry_fee: Decimal = Decimal(0)
 
 
 _Purpose = Literal["entry", "close"]
@@ -311,6 +314,10 @@ class _Working:
     #: a fill was reported without a price
     filled_notional: Decimal | None = Decimal(0)
     order_id: str | None = None
+    #: cumulative fee the exchange reported for this order (0 = none reported)
+    fee: Decimal = Decimal(0)
+    #: a close: the position size when it was placed (a larger snapshot is a real extra)
+    start_size: Decimal = Decimal(0)
 
     @property
     def link_id(self) -> str:
@@ -346,9 +353,14 @@ class Engine:
     """The strategy state machine: ``handle(event, now_ms) -> list[Command]``.
 
     Pure: no I/O, no clock, no logging; every decision comes back as commands.
+
+    ``restored`` is the risk state journaled by an earlier run (``PersistRiskState``):
+    of the same UTC day it keeps its realised total and de-duplication list, and a
+    set daily-loss latch starts the engine Halted; of another day it is dropped (the
+    day is checked at the first event, the first time the engine learns the time).
     """
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, restored: RiskState | None = None) -> None:
         self.config = config
         self.risk = RiskGate(config.risk)
         self.signals = SignalWindow(config.window, config.min_ticks)
@@ -373,6 +385,35 @@ class Engine:
         self._counter = 0
         self._logged: set[str] = set()
         self._ignored: dict[str, tuple[int, int]] = {}
+        # -- exchange-side protection of the open position
+        #: the stop the exchange is known to hold (snapshot / ProtectionSet)
+        self._protected: Decimal | None = None
+        #: the stop last asked for (once per wanted value until an answer or a snapshot)
+        self._protect_sent: Decimal | None = None
+        #: why the exchange refused the stop: the position is closed at once
+        self._protect_failed: str | None = None
+        # -- position reads the switch and the next entry wait for
+        #: a snapshot read after the last order ended showed flat on the current symbol
+        self._flat_confirmed = False
+        #: an entry ended with nothing filled: no entry until a position read
+        self._entry_read_pending = False
+        #: a snapshot during a close showed more than the close was placed for
+        self._close_extra: tuple[Side, Decimal, Decimal] | None = None
+        # -- the day's risk bookkeeping
+        #: exchange order ids of our orders (closed-PnL rows of others are not ours)
+        self._order_ids: set[str] = set()
+        #: the daily-loss latch (persisted); a Halt event does not set it
+        self._loss_latch = False
+        self._latch_reason: str | None = None
+        self._restored = restored
+        self._persisted: RiskState | None = restored
+        if restored is not None:
+            self.risk.book.restore(restored)
+            if restored.halted:
+                self._loss_latch = True
+                self._latch_reason = restored.halt_reason
+                self._state = EngineState.HALTED
+                self._halt_reason = f"daily loss latch restored: {restored.halt_reason}"
 
     # ------------------------------------------------------------ public view
 
@@ -436,8 +477,86 @@ class Engine:
         if name is None:
             raise EngineError(self._state, event, "not allowed by the transition table")
         out: list[Command] = []
+        self._roll_day(now_ms, out)
         getattr(self, name)(event, now_ms, out)
+        self._persist_if_changed(out)
         return out
+
+    # ------------------------------------------------------------ the UTC day
+
+    def risk_state(self) -> RiskState:
+        """What of the risk bookkeeping must survive a restart, as of now."""
+        book = self.risk.book
+        return RiskState(
+            day=book.day if book.day is not None else -1,
+            realised_net=book.realised_net,
+            booked_order_ids=book.booked_order_ids,
+            halted=self._loss_latch,
+            halt_reason=self._latch_reason if self._loss_latch else None,
+        )
+
+    def _persist_if_changed(self, out: list[Command]) -> None:
+        if self.risk.book.day is None:  # pragma: no cover - handle() always rolls first
+            return
+        state = self.risk_state()
+        if state != self._persisted:
+            self._persisted = state
+            out.append(PersistRiskState(state=state))
+
+    def _roll_day(self, now_ms: int, out: list[Command]) -> None:
+        """At the first event of a UTC day: reset the realised total and the loss latch."""
+        restored, self._restored = self._restored, None
+        day = utc_day(now_ms)
+        if restored is not None:
+            if restored.day == day:
+                out.append(
+                    Log(
+                        level="info",
+                        message=f"risk state of today restored: realised {restored.realised_net}, "
+                        f"{len(restored.booked_order_ids)} closes booked"
+                        + (", daily-loss latch set: halted" if restored.halted else ""),
+                    )
+                )
+                if restored.halted:
+                    out.append(Alert(message=f"halted: {self._halt_reason}"))
+                return
+            out.append(
+                Log(
+                    level="info",
+                    message=f"risk state of UTC day {restored.day} dropped (today is day {day})",
+                )
+            )
+        first = self.risk.book.day is None
+        if not self.risk.roll_day(now_ms):
+            if first:
+                self._persisted = self.risk_state()  # a fresh day: nothing to journal yet
+            return
+        if restored is None:
+            out.append(Log(level="info", message=f"new UTC day {day}: realised PnL reset to 0"))
+        if self._loss_latch:
+            self._loss_latch = False
+            self._lift_loss_halt(f"new UTC day {day}: daily-loss latch reset", out)
+
+    def _lift_loss_halt(self, cause: str, out: list[Command]) -> None:
+        """Leave a daily-loss halt (only the day's end lifts it; a Halt event stays final)."""
+        if self._state is not EngineState.HALTED:  # pragma: no cover - the latch halts
+            return
+        self._halt_reason = None
+        self._state = EngineState.IDLE if self._working is None else self._working_state()
+        self._logged.clear()
+        out.append(Transition(before=EngineState.HALTED, after=self._state, cause=cause))
+        out.append(Alert(message=cause))
+        if self._state is EngineState.IDLE and self._position is not None:
+            self._goto(EngineState.POSITION_OPEN, "holding a position", out)
+
+    def _working_state(self) -> EngineState:
+        working = self._working
+        assert working is not None
+        return (
+            EngineState.ORDER_PENDING
+            if working.purpose == "entry"
+            else EngineState.CLOSING_POSITION
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -466,11 +585,26 @@ class Engine:
             or self._state is not EngineState.IDLE
             or self._position is not None
             or self._working is not None
-            or any(purpose == "entry" for _, purpose in self._released.values())
+            or self._released_entries()
         ):
+            return
+        if not self._flat_confirmed:
+            # The engine's belief of flat is not enough: a fill it has not heard of
+            # would stay behind on a symbol it no longer watches. Ask the exchange.
+            if self._symbol is not None:
+                self._log_once(
+                    "switch-read",
+                    "info",
+                    f"symbol switch to {self._pending[0]} waits for a position read "
+                    f"confirming flat on {self._symbol}",
+                    out,
+                )
             return
         symbol, instrument = self._pending
         self._switch(symbol, instrument, out)
+
+    def _released_entries(self) -> bool:
+        return any(purpose == "entry" for _, purpose in self._released.values())
 
     def _log_once(self, key: str, level: str, message: str, out: list[Command]) -> None:
         """Log once per state entry per ``key``."""
@@ -486,11 +620,18 @@ class Engine:
         return link_id
 
     def _set_position(self, position: Position | None) -> None:
+        old = self._position
         self._position = position
+        if position is not None:
+            self._flat_confirmed = False
+        if position is None or old is None or old.side is not position.side:
+            # a new position (or none): what the exchange held for the old one is moot
+            self._protected = self._protect_sent = None
         if position is None:
             self._stop = self._target = None
             self._exit_reason = None
             self._close_retry_at = None
+            self._protect_failed = None
             return
         if position.entry_price is None:
             self._stop = self._target = None
@@ -514,11 +655,68 @@ class Engine:
         return last
 
     def _unrealised(self) -> Decimal:
+        """The open position's part of the day's PnL: price PnL at the mark, net of the
+        estimated closing fee and of the entry fee not booked yet."""
         position = self._position
         mark = self._mark_price()
         if position is None or position.entry_price is None or mark is None:
             return Decimal(0)
-        return (to_decimal(mark) - position.entry_price) * position.size * position.side.sign
+        rate = self.config.risk.taker_fee_rate
+        return (
+            unrealised_net(
+                position.side, position.entry_price, to_decimal(mark), position.size, rate
+            )
+            - position.entry_fee
+        )
+
+    def _fee_or_estimate(self, reported: Decimal, notional: Decimal) -> Decimal:
+        """The fee the exchange reported, or an estimate at the taker rate when none was."""
+        if reported != 0:
+            return reported
+        return fee_estimate(notional, self.config.risk.taker_fee_rate)
+
+    # ------------------------------------------------------------ exchange-side stop
+
+    def _exchange_stop(self, side: Side, entry: Decimal) -> Decimal | None:
+        """The stop for the exchange: the engine's stop moved the margin further away.
+
+        Rounded away from the entry (down for a long, up for a short), so it is never
+        inside the engine's own stop: the bot's exit, which sees the book, acts first.
+        """
+        instrument = self._instrument
+        if instrument is None or entry <= 0:
+            return None
+        cfg = self.config
+        pct = (to_decimal(cfg.stop_loss_pct) + to_decimal(cfg.risk.exchange_stop_margin_pct)) / 100
+        raw = entry * (1 - pct) if side is Side.BUY else entry * (1 + pct)
+        stop = round_price(instrument, raw, side)
+        return stop if stop > 0 else None
+
+    def _protect(self, out: list[Command]) -> None:
+        """Ask the exchange for the stop the open (or filling) position needs, once."""
+        position = self._position
+        working = self._working
+        if position is not None and position.entry_price is not None:
+            side, entry = position.side, position.entry_price
+        elif position is None and working is not None and working.purpose == "entry":
+            avg = working.avg_price
+            if avg is None:
+                return
+            side, entry = working.intent.side, avg
+        else:
+            return
+        wanted = self._exchange_stop(side, entry)
+        if wanted is None or wanted == self._protected or wanted == self._protect_sent:
+            return
+        assert self._symbol is not None
+        self._protect_sent = wanted
+        out.append(
+            ProtectPosition(
+                symbol=self._symbol,
+                stop_loss=wanted,
+                trigger_by=self.config.risk.exchange_stop_trigger,
+            )
+        )
 
     def _signal_side(self) -> tuple[Side, float] | None:
         momentum = self.signals.momentum
@@ -535,6 +733,9 @@ class Engine:
         self._book = None
         self._last_trade_ts = None
         self._need_position = self._need_orders = True
+        self._flat_confirmed = False
+        self._entry_read_pending = False
+        self._protected = self._protect_sent = None
         self._ignored.clear()
         out.append(Log(level="info", message=f"symbol switch {old} -> {symbol}"))
         out.append(Subscribe(symbol=symbol))
@@ -609,6 +810,8 @@ class Engine:
             return "pending", f"symbol switch to {self._pending[0]} pending"
         if not self.reconciled:
             return "reconcile", "waiting for position and open orders (reconcile before trade)"
+        if self._entry_read_pending:
+            return "entry-read", "waiting for position read after an unclear entry"
         if self._released:
             # A let-go order may still be working: an old entry would double the
             # position, an old reduce-only close would cut the new one.
@@ -657,7 +860,9 @@ class Engine:
             self._log_once("risk", "info", f"entry refused by risk: {refusal}", out)
             return
         link_id = self._next_link_id("e")
+        trigger = cfg.risk.exchange_stop_trigger
         if liquid:
+            # a market fills near the mid used for sizing: the stop starts from there
             intent = OrderIntent(
                 symbol=symbol,
                 side=side,
@@ -665,19 +870,25 @@ class Engine:
                 qty=sizing.qty,
                 time_in_force=TimeInForce.IOC,
                 order_link_id=link_id,
+                stop_loss=self._exchange_stop(side, mid),
+                sl_trigger_by=trigger,
             )
         else:
             touch = book.bid if side is Side.BUY else book.ask
+            price = round_price(instrument, to_decimal(touch), side)
             intent = OrderIntent(
                 symbol=symbol,
                 side=side,
                 order_type=OrderType.LIMIT,
                 qty=sizing.qty,
-                price=round_price(instrument, to_decimal(touch), side),
+                price=price,
                 time_in_force=TimeInForce.POST_ONLY,
                 order_link_id=link_id,
+                stop_loss=self._exchange_stop(side, price),
+                sl_trigger_by=trigger,
             )
         self._working = _Working(intent=intent, purpose="entry")
+        self._flat_confirmed = False
         self.risk.record_order(now_ms)
         out.append(PlaceOrder(intent=intent))
         direction = "long" if side is Side.BUY else "short"
@@ -698,14 +909,17 @@ class Engine:
         if not self.risk.loss_limit_breached(now_ms, unrealised):
             return False
         loss = self.risk.daily_loss(now_ms, unrealised)
-        self._halt(
-            f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}", now_ms, out
-        )
+        reason = f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}"
+        self._loss_latch = True
+        self._latch_reason = reason
+        self._halt(reason, now_ms, out)
         return True
 
     def _exit_condition(self, now_ms: int) -> str | None:
         position = self._position
         assert position is not None
+        if self._protect_failed is not None:
+            return f"exchange refused the stop: {self._protect_failed}"
         if self._state is EngineState.HALTED and self.config.flatten_on_halt:
             return f"halt: {self._halt_reason} (flatten)"
         if self._pending is not None:
@@ -761,7 +975,8 @@ class Engine:
             reduce_only=True,
             order_link_id=self._next_link_id("x"),
         )
-        self._working = _Working(intent=intent, purpose="close")
+        self._working = _Working(intent=intent, purpose="close", start_size=position.size)
+        self._close_extra = None
         self._close_retry_at = None
         self.risk.record_order(now_ms)
         out.append(PlaceOrder(intent=intent))
@@ -786,6 +1001,7 @@ class Engine:
             raise EngineError(
                 self._state, event, f"order {link_id!r} was not issued by this engine"
             )
+        self._note_order_id(event)
         terminal = isinstance(event, OrderFilled | OrderFailed)
         filled = getattr(event, "filled_qty", Decimal(0)) > 0
         released = self._released.get(link_id)
@@ -800,21 +1016,48 @@ class Engine:
             if symbol != self._symbol:  # pragma: no cover - the switch waits for let-go entries
                 out.append(Alert(message=f"late fill of {link_id} on {symbol}, not traded now"))
             out.append(RequestPosition(symbol=symbol))
+            if released is None or released[1] == "close":
+                # a late close fill's realised result comes from the closed-PnL rows
+                out.append(RequestClosedPnl(symbol=symbol))
         if terminal and released is not None:
             del self._released[link_id]
+            if released[1] == "entry" and symbol == self._symbol:
+                # flat is confirmed only by a read after this entry's end
+                self._flat_confirmed = False
+                if not filled and symbol is not None:
+                    out.append(RequestPosition(symbol=symbol))
             self._maybe_switch(out)
+
+    def _note_order_id(self, event: Any) -> None:
+        order_id: str = getattr(event, "order_id", "")
+        if order_id:
+            self._order_ids.add(order_id)
 
     def _on_accepted(self, event: OrderAccepted, now_ms: int, out: list[Command]) -> None:
         working = self._working_for(event, now_ms, out)
         if working is not None:
             working.order_id = event.order_id
+            self._note_order_id(event)
+
+    def _take_order_facts(self, working: _Working, event: Any) -> None:
+        """Keep the order id an outcome event may carry (for its closed-PnL row)."""
+        self._note_order_id(event)
+        if event.order_id and working.order_id is None:
+            working.order_id = event.order_id
+
+    def _entry_fee(self, working: _Working, event: Any) -> Decimal:
+        notional = working.filled_notional or Decimal(0)
+        return self._fee_or_estimate(event.fee, notional)
 
     def _on_partial(self, event: OrderPartiallyFilled, now_ms: int, out: list[Command]) -> None:
         working = self._working_for(event, now_ms, out)
         if working is None:
             return
+        self._take_order_facts(working, event)
         if working.purpose == "entry":
             working.update_fill(event.filled_qty, event.avg_price)
+            if event.fee != 0:
+                working.fee = event.fee
             out.append(
                 Log(
                     level="info",
@@ -822,30 +1065,34 @@ class Engine:
                     f"qty={event.filled_qty} @ {event.avg_price}",
                 )
             )
+            # a partial fill is a real position: protect it on the exchange now
+            self._protect(out)
             return
-        self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        self._close_progress(working, event.filled_qty, event.avg_price, event.fee, now_ms)
         if self._position is None:  # pragma: no cover - a partial that closes all is a fill
             self._working = None
-            self._flat_after_close(f"close {working.link_id} filled", now_ms, out)
+            self._close_ended_flat(working, f"close {working.link_id} filled", now_ms, out)
 
     def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> None:
         working = self._working_for(event, now_ms, out)
         if working is None:
             return
+        self._take_order_facts(working, event)
         self._working = None
         if working.purpose == "entry":
             working.update_fill(event.filled_qty, event.avg_price)
             self._open_from_entry(
                 working,
                 f"order filled qty={event.filled_qty} @ {event.avg_price}",
+                self._entry_fee(working, event),
                 now_ms,
                 out,
             )
             return
-        self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        self._close_progress(working, event.filled_qty, event.avg_price, event.fee, now_ms)
         cause = f"close filled qty={event.filled_qty} @ {event.avg_price}"
         if self._position is None:
-            self._flat_after_close(cause, now_ms, out)
+            self._close_ended_flat(working, cause, now_ms, out)
         else:
             # A capped or raced close left some: re-issue for the rest at once.
             out.append(Log(level="info", message=f"{cause}; {self._position.size} left"))
@@ -855,6 +1102,7 @@ class Engine:
         working = self._working_for(event, now_ms, out)
         if working is None:
             return
+        self._take_order_facts(working, event)
         self._working = None
         if working.purpose == "entry":
             working.update_fill(event.filled_qty, event.avg_price)
@@ -863,16 +1111,26 @@ class Engine:
                     working,
                     f"entry order ended ({event.reason}) after partial fill "
                     f"qty={working.filled_qty}",
+                    self._entry_fee(working, event),
                     now_ms,
                     out,
                 )
                 return
             self.risk.start_cooldown(now_ms)
+            # Order history can lag: "nothing filled" is only what was read. No new
+            # entry until the position itself was read (a second entry could double it).
+            self._entry_read_pending = True
             self._goto(EngineState.IDLE, f"entry order failed: {event.reason}", out)
+            assert self._symbol is not None
+            out.append(RequestPosition(symbol=self._symbol))
             return
-        progressed = self._close_progress(working, event.filled_qty, event.avg_price, now_ms)
+        progressed = self._close_progress(
+            working, event.filled_qty, event.avg_price, event.fee, now_ms
+        )
         if self._position is None:
-            self._flat_after_close(f"close ended ({event.reason}) with all filled", now_ms, out)
+            self._close_ended_flat(
+                working, f"close ended ({event.reason}) with all filled", now_ms, out
+            )
         elif progressed > 0:
             out.append(
                 Log(
@@ -897,47 +1155,104 @@ class Engine:
             self._check_kill_switch(now_ms, out)
 
     def _open_from_entry(
-        self, working: _Working, cause: str, now_ms: int, out: list[Command]
+        self, working: _Working, cause: str, entry_fee: Decimal, now_ms: int, out: list[Command]
     ) -> None:
+        asked = self._protect_sent  # a stop asked for during partial fills still stands
         self._set_position(
             Position(
                 side=working.intent.side,
                 size=working.filled_qty,
                 entry_price=working.avg_price,
                 opened_ms=now_ms,
+                entry_fee=entry_fee,
             )
         )
+        self._protect_sent = asked
         self._goto(EngineState.POSITION_OPEN, cause, out)
         assert self._symbol is not None
+        self._protect(out)
         out.append(RequestPosition(symbol=self._symbol))
         self._check_exits(now_ms, out)
 
     def _close_progress(
-        self, working: _Working, cum_qty: Decimal, avg: Decimal | None, now_ms: int
+        self,
+        working: _Working,
+        cum_qty: Decimal,
+        avg: Decimal | None,
+        cum_fee: Decimal,
+        now_ms: int,
     ) -> Decimal:
-        """Apply a close's cumulative fill to the position; book its realised PnL."""
+        """Apply a close's cumulative fill to the position; book its result net of fees.
+
+        Provisional: price PnL minus the entry fee's share and the exit fee (reported
+        by the exchange, else estimated); the closed-PnL row of this order replaces it.
+        """
         before_notional = working.filled_notional
         delta = working.update_fill(cum_qty, avg)
         position = self._position
         if delta <= 0 or position is None:
             return Decimal(0)
         after_notional = working.filled_notional
+        entry_share = position.entry_fee * min(delta, position.size) / position.size
         if (
             position.entry_price is not None
             and before_notional is not None
             and after_notional is not None
         ):
             exit_notional = after_notional - before_notional
-            pnl = (exit_notional - position.entry_price * delta) * position.side.sign
-            self.risk.record_realised_pnl(pnl, now_ms)
+            exit_fee = (
+                cum_fee - working.fee
+                if cum_fee != 0
+                else fee_estimate(exit_notional, self.config.risk.taker_fee_rate)
+            )
+            # (exit notional - entry notional) * sign: price_pnl without dividing
+            pnl = (
+                price_pnl(position.side, position.entry_price * delta, exit_notional, Decimal(1))
+                - entry_share
+                - exit_fee
+            )
+            self.risk.book.book_provisional(working.order_id or "", pnl)
             if pnl < 0:
                 self.risk.start_cooldown(now_ms)
+        if cum_fee != 0:
+            working.fee = cum_fee
         remaining = position.size - delta
         if remaining <= 0:
             self._set_position(None)
         else:
-            self._position = attrs.evolve(position, size=remaining)
+            self._position = attrs.evolve(
+                position, size=remaining, entry_fee=position.entry_fee - entry_share
+            )
         return delta
+
+    def _close_ended_flat(
+        self, working: _Working, cause: str, now_ms: int, out: list[Command]
+    ) -> None:
+        """Our close filled all the engine held; a larger size read meanwhile is closed too."""
+        extra = self._close_extra
+        self._close_extra = None
+        if extra is not None:
+            side, size, entry = extra
+            out.append(
+                Log(
+                    level="warning",
+                    message=f"{cause}, but a position read during the close showed "
+                    f"{size} more: closing the rest",
+                )
+            )
+            self._set_position(
+                Position(
+                    side=side,
+                    size=size,
+                    entry_price=entry if entry > 0 else None,
+                    opened_ms=now_ms,
+                    entry_fee=fee_estimate(entry * size, self.config.risk.taker_fee_rate),
+                )
+            )
+            self._protect(out)
+            self._reissue_close(now_ms, out)
+            return
+        self._flat_after_close(cause, now_ms, out)
 
     def _flat_after_close(self, cause: str, now_ms: int, out: list[Command]) -> None:
         self._set_position(None)
@@ -945,6 +1260,7 @@ class Engine:
         self._goto(EngineState.IDLE, cause, out)
         if symbol is not None:
             out.append(RequestPosition(symbol=symbol))
+            out.append(RequestClosedPnl(symbol=symbol))
         self._check_kill_switch(now_ms, out)
 
     def _reissue_close(self, now_ms: int, out: list[Command]) -> None:
@@ -958,10 +1274,27 @@ class Engine:
         old = self._position
         entry = snapshot.avg_price if snapshot.avg_price > 0 else None
         if old is not None and old.side is snapshot.side:
-            position = attrs.evolve(old, size=snapshot.size, entry_price=entry or old.entry_price)
+            # the entry fee follows the size (pro rata); an added part is estimated
+            fee = old.entry_fee * min(snapshot.size, old.size) / old.size
+            if snapshot.size > old.size and entry is not None:
+                added = (snapshot.size - old.size) * entry
+                fee += fee_estimate(added, self.config.risk.taker_fee_rate)
+            position = attrs.evolve(
+                old, size=snapshot.size, entry_price=entry or old.entry_price, entry_fee=fee
+            )
         else:
+            # An adopted position's entry fee is unknown: estimate it at the taker rate.
+            fee = (
+                fee_estimate(entry * snapshot.size, self.config.risk.taker_fee_rate)
+                if entry is not None
+                else Decimal(0)
+            )
             position = Position(
-                side=snapshot.side, size=snapshot.size, entry_price=entry, opened_ms=now_ms
+                side=snapshot.side,
+                size=snapshot.size,
+                entry_price=entry,
+                opened_ms=now_ms,
+                entry_fee=fee,
             )
         self._set_position(position)
         return position
@@ -978,6 +1311,23 @@ class Engine:
                 )
             return
         self._need_position = False
+        self._entry_read_pending = False
+        if not event.is_flat:
+            # What the exchange holds as a stop now; the once-per-value latch starts over.
+            self._protected = event.stop_loss
+            self._protect_sent = None
+        self._apply_snapshot(event, now_ms, out)
+        self._protect(out)
+        if (
+            event.is_flat
+            and self._position is None
+            and self._working is None
+            and not self._released_entries()
+        ):
+            self._flat_confirmed = True
+            self._maybe_switch(out)
+
+    def _apply_snapshot(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> None:
         working = self._working
         held = self._position
         if working is not None and working.purpose == "entry":
@@ -996,6 +1346,7 @@ class Engine:
         if working is not None:  # a close is working
             if event.is_flat:
                 self._release(working, out, cancel=False)
+                self._close_extra = None
                 self._flat_after_close("position snapshot flat: close complete", now_ms, out)
             elif held is not None and event.size != held.size:
                 out.append(
@@ -1005,16 +1356,24 @@ class Engine:
                         "waiting for the close to end",
                     )
                 )
+                if event.side is held.side and event.size > working.start_size:
+                    # More than the close was placed for: a fill the engine missed.
+                    # Not ignored: once the close ends, the rest is closed too.
+                    self._close_extra = (
+                        held.side,
+                        event.size - working.start_size,
+                        event.avg_price,
+                    )
             return
         if event.is_flat:
             if held is None:
                 return
-            cause = "position closed outside the bot"
-            out.append(
-                Alert(message=f"{cause}: was {held.side.value} {held.size} @ {held.entry_price}")
+            self._exited_on_exchange(
+                "position closed outside the bot (the exchange stop or an outside close)",
+                f"was {held.side.value} {held.size} @ {held.entry_price}",
+                now_ms,
+                out,
             )
-            self._set_position(None)
-            self._goto(EngineState.IDLE, cause, out)
             return
         if held is None:
             position = self._adopt(event, now_ms)
@@ -1038,6 +1397,18 @@ class Engine:
         elif held.entry_price is None and event.avg_price > 0:
             self._adopt(event, now_ms)
 
+    def _exited_on_exchange(self, cause: str, detail: str, now_ms: int, out: list[Command]) -> None:
+        """The position ended without our close: the exchange stop, a liquidation, a human.
+
+        It is our position's exit: back to Idle, and its realised result is read from
+        the exchange's closed-PnL rows (it counts against the daily loss).
+        """
+        out.append(Alert(message=f"{cause}: {detail}"))
+        self._set_position(None)
+        self._goto(EngineState.IDLE, cause, out)
+        assert self._symbol is not None
+        out.append(RequestClosedPnl(symbol=self._symbol))
+
     def _release(self, working: _Working, out: list[Command], *, cancel: bool) -> None:
         """Stop tracking the working order; its end is awaited as a late report."""
         self._working = None
@@ -1057,9 +1428,17 @@ class Engine:
                     )
                 )
                 out.append(CancelOrder(symbol=event.symbol, order_link_id=link_id))
-        for link_id, (symbol, _) in list(self._released.items()):
+        ended_entry = False
+        for link_id, (symbol, purpose) in list(self._released.items()):
             if symbol == event.symbol and link_id not in listed:
                 del self._released[link_id]  # not open any more: it has ended
+                ended_entry = ended_entry or purpose == "entry"
+        if ended_entry and event.symbol == self._symbol:
+            # It may have filled before it ended, and nothing said how much: only a
+            # position read after its end says flat (for a switch and the next entry).
+            self._flat_confirmed = False
+            self._entry_read_pending = True
+            out.append(RequestPosition(symbol=event.symbol))
         self._maybe_switch(out)
         if event.symbol == self._symbol:
             self._need_orders = False
@@ -1077,12 +1456,20 @@ class Engine:
                 )
                 self._pending = None
             return
-        if self._state is EngineState.HALTED:
+        if self._state is EngineState.HALTED and self._symbol is not None:
+            # (a first symbol is taken even halted: a restored latch must still see,
+            # protect and close what it holds)
             out.append(
                 Log(level="info", message=f"halted: symbol switch to {event.symbol} ignored")
             )
             return
-        if self._state is EngineState.IDLE and self._position is None and self._working is None:
+        if self._symbol is None or (
+            self._state is EngineState.IDLE
+            and self._position is None
+            and self._working is None
+            and self._flat_confirmed
+            and not self._released_entries()
+        ):
             self._switch(event.symbol, event.instrument, out)
             return
         self._pending = (event.symbol, event.instrument)
@@ -1099,6 +1486,9 @@ class Engine:
             out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
         elif working is None and self._position is not None:
             self._check_exits(now_ms, out)
+        elif working is None and self._symbol is not None:
+            # Idle, but flat is only the engine's belief: a read confirms it first.
+            out.append(RequestPosition(symbol=self._symbol))
 
     def _on_halt(self, event: Halt, now_ms: int, out: list[Command]) -> None:
         if self._state is EngineState.HALTED:
@@ -1121,6 +1511,10 @@ class Engine:
 
     def _on_resync(self, event: Resync, _now_ms: int, out: list[Command]) -> None:
         self._need_position = self._need_orders = True
+        if event.market_gap:
+            # trades on both sides of a gap would make one fake momentum move
+            self.signals.reset()
+            out.append(Log(level="info", message="market data gap: trade window cleared"))
         out.append(
             Log(
                 level="info",
@@ -1130,3 +1524,90 @@ class Engine:
         )
         if self._symbol is not None:
             out.append(RequestPosition(symbol=self._symbol))
+
+    # ------------------------------------------------------------ protection
+
+    def _on_protection_set(self, event: ProtectionSet, _now_ms: int, out: list[Command]) -> None:
+        if event.symbol != self._symbol:
+            out.append(Log(level="info", message=f"stop on {event.symbol} set (not traded now)"))
+            return
+        self._protected = event.stop_loss
+        self._protect_sent = None
+        out.append(
+            Log(level="info", message=f"exchange stop set on {event.symbol} at {event.stop_loss}")
+        )
+        self._protect(out)  # the wanted stop may have moved meanwhile
+
+    def _on_protection_failed(
+        self, event: ProtectionFailed, now_ms: int, out: list[Command]
+    ) -> None:
+        self._protect_sent = None
+        working = self._working
+        filling = working is not None and working.purpose == "entry" and working.filled_qty > 0
+        if event.symbol != self._symbol or (self._position is None and not filling):
+            out.append(
+                Log(
+                    level="info",
+                    message=f"stop on {event.symbol} refused ({event.reason}); "
+                    "no position of ours there now",
+                )
+            )
+            return
+        self._protect_failed = event.reason
+        out.append(
+            Alert(
+                message=f"exchange refused the stop on {event.symbol}: {event.reason}; "
+                "closing the position now"
+            )
+        )
+        if working is not None and working.purpose == "entry":
+            # the rest of the entry must not fill; the position closes once it has ended
+            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+        elif working is None:
+            self._exit_reason = None
+            self._close_retry_at = None
+            self._check_exits(now_ms, out)
+
+    # ------------------------------------------------------------ closed PnL
+
+    def _on_closed_pnl(self, event: ClosedPnlRows, now_ms: int, out: list[Command]) -> None:
+        day = utc_day(now_ms)
+        booked = self.risk.book.book_rows(event.rows, day, frozenset(self._order_ids))
+        for entry in booked:
+            row = entry.row
+            out.append(
+                Log(
+                    level="info",
+                    message=f"closed PnL {row.closed_pnl} on {row.symbol} (order {row.order_id}, "
+                    f"{row.exec_type}, {entry.kind}): day's realised moved by {entry.delta}",
+                )
+            )
+        for entry in booked:
+            if entry.kind == "foreign":
+                self._foreign_close(entry.row, now_ms, out)
+        self._check_kill_switch(now_ms, out)
+
+    def _foreign_close(self, row: ClosedPnl, now_ms: int, out: list[Command]) -> None:
+        """A close not ours on the symbol we hold: the exchange stop, a liquidation, a human."""
+        position = self._position
+        if row.symbol != self._symbol or position is None:
+            return
+        if row.updated_ms < position.opened_ms - _ROW_CLOCK_SLACK_MS:
+            return  # closed before this position existed: not its exit
+        assert self._symbol is not None
+        if self._working is None and row.closed_size >= position.size:
+            self._exited_on_exchange(
+                f"position closed outside the bot by order {row.order_id} ({row.exec_type})",
+                f"was {position.side.value} {position.size} @ {position.entry_price}",
+                now_ms,
+                out,
+            )
+        else:
+            out.append(
+                Alert(
+                    message=f"order {row.order_id} not ours closed {row.closed_size} "
+                    f"on {row.symbol} ({row.exec_type})"
+                )
+            )
+        # the exchange settles what is left (and confirms flat for a switch)
+        out.append(RequestPosition(symbol=self._symbol))

@@ -8,6 +8,11 @@ unified account in USDT, simplified the way a careful reader of Bybit's docs exp
 * initial margin = position value / leverage + open orders that would grow the position;
 * available balance = equity - initial margin (order checks use it: 110007).
 
+A position carries its Full-mode stops (``stop_loss`` / ``take_profit``, 0 when none,
+with their trigger prices) and the opening fees not yet charged to a close
+(``open_fee``), so every closing order's closed-PnL record (``ClosedPnlRecord``) is net
+of its share of the opening fees and of its own closing fee, as Bybit's is.
+
 All money is Decimal; nothing here is on the market-data hot path.
 """
 
@@ -23,6 +28,7 @@ __all__ = [
     "OPEN_STATUSES",
     "TAKER_FEE",
     "Account",
+    "ClosedPnlRecord",
     "Execution",
     "Order",
     "Position",
@@ -56,6 +62,18 @@ class Order:
     last_price_on_created: str
     take_profit: str = ""
     stop_loss: str = ""
+    #: trigger prices of the attached stops ("" when the order carries none)
+    tp_trigger_by: str = ""
+    sl_trigger_by: str = ""
+    #: "StopLoss" / "TakeProfit" for the close a position stop fired; "" otherwise
+    stop_order_type: str = ""
+    create_type: str = "CreateByUser"
+    #: the stop price that fired this order (0: not a triggered order)
+    trigger_price: Decimal = ZERO
+    trigger_by: str = ""
+    #: 1 rise / 2 fall for a triggered order
+    trigger_direction: int = 0
+    position_idx: int = 0
     status: str = "New"
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
@@ -122,6 +140,21 @@ class Position:
     created_ms: int = 0
     updated_ms: int = 0
     seq: int = 0
+    #: Full-mode stops armed on the position (0: none) and the price that fires each
+    stop_loss: Decimal = ZERO
+    take_profit: Decimal = ZERO
+    sl_trigger_by: str = "LastPrice"
+    tp_trigger_by: str = "LastPrice"
+    #: trading fees paid to open the part of the position still held (charged pro rata
+    #: to the closes' closed-PnL records)
+    open_fee: Decimal = ZERO
+
+    def clear_stops(self) -> None:
+        """Cancel the Full-mode stops (Bybit does when the position closes)."""
+        self.stop_loss = ZERO
+        self.take_profit = ZERO
+        self.sl_trigger_by = "LastPrice"
+        self.tp_trigger_by = "LastPrice"
 
     @property
     def side(self) -> str:
@@ -171,6 +204,27 @@ class Position:
 
 
 @attrs.define(slots=True, kw_only=True)
+class ClosedPnlRecord:
+    """One closing order's realised result (``/v5/position/closed-pnl`` row).
+
+    ``net`` = gross PnL of the closed quantity - its closing fee - the opening fees of
+    that quantity (pro rata): what Bybit's ``closedPnl`` holds.
+    """
+
+    order: Order
+    #: "Trade"; "BustTrade" for a liquidation
+    exec_type: str
+    leverage: Decimal
+    closed_size: Decimal = ZERO
+    entry_value: Decimal = ZERO
+    exit_value: Decimal = ZERO
+    net: Decimal = ZERO
+    fill_count: int = 0
+    created_ms: int = 0
+    updated_ms: int = 0
+
+
+@attrs.define(slots=True, kw_only=True)
 class Account:
     """One API key's account: wallet, positions, orders, fills, rate-limit windows."""
 
@@ -178,12 +232,17 @@ class Account:
     api_secret: str = attrs.field(repr=False)
     balance: Decimal
     default_leverage: Decimal = Decimal(10)
+    #: a hedge-mode account: position rows come as positionIdx 1 (buy side) and 2 (sell
+    #: side), and an order or a trading-stop must name the side (positionIdx 0 refused)
+    hedge_mode: bool = False
     positions: dict[str, Position] = attrs.field(factory=dict)
     orders: dict[str, Order] = attrs.field(factory=dict)
     by_link: dict[str, Order] = attrs.field(factory=dict)
     open_orders: dict[str, Order] = attrs.field(factory=dict)
     recent_closed: deque[Order] = attrs.field(factory=lambda: deque(maxlen=RECENT_CLOSED))
     executions: deque[Execution] = attrs.field(factory=lambda: deque(maxlen=10_000))
+    #: closing orders' results by order id, oldest first
+    closed_pnl: dict[str, ClosedPnlRecord] = attrs.field(factory=dict)
     cum_realised: Decimal = ZERO
     #: endpoint -> timestamps (ms) of the calls in the rolling 1 s window
     windows: dict[str, deque[int]] = attrs.field(factory=dict)

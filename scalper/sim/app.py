@@ -90,7 +90,7 @@ class SimApp:
             result["closed"] = self.exchange.close_position(fault.symbol)
         elif kind == "price_jump":
             assert fault.symbol is not None
-            self.exchange.price_jump(fault.symbol, fault.pct)
+            self.exchange.price_jump(fault.symbol, fault.pct, wick=fault.wick)
         else:
             self.faults.add_rest(fault)
         logger.info("sim fault injected: {}", obj)

@@ -26,6 +26,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         api_secret=args.api_secret,
         host=args.host,
         port=args.port,
+        hedge_mode=bool(getattr(args, "hedge_mode", False)),
     )
 
 

@@ -14,7 +14,9 @@ One JSON object names one fault (``POST /sim/faults`` or ``Sim.inject``)::
      "reset_ms": 1000, "msg": "Too many visits!"}        # reset_ms: 10006's header
     {"kind": "drop_private_push", "count": 2}
     {"kind": "close_position", "symbol": "SOLUSDT"}
-    {"kind": "price_jump", "symbol": "SOLUSDT", "pct": -2}
+    {"kind": "price_jump", "symbol": "SOLUSDT", "pct": -2}    # last and mark price move
+    {"kind": "price_jump", "symbol": "SOLUSDT", "pct": -2, "wick": true}  # book/last only,
+                                                           # for one step; the mark stays
     {"kind": "clear"}                                          # forget pending faults
 
 ``parse_fault`` validates (ValueError with the reason: the control API answers 400);
@@ -59,7 +61,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "ret_code": frozenset({"code", "count", "path", "msg", "reset_ms"}),
     "drop_private_push": frozenset({"count"}),
     "close_position": frozenset({"symbol"}),
-    "price_jump": frozenset({"symbol", "pct"}),
+    "price_jump": frozenset({"symbol", "pct", "wick"}),
     "clear": frozenset(),
 }
 
@@ -81,6 +83,7 @@ class Fault:
     variant: str = "json"
     symbol: str | None = None
     pct: float = 0.0
+    wick: bool = False
 
 
 def _int(obj: dict[str, Any], name: str, lo: int, hi: int, default: int | None) -> int | None:
@@ -171,7 +174,10 @@ def parse_fault(obj: Any, symbols: dict[str, Any]) -> Fault:
             pct = _num(obj, "pct")
             if pct is None or pct == 0 or not -50 < pct < 100:
                 raise ValueError("price_jump needs pct, non-zero, in (-50, 100)")
-            fault = attrs.evolve(fault, pct=pct)
+            wick = obj.get("wick", False)
+            if not isinstance(wick, bool):
+                raise ValueError("wick must be true or false")
+            fault = attrs.evolve(fault, pct=pct, wick=wick)
     return fault
 
 

@@ -14,6 +14,12 @@ over a 100-trade window (a few seconds of tape) they move the last price 0.1 % o
 away from the VWAP, so a bot following one symbol sees an entry signal within ~15 s.
 A step that moves the touch prints one taker trade at the last level it took (size: what
 it took); a step that does not prints a trade at the touch now and then.
+
+The mark price is index-like, as Bybit's is: it follows the walk's fair price (not the
+book's last trade) through an exponential average over ``MARK_TAU_S``, so a burst moves
+it a little later and a wick on the book (``step_symbol(..., wick=True)``: the book and
+the last price jump for one step, the fair price stays) does not move it at all. A
+real price jump moves it with the price.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ TOUCH_TRADE_P = 0.35
 RECENT_TRADES = 1000
 #: one-minute candles kept per symbol for kline
 CANDLES_KEPT = 1440
+#: seconds of the exponential average that makes the mark price from the fair price
+MARK_TAU_S = 1.0
 
 
 @attrs.define(slots=True)
@@ -90,10 +98,14 @@ class SymbolMarket:
     candles: dict[int, list[float]] = attrs.field(factory=dict)
     #: True once ``backfill_candles`` has invented the history before the start
     backfilled: bool = False
+    #: the mark price in ticks (float): an average of the walk's fair price
+    mark_px: float = 0.0
 
     @property
     def mark_tick(self) -> int:
-        """Mark price (the mid, on the tick grid)."""
+        """Mark price on the tick grid (index-like: see the module doc)."""
+        if self.mark_px > 0:
+            return max(1, round(self.mark_px))
         book = self.book
         if book.has_bids and book.has_asks:
             return (book.bid_top + book.ask_top) // 2
@@ -135,6 +147,7 @@ class Market:
         tick = round(start / tick_size)
         pct = rng.uniform(-0.08, 0.08)
         sm.last_tick = tick
+        sm.mark_px = start / tick_size
         sm.prev24h_tick = max(1, round(tick / (1 + pct)))
         sm.prev1h_tick = max(1, round(tick * (1 + rng.uniform(-0.01, 0.01))))
         sm.high_tick = round(max(tick, sm.prev24h_tick) * (1 + rng.uniform(0.002, 0.03)))
@@ -180,8 +193,13 @@ class Market:
         self._next = (self._next + 1) % len(self._order)
         return symbol, self.step_symbol(symbol, now_ms)
 
-    def step_symbol(self, symbol: str, now_ms: int, jump: float = 0.0) -> list[PublicTrade]:
-        """Move one symbol by one step of the walk (plus a relative ``jump``)."""
+    def step_symbol(
+        self, symbol: str, now_ms: int, jump: float = 0.0, *, wick: bool = False
+    ) -> list[PublicTrade]:
+        """Move one symbol by one step of the walk (plus a relative ``jump``).
+
+        ``wick``: the jump moves only the book and the tape for this step; the fair
+        price and the mark stay, and the next step brings the book back."""
         sm = self.symbols[symbol]
         rng = self.rng
         dt = self.dt
@@ -199,9 +217,14 @@ class Market:
         # the rolling 24 h turnover drifts towards its base, faster while the symbol moves
         activity = 1.0 + 4.0 * abs(sm.drift) / 0.001
         sm.turnover24h += (sm.base_turnover * activity - sm.turnover24h) * dt / ROLL_S
-        if jump:
+        if jump and not wick:
             sm.logp += math.log1p(jump)
-        mid = math.exp(sm.logp) / sm.tick_size
+            sm.mark_px *= 1.0 + jump
+        fair = math.exp(sm.logp) / sm.tick_size
+        if sm.mark_px <= 0:
+            sm.mark_px = fair
+        sm.mark_px += (fair - sm.mark_px) * (1.0 - math.exp(-dt / MARK_TAU_S))
+        mid = fair * (1.0 + jump) if wick else fair
         spread = self._spread()
         new_bid = max(1, math.floor(mid - spread / 2))
         new_ask = new_bid + spread
@@ -214,11 +237,16 @@ class Market:
                 (t, book.asks[t]) for t in range(book.ask_top, min(new_ask, book.ask_high + 1))
             ]
             self._tape(sm, trades, _sweep(lifted), "Buy", now_ms)
+            if new_ask > book.ask_high + 1:
+                # moved past the whole book (a jump): the tape follows to the new touch
+                self._tape(sm, trades, [(new_ask, 1)], "Buy", now_ms)
         elif book.has_bids and new_bid < book.bid_top:
             hit = [
                 (t, book.bids[t]) for t in range(book.bid_top, max(new_bid, book.bid_low - 1), -1)
             ]
             self._tape(sm, trades, _sweep(hit), "Sell", now_ms)
+            if new_bid < book.bid_low - 1:
+                self._tape(sm, trades, [(new_bid, 1)], "Sell", now_ms)
         size = self._size_fn(sm)
         book.move_bids(new_bid, BOOK_DEPTH, size)
         book.move_asks(new_ask, BOOK_DEPTH, size)

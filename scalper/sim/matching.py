@@ -17,6 +17,22 @@ Matching rules (the simulator's model of Bybit's engine):
   opposite touch moves across them.
 * Reduce-only orders never grow a position: refused with 110017 when there is nothing
   to reduce, clamped to the position at fill time, cancelled once it is flat.
+* Protective stops (``tpslMode=Full``), as reference section 8 describes: a
+  ``stopLoss`` / ``takeProfit`` on an opening order is armed on the position when the
+  order fills; ``set_trading_stop`` arms, moves ("0": removes) them later. A long's
+  stop-loss must lie below the trigger base price (mark or last, per ``slTriggerBy``)
+  and its take-profit above, the reverse for a short (10001 naming side and base
+  price); a flat position is refused; the same values again answer 34040. On every
+  market step ``check_stops`` fires a stop whose trigger price was crossed: a
+  reduce-only, close-on-trigger market order of the whole position with orderLinkId "",
+  ``stopOrderType`` StopLoss/TakeProfit and ``createType`` CreateByStopLoss /
+  CreateByTakeProfit. Whatever closes a position cancels its stops.
+* Every order that closes some of a position gets a closed-PnL record, net of its
+  closing fee and of the opening fees of the closed quantity (pro rata).
+* Hedge mode (an account option) is modelled on one net position per symbol: an order
+  or trading-stop must carry positionIdx 1 (buy side) or 2 (sell side), 0 is refused as
+  Bybit refuses it; an order that would hold both sides at once is refused (not
+  simulated).
 """
 
 from __future__ import annotations
@@ -31,7 +47,15 @@ from typing import Any
 
 import attrs
 
-from .accounts import MAKER_FEE, TAKER_FEE, Account, Execution, Order
+from .accounts import (
+    MAKER_FEE,
+    TAKER_FEE,
+    Account,
+    ClosedPnlRecord,
+    Execution,
+    Order,
+    Position,
+)
 from .errors import VenueError
 from .market import Market, PublicTrade, SymbolMarket
 from .params import opt_bool, opt_decimal, opt_int, opt_str, req_decimal, req_str
@@ -124,10 +148,12 @@ class Matcher:
         if order_type == "Market":
             tif = "IOC"
         position_idx = opt_int(params, "positionIdx", 0, 0, 2)
-        if position_idx != 0:
-            raise VenueError(10001, "params error: position idx not match position mode")
+        self._check_position_idx(account, position_idx)
         qty = req_decimal(params, "qty")
         reduce_only = opt_bool(params, "reduceOnly")
+        if account.hedge_mode and (side == "Buy") != (position_idx == 1):
+            # hedge mode: selling the buy side (or buying the sell side) closes it
+            reduce_only = True
         close_on_trigger = opt_bool(params, "closeOnTrigger")
         link = opt_str(params, "orderLinkId") or ""
         if link and not _LINK_RE.fullmatch(link):
@@ -155,6 +181,13 @@ class Matcher:
             price = spec.price_of(tick)
             ref_price = spec.price_of(sm.last_tick)
         sign = 1 if side == "Buy" else -1
+        if account.hedge_mode and not reduce_only and pos.size * sign < 0:
+            raise VenueError(
+                10001,
+                "params error: the simulator's hedge mode holds one side per symbol: close the "
+                "other side first",
+            )
+        stops = self._order_stops(params, side, order_type, price, reduce_only, spec, sm)
         if reduce_only:
             if pos.size == 0 or pos.size * sign > 0:
                 raise VenueError(
@@ -187,8 +220,11 @@ class Matcher:
             created_ms=now,
             updated_ms=now,
             last_price_on_created=spec.price_str(sm.last_tick),
-            take_profit=opt_str(params, "takeProfit") or "",
-            stop_loss=opt_str(params, "stopLoss") or "",
+            take_profit=stops[0],
+            stop_loss=stops[1],
+            tp_trigger_by=stops[2],
+            sl_trigger_by=stops[3],
+            position_idx=position_idx,
         )
         account.orders[order.order_id] = order
         if link:
@@ -230,6 +266,72 @@ class Matcher:
                 f"params error: Price invalid: {price} is not a multiple of tickSize "
                 f"{spec.tick_size}",
             )
+
+    def _check_position_idx(self, account: Account, idx: int) -> None:
+        """positionIdx 0 in one-way mode, 1 or 2 in hedge mode (Bybit's 10001 otherwise)."""
+        if (idx == 0) == account.hedge_mode:
+            raise VenueError(10001, "position idx not match position mode")
+
+    def _order_stops(
+        self,
+        params: dict[str, Any],
+        side: str,
+        order_type: str,
+        price: Decimal,
+        reduce_only: bool,
+        spec: SymbolSpec,
+        sm: SymbolMarket,
+    ) -> tuple[str, str, str, str]:
+        """The TP/SL an order create carries: (takeProfit, stopLoss, tpTriggerBy,
+        slTriggerBy) as strings, "" when absent. Checked like Bybit: not with
+        reduceOnly, Full mode and market stop orders only, on the right side of the base
+        price (the limit price; for a market order the trigger price now)."""
+        tp = opt_decimal(params, "takeProfit")
+        sl = opt_decimal(params, "stopLoss")
+        tp = None if tp == 0 else tp
+        sl = None if sl == 0 else sl
+        if tp is None and sl is None:
+            return "", "", "", ""
+        if reduce_only:
+            raise VenueError(10001, "params error: TP/SL cannot be set on a reduce-only order")
+        mode = opt_str(params, "tpslMode") or "Full"
+        if mode != "Full":
+            raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
+        for key in ("tpOrderType", "slOrderType"):
+            kind = opt_str(params, key) or "Market"
+            if kind != "Market":
+                raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
+        tp_by = _trigger_by(params, "tpTriggerBy")
+        sl_by = _trigger_by(params, "slTriggerBy")
+        pos_side = side  # the position this order opens
+        for name, value, by in (("TakeProfit", tp, tp_by), ("StopLoss", sl, sl_by)):
+            if value is None:
+                continue
+            self._check_stop_price(spec, name, value)
+            base = price if order_type == "Limit" else self._trigger_price(sm, by)
+            _check_side(name, value, pos_side, base, by)
+        return (
+            "" if tp is None else _plain(tp),
+            "" if sl is None else _plain(sl),
+            tp_by if tp is not None else "",
+            sl_by if sl is not None else "",
+        )
+
+    def _check_stop_price(self, spec: SymbolSpec, name: str, value: Decimal) -> None:
+        if value < 0:
+            raise VenueError(10001, f"params error: {name} must not be negative, got {value}")
+        if value % spec.tick_size != 0:
+            raise VenueError(
+                10001,
+                f"params error: {name} invalid: {value} is not a multiple of tickSize "
+                f"{spec.tick_size}",
+            )
+
+    def _trigger_price(self, sm: SymbolMarket, trigger_by: str) -> Decimal:
+        """The price a stop with this trigger compares against (IndexPrice: the mark's
+        index-like value, the simulator has no separate index)."""
+        tick = sm.last_tick if trigger_by == "LastPrice" else sm.mark_tick
+        return sm.spec.price_of(tick)
 
     def _tick(self, spec: SymbolSpec, price: Decimal) -> int:
         return int(price / spec.tick_size)
@@ -318,8 +420,21 @@ class Matcher:
         fee = price * qty * rate
         if pos.size == 0:
             pos.created_ms = now
+        size_before = pos.size
+        entry_before = pos.avg_price
         closed, pnl = pos.apply_fill(order.sign * qty, price, fee)
         pos.updated_ms = now
+        self._book_fees(
+            account, order, pos, size_before, entry_before, closed, pnl, price, qty, fee, now
+        )
+        if closed and (pos.size == 0 or pos.size * size_before < 0):
+            pos.clear_stops()  # Full-mode stops go with the position they protected
+        if (
+            not order.reduce_only
+            and pos.size * order.sign > 0
+            and (order.stop_loss or order.take_profit)
+        ):
+            self._arm_from_order(pos, order)
         pos.seq = self.market.seq
         account.balance += pnl - fee
         account.cum_realised += pnl - fee
@@ -359,6 +474,194 @@ class Matcher:
                     self._cancel(
                         account, other, now, cancel_type="CancelByReduceOnly", reason="EC_NoError"
                     )
+
+    def _book_fees(
+        self,
+        account: Account,
+        order: Order,
+        pos: Position,
+        size_before: Decimal,
+        entry_before: Decimal,
+        closed: Decimal,
+        pnl: Decimal,
+        price: Decimal,
+        qty: Decimal,
+        fee: Decimal,
+        now: int,
+    ) -> None:
+        """Keep the position's unallocated opening fees, and the closing order's
+        closed-PnL record (net of its closing fee and of the closed part's opening fee)."""
+        if not closed:
+            pos.open_fee += fee
+            return
+        share = pos.open_fee * closed / abs(size_before)
+        close_fee = fee * closed / qty
+        pos.open_fee -= share
+        if pos.size == 0:
+            pos.open_fee = _ZERO
+        elif pos.size * size_before < 0:  # flipped: the rest of this fill opened it
+            pos.open_fee = fee - close_fee
+        record = account.closed_pnl.get(order.order_id)
+        if record is None:
+            record = account.closed_pnl[order.order_id] = ClosedPnlRecord(
+                order=order,
+                exec_type="Trade",
+                leverage=pos.leverage,
+                created_ms=order.created_ms,
+            )
+        record.closed_size += closed
+        record.entry_value += closed * entry_before
+        record.exit_value += closed * price
+        record.net += pnl - close_fee - share
+        record.fill_count += 1
+        record.updated_ms = now
+
+    def _arm_from_order(self, pos: Position, order: Order) -> None:
+        """An opening order's TP/SL becomes the position's (Full mode)."""
+        if order.stop_loss:
+            pos.stop_loss = Decimal(order.stop_loss)
+            pos.sl_trigger_by = order.sl_trigger_by or "LastPrice"
+        if order.take_profit:
+            pos.take_profit = Decimal(order.take_profit)
+            pos.tp_trigger_by = order.tp_trigger_by or "LastPrice"
+
+    # ---------------------------------------------------------------- stops
+    def set_trading_stop(self, account: Account, params: dict[str, Any]) -> None:
+        """``POST /v5/position/trading-stop``: arm, move or remove ("0") the Full-mode
+        stop-loss / take-profit of a position (34040 when nothing changes)."""
+        spec = self._spec(req_str(params, "symbol"))
+        if "positionIdx" not in params:
+            raise VenueError(10001, "params error: missing required parameter positionIdx")
+        idx = opt_int(params, "positionIdx", 0, 0, 2)
+        self._check_position_idx(account, idx)
+        mode = opt_str(params, "tpslMode") or "Full"
+        if mode != "Full":
+            raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
+        for key in ("tpOrderType", "slOrderType"):
+            kind = opt_str(params, key) or "Market"
+            if kind != "Market":
+                raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
+        trailing = opt_decimal(params, "trailingStop")
+        if trailing:
+            raise VenueError(10001, "params error: trailingStop is not supported by the simulator")
+        pos = account.position(spec.symbol)
+        held = pos.size != 0 and (not account.hedge_mode or (pos.size > 0) == (idx == 1))
+        if not held:
+            raise VenueError(10001, "can not set tp/sl/ts for zero position")
+        sl = opt_decimal(params, "stopLoss")
+        tp = opt_decimal(params, "takeProfit")
+        sl_by = _trigger_by(params, "slTriggerBy", pos.sl_trigger_by)
+        tp_by = _trigger_by(params, "tpTriggerBy", pos.tp_trigger_by)
+        new_sl = pos.stop_loss if sl is None else sl
+        new_tp = pos.take_profit if tp is None else tp
+        sm = self.sm(spec.symbol)
+        side = pos.side
+        for name, value, given, by in (
+            ("StopLoss", new_sl, sl, sl_by),
+            ("TakeProfit", new_tp, tp, tp_by),
+        ):
+            if given is None or given == 0:
+                continue
+            self._check_stop_price(spec, name, given)
+            _check_side(name, value, side, self._trigger_price(sm, by), by)
+        if (new_sl, new_tp, sl_by, tp_by) == (
+            pos.stop_loss,
+            pos.take_profit,
+            pos.sl_trigger_by,
+            pos.tp_trigger_by,
+        ):
+            raise VenueError(34040, "not modified")
+        pos.stop_loss, pos.take_profit = new_sl, new_tp
+        pos.sl_trigger_by, pos.tp_trigger_by = sl_by, tp_by
+        now = self.now_ms()
+        pos.updated_ms = now
+        pos.seq = self.market.seq
+        self._batch(account).positions.add(spec.symbol)
+        self._flush(now)
+
+    def check_stops(self, symbol: str, now: int) -> None:
+        """Fire every armed stop on ``symbol`` whose trigger price has been crossed."""
+        sm = self.sm(symbol)
+        for account in self.accounts.values():
+            pos = account.positions.get(symbol)
+            if pos is None or pos.size == 0 or not (pos.stop_loss or pos.take_profit):
+                continue
+            long = pos.size > 0
+            fired: tuple[str, Decimal, str] | None = None
+            if pos.stop_loss:
+                px = self._trigger_price(sm, pos.sl_trigger_by)
+                if (px <= pos.stop_loss) if long else (px >= pos.stop_loss):
+                    fired = ("StopLoss", pos.stop_loss, pos.sl_trigger_by)
+            if fired is None and pos.take_profit:
+                px = self._trigger_price(sm, pos.tp_trigger_by)
+                if (px >= pos.take_profit) if long else (px <= pos.take_profit):
+                    fired = ("TakeProfit", pos.take_profit, pos.tp_trigger_by)
+            if fired is not None:
+                self._fire(account, pos, *fired, now=now)
+
+    def _fire(
+        self, account: Account, pos: Position, kind: str, trigger: Decimal, by: str, *, now: int
+    ) -> None:
+        """A triggered stop: a reduce-only market close of the whole position."""
+        spec = self.specs[pos.symbol]
+        sm = self.sm(pos.symbol)
+        long = pos.size > 0
+        side = "Sell" if long else "Buy"
+        book = sm.book
+        if side == "Buy":
+            top = book.ask_top if book.has_asks else sm.last_tick
+            tick = math.ceil(top * (1 + _PROTECTION))
+        else:
+            top = book.bid_top if book.has_bids else sm.last_tick
+            tick = max(1, math.floor(top * (1 - _PROTECTION)))
+        # falling through a long's stop-loss (or a short's take-profit) is direction 2
+        falling = long == (kind == "StopLoss")
+        order = Order(
+            order_id=self._new_id(),
+            order_link_id="",
+            symbol=pos.symbol,
+            side=side,
+            order_type="Market",
+            time_in_force="IOC",
+            price=spec.price_of(tick),
+            qty=abs(pos.size),
+            reduce_only=True,
+            close_on_trigger=True,
+            created_ms=now,
+            updated_ms=now,
+            last_price_on_created=spec.price_str(sm.last_tick),
+            stop_order_type=kind,
+            create_type="CreateByStopLoss" if kind == "StopLoss" else "CreateByTakeProfit",
+            trigger_price=trigger,
+            trigger_by=by,
+            trigger_direction=2 if falling else 1,
+            position_idx=(1 if long else 2) if account.hedge_mode else 0,
+        )
+        pos.clear_stops()  # Full mode: the other stop is cancelled with this one
+        account.orders[order.order_id] = order
+        account.open_orders[order.order_id] = order
+        self._batch(account).positions.add(pos.symbol)
+        fills = (
+            book.take_asks(int(order.qty / spec.qty_step), tick)
+            if side == "Buy"
+            else (book.take_bids(int(order.qty / spec.qty_step), tick))
+        )
+        for level, taken in fills:
+            trade = self.market.record_trade(
+                sm, level, taken, side, now, self.market.new_trade_id()
+            )
+            self.trades.setdefault(pos.symbol, []).append(trade)
+            self._fill(account, order, spec.price_of(level), spec.qty_of(taken), maker=False,
+                       now=now)  # fmt: skip
+            if not order.is_open:
+                break
+        if fills:
+            book.u += 1
+        if order.is_open:
+            # the book was too thin for the whole close: the rest at the mark (the
+            # simulator's stand-in for Bybit's engine working the close through)
+            self._fill(account, order, self.mark(pos.symbol), order.qty - order.cum_qty,
+                       maker=False, now=now)  # fmt: skip
 
     def fill_resting(self, symbol: str, trades: list[PublicTrade], now: int) -> None:
         """Fill resting orders the market reached: crossed or traded through (fully), or
@@ -526,6 +829,7 @@ class Matcher:
                 "orderType": "Market",
                 "qty": format(abs(pos.size), "f"),
                 "reduceOnly": True,
+                "positionIdx": (1 if pos.size > 0 else 2) if account.hedge_mode else 0,
             }
             order = self.create_order(account, params)
             if pos.size != 0:
@@ -542,3 +846,39 @@ class Matcher:
         if batch is None:
             batch = self.changes[account.api_key] = Changes()
         return batch
+
+
+_TRIGGERS = ("LastPrice", "MarkPrice", "IndexPrice")
+
+
+def _trigger_by(params: dict[str, Any], key: str, default: str = "LastPrice") -> str:
+    """``slTriggerBy`` / ``tpTriggerBy`` (Bybit's default: LastPrice)."""
+    value = opt_str(params, key) or default
+    if value not in _TRIGGERS:
+        raise VenueError(10001, f"params error: {key} invalid: {value}")
+    return value
+
+
+def _e8(value: Decimal) -> int:
+    """A price as Bybit's engine prints it in its messages: scaled by 1e8."""
+    return int(value.scaleb(8))
+
+
+def _check_side(name: str, value: Decimal, side: str, base: Decimal, by: str) -> None:
+    """Bybit's rule: a long's stop-loss below the base price and take-profit above it;
+    the reverse for a short. The message is Bybit's (prices scaled by 1e8)."""
+    if value == 0:
+        return
+    below = (name == "StopLoss") == (side == "Buy")
+    if (value < base) if below else (value > base):
+        return
+    word = "lower" if below else "higher"
+    raise VenueError(
+        10001,
+        f"{name}:{_e8(value)} set for {side} position should {word} than "
+        f"base_price:{_e8(base)}??{by}",
+    )
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")

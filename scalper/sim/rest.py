@@ -391,6 +391,13 @@ class RestApi:
         match = self._order_filter(params)
         open_only = opt_int(params, "openOnly", 0, 0, 2)
         by_id = opt_str(params, "orderId") is not None or opt_str(params, "orderLinkId") is not None
+        kinds = opt_str(params, "orderFilter")
+        if kinds is not None and kinds not in _ORDER_FILTERS:
+            raise VenueError(10001, f"params error: orderFilter invalid: {kinds}")
+        if kinds not in (None, "Order"):
+            # conditional orders are not modelled; a position's Full-mode stops live on
+            # the position, not in this list
+            return self._order_page([], params, 20)
         open_orders = sorted(account.open_orders.values(), key=_newest)
         closed = sorted(account.recent_closed, key=_newest)
         if by_id:
@@ -474,12 +481,59 @@ class RestApi:
             raise VenueError(
                 10001, "Missing some parameters that must be filled in, symbol or settleCoin"
             )
+        if symbol is not None:
+            listed = self.ex.position_rows(account, symbol, stream=False)
+        else:  # settleCoin: only the rows that hold a position
+            listed = [self.ex.position_row(account, s, stream=False) for s in names]
         start = _cursor(params)
-        page = names[start : start + limit]
+        page = listed[start : start + limit]
         return {
-            "list": [self.ex.position_row(account, s, stream=False) for s in page],
-            "nextPageCursor": str(start + limit) if start + limit < len(names) else "",
+            "list": page,
+            "nextPageCursor": str(start + limit) if start + limit < len(listed) else "",
             "category": "linear",
+        }
+
+    def trading_stop(self, account: Account | None, params: Params) -> Result:
+        assert account is not None
+        self._category(params)
+        self.ex.set_trading_stop(account, params)
+        return {}
+
+    def closed_pnl(self, account: Account | None, params: Params) -> Result:
+        """``/v5/position/closed-pnl``: one row per closing order, newest first (by
+        createdTime, as Bybit sorts them); the window ``startTime``..``endTime`` is on
+        createdTime too (at most 7 days, default the last 7 days)."""
+        assert account is not None
+        self._category(params)
+        symbol = self._symbol(params, required=False)
+        now = self.ex.now_ms()
+        start_t = opt_int(params, "startTime", -1, 0, 2**62)
+        end_t = opt_int(params, "endTime", -1, 0, 2**62)
+        if start_t < 0 and end_t < 0:
+            end_t, start_t = now, now - _WEEK_MS
+        elif start_t < 0:
+            start_t = end_t - _WEEK_MS
+        elif end_t < 0:
+            end_t = start_t + _WEEK_MS
+        if end_t < start_t:
+            raise VenueError(10001, "params error: endTime must not be before startTime")
+        if end_t - start_t > _WEEK_MS:
+            raise VenueError(10001, "params error: the time range must not exceed 7 days")
+        limit = opt_int(params, "limit", 50, 1, 100)
+        records = [
+            r
+            for r in sorted(
+                account.closed_pnl.values(),
+                key=lambda r: (-r.created_ms, r.order.order_id),
+            )
+            if (symbol is None or r.order.symbol == symbol) and start_t <= r.created_ms <= end_t
+        ]
+        start = _cursor(params)
+        page = records[start : start + limit]
+        return {
+            "nextPageCursor": str(start + limit) if start + limit < len(records) else "",
+            "category": "linear",
+            "list": [self.ex.closed_pnl_row(r) for r in page],
         }
 
     def set_leverage(self, account: Account | None, params: Params) -> Result:
@@ -594,6 +648,9 @@ def _cursor(params: Params) -> int:
     return int(text)
 
 
+_WEEK_MS = 7 * 86_400_000
+_ORDER_FILTERS = ("Order", "StopOrder", "tpslOrder", "OcoOrder", "BidirectionalTpslOrder")
+
 _DEFAULT_MSGS = {
     10000: "Server Timeout",
     10001: "params error",
@@ -607,6 +664,7 @@ _DEFAULT_MSGS = {
     110017: "Reduce-only rule not satisfied",
     110072: "OrderLinkedID is duplicate",
     110094: "Order does not meet minimum order value",
+    34040: "not modified",
 }
 
 _ROUTES: dict[str, _Route] = {
@@ -625,6 +683,8 @@ _ROUTES: dict[str, _Route] = {
     "/v5/execution/list": _Route("GET", RestApi.executions, True, 50),
     "/v5/position/list": _Route("GET", RestApi.positions, True, 50),
     "/v5/position/set-leverage": _Route("POST", RestApi.set_leverage, True, 10),
+    "/v5/position/trading-stop": _Route("POST", RestApi.trading_stop, True, 10),
+    "/v5/position/closed-pnl": _Route("GET", RestApi.closed_pnl, True, 50),
     "/v5/account/wallet-balance": _Route("GET", RestApi.wallet, True, 50),
     # account discovery that generic clients (ccxt) make before trading
     "/v5/account/info": _Route("GET", RestApi.account_info, True, 50),

@@ -13,12 +13,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .accounts import Account, Execution, Order, Position
+from .accounts import Account, ClosedPnlRecord, Execution, Order, Position
 from .specs import SymbolSpec
 
 __all__ = [
+    "closed_pnl_row",
     "execution_fast_row",
     "execution_row",
+    "flat_like",
     "money",
     "order_row",
     "position_row",
@@ -58,7 +60,7 @@ def order_row(order: Order, spec: SymbolSpec, *, stream: bool) -> dict[str, Any]
         "qty": _qty(spec, order.qty),
         "side": order.side,
         "isLeverage": "",
-        "positionIdx": 0,
+        "positionIdx": order.position_idx,
         "orderStatus": order.status,
         "cancelType": order.cancel_type,
         "rejectReason": order.reject_reason,
@@ -70,25 +72,30 @@ def order_row(order: Order, spec: SymbolSpec, *, stream: bool) -> dict[str, Any]
         "cumExecFee": fee,
         "timeInForce": order.time_in_force,
         "orderType": order.order_type,
-        "stopOrderType": unset,
+        "stopOrderType": order.stop_order_type or unset,
         "orderIv": "",
-        "triggerPrice": "" if stream else _px(spec, Decimal(0)),
-        "takeProfit": order.take_profit or ("" if stream else _px(spec, Decimal(0))),
-        "stopLoss": order.stop_loss or ("" if stream else _px(spec, Decimal(0))),
-        "tpTriggerBy": unset,
-        "slTriggerBy": unset,
-        "triggerDirection": 0,
-        "triggerBy": unset,
+        "triggerPrice": (
+            _px(spec, order.trigger_price)
+            if order.trigger_price
+            else ("" if stream else _px(spec, Decimal(0)))
+        ),
+        "takeProfit": _stop_px(spec, order.take_profit, stream),
+        "stopLoss": _stop_px(spec, order.stop_loss, stream),
+        "tpTriggerBy": order.tp_trigger_by or unset,
+        "slTriggerBy": order.sl_trigger_by or unset,
+        "triggerDirection": order.trigger_direction,
+        "triggerBy": order.trigger_by or unset,
         "lastPriceOnCreated": order.last_price_on_created,
         "reduceOnly": order.reduce_only,
         "closeOnTrigger": order.close_on_trigger,
         "smpType": "None",
         "smpGroup": 0,
         "smpOrderId": "",
-        "tpslMode": "",
+        "tpslMode": "Full" if order.take_profit or order.stop_loss else "",
         "tpLimitPrice": "",
         "slLimitPrice": "",
         "placeType": "",
+        "createType": order.create_type,
         "createdTime": str(order.created_ms),
         "updatedTime": str(order.updated_ms),
         "cumFeeDetail": {"USDT": fee} if order.cum_fee else {},
@@ -107,6 +114,14 @@ def order_row(order: Order, spec: SymbolSpec, *, stream: bool) -> dict[str, Any]
     return row
 
 
+def _stop_px(spec: SymbolSpec, text: str, stream: bool) -> str:
+    """An order's attached TP/SL: the price, or Bybit's "none" ("" on the stream,
+    "0.00"-style over REST)."""
+    if text:
+        return _px(spec, Decimal(text))
+    return "" if stream else _px(spec, Decimal(0))
+
+
 def execution_row(execution: Execution, spec: SymbolSpec, *, stream: bool) -> dict[str, Any]:
     """A fill as in ``/v5/execution/list`` (or the ``execution`` push)."""
     order = execution.order
@@ -118,7 +133,7 @@ def execution_row(execution: Execution, spec: SymbolSpec, *, stream: bool) -> di
         "side": order.side,
         "indexPrice": "",
         "orderId": order.order_id,
-        "stopOrderType": "UNKNOWN",
+        "stopOrderType": order.stop_order_type or "UNKNOWN",
         "leavesQty": _qty(spec, execution.leaves_qty),
         "execTime": str(execution.exec_ms),
         "feeCurrency": "USDT",
@@ -140,12 +155,12 @@ def execution_row(execution: Execution, spec: SymbolSpec, *, stream: bool) -> di
         "extraFees": "",
         "seq": execution.seq,
         "execPnl": money(execution.exec_pnl),
+        "createType": order.create_type,
     }
     if stream:
         row["category"] = "linear"
         row["isLeverage"] = "0"
         row["marketUnit"] = ""
-        row["createType"] = "CreateByUser"
         row["extraFees"] = []
     return row
 
@@ -168,8 +183,18 @@ def execution_fast_row(execution: Execution, spec: SymbolSpec) -> dict[str, Any]
     }
 
 
-def position_row(pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool) -> dict[str, Any]:
-    """A position as in ``/v5/position/list`` (or the ``position`` push)."""
+def flat_like(pos: Position) -> Position:
+    """A flat position record on ``pos``'s symbol and leverage (a hedge-mode side not held)."""
+    return Position(symbol=pos.symbol, leverage=pos.leverage, seq=pos.seq)
+
+
+def position_row(
+    pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool, position_idx: int = 0
+) -> dict[str, Any]:
+    """A position as in ``/v5/position/list`` (or the ``position`` push).
+
+    ``stopLoss`` / ``takeProfit`` hold the armed Full-mode stops, "0" when none (as
+    Bybit's position rows send it); their trigger prices are Bybit's extra fields."""
     value = pos.value()
     im = abs(pos.size) * mark / pos.leverage
     mm = abs(pos.size) * mark * Decimal("0.005")
@@ -183,7 +208,7 @@ def position_row(pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool
     break_even = pos.avg_price + (fee_per_unit if pos.size > 0 else -fee_per_unit)
     entry = _px(spec, pos.avg_price) if pos.size else "0"
     row: dict[str, Any] = {
-        "positionIdx": 0,
+        "positionIdx": position_idx,
         "riskId": 1,
         "riskLimitValue": "2000000",
         "symbol": pos.symbol,
@@ -206,8 +231,8 @@ def position_row(pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool
         "positionIM": money(im),
         "positionIMByMp": money(im),
         "tpslMode": "Full",
-        "takeProfit": "0",
-        "stopLoss": "0",
+        "takeProfit": _px(spec, pos.take_profit) if pos.take_profit else "0",
+        "stopLoss": _px(spec, pos.stop_loss) if pos.stop_loss else "0",
         "trailingStop": "0",
         "unrealisedPnl": money(pos.unrealised(mark)) if pos.size else "0",
         "curRealisedPnl": money(pos.cur_realised),
@@ -225,6 +250,32 @@ def position_row(pos: Position, spec: SymbolSpec, mark: Decimal, *, stream: bool
         row["mmrSysUpdatedTime"] = row.pop("mmrSysUpdateTime")
         row["category"] = "linear"
     return row
+
+
+def closed_pnl_row(record: ClosedPnlRecord, spec: SymbolSpec) -> dict[str, Any]:
+    """A closing order's result as in ``/v5/position/closed-pnl`` (``closedPnl`` net of
+    the opening and closing fees of the closed quantity)."""
+    order = record.order
+    size = record.closed_size
+    return {
+        "symbol": order.symbol,
+        "orderType": order.order_type,
+        "leverage": format(record.leverage.normalize(), "f"),
+        "updatedTime": str(record.updated_ms),
+        "side": order.side,
+        "orderId": order.order_id,
+        "closedPnl": money(record.net),
+        "avgEntryPrice": money(record.entry_value / size) if size else "0",
+        "qty": _qty(spec, order.qty),
+        "cumEntryValue": money(record.entry_value),
+        "createdTime": str(record.created_ms),
+        "orderPrice": _px(spec, order.price),
+        "closedSize": _qty(spec, size),
+        "avgExitPrice": money(record.exit_value / size) if size else "0",
+        "execType": record.exec_type,
+        "fillCount": str(record.fill_count),
+        "cumExitValue": money(record.exit_value),
+    }
 
 
 def wallet_row(account: Account, marks: dict[str, Decimal]) -> dict[str, Any]:

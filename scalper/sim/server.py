@@ -65,6 +65,9 @@ class SimConfig:
     #: WebSocket connections that send nothing for this long are closed (Bybit: ~10 min)
     ws_idle_timeout_s: float = 600.0
     start_balance: Decimal = Decimal(100_000)
+    #: a hedge-mode account (position rows with positionIdx 1 and 2; positionIdx 0
+    #: refused), so a client's hedge-mode detection can be tested
+    hedge_mode: bool = False
 
 
 @attrs.define
@@ -109,6 +112,7 @@ def build(config: SimConfig) -> tuple[Exchange, SimApp]:
         clock=wall_ms,
         credentials={config.api_key: config.api_secret},
         start_balance=config.start_balance,
+        hedge_mode=config.hedge_mode,
     )
     app = SimApp(exchange, api_key=config.api_key, idle_timeout_s=config.ws_idle_timeout_s)
     return exchange, app

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import rows
-from .accounts import Account, Order, Position
+from .accounts import Account, ClosedPnlRecord, Order, Position
 from .errors import VenueError
 from .market import Market, PublicTrade, SymbolMarket
 from .matching import Changes, Matcher
@@ -38,12 +38,15 @@ class Exchange:
         clock: Callable[[], int],
         credentials: dict[str, str],
         start_balance: Decimal = Decimal(100_000),
+        hedge_mode: bool = False,
     ) -> None:
         self.specs = {spec.symbol: spec for spec in specs}
         self.market = Market(specs, seed=seed, rate=rate)
         self.clock = clock
         self.accounts = {
-            key: Account(api_key=key, api_secret=secret, balance=start_balance)
+            key: Account(
+                api_key=key, api_secret=secret, balance=start_balance, hedge_mode=hedge_mode
+            )
             for key, secret in credentials.items()
         }
         self.public = PublicHub(self.market)
@@ -86,24 +89,40 @@ class Exchange:
         self._after_move(symbol, trades, now_ms)
         return symbol
 
-    def price_jump(self, symbol: str, pct: float) -> None:
-        """Move ``symbol`` by ``pct`` percent at once (a fault: news, a liquidation cascade)."""
+    def price_jump(self, symbol: str, pct: float, *, wick: bool = False) -> None:
+        """Move ``symbol`` by ``pct`` percent at once (a fault: news, a liquidation cascade).
+
+        ``wick``: only the book and the last price jump, for one step (the mark stays;
+        the next step brings the book back): a LastPrice stop can fire, a MarkPrice one
+        does not."""
         if symbol not in self.specs:
             raise VenueError(10001, f"params error: symbol invalid: {symbol}")
         now = self.now_ms()
-        trades = self.market.step_symbol(symbol, now, jump=pct / 100.0)
+        trades = self.market.step_symbol(symbol, now, jump=pct / 100.0, wick=wick)
         self._after_move(symbol, trades, now)
 
     def _after_move(self, symbol: str, trades: list[PublicTrade], now_ms: int) -> None:
         if self.matcher.resting[symbol]:
             self.matcher.fill_resting(symbol, trades, now_ms)
             self._flush(now_ms)
+        # protective stops fire on the prices this step made (their closes print trades
+        # of their own, published by the flush before this step's tape)
+        self.matcher.check_stops(symbol, now_ms)
+        if self.matcher.changes:
+            self._flush(now_ms)
         self.public.publish(symbol, trades, now_ms)
 
     # ---------------------------------------------------------------- orders
     def create_order(self, account: Account, params: dict[str, Any]) -> Order:
-        """``POST /v5/order/create``: validate, accept, match; the order is returned."""
-        return self.matcher.create_order(account, params)
+        """``POST /v5/order/create``: validate, accept, match; the order is returned.
+
+        A taker order moves the last price: a LastPrice stop it crosses fires now."""
+        order = self.matcher.create_order(account, params)
+        now = self.now_ms()
+        self.matcher.check_stops(order.symbol, now)
+        if self.matcher.changes:
+            self._flush(now)
+        return order
 
     def amend_order(self, account: Account, params: dict[str, Any]) -> Order:
         """``POST /v5/order/amend``: change qty and/or price of an open order."""
@@ -120,6 +139,10 @@ class Exchange:
     def set_leverage(self, account: Account, params: dict[str, Any]) -> None:
         """``POST /v5/position/set-leverage`` (one-way: buy == sell; 110043 when unchanged)."""
         self.matcher.set_leverage(account, params)
+
+    def set_trading_stop(self, account: Account, params: dict[str, Any]) -> None:
+        """``POST /v5/position/trading-stop`` (Full mode; 34040 when nothing changes)."""
+        self.matcher.set_trading_stop(account, params)
 
     def close_position(self, symbol: str) -> int:
         """Flatten every account's position in ``symbol`` at market, from outside the bot."""
@@ -193,7 +216,11 @@ class Exchange:
             out.append(
                 (
                     "position",
-                    [self.position_row(account, s, stream=True) for s in sorted(batch.positions)],
+                    [
+                        row
+                        for s in sorted(batch.positions)
+                        for row in self.position_rows(account, s, stream=True)
+                    ],
                 )
             )
         out.append(("wallet", [rows.wallet_row(account, marks)]))
@@ -201,9 +228,28 @@ class Exchange:
 
     # --------------------------------------------------------------- views
     def position_row(self, account: Account, symbol: str, *, stream: bool) -> dict[str, Any]:
-        """One position in Bybit's shape, at the current mark."""
+        """One position in Bybit's shape, at the current mark (hedge mode: the row of
+        the side that holds it, the buy side's when flat)."""
         pos: Position = account.position(symbol)
-        return rows.position_row(pos, self.specs[symbol], self.mark(symbol), stream=stream)
+        idx = (2 if pos.size < 0 else 1) if account.hedge_mode else 0
+        return rows.position_row(
+            pos, self.specs[symbol], self.mark(symbol), stream=stream, position_idx=idx
+        )
+
+    def position_rows(self, account: Account, symbol: str, *, stream: bool) -> list[dict[str, Any]]:
+        """The symbol's position rows: one in one-way mode, both sides (positionIdx 1
+        and 2) in hedge mode, the side not held flat."""
+        if not account.hedge_mode:
+            return [self.position_row(account, symbol, stream=stream)]
+        pos = account.position(symbol)
+        spec, mark = self.specs[symbol], self.mark(symbol)
+        flat = rows.flat_like(pos)
+        buy = pos if pos.size > 0 else flat
+        sell = pos if pos.size < 0 else flat
+        return [
+            rows.position_row(buy, spec, mark, stream=stream, position_idx=1),
+            rows.position_row(sell, spec, mark, stream=stream, position_idx=2),
+        ]
 
     def order_row(self, order: Order, *, stream: bool = False) -> dict[str, Any]:
         """One order in Bybit's shape."""
@@ -213,8 +259,13 @@ class Exchange:
         """The account's wallet in Bybit's shape."""
         return rows.wallet_row(account, self.marks())
 
+    def closed_pnl_row(self, record: ClosedPnlRecord) -> dict[str, Any]:
+        """One closing order's result in Bybit's closed-pnl shape."""
+        return rows.closed_pnl_row(record, self.specs[record.order.symbol])
+
     def state(self, account: Account) -> dict[str, Any]:
-        """``GET /sim/state``: positions, open orders, order history, wallet."""
+        """``GET /sim/state``: positions (with their stopLoss/takeProfit), open orders,
+        order history, wallet."""
         history = sorted(account.orders.values(), key=lambda o: o.created_ms, reverse=True)
         return {
             "positions": [

@@ -20,6 +20,8 @@ from scalper.bybit.rest import BybitRest, Credentials, RetryPolicy, wall_clock_m
 from scalper.core.model import OrderIntent, OrderStatus, OrderType, Side, TimeInForce
 from scalper.sim import Sim, SimConfig, open_sim
 
+from .sim_helpers import post
+
 KEY, SECRET = "sim-key", "sim-secret"
 FAST = RetryPolicy(
     max_attempts=6, base_delay_s=0.05, max_delay_s=0.5, total_budget_s=20, settle_delay_s=0.2
@@ -288,3 +290,112 @@ async def test_amend_cancel_all_history_and_executions(rest: BybitRest, sim: Sim
         )
         await rest.place_order(close)
         assert (await rest.position("BTCUSDT")).is_flat
+
+
+# ---------------------------------------------------------------- issue 9: stops, closed PnL
+
+
+def _market(symbol: str, side: Side, qty: str, link: str, **kw: Any) -> OrderIntent:
+    return OrderIntent(
+        symbol=symbol,
+        side=side,
+        order_type=OrderType.MARKET,
+        qty=Decimal(qty),
+        order_link_id=link,
+        **kw,
+    )
+
+
+def _mark(sim: Sim, symbol: str) -> Decimal:
+    return sim.exchange.mark(symbol)
+
+
+async def test_stop_on_create_trading_stop_and_closed_pnl_against_the_sim(
+    rest: BybitRest, sim: Sim
+) -> None:
+    from scalper.bybit.errors import InvalidRequest
+    from scalper.core.model import TriggerBy
+
+    sim.exchange.paused = True
+    tick = sim.exchange.specs["ETHUSDT"].tick_size
+    mark = _mark(sim, "ETHUSDT")
+    stop = (mark * Decimal("0.98") / tick).quantize(Decimal(1)) * tick
+    with trio.fail_after(15):
+        with pytest.raises(InvalidRequest, match="zero position"):
+            await rest.set_trading_stop("ETHUSDT", stop_loss=stop)
+        await rest.place_order(_market("ETHUSDT", Side.BUY, "0.30", "cl-stop-1", stop_loss=stop))
+        pos = await rest.position("ETHUSDT")
+        assert (pos.side, pos.size, pos.stop_loss, pos.position_idx) == (
+            Side.BUY,
+            Decimal("0.30"),
+            stop,
+            0,
+        )
+        # the same stop again is 34040 on the exchange: success here
+        await rest.set_trading_stop("ETHUSDT", stop_loss=stop, trigger_by=TriggerBy.MARK_PRICE)
+        moved = stop - 10 * tick
+        await rest.set_trading_stop("ETHUSDT", stop_loss=moved)
+        (listed,) = await rest.open_positions()
+        assert (listed.symbol, listed.stop_loss, listed.take_profit) == ("ETHUSDT", moved, None)
+        with pytest.raises(InvalidRequest, match="should lower than base_price"):
+            await rest.set_trading_stop("ETHUSDT", stop_loss=mark * 2)
+        # the exchange's stop closes it: a closed-pnl row of an order that is not ours
+        start = rest.now_ms() - 1000
+        sim.inject({"kind": "price_jump", "symbol": "ETHUSDT", "pct": -4})
+        assert (await rest.position("ETHUSDT")).is_flat
+        assert await rest.open_positions() == []
+        history = await rest.order_history("ETHUSDT")
+        close = history[0]
+        assert (close.order_link_id, close.stop_order_type, close.create_type) == (
+            "",
+            "StopLoss",
+            "CreateByStopLoss",
+        )
+        assert close.status is OrderStatus.FILLED and close.cum_fee > 0
+        rows = await rest.closed_pnl(start_ms=start, symbol="ETHUSDT")
+    assert [r.order_id for r in rows] == [close.order_id]
+    row = rows[0]
+    assert (row.side, row.closed_size, row.exec_type) == (Side.SELL, Decimal("0.30"), "Trade")
+    entry = next(o for o in history if o.order_link_id == "cl-stop-1")
+    assert entry.avg_price is not None and close.avg_price is not None
+    gross = (close.avg_price - entry.avg_price) * Decimal("0.30")
+    assert abs(row.closed_pnl - (gross - entry.cum_fee - close.cum_fee)) < Decimal("0.0000001")
+
+
+async def test_closed_pnl_pages_against_the_sim(rest: BybitRest, sim: Sim) -> None:
+    sim.exchange.paused = True
+    start = rest.now_ms() - 1000
+    with trio.fail_after(20):
+        for i in range(3):
+            await rest.place_order(_market("SOLUSDT", Side.SELL, "2.0", f"cp-{i}-o"))
+            await rest.place_order(
+                _market("SOLUSDT", Side.BUY, "2.0", f"cp-{i}-c", reduce_only=True)
+            )
+        rest_rows = await rest.closed_pnl(start_ms=start)
+        history = await rest.order_history("SOLUSDT")
+    closes = [o.order_id for o in history if o.order_link_id.endswith("-c")]
+    assert [r.order_id for r in rest_rows] == closes  # newest first, all pages
+    assert all(r.side is Side.BUY and r.closed_size == Decimal("2.0") for r in rest_rows)
+
+
+async def test_open_positions_reads_every_symbol_and_the_hedge_index() -> None:
+    async with (
+        open_sim(SimConfig(seed=3, hedge_mode=True)) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=httpx.Timeout(2)) as client,
+    ):
+        rest = BybitRest(client, Credentials(KEY, SECRET), retry=FAST)
+        with trio.fail_after(10):
+            await rest.sync_clock()
+            body = {
+                "category": "linear",
+                "symbol": "ETHUSDT",
+                "side": "Sell",
+                "orderType": "Market",
+                "qty": "0.20",
+                "positionIdx": 2,
+                "orderLinkId": "hedge-short",
+            }
+            # placed with a raw signed request: our client only sends one-way orders
+            assert (await post(client, "/v5/order/create", body)).json()["retCode"] == 0
+            positions = await rest.open_positions()
+    assert [(p.symbol, p.side, p.position_idx) for p in positions] == [("ETHUSDT", Side.SELL, 2)]

@@ -51,3 +51,19 @@ async def test_unknown_symbol_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert b"NOPEUSDT" in result.stderr
+
+
+async def test_hedge_mode_flag_serves_a_hedge_mode_account() -> None:
+    from .sim_helpers import get
+
+    proc, url = await _start("--seed", "9", "--symbols", "ETHUSDT", "--hedge-mode")
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            query = {"category": "linear", "symbol": "ETHUSDT"}
+            reply = (await get(http, "/v5/position/list", query)).json()
+        assert [row["positionIdx"] for row in reply["result"]["list"]] == [1, 2]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(10):
+            code = await proc.wait()
+    assert code == 0

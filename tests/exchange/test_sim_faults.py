@@ -80,12 +80,16 @@ async def test_malformed_ws_breaks_the_next_messages(
     env: tuple[Sim, httpx.AsyncClient], variant: str
 ) -> None:
     sim, _ = env
+    # paused until the fault is armed: no delta queued before it can pass unbroken
+    sim.exchange.paused = True
     async with open_websocket_url(sim.ws_public_url) as ws:
         await send(ws, {"op": "subscribe", "args": ["orderbook.50.BTCUSDT"]})
         await recv(ws)
         await recv(ws)  # snapshot
         sim.inject({"kind": "malformed_ws", "count": 2, "variant": variant})
-        texts = [await ws.get_message() for _ in range(3)]
+        sim.exchange.paused = False
+        with trio.fail_after(10):
+            texts = [await ws.get_message() for _ in range(3)]
     broken = []
     for text in texts[:2]:
         try:

@@ -227,6 +227,7 @@ async def test_large_market_order_walks_the_book(
     venue: tuple[Sim, httpx.AsyncClient, WebSocketConnection],
 ) -> None:
     sim, http, ws = venue
+    sim.exchange.paused = True  # the levels read here must still be there at the create
     book = sim.exchange.sm("ETHUSDT").book
     spec = sim.exchange.specs["ETHUSDT"]
     top3 = book.top_asks(3)

@@ -118,3 +118,54 @@ async def test_pybit_gets_bybits_error_codes() -> None:
         with trio.fail_after(30):
             errors = await trio.to_thread.run_sync(_bad_requests, sim.rest_url)
     assert errors == {"qty_step": "10001", "dup": "110072", "reduce": "110017", "sign": "10004"}
+
+
+def _stops(url: str, stop: str, wrong: str) -> dict[str, Any]:
+    s = _session(url)
+    out: dict[str, Any] = {}
+    out["open"] = s.place_order(
+        category="linear", symbol="ETHUSDT", side="Buy", orderType="Market", qty="0.20"
+    )
+    out["stop"] = s.set_trading_stop(
+        category="linear",
+        symbol="ETHUSDT",
+        positionIdx=0,
+        tpslMode="Full",
+        stopLoss=stop,
+        slTriggerBy="MarkPrice",
+        slOrderType="Market",
+    )
+    out["positions"] = s.get_positions(category="linear", symbol="ETHUSDT")
+    from pybit.exceptions import InvalidRequestError
+
+    try:
+        s.set_trading_stop(category="linear", symbol="ETHUSDT", positionIdx=0, stopLoss=wrong)
+    except InvalidRequestError as exc:
+        out["wrong"] = (exc.status_code, exc.message)
+    out["close"] = s.place_order(
+        category="linear",
+        symbol="ETHUSDT",
+        side="Sell",
+        orderType="Market",
+        qty="0.20",
+        reduceOnly=True,
+    )
+    out["closed_pnl"] = s.get_closed_pnl(category="linear", symbol="ETHUSDT", limit=10)
+    return out
+
+
+async def test_pybit_sets_a_trading_stop_and_reads_closed_pnl() -> None:
+    async with open_sim(SimConfig(seed=43)) as sim:
+        sim.exchange.paused = True
+        mark = sim.exchange.mark("ETHUSDT")
+        stop = str((mark * Decimal("0.98")).quantize(Decimal("0.01")))
+        wrong = str((mark * Decimal("1.02")).quantize(Decimal("0.01")))
+        with trio.fail_after(30):
+            out = await trio.to_thread.run_sync(_stops, sim.rest_url, stop, wrong)
+    assert out["stop"]["retCode"] == 0 and out["stop"]["result"] == {}
+    assert out["positions"]["result"]["list"][0]["stopLoss"] == stop
+    code, message = out["wrong"]
+    assert code == 10001 and "should lower than base_price" in message
+    rows = out["closed_pnl"]["result"]["list"]
+    assert [r["orderId"] for r in rows] == [out["close"]["result"]["orderId"]]
+    assert rows[0]["side"] == "Sell" and rows[0]["closedSize"] == "0.20"

@@ -291,3 +291,46 @@ def test_slow_consumer_overflows_and_is_closed() -> None:
         box.put(str(i))
     assert list(box.queue) == ["0", "1", "2"]
     assert box.overflowed and box.closed and box.close_code == 1013
+
+
+def test_closed_pnl_is_net_of_fees_pro_rata_through_a_flip() -> None:
+    """Short 1.00, buy 1.50 (closes 1.00, opens 0.50 long), sell 0.50: two records, each
+    the gross PnL of its closed quantity minus its share of the opening and closing fees."""
+    ex = make(seed=5)
+    ex.paused = True
+    account = ex.accounts[KEY]
+
+    def market(side: str, qty: str, **extra: object) -> str:
+        params = {"symbol": "ETHUSDT", "side": side, "orderType": "Market", "qty": qty, **extra}
+        return ex.create_order(account, params).order_id
+
+    def fills(order_id: str) -> list[tuple[Decimal, Decimal, Decimal]]:
+        return [(e.price, e.qty, e.fee) for e in account.executions if e.order.order_id == order_id]
+
+    def vwap(rows: list[tuple[Decimal, Decimal, Decimal]]) -> Decimal:
+        return sum((p * q for p, q, _ in rows), Decimal(0)) / sum(
+            (q for _, q, _ in rows), Decimal(0)
+        )
+
+    short = market("Sell", "1.00")
+    flip = market("Buy", "1.50")
+    close = market("Sell", "0.50", reduceOnly=True)
+    s_fills, f_fills, c_fills = fills(short), fills(flip), fills(close)
+    assert len(f_fills) == 1  # one level: the closed and the opened part share its price
+    s_px, f_px, c_px = vwap(s_fills), vwap(f_fills), vwap(c_fills)
+    s_fee = sum(f for _, _, f in s_fills)
+    f_fee = sum(f for _, _, f in f_fills)
+    c_fee = sum(f for _, _, f in c_fills)
+    records = account.closed_pnl
+    assert list(records) == [flip, close]
+    first, second = records[flip], records[close]
+    assert first.closed_size == Decimal("1.00") and second.closed_size == Decimal("0.50")
+    expected_first = (
+        (s_px - f_px) * Decimal("1.00") - s_fee - f_fee * Decimal("1.00") / Decimal("1.50")
+    )
+    expected_second = (
+        (c_px - f_px) * Decimal("0.50") - f_fee * Decimal("0.50") / Decimal("1.50") - c_fee
+    )
+    assert abs(first.net - expected_first) < Decimal("1e-12")
+    assert abs(second.net - expected_second) < Decimal("1e-12")
+    assert account.position("ETHUSDT").open_fee == 0  # flat: every opening fee charged

@@ -16,8 +16,11 @@ from scalper.core.model import (
     Instrument,
     Log,
     OpenOrders,
+    PersistRiskState,
     PlaceOrder,
     PositionSnapshot,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Side,
     Subscribe,
@@ -66,6 +69,8 @@ def config(**kw: Any) -> EngineConfig:
             max_daily_loss_usd=D(100),
             max_orders_per_minute=20,
             cooldown_ms=3_000,
+            # fees are tested on their own (test_engine_safety); price logic here
+            taker_fee_rate=D(0),
         ),
     }
     base.update(kw)
@@ -165,6 +170,12 @@ def view(commands: Iterable[Command]) -> list[tuple[Any, ...]]:
             out.append(("subscribe", c.symbol))
         elif isinstance(c, RequestPosition):
             out.append(("position?", c.symbol))
+        elif isinstance(c, ProtectPosition):
+            out.append(("protect", c.symbol, c.stop_loss))
+        elif isinstance(c, RequestClosedPnl):
+            out.append(("pnl?", c.symbol))
+        elif isinstance(c, PersistRiskState):
+            out.append(("persist", c.state.realised_net, c.state.halted))
         else:  # pragma: no cover - every command type is listed above
             raise AssertionError(c)
     return out

@@ -379,8 +379,8 @@ def test_sim_mode_keeps_urls_empty(tmp_path: Path) -> None:
             "[risk]\nmax_position_usd = 999\n",
             "risk.max_position_usd: must be >= strategy.position_usd (1000), got 999",
         ),
-        ('[strategy]\nlink_id_prefix = "a.b"\n', "strategy.link_id_prefix: must be 1-16"),
-        ('[strategy]\nlink_id_prefix = ""\n', "strategy.link_id_prefix: must not be empty"),
+        ('[strategy]\nlink_id_prefix = "a.b"\n', "strategy.link_id_prefix: must be 1-12"),
+        ('[strategy]\nlink_id_prefix = ""\n', "strategy.link_id_prefix: must be 1-12"),
         # enums
         ('[exchange]\nmode = "paper"\n', "exchange.mode: expected one of sim, demo, testnet, live"),
         ("[exchange]\nmode = 1\n", "exchange.mode: expected one of sim, demo, testnet, live"),
@@ -524,7 +524,7 @@ def test_settings_error_carries_key_and_reason() -> None:
 def test_sections_validate_when_built_directly() -> None:
     with pytest.raises(ValueError, match="interval_s: must be > 0"):
         ScannerSettings(interval_s=0)
-    with pytest.raises(ValueError, match="link_id_prefix: must be 1-16"):
+    with pytest.raises(ValueError, match="link_id_prefix: must be 1-12"):
         StrategySettings(link_id_prefix="x" * 17)
     assert (
         attrs.evolve(Settings(), scanner=ScannerSettings(interval_s=0.5)).scanner.interval_s == 0.5

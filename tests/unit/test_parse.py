@@ -23,6 +23,7 @@ from scalper.bybit.parse import (
     TradesMessage,
     WalletMessage,
     book_from_rest,
+    closed_pnl_from_wire,
     fill_from_wire,
     instrument_from_wire,
     order_from_wire,
@@ -408,3 +409,131 @@ def test_failure_logging_is_rate_limited() -> None:
     assert len(lines) == 2
     assert "99 similar not logged" in lines[1]
     assert stats.counts["malformed_json"] == 101
+
+
+# ---------------------------------------------------------------- issue 9: stops, fees, closed PnL
+
+
+def _rest_position(**fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = copy.deepcopy(sample("rest_position_list")["result"]["list"][0])
+    row.update(fields)
+    return row
+
+
+@pytest.mark.parametrize("none", ["", "0", "0.00"])
+def test_position_without_a_stop_reads_none(none: str) -> None:
+    p = position_from_wire(_rest_position(stopLoss=none, takeProfit=none))
+    assert (p.stop_loss, p.take_profit, p.position_idx) == (None, None, 0)
+
+
+def test_position_rest_row_carries_its_stops_and_index() -> None:
+    p = position_from_wire(_rest_position(stopLoss="26900.5", takeProfit="28000", positionIdx=2))
+    assert p.stop_loss == Decimal("26900.5") and p.take_profit == Decimal("28000")
+    assert p.position_idx == 2
+    assert p.avg_price == Decimal("27464.50441675")  # REST: avgPrice
+
+
+def test_position_push_carries_stop_and_hedge_index(stats: ParseStats) -> None:
+    raw = sample("ws_private_position")
+    raw["data"][0].update(side="Sell", size="0.5", entryPrice="28000.5", stopLoss="28500")
+    msg = parse_message(json.dumps(raw), stats)
+    assert isinstance(msg, PositionsMessage)
+    (p,) = msg.positions
+    assert (p.side, p.avg_price, p.stop_loss, p.take_profit, p.position_idx) == (
+        Side.SELL,
+        Decimal("28000.5"),  # stream: entryPrice
+        Decimal("28500"),
+        None,  # "0" in the sample
+        2,  # the sample is the sell side of a hedge-mode account
+    )
+
+
+def test_position_with_a_bad_stop_or_index_is_counted_and_skipped(stats: ParseStats) -> None:
+    raw = sample("ws_private_position")
+    good = copy.deepcopy(raw["data"][0])
+    raw["data"] = [
+        dict(good, stopLoss="abc"),
+        dict(good, positionIdx=7),
+        dict(good, stopLoss=12.5),
+        good,
+    ]
+    msg = parse_message(json.dumps(raw), stats)
+    assert isinstance(msg, PositionsMessage) and len(msg.positions) == 1
+    assert stats.errors == 3
+
+
+def test_order_row_stop_fields_and_fee() -> None:
+    row = copy.deepcopy(sample("rest_order_history")["result"]["list"][0])
+    u = order_from_wire(row)
+    # REST "UNKNOWN" reads as "", createType absent, the fee only in MNT -> 0 USDT
+    assert (u.stop_order_type, u.create_type, u.cum_fee) == ("", "", Decimal(0))
+    row.update(
+        stopOrderType="StopLoss",
+        createType="CreateByStopLoss",
+        cumFeeDetail={"USDT": "0.9315"},
+        cumExecFee="0.5",
+    )
+    u = order_from_wire(row)
+    assert (u.stop_order_type, u.create_type, u.cum_fee) == (
+        "StopLoss",
+        "CreateByStopLoss",
+        Decimal("0.9315"),
+    )
+    del row["cumFeeDetail"]
+    assert order_from_wire(row).cum_fee == Decimal("0.5")  # the deprecated field as fallback
+
+
+def test_order_push_with_a_bad_fee_detail_is_counted(stats: ParseStats) -> None:
+    raw = linear_order()
+    good = copy.deepcopy(raw["data"][0])
+    raw["data"] = [dict(good, cumFeeDetail="x"), dict(good, cumFeeDetail={"USDT": 1}), good]
+    msg = parse_message(json.dumps(raw), stats)
+    assert isinstance(msg, OrdersMessage) and len(msg.updates) == 1
+    assert stats.errors == 2
+
+
+#: a closed-pnl row as Bybit documents it (docs/v5/position/close-pnl.mdx, linear)
+CLOSED_PNL_ROW = {
+    "symbol": "ETHPERP",
+    "orderType": "Market",
+    "leverage": "3",
+    "updatedTime": "1672214887236",
+    "side": "Sell",
+    "orderId": "5a373bfe-188d-4913-9c81-d57ab5be8068",
+    "closedPnl": "-47.4065323",
+    "avgEntryPrice": "1194.97516667",
+    "qty": "3",
+    "cumEntryValue": "3584.9255",
+    "createdTime": "1672214887231",
+    "orderPrice": "1122.95",
+    "closedSize": "3",
+    "avgExitPrice": "1180.59833333",
+    "execType": "Trade",
+    "fillCount": "4",
+    "cumExitValue": "3541.795",
+}
+
+
+def test_closed_pnl_row() -> None:
+    r = closed_pnl_from_wire(CLOSED_PNL_ROW)
+    assert (r.symbol, r.order_id, r.side, r.exec_type) == (
+        "ETHPERP",
+        "5a373bfe-188d-4913-9c81-d57ab5be8068",
+        Side.SELL,
+        "Trade",
+    )
+    assert (r.qty, r.closed_size, r.closed_pnl) == (Decimal(3), Decimal(3), Decimal("-47.4065323"))
+    assert (r.avg_entry_price, r.avg_exit_price) == (
+        Decimal("1194.97516667"),
+        Decimal("1180.59833333"),
+    )
+    assert (r.created_ms, r.updated_ms) == (1672214887231, 1672214887236)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"closedPnl": "n/a"}, {"side": "Up"}, {"closedSize": 3}, {"updatedTime": "soon"}],
+)
+def test_closed_pnl_bad_row_is_a_parse_error(broken: dict[str, Any]) -> None:
+    with pytest.raises(ParseError):
+        closed_pnl_from_wire({**CLOSED_PNL_ROW, **broken})

@@ -31,9 +31,12 @@ from scalper.bybit.errors import (
     DuplicateOrder,
     HTTPStatusError,
     InsufficientBalance,
+    NetworkError,
     OrderAlreadyFinal,
     OrderNotFound,
+    ProtocolError,
     RateLimited,
+    RequestTimeout,
     ServerBusy,
 )
 from scalper.bybit.rest import BybitRest, Credentials, RetryPolicy
@@ -322,7 +325,8 @@ async def test_get_query_is_signed_as_sent_including_encoded_cursor(autojump_clo
         rest = BybitRest(c, Credentials(KEY, SECRET), clock=trio_ms)
         orders = await rest.open_orders("ETHUSDT")
     assert len(orders) == 2
-    assert seen[0] == "category=linear&symbol=ETHUSDT&openOnly=0&limit=50"
+    # plain orders only: a position's Full-mode stop orders are not ours to reconcile
+    assert seen[0] == "category=linear&symbol=ETHUSDT&openOnly=0&orderFilter=Order&limit=50"
     assert seen[1].endswith("&cursor=page_args%3Dabc%26symbol%3D6%26")
 
 
@@ -794,3 +798,306 @@ def test_backoff_delay_doubles_caps_and_jitters() -> None:
         delays = [backoff_delay(attempt, 0.2, 1.0, rng) for _ in range(200)]
         assert all(nominal / 2 <= d <= nominal for d in delays)
         assert max(delays) - min(delays) > nominal / 4  # jittered, not constant
+
+
+# -------------------------------------------------------------- issue 9: stops, closed PnL
+
+
+def _recorder(
+    seen: list[dict[str, Any]], reply: Callable[[], httpx.Response] | None = None
+) -> Fault:
+    """A handler that keeps the JSON body it received (after the fake checked its
+    signature over those exact bytes) and answers ``reply()`` (default: OK, ``{}``)."""
+
+    def handler(req: httpx.Request, _fake: FakeBybit) -> httpx.Response:
+        seen.append(json.loads(req.content))
+        return reply() if reply is not None else envelope({})
+
+    return handler
+
+
+async def test_set_trading_stop_body_is_full_mode_market_and_signed(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    from scalper.core.model import TriggerBy
+
+    seen: list[dict[str, Any]] = []
+    fake.script("/v5/position/trading-stop", _recorder(seen), _recorder(seen), _recorder(seen))
+    await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49500.5"))
+    await rest.set_trading_stop(
+        "BTCUSDT",
+        stop_loss=Decimal("49000"),
+        take_profit=Decimal("52000"),
+        trigger_by=TriggerBy.LAST_PRICE,
+        position_idx=1,
+    )
+    await rest.set_trading_stop("BTCUSDT", stop_loss=None)
+    assert seen[0] == {
+        "category": "linear",
+        "symbol": "BTCUSDT",
+        "positionIdx": 0,
+        "tpslMode": "Full",
+        "stopLoss": "49500.5",
+        "slTriggerBy": "MarkPrice",
+        "slOrderType": "Market",
+    }
+    assert (seen[1]["takeProfit"], seen[1]["tpTriggerBy"], seen[1]["slTriggerBy"]) == (
+        "52000",
+        "LastPrice",
+        "LastPrice",
+    )
+    assert seen[1]["positionIdx"] == 1 and seen[1]["tpOrderType"] == "Market"
+    assert seen[2]["stopLoss"] == "0" and "takeProfit" not in seen[2]  # "0" removes it
+    assert len(fake.signatures) == 3  # each verified by the fake over the exact body
+    # the signed bytes are compact JSON in the built order
+    body = fake.signed[0][2].decode()
+    assert body.startswith('{"category":"linear","symbol":"BTCUSDT","positionIdx":0,')
+
+
+async def test_set_trading_stop_not_modified_is_success_and_refusals_are_typed(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    from scalper.bybit.errors import InvalidRequest, NotModified
+
+    fake.script(
+        "/v5/position/trading-stop",
+        ret_code(34040),
+        lambda _r, _f: envelope(code=10001, msg="can not set tp/sl/ts for zero position"),
+        lambda _r, _f: envelope(
+            code=10001,
+            msg="StopLoss:5100000000000 set for Buy position should lower than "
+            "base_price:5000000000000??MarkPrice",
+        ),
+    )
+    await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))  # 34040: fine
+    with pytest.raises(InvalidRequest, match="zero position") as zero:
+        await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))
+    assert zero.value.ret_code == 10001 and not isinstance(zero.value, NotModified)
+    with pytest.raises(InvalidRequest, match="should lower than base_price"):
+        await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("51000"))
+    assert [p for _, p in fake.calls].count("/v5/position/trading-stop") == 3  # none retried
+
+
+async def test_set_trading_stop_is_retried_after_a_lost_reply(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    def lost(req: httpx.Request, _f: FakeBybit) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=req)
+
+    fake.script("/v5/position/trading-stop", lost, ret_code(34040))  # it had landed
+    await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))
+    assert [p for _, p in fake.calls].count("/v5/position/trading-stop") == 2
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"stop_loss": Decimal(0)}, {"stop_loss": 49000.0}, {"take_profit": Decimal(-1)}],
+)
+async def test_set_trading_stop_refuses_bad_prices_locally(
+    rest: BybitRest, fake: FakeBybit, kw: dict[str, Any], autojump_clock: Any
+) -> None:
+    args: dict[str, Any] = {"stop_loss": Decimal(49000), **kw}
+    with pytest.raises(ValueError, match="positive Decimal"):
+        await rest.set_trading_stop("BTCUSDT", **args)
+    assert fake.calls == []
+
+
+def _closed_row(order_id: str, pnl: str, updated: int) -> dict[str, Any]:
+    return {
+        "symbol": "BTCUSDT",
+        "orderType": "Market",
+        "leverage": "10",
+        "updatedTime": str(updated),
+        "side": "Sell",
+        "orderId": order_id,
+        "closedPnl": pnl,
+        "avgEntryPrice": "50000",
+        "qty": "0.01",
+        "cumEntryValue": "500",
+        "createdTime": str(updated - 5),
+        "orderPrice": "49000",
+        "closedSize": "0.01",
+        "avgExitPrice": "49900",
+        "execType": "Trade",
+        "fillCount": "1",
+        "cumExitValue": "499",
+    }
+
+
+async def test_closed_pnl_pages_through_the_cursor_and_skips_bad_rows(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    queries: list[dict[str, str]] = []
+    raw: list[str] = []
+
+    def page(rows: list[dict[str, Any]], cursor: str) -> Fault:
+        def handler(req: httpx.Request, _f: FakeBybit) -> httpx.Response:
+            queries.append(dict(req.url.params))
+            raw.append(req.url.query.decode())
+            return envelope({"list": rows, "nextPageCursor": cursor, "category": "linear"})
+
+        return handler
+
+    bad = dict(_closed_row("c", "-1", 3), closedPnl="oops")
+    fake.script(
+        "/v5/position/closed-pnl",
+        page([_closed_row("a", "-1.5", 9), _closed_row("b", "2.25", 8)], "p%3D2"),
+        page([bad, _closed_row("d", "-0.1", 2)], ""),
+    )
+    rows = await rest.closed_pnl(start_ms=1_000, end_ms=2_000, symbol="BTCUSDT")
+    assert [(r.order_id, r.closed_pnl) for r in rows] == [
+        ("a", Decimal("-1.5")),
+        ("b", Decimal("2.25")),
+        ("d", Decimal("-0.1")),
+    ]
+    assert rows[0].side is Side.SELL and rows[0].updated_ms == 9
+    assert rest.parse_stats.errors == 1
+    assert queries[0] == {
+        "category": "linear",
+        "symbol": "BTCUSDT",
+        "startTime": "1000",
+        "endTime": "2000",
+        "limit": "100",
+    }
+    assert raw[1].endswith("&cursor=p%3D2")  # Bybit's cursor sent back verbatim
+
+
+def test_order_body_carries_the_stop_fields() -> None:
+    from scalper.core.model import TriggerBy
+
+    body = BybitRest._order_body(intent(stop_loss=Decimal("49000.0")))
+    assert {k: body[k] for k in ("stopLoss", "slTriggerBy", "tpslMode", "slOrderType")} == {
+        "stopLoss": "49000.0",
+        "slTriggerBy": "MarkPrice",
+        "tpslMode": "Full",
+        "slOrderType": "Market",
+    }
+    last = BybitRest._order_body(intent(stop_loss=Decimal(1), sl_trigger_by=TriggerBy.LAST_PRICE))
+    assert last["slTriggerBy"] == "LastPrice"
+    plain = BybitRest._order_body(intent())
+    assert not {"stopLoss", "slTriggerBy", "tpslMode", "slOrderType"} & set(plain)
+
+
+async def test_place_order_with_a_stop_is_signed_over_the_body_sent(
+    rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    await rest.place_order(intent(stop_loss=Decimal("49000")))
+    sent = json.loads(fake.signed[-1][2])
+    assert (sent["stopLoss"], sent["tpslMode"]) == ("49000", "Full")
+    assert len(fake.signatures) == 1 and "scalp-0001" in fake.orders
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"stop_loss": 49000.0},
+        {"stop_loss": Decimal(0)},
+        {"stop_loss": Decimal("-1")},
+        {"stop_loss": Decimal("NaN")},
+        {"stop_loss": Decimal("49000"), "reduce_only": True},
+        {"stop_loss": Decimal("49000"), "sl_trigger_by": "MarkPrice"},
+    ],
+)
+def test_intent_stop_validators(kw: dict[str, Any]) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        intent(**kw)
+
+
+# -------------------------------------------------------------- every httpx exception
+
+
+def _raising(make: Callable[[httpx.Request], Exception], *, execute: bool = False) -> Fault:
+    def handler(req: httpx.Request, fake: FakeBybit) -> httpx.Response:
+        if execute:
+            fake.route(req)
+        raise make(req)
+
+    return handler
+
+
+#: httpx exceptions raised after the request may have been written, and the error a GET
+#: maps to
+MAYBE_SENT: dict[str, tuple[Callable[[httpx.Request], Exception], type[BybitError]]] = {
+    "ReadTimeout": (lambda r: httpx.ReadTimeout("t", request=r), RequestTimeout),
+    "WriteTimeout": (lambda r: httpx.WriteTimeout("t", request=r), RequestTimeout),
+    "ReadError": (lambda r: httpx.ReadError("e", request=r), NetworkError),
+    "WriteError": (lambda r: httpx.WriteError("e", request=r), NetworkError),
+    "CloseError": (lambda r: httpx.CloseError("e", request=r), NetworkError),
+    "RemoteProtocolError": (lambda r: httpx.RemoteProtocolError("e", request=r), NetworkError),
+    "LocalProtocolError": (lambda r: httpx.LocalProtocolError("e", request=r), NetworkError),
+    "ProxyError": (lambda r: httpx.ProxyError("e", request=r), NetworkError),
+    "DecodingError": (lambda r: httpx.DecodingError("bad gzip", request=r), ProtocolError),
+    "TooManyRedirects": (lambda r: httpx.TooManyRedirects("loop", request=r), ProtocolError),
+    "RequestError": (lambda r: httpx.RequestError("other", request=r), NetworkError),
+    "StreamClosed": (lambda r: httpx.StreamClosed(), NetworkError),
+    "StreamConsumed": (lambda r: httpx.StreamConsumed(), NetworkError),
+}
+#: raised before a byte was written
+NEVER_SENT: dict[str, tuple[Callable[[httpx.Request], Exception], type[BybitError]]] = {
+    "ConnectError": (lambda r: httpx.ConnectError("refused", request=r), NetworkError),
+    "ConnectTimeout": (lambda r: httpx.ConnectTimeout("t", request=r), RequestTimeout),
+    "PoolTimeout": (lambda r: httpx.PoolTimeout("t", request=r), RequestTimeout),
+    "UnsupportedProtocol": (lambda r: httpx.UnsupportedProtocol("x", request=r), NetworkError),
+    "InvalidURL": (lambda r: httpx.InvalidURL("bad url"), NetworkError),
+}
+ALL_HTTPX = {**MAYBE_SENT, **NEVER_SENT}
+
+
+@pytest.mark.parametrize("name", ALL_HTTPX, ids=list(ALL_HTTPX))
+async def test_every_httpx_exception_on_a_read_is_a_typed_error(
+    name: str, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    make, expected = ALL_HTTPX[name]
+    rest.retry = RetryPolicy(max_attempts=1)
+    fake.script("/v5/order/realtime", _raising(make))
+    with pytest.raises(expected) as caught:
+        await rest.order("BTCUSDT", "x")
+    assert type(caught.value) is expected  # not a subclass such as AmbiguousOutcome
+    assert caught.value.__cause__ is not None  # raised from the httpx error
+
+
+@pytest.mark.parametrize("name", ALL_HTTPX, ids=list(ALL_HTTPX))
+async def test_every_httpx_exception_on_a_read_is_retried(
+    name: str, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    make, _ = ALL_HTTPX[name]
+    fake.script("/v5/order/realtime", _raising(make), _raising(make))
+    assert await rest.order("BTCUSDT", "x") is None  # the third attempt answered
+    assert [p for _, p in fake.calls] == ["/v5/order/realtime"] * 3 + ["/v5/order/history"]
+
+
+@pytest.mark.parametrize("name", MAYBE_SENT, ids=list(MAYBE_SENT))
+async def test_a_create_that_may_have_been_sent_is_read_back_never_duplicated(
+    name: str, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    make, _ = MAYBE_SENT[name]
+    fake.dedup = False  # worst case: a second create would be a second order
+    fake.script("/v5/order/create", _raising(make, execute=True))
+    order_id = await rest.place_order(intent())
+    assert order_id == fake.orders["scalp-0001"]["orderId"]
+    assert len(fake.create_times) == 1
+    assert [p for _, p in fake.calls] == ["/v5/order/create", "/v5/order/realtime"]
+
+
+@pytest.mark.parametrize("name", MAYBE_SENT, ids=list(MAYBE_SENT))
+async def test_a_create_that_may_have_been_sent_and_cannot_be_read_is_ambiguous(
+    name: str, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    make, _ = MAYBE_SENT[name]
+    rest.retry = RetryPolicy(max_attempts=3, total_budget_s=5)
+    fake.script("/v5/order/create", _raising(make, execute=True))
+    fake.script("/v5/order/realtime", *[_raising(make)] * 20)
+    with pytest.raises(AmbiguousOutcome):
+        await rest.place_order(intent())
+    assert len(fake.create_times) == 1
+
+
+@pytest.mark.parametrize("name", NEVER_SENT, ids=list(NEVER_SENT))
+async def test_a_create_never_sent_is_simply_retried(
+    name: str, rest: BybitRest, fake: FakeBybit, autojump_clock: Any
+) -> None:
+    make, _ = NEVER_SENT[name]
+    fake.script("/v5/order/create", _raising(make))
+    order_id = await rest.place_order(intent())
+    assert order_id == fake.orders["scalp-0001"]["orderId"]
+    assert [p for _, p in fake.calls] == ["/v5/order/create", "/v5/order/create"]

@@ -6,7 +6,7 @@ Each test feeds a list of events and asserts the full list of commands (in the c
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import attrs
@@ -106,6 +106,24 @@ def closing(side: Side, cfg: EngineConfig | None = None) -> Engine:
     out = run(engine, [against(side, T0 + 100)], T0 + 100)
     assert engine.state is EngineState.CLOSING_POSITION, out
     return engine
+
+
+def protect(side: Side, entry: str = "100") -> tuple[Any, ...]:
+    """The exchange stop for a position entered at ``entry``: 0.5 % + 0.25 % margin away,
+    rounded away from the entry (0.01 tick)."""
+    price = D(entry)
+    if side is Side.BUY:
+        return ("protect", SYM, (price * D("0.9925")).quantize(D("0.01"), ROUND_FLOOR))
+    return ("protect", SYM, (price * D("1.0075")).quantize(D("0.01"), ROUND_CEILING))
+
+
+def persist(realised: Any, halted: bool = False) -> tuple[Any, ...]:
+    return ("persist", D(realised), halted)
+
+
+def signed(side: Side, amount: str) -> Decimal:
+    """``amount`` for a long, its negative for a short."""
+    return D(amount) * side.sign
 
 
 def entry_market(side: Side, link: str = E1) -> tuple[Any, ...]:
@@ -283,7 +301,7 @@ def test_a_fresh_valid_book_lifts_the_gate(side: Side) -> None:
 
 @sides
 def test_risk_refusal_is_logged_once_per_idle_stay(side: Side) -> None:
-    cfg = config(risk=RiskLimits(max_position_usd=D(500)))
+    cfg = config(risk=RiskLimits(max_position_usd=D(500), taker_fee_rate=D(0)))
     engine = ready(cfg)
     out = run(engine, [book(), momentum_trades(side), momentum_trades(side)])
     assert view(out) == [("log", "info")]
@@ -312,7 +330,7 @@ def test_pending_filled_opens_the_position(side: Side) -> None:
         ],
         T0 + 5,
     )
-    assert view(out) == [("T", PENDING, OPEN), ("position?", SYM)]
+    assert view(out) == [("T", PENDING, OPEN), protect(side, "100.02"), ("position?", SYM)]
     assert texts(out) == ["order filled qty=10.0 @ 100.02"]
     assert engine.position == Position(
         side=side, size=D("10.0"), entry_price=D("100.02"), opened_ms=T0 + 5
@@ -324,10 +342,11 @@ def test_pending_filled_opens_the_position(side: Side) -> None:
 def test_pending_partial_fill_stays_then_full_fill_opens(side: Side) -> None:
     engine = pending(side)
     out = run(engine, [OrderPartiallyFilled(order_link_id=E1, filled_qty=D(4), avg_price=D(100))])
-    assert view(out) == [("log", "info")]
+    # a partial fill is a position: protected on the exchange at once
+    assert view(out) == [("log", "info"), protect(side)]
     assert (engine.state, engine.position) == (EngineState.ORDER_PENDING, None)
     out = run(engine, [OrderFilled(order_link_id=E1, filled_qty=D("10.0"), avg_price=D("100.2"))])
-    assert view(out) == [("T", PENDING, OPEN), ("position?", SYM)]
+    assert view(out) == [("T", PENDING, OPEN), protect(side, "100.2"), ("position?", SYM)]
     assert engine.position is not None and engine.position.size == D("10.0")
 
 
@@ -335,9 +354,10 @@ def test_pending_partial_fill_stays_then_full_fill_opens(side: Side) -> None:
 def test_pending_failed_with_nothing_filled_goes_idle_and_cools_down(side: Side) -> None:
     engine = pending(side)
     out = run(engine, [OrderFailed(order_link_id=E1, reason="PostOnly would cross")], T0 + 10)
-    assert view(out) == [("T", PENDING, IDLE)]
+    assert view(out) == [("T", PENDING, IDLE), ("position?", SYM)]
     assert texts(out) == ["entry order failed: PostOnly would cross"]
     assert engine.position is None
+    assert run(engine, [flat()], T0 + 20) == []  # the position read the next entry waits for
     # a fresh signal during the cooldown (3 s) is refused ...
     now = T0 + 2_000
     out = run(engine, [book(ts=now), momentum_trades(side, ts=now)], now)
@@ -361,7 +381,7 @@ def test_pending_failed_with_partial_fill_opens_the_partial_size(side: Side) -> 
             OrderFailed(order_link_id=E1, reason="timeout", filled_qty=D("3.5")),
         ],
     )
-    assert view(out) == [("log", "info"), ("T", PENDING, OPEN), ("position?", SYM)]
+    assert view(out) == [("log", "info"), protect(side), ("T", PENDING, OPEN), ("position?", SYM)]
     assert "after partial fill qty=3.5" in texts(out)[1]
     assert engine.position == Position(side=side, size=D("3.5"), entry_price=D(100), opened_ms=T0)
 
@@ -446,7 +466,7 @@ def test_closing_filled_and_flat_goes_idle(side: Side) -> None:
     engine = closing(side)
     price = D("99.4") if side is Side.BUY else D("100.6")
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=price)])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM), ("pnl?", SYM), persist(-6)]
     assert engine.position is None
     assert engine.working_order_link_id is None
     # the loss is booked and starts a cooldown
@@ -468,11 +488,16 @@ def test_winning_close_books_profit_without_cooldown(side: Side) -> None:
 def test_closing_partial_fill_stays_closing_with_the_rest(side: Side) -> None:
     engine = closing(side)
     out = run(engine, [OrderPartiallyFilled(order_link_id=X2, filled_qty=D(4), avg_price=D(99))])
-    assert out == []
+    assert view(out) == [persist(signed(side, "-4"))]
     assert engine.state is EngineState.CLOSING_POSITION
     assert engine.position is not None and engine.position.size == D("6.0")
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=D(99))])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [
+        ("T", CLOSING, IDLE),
+        ("position?", SYM),
+        ("pnl?", SYM),
+        persist(signed(side, "-10")),
+    ]
 
 
 @sides
@@ -492,9 +517,18 @@ def test_close_capped_at_max_market_qty_is_continued(side: Side) -> None:
     out = run(engine, [against(side, T0 + 100)], T0 + 100)
     assert view(out) == [close_market(side, "6"), ("T", OPEN, CLOSING)]
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(6), avg_price=D(99))])
-    assert view(out) == [("log", "info"), close_market(side, "4.0", X3)]
+    assert view(out) == [
+        ("log", "info"),
+        close_market(side, "4.0", X3),
+        persist(signed(side, "-6")),
+    ]
     out = run(engine, [OrderFilled(order_link_id=X3, filled_qty=D(4), avg_price=D(99))])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [
+        ("T", CLOSING, IDLE),
+        ("position?", SYM),
+        ("pnl?", SYM),
+        persist(signed(side, "-10")),
+    ]
 
 
 @sides
@@ -535,8 +569,9 @@ def test_dust_position_below_the_qty_step_is_reported_not_ordered() -> None:
 def test_flat_snapshot_while_holding_is_an_external_close(side: Side) -> None:
     engine = position_open(side)
     out = run(engine, [flat()])
-    assert view(out) == [("alert",), ("T", OPEN, IDLE)]
-    assert texts(out)[1] == "position closed outside the bot"
+    # the exchange stop or an outside close: our exit; its result is read from the exchange
+    assert view(out) == [("alert",), ("T", OPEN, IDLE), ("pnl?", SYM)]
+    assert texts(out)[1].startswith("position closed outside the bot")
     assert engine.position is None
 
 
@@ -544,7 +579,7 @@ def test_flat_snapshot_while_holding_is_an_external_close(side: Side) -> None:
 def test_idle_adopts_a_non_flat_snapshot_with_stops_from_its_entry(side: Side) -> None:
     engine = ready()
     out = run(engine, [holding(side, "2.5", "100")], T0 + 7)
-    assert view(out) == [("log", "warning"), ("T", IDLE, OPEN)]
+    assert view(out) == [("log", "warning"), ("T", IDLE, OPEN), protect(side)]
     assert engine.position == Position(
         side=side, size=D("2.5"), entry_price=D(100), opened_ms=T0 + 7
     )
@@ -556,11 +591,13 @@ def test_idle_adopts_a_non_flat_snapshot_with_stops_from_its_entry(side: Side) -
 def test_position_open_adopts_the_exchange_size(side: Side) -> None:
     engine = position_open(side)
     out = run(engine, [holding(side, "7.3", "100")])
-    assert view(out) == [("log", "warning")]
+    # the snapshot shows no exchange stop: asked for again
+    assert view(out) == [("log", "warning"), protect(side)]
     assert engine.position is not None and engine.position.size == D("7.3")
     assert engine.position.opened_ms == T0
-    # same size again: nothing to say
-    assert run(engine, [holding(side, "7.3", "100")]) == []
+    # same size again, with the stop in place: nothing to say
+    stop = protect(side)[2]
+    assert run(engine, [attrs.evolve(holding(side, "7.3", "100"), stop_loss=stop)]) == []
 
 
 @sides
@@ -576,7 +613,7 @@ def test_position_open_adopts_a_flipped_side(side: Side) -> None:
 def test_pending_with_non_flat_snapshot_adopts_and_cancels_the_entry(side: Side) -> None:
     engine = pending(side)
     out = run(engine, [holding(side, "4", "100")])
-    assert view(out) == [("cancel", SYM, E1), ("T", PENDING, OPEN)]
+    assert view(out) == [("cancel", SYM, E1), ("T", PENDING, OPEN), protect(side)]
     assert engine.position is not None and engine.position.size == D(4)
     assert engine.working_order_link_id is None
     # the entry's late fill report is answered with a position read, not double-counted
@@ -596,9 +633,9 @@ def test_pending_with_flat_snapshot_keeps_waiting(side: Side) -> None:
 def test_closing_with_flat_snapshot_goes_idle_and_late_fill_is_settled(side: Side) -> None:
     engine = closing(side)
     out = run(engine, [flat()])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM), ("pnl?", SYM)]
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=D(99))])
-    assert view(out) == [("log", "info"), ("position?", SYM)]
+    assert view(out) == [("log", "info"), ("position?", SYM), ("pnl?", SYM)]
     assert engine.state is EngineState.IDLE
 
 
@@ -606,7 +643,8 @@ def test_closing_with_flat_snapshot_goes_idle_and_late_fill_is_settled(side: Sid
 def test_closing_with_non_flat_snapshot_waits_for_the_close(side: Side) -> None:
     engine = closing(side)
     out = run(engine, [holding(side, "3", "100"), holding(side, "10.0", "100")])
-    assert view(out) == [("log", "debug")]
+    # each snapshot without the exchange stop asks for it (once per snapshot)
+    assert view(out) == [("log", "debug"), protect(side), protect(side)]
     assert engine.position is not None and engine.position.size == D("10.0")
     assert engine.state is EngineState.CLOSING_POSITION
 
@@ -647,13 +685,12 @@ def test_symbol_switch_with_a_position_closes_first_then_switches(side: Side) ->
     assert engine.symbol == SYM and engine.pending_symbol == OTHER
     # no entries while the switch is pending
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=D(100))])
-    assert view(out) == [
-        ("T", CLOSING, IDLE),
-        ("log", "info"),
-        ("subscribe", OTHER),
-        ("position?", OTHER),
-        ("position?", SYM),
-    ]
+    # flat in the engine's belief: the switch waits for the exchange to confirm it
+    assert view(out) == [("T", CLOSING, IDLE), ("log", "info"), ("position?", SYM), ("pnl?", SYM)]
+    assert "waits for a position read" in texts(out)[1]
+    assert engine.symbol == SYM and engine.pending_symbol == OTHER
+    out = run(engine, [flat()])
+    assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
     assert engine.symbol == OTHER and engine.pending_symbol is None
 
 
@@ -663,12 +700,10 @@ def test_symbol_switch_while_pending_cancels_the_entry(side: Side) -> None:
     out = run(engine, [select(OTHER)])
     assert view(out) == [("log", "info"), ("cancel", SYM, E1)]
     out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled")])
-    assert view(out) == [
-        ("T", PENDING, IDLE),
-        ("log", "info"),
-        ("subscribe", OTHER),
-        ("position?", OTHER),
-    ]
+    assert view(out) == [("T", PENDING, IDLE), ("log", "info"), ("position?", SYM)]
+    assert engine.symbol == SYM
+    out = run(engine, [flat()])
+    assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
     assert engine.symbol == OTHER
 
 
@@ -679,6 +714,7 @@ def test_symbol_switch_while_pending_then_filled_closes_at_once(side: Side) -> N
     out = run(engine, [OrderFilled(order_link_id=E1, filled_qty=D("10.0"), avg_price=D(100))])
     assert view(out) == [
         ("T", PENDING, OPEN),
+        protect(side),
         ("position?", SYM),
         close_market(side),
         ("T", OPEN, CLOSING),
@@ -734,9 +770,15 @@ def test_halt_while_pending_cancels_the_entry_and_flattens_a_late_fill(side: Sid
     out = run(engine, [Halt(reason="shutdown")])
     assert view(out) == [("T", PENDING, HALTED), ("alert",), ("cancel", SYM, E1)]
     out = run(engine, [OrderFilled(order_link_id=E1, filled_qty=D("10.0"), avg_price=D(100))])
-    assert view(out) == [("log", "info"), ("position?", SYM), close_market(side), ("log", "info")]
+    assert view(out) == [
+        ("log", "info"),
+        protect(side),
+        ("position?", SYM),
+        close_market(side),
+        ("log", "info"),
+    ]
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=D(100))])
-    assert view(out) == [("log", "info"), ("position?", SYM)]
+    assert view(out) == [("log", "info"), ("position?", SYM), ("pnl?", SYM)]
     assert engine.state is EngineState.HALTED and engine.position is None
 
 
@@ -745,7 +787,7 @@ def test_halt_while_pending_with_cancel_confirmed_stays_halted_flat(side: Side) 
     engine = pending(side)
     run(engine, [Halt(reason="x")])
     out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled")])
-    assert view(out) == [("log", "info")]
+    assert view(out) == [("log", "info"), ("position?", SYM)]
     assert engine.state is EngineState.HALTED
 
 
@@ -778,7 +820,7 @@ def test_halt_while_closing_keeps_tracking_the_close(side: Side) -> None:
     out = run(engine, [Halt(reason="x")])
     assert view(out) == [("T", CLOSING, HALTED), ("alert",)]
     out = run(engine, [flat()])
-    assert view(out) == [("log", "info"), ("position?", SYM)]
+    assert view(out) == [("log", "info"), ("position?", SYM), ("pnl?", SYM)]
     assert engine.position is None
 
 
@@ -787,9 +829,10 @@ def test_halted_external_close_and_adoption(side: Side) -> None:
     engine = position_open(side, config(flatten_on_halt=False))
     run(engine, [Halt(reason="x")])
     out = run(engine, [flat()])
-    assert (view(out), engine.position) == ([("alert",), ("log", "info")], None)
+    assert (view(out), engine.position) == ([("alert",), ("log", "info"), ("pnl?", SYM)], None)
     out = run(engine, [holding(side, "1", "100")])
-    assert view(out) == [("log", "warning"), ("log", "info")]
+    # halted, an adopted position is still protected on the exchange
+    assert view(out) == [("log", "warning"), ("log", "info"), protect(side)]
     assert engine.position is not None and engine.state is EngineState.HALTED
 
 
@@ -798,25 +841,40 @@ def test_halted_external_close_and_adoption(side: Side) -> None:
 
 @sides
 def test_losing_close_beyond_the_daily_limit_halts(side: Side) -> None:
-    cfg = config(risk=RiskLimits(max_daily_loss_usd=D(7)))
+    cfg = config(risk=RiskLimits(max_daily_loss_usd=D(7), taker_fee_rate=D(0)))
     engine = closing(side, cfg)  # unrealised -6: below the limit
     price = D("99.2") if side is Side.BUY else D("100.8")
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=price)])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM), ("T", IDLE, HALTED), ("alert",)]
+    assert view(out) == [
+        ("T", CLOSING, IDLE),
+        ("position?", SYM),
+        ("pnl?", SYM),
+        ("T", IDLE, HALTED),
+        ("alert",),
+        persist(-8, halted=True),
+    ]
     assert "daily loss 8.00 reached limit 7" in texts(out)[1]
 
 
 @sides
 def test_unrealised_loss_beyond_the_daily_limit_halts_and_flattens(side: Side) -> None:
-    cfg = config(risk=RiskLimits(max_daily_loss_usd=D(3)), stop_loss_pct=5.0)
+    cfg = config(risk=RiskLimits(max_daily_loss_usd=D(3), taker_fee_rate=D(0)), stop_loss_pct=5.0)
     engine = position_open(side, cfg)
     out = run(engine, [against(side, T0 + 10)], T0 + 10)
-    assert view(out) == [("T", OPEN, HALTED), ("alert",), close_market(side), ("log", "info")]
+    assert view(out) == [
+        ("T", OPEN, HALTED),
+        ("alert",),
+        close_market(side),
+        ("log", "info"),
+        persist(0, halted=True),
+    ]
 
 
 @sides
 def test_failed_close_with_loss_beyond_limit_halts(side: Side) -> None:
-    cfg = config(risk=RiskLimits(max_daily_loss_usd=D(7)), flatten_on_halt=False)
+    cfg = config(
+        risk=RiskLimits(max_daily_loss_usd=D(7), taker_fee_rate=D(0)), flatten_on_halt=False
+    )
     engine = closing(side, cfg)  # unrealised -6: below the limit
     engine.risk.record_realised_pnl(D(-2), T0)  # an earlier loss today
     out = run(engine, [OrderFailed(order_link_id=X2, reason="x")], T0 + 100)
@@ -826,6 +884,7 @@ def test_failed_close_with_loss_beyond_limit_halts(side: Side) -> None:
         ("position?", SYM),
         ("T", OPEN, HALTED),
         ("alert",),
+        persist(-2, halted=True),
     ]
 
 
@@ -875,8 +934,11 @@ def test_released_entry_blocks_new_entries_until_its_end_is_known(side: Side) ->
     out = run(engine, [book(), momentum_trades(side)])
     assert view(out) == [("log", "debug")]
     assert "not confirmed" in texts(out)[0]
-    # an open-orders read without it proves it ended
+    # an open-orders read without it proves it ended, not how much it filled: read that
     out = run(engine, [no_orders(), momentum_trades(side)])
+    assert view(out) == [("position?", SYM), ("log", "debug")]
+    assert "waiting for position read after an unclear entry" in texts(out)[0]
+    out = run(engine, [flat(), momentum_trades(side)])
     assert view(out) == [entry_market(side, "scalp-t1-e2"), ("T", IDLE, PENDING)]
 
 
@@ -885,7 +947,7 @@ def test_released_entry_end_reported_late_unblocks_entries(side: Side) -> None:
     engine = pending(side)
     run(engine, [holding(side, "4", "100"), flat()])
     out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled")])
-    assert view(out) == [("log", "debug")]
+    assert view(out) == [("log", "debug"), ("position?", SYM)]
     out = run(engine, [book()])
     assert view(out) == [entry_market(side, "scalp-t1-e2"), ("T", IDLE, PENDING)]
 
@@ -899,7 +961,7 @@ def test_late_accept_and_partial_for_an_ended_order_only_log() -> None:
             OrderPartiallyFilled(order_link_id=E1, filled_qty=D(1), avg_price=D(1)),
         ],
     )
-    assert view(out) == [("log", "debug"), ("log", "info"), ("position?", SYM)]
+    assert view(out) == [("log", "debug"), ("log", "info"), ("position?", SYM), ("pnl?", SYM)]
 
 
 # ------------------------------------------------------------ other-symbol data
@@ -1000,7 +1062,7 @@ def test_late_fill_of_the_entry_while_closing_asks_for_the_position() -> None:
 def test_close_that_ends_with_everything_filled_goes_idle(side: Side) -> None:
     engine = closing(side)
     out = run(engine, [OrderFailed(order_link_id=X2, reason="IOC", filled_qty=D("10.0"))])
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM), ("pnl?", SYM)]
     assert "with all filled" in texts(out)[0]
 
 
@@ -1036,8 +1098,9 @@ def test_seed_item_4_full_cycle_with_symbol_race_and_skip(side: Side) -> None:
         ],
         now + 50,
     )
-    assert view(commands) == [("T", PENDING, OPEN), ("position?", SYM)]
-    assert run(engine, [holding(side, "10.0", "100")], now + 60) == []
+    assert view(commands) == [("T", PENDING, OPEN), protect(side), ("position?", SYM)]
+    stop = protect(side)[2]
+    assert run(engine, [attrs.evolve(holding(side, "10.0", "100"), stop_loss=stop)], now + 60) == []
     # still a signal in PositionOpen: skipped once
     commands = run(engine, [book(ts=now + 70), momentum_trades(side, ts=now + 70)], now + 70)
     assert view(commands) == [("log", "info")]
@@ -1050,7 +1113,12 @@ def test_seed_item_4_full_cycle_with_symbol_race_and_skip(side: Side) -> None:
     commands = run(
         engine, [OrderFilled(order_link_id=X2, filled_qty=D("10.0"), avg_price=price)], now + 120
     )
-    assert view(commands) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(commands) == [
+        ("T", CLOSING, IDLE),
+        ("position?", SYM),
+        ("pnl?", SYM),
+        persist(11),
+    ]
     assert run(engine, [flat()], now + 130) == []
     assert engine.state is EngineState.IDLE and engine.position is None
 
@@ -1065,19 +1133,18 @@ def test_pending_switch_waits_for_a_let_go_entry_to_end(side: Side) -> None:
         ("T", PENDING, OPEN),
         close_market(side, "4"),
         ("T", OPEN, CLOSING),
+        protect(side),
     ]
     out = run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(4), avg_price=D(100))])
     # flat, but E1's end is unknown: stay on SYM
-    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM)]
+    assert view(out) == [("T", CLOSING, IDLE), ("position?", SYM), ("pnl?", SYM)]
     assert engine.symbol == SYM and engine.pending_symbol == OTHER
     out = run(engine, [OrderFailed(order_link_id=E1, reason="cancelled", filled_qty=D(4))])
-    assert view(out) == [
-        ("log", "info"),
-        ("position?", SYM),
-        ("log", "info"),
-        ("subscribe", OTHER),
-        ("position?", OTHER),
-    ]
+    # E1 has ended: the switch now waits only for a read confirming flat
+    assert view(out) == [("log", "info"), ("position?", SYM), ("log", "info")]
+    assert engine.symbol == SYM
+    out = run(engine, [flat()])
+    assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
     assert engine.symbol == OTHER
 
 
@@ -1087,6 +1154,9 @@ def test_pending_switch_applies_when_open_orders_prove_the_entry_ended() -> None
     run(engine, [OrderFilled(order_link_id=X2, filled_qty=D(4), avg_price=D(100))])
     assert engine.symbol == SYM
     out = run(engine, [no_orders()])
+    assert view(out) == [("position?", SYM), ("log", "info")]
+    assert engine.symbol == SYM
+    out = run(engine, [flat()])
     assert view(out) == [("log", "info"), ("subscribe", OTHER), ("position?", OTHER)]
 
 
@@ -1095,6 +1165,6 @@ def test_close_refused_because_already_flat_settles_on_the_position_read(side: S
     engine = closing(side)
     run(engine, [OrderFailed(order_link_id=X2, reason="110017 reduce-only rule")], T0 + 200)
     out = run(engine, [flat()], T0 + 300)
-    assert view(out) == [("alert",), ("T", OPEN, IDLE)]
+    assert view(out) == [("alert",), ("T", OPEN, IDLE), ("pnl?", SYM)]
     assert engine.position is None
     assert run(engine, [Tick()], T0 + 5_000) == []  # no blind retry left
