@@ -224,7 +224,7 @@ async def _watch_signals(stop: trio.Event) -> None:
 
 def main_replay(args: argparse.Namespace) -> int:
     """Entry point of ``scalper replay``; returns the exit code."""
-    from ..app.bot import engine_config
+    from ..config import engine_config
     from ..core.strategy import make_session_tag
 
     try:

@@ -57,6 +57,9 @@ from scalper.core.model import (
     OrderIntent,
     PlaceOrder,
     PositionSnapshot,
+    ProtectionFailed,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Resync,
     Subscribe,
@@ -65,6 +68,7 @@ from scalper.core.model import (
     Trade,
     TradeTicks,
     Transition,
+    TriggerBy,
 )
 from scalper.core.strategy import Engine, EngineConfig
 from scalper.research.venue import BacktestFill, MatchingVenue, VenueSettings
@@ -116,6 +120,10 @@ class Venue(Protocol):
     def on_trades(self, trades: Sequence[Trade], now_ms: int) -> list[Event]: ...
 
     def snapshot_events(self, symbol: str) -> list[Event]: ...
+
+    def protect(self, symbol: str, stop_loss: Decimal, trigger_by: TriggerBy) -> list[Event]: ...
+
+    def closed_pnl(self, symbol: str | None) -> list[Event]: ...
 
     def position(self) -> PositionSnapshot: ...
 
@@ -456,6 +464,15 @@ class Replayer:
             return events
         if isinstance(command, RequestPosition):
             return venue.snapshot_events(command.symbol)
+        if isinstance(command, ProtectPosition):
+            events = venue.protect(command.symbol, command.stop_loss, command.trigger_by)
+            for event in events:
+                if isinstance(event, ProtectionFailed):
+                    self._line(t, f"exchange stop {command.stop_loss} refused: {event.reason}")
+            return events
+        if isinstance(command, RequestClosedPnl):
+            return venue.closed_pnl(command.symbol)
+        # PersistRiskState: nothing to journal in a replay; Log/Alert/Transition reported
         if isinstance(command, Subscribe) and command.symbol != self.symbol:
             self._line(t, f"engine asked for {command.symbol}: not in this recording")
         return []

@@ -273,7 +273,7 @@ def run_backtest(
     perf: Callable[[], float] = time.process_time,
 ) -> BacktestResult:
     """Play every file of ``spec`` (each a session of its own) and collect the result."""
-    from scalper.app.bot import engine_config
+    from scalper.config import engine_config
     from scalper.core.strategy import make_session_tag
 
     started = perf()

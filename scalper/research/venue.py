@@ -24,13 +24,15 @@ that fills the bot's orders in ``scalper run``) instead of re-implementing it:
 * **Fees** are ours (maker 0.02 %, taker 0.055 % by default, settable): computed from
   each execution's price, quantity and maker flag, so the matcher's constant rates do
   not decide them.
-* **Exchange-side stop.** An entry carrying ``OrderIntent.stop_loss`` arms a Full-mode
-  stop on the position once it fills; it fires like Bybit's (``LastPrice``: a recorded
-  trade at or through it; ``MarkPrice``/``IndexPrice``: the recorded mid, our stand-in
-  for the mark), as a reduce-only market close with ``closeOnTrigger`` and no
-  orderLinkId, through the matcher; the engine then gets the position read a reconcile
-  would make. ``StopTrigger`` is the one place this lives: when the simulator's matcher
-  triggers stops itself, pass ``stopLoss`` with the order and drop it.
+* **Exchange-side stops** are the matcher's own (reference section 8): an entry's
+  ``OrderIntent.stop_loss`` goes with the order (``stopLoss``/``slTriggerBy``, Full mode)
+  and is armed on the position when it fills; ``ProtectPosition`` is the matcher's
+  ``set_trading_stop``. ``check_stops`` fires them on the recorded market (``LastPrice``:
+  the last recorded trade; ``MarkPrice``: the recorded mid, the simulator's mark), a
+  reduce-only market close without orderLinkId that walks the recorded depth; the engine
+  then gets the position read its reconcile would make. ``RequestClosedPnl`` is answered
+  with the matcher's closed-PnL records, through the same wire row and parser as live
+  (their fees are the simulator's rates, the defaults here).
 
 Time is passed in; nothing reads a clock or draws an unseeded random number, so the same
 recording and settings give the same fills.
@@ -49,6 +51,7 @@ from scalper.core.book import OrderBook
 from scalper.core.instrument import to_decimal
 from scalper.core.model import (
     BookTop,
+    ClosedPnlRows,
     Event,
     Instrument,
     OpenOrders,
@@ -59,11 +62,13 @@ from scalper.core.model import (
     OrderPartiallyFilled,
     OrderType,
     PositionSnapshot,
+    ProtectionFailed,
+    ProtectionSet,
     Side,
     Trade,
     TriggerBy,
 )
-from scalper.sim.accounts import Account, Order
+from scalper.sim.accounts import Account, Order, Position
 from scalper.sim.book import SimBook
 from scalper.sim.errors import VenueError
 from scalper.sim.market import Market, PublicTrade
@@ -74,7 +79,6 @@ __all__ = [
     "BacktestFill",
     "MatchingVenue",
     "RecordedBook",
-    "StopTrigger",
     "VenueSettings",
     "spec_for",
 ]
@@ -226,21 +230,6 @@ class RecordedBook(SimBook):
 
 
 @attrs.define
-class StopTrigger:
-    """A Full-mode stop-loss armed on the position (the exchange's, not the engine's)."""
-
-    #: side of the position it protects
-    side: Side
-    price: Decimal
-    trigger_by: TriggerBy
-
-    def fires(self, price: float) -> bool:
-        """True when ``price`` (of the trigger's kind) reached the stop."""
-        stop = float(self.price)
-        return price <= stop if self.side is Side.BUY else price >= stop
-
-
-@attrs.define
 class _Working:
     """One of our orders from the moment the engine sent it until it ended."""
 
@@ -286,7 +275,10 @@ class MatchingVenue:
         self._working: dict[str, _Working] = {}
         self._events: list[Event] = []
         self._last_price: float | None = None
-        self.stop: StopTrigger | None = None
+        #: the recorded last trade and mid, on the tick grid (what stops compare with)
+        self._last_tick: int | None = None
+        self._mark_tick: int | None = None
+        self._tick_cache: dict[Decimal, int] = {}
         #: every execution, in order
         self.fills: list[BacktestFill] = []
         self.realised_pnl = _ZERO
@@ -308,7 +300,8 @@ class MatchingVenue:
             size=abs(pos.size),
             avg_price=pos.avg_price,
             realised_pnl=self.realised_pnl,
-            stop_loss=self.stop.price if self.stop is not None else None,
+            stop_loss=pos.stop_loss or None,
+            take_profit=pos.take_profit or None,
         )
 
     def unrealised(self, mark: float | None) -> Decimal:
@@ -398,6 +391,10 @@ class MatchingVenue:
         }
         if intent.order_type is OrderType.LIMIT and intent.price is not None:
             params["price"] = format(intent.price, "f")
+        if intent.stop_loss is not None:
+            params["stopLoss"] = format(intent.stop_loss, "f")
+            params["slTriggerBy"] = intent.sl_trigger_by.value
+            params["tpslMode"] = "Full"
         mark = len(self._events)
         self.orders += 1
         try:
@@ -427,9 +424,13 @@ class MatchingVenue:
         """A recorded book update: queues shorten, resting orders may be crossed, stops fire."""
         self._now = max(self._now, now_ms)
         self._exec_ms = now_ms
-        stop = self.stop
-        if stop is not None and stop.trigger_by is not TriggerBy.LAST_PRICE and stop.fires(top.mid):
-            self._fire_stop()
+        # the recorded mid stands in for the mark (the archives carry none)
+        mark = (top.bid + top.ask) / (2 * self._tick)
+        self._sm.mark_px = mark
+        self._mark_tick = max(1, round(mark))  # as SymbolMarket.mark_tick reads it
+        pos = self.account.position(self.symbol)
+        if pos.stop_loss or pos.take_profit:
+            self._maybe_fire(pos)
         if self.matcher.resting[self.symbol]:
             self._shorten_queues()
             self._sync_touch()
@@ -444,14 +445,10 @@ class MatchingVenue:
         if not trades:
             return []
         self._last_price = trades[-1].price
-        stop = self.stop
-        last = TriggerBy.LAST_PRICE
-        if (
-            stop is not None
-            and stop.trigger_by is last
-            and any(stop.fires(t.price) for t in trades)
-        ):
-            self._fire_stop()
+        self._last_tick = round(self._last_price / self._tick)
+        pos = self.account.position(self.symbol)
+        if pos.stop_loss or pos.take_profit:
+            self._maybe_fire(pos)
         if self.matcher.resting[self.symbol]:
             self._fill_from_tape(trades, now_ms)
         return self._take_events()
@@ -512,37 +509,82 @@ class MatchingVenue:
 
     # ------------------------------------------------------------ stops
 
-    def arm_stop(self, side: Side, price: Decimal, trigger_by: TriggerBy) -> None:
-        """Arm a Full-mode stop-loss on the position of ``side`` (replaces any earlier one)."""
-        self.stop = StopTrigger(side=side, price=price, trigger_by=trigger_by)
-
-    def _fire_stop(self) -> None:
-        stop = self.stop
-        self.stop = None
-        pos = self.account.position(self.symbol)
-        if stop is None or pos.size == 0:
-            return
-        self._load_depth()
-        self.stops_fired += 1
-        params: dict[str, Any] = {
-            "symbol": self.symbol,
-            "side": stop.side.opposite.value,
-            "orderType": "Market",
-            "qty": "0",
-            "reduceOnly": True,
-            "closeOnTrigger": True,
+    def protect(self, symbol: str, stop_loss: Decimal, trigger_by: TriggerBy) -> list[Event]:
+        """``ProtectPosition``: the matcher's trading-stop; ``ProtectionSet`` or ``...Failed``."""
+        if symbol != self.symbol:
+            return [ProtectionFailed(symbol=symbol, reason=f"no market for {symbol}")]
+        self._exec_ms = self._now
+        self._load_depth()  # the side rule compares with the last price or the mark now
+        params = {
+            "symbol": symbol,
+            "positionIdx": 0,
+            "tpslMode": "Full",
+            "stopLoss": format(stop_loss, "f"),
+            "slTriggerBy": trigger_by.value,
         }
         try:
-            self.matcher.create_order(self.account, params)
-        except VenueError:
-            return  # nothing to close after all (the engine's own close got there first)
-        # what the bot's reconcile reads after a fill it did not place
-        self._events.extend(self.snapshot_events(self.symbol))
+            self.matcher.set_trading_stop(self.account, params)
+        except VenueError as exc:
+            if exc.code != 34040:  # "not modified": it holds that stop already
+                events = self._take_events()
+                return [*events, ProtectionFailed(symbol=symbol, reason=str(exc))]
+        return [*self._take_events(), ProtectionSet(symbol=symbol, stop_loss=stop_loss)]
+
+    def closed_pnl(self, symbol: str | None) -> list[Event]:
+        """``RequestClosedPnl``: the closing orders' records, as the REST read returns them."""
+        from scalper.bybit.parse import closed_pnl_from_wire
+        from scalper.sim.rows import closed_pnl_row
+
+        records = sorted(
+            self.account.closed_pnl.values(), key=lambda r: (-r.created_ms, r.order.order_id)
+        )
+        rows = tuple(
+            closed_pnl_from_wire(closed_pnl_row(r, self._spec))
+            for r in records
+            if symbol is None or r.order.symbol == symbol
+        )
+        return [ClosedPnlRows(rows=rows)]
+
+    def _maybe_fire(self, pos: Position) -> None:
+        """Let the matcher fire the position's stop when the recorded price crossed it.
+
+        The check is the matcher's own rule, done here first on the recorded last and
+        mark ticks so the depth is mirrored only when a stop really fires."""
+        long = pos.size > 0
+        crossed = False
+        for price, by, stop in (
+            (pos.stop_loss, pos.sl_trigger_by, True),
+            (pos.take_profit, pos.tp_trigger_by, False),
+        ):
+            if not price:
+                continue
+            tick = self._last_tick if by == "LastPrice" else self._mark_tick
+            if tick is None:
+                continue
+            level = self._ticks(price)  # stops lie on the tick grid (the matcher checks)
+            falls = stop == long  # a long's stop-loss and a short's take-profit fire falling
+            if (tick <= level) if falls else (tick >= level):
+                crossed = True
+        if not crossed:
+            return
+        size = pos.size
+        self._load_depth()
+        if self._last_tick is not None:
+            self._sm.last_tick = self._last_tick
+        self.matcher.check_stops(self.symbol, self._exec_ms)
+        self._flushed(self._exec_ms)
+        if self.account.position(self.symbol).size != size:
+            self.stops_fired += 1
+            # what the bot's reconcile reads after a fill it did not place
+            self._events.extend(self.snapshot_events(self.symbol))
 
     # ------------------------------------------------------------ internals
 
     def _ticks(self, price: Decimal) -> int:
-        return int(price / self._spec.tick_size)
+        ticks = self._tick_cache.get(price)
+        if ticks is None:
+            ticks = self._tick_cache[price] = int(price / self._spec.tick_size)
+        return ticks
 
     def _levels(self, side: Side, depth: int | None) -> list[tuple[int, int]]:
         tick, step = self._tick, self._step
@@ -553,10 +595,14 @@ class MatchingVenue:
     def _load_depth(self) -> None:
         """Mirror the recorded depth (both sides) so an order walks the recorded levels."""
         self._mirror.load(self._levels(Side.BUY, None), self._levels(Side.SELL, None))
+        mirror = self._mirror
+        if mirror.has_bids and mirror.has_asks:
+            self._sm.mark_px = (mirror.bid_top + mirror.ask_top) / 2
+            self._mark_tick = max(1, round(self._sm.mark_px))
         if self._last_price is not None:
             self._sm.last_tick = round(self._last_price / self._tick)
-        elif self._mirror.has_bids and self._mirror.has_asks:
-            self._sm.last_tick = (self._mirror.bid_top + self._mirror.ask_top) // 2
+        elif self._mark_tick is not None:
+            self._sm.last_tick = self._mark_tick
 
     def _sync_touch(self) -> None:
         """Mirror only the touch: all the matcher's crossing rule reads while orders rest."""
@@ -591,8 +637,6 @@ class MatchingVenue:
                              execution.exec_pnl)  # fmt: skip
             for order in batch.orders.values():
                 self._report(order)
-        if self.stop is not None and self.account.position(self.symbol).size == 0:
-            self.stop = None  # Bybit cancels a Full-mode stop when its position closes
 
     def _record(
         self, order: Order, price: Decimal, qty: Decimal, maker: bool, realised: Decimal
@@ -627,14 +671,12 @@ class MatchingVenue:
             assert avg is not None
             del self._working[link]
             self._events.append(OrderFilled(order_link_id=link, filled_qty=cum, avg_price=avg))
-            self._arm_from(working.intent)
         elif order.status == "PartiallyFilled" and cum > working.reported_qty:
             assert avg is not None
             working.reported_qty = cum
             self._events.append(
                 OrderPartiallyFilled(order_link_id=link, filled_qty=cum, avg_price=avg)
             )
-            self._arm_from(working.intent)
         elif not order.is_open:
             del self._working[link]
             reason = f"{order.status.lower()} ({order.reject_reason})"
@@ -648,13 +690,6 @@ class MatchingVenue:
             self._events.append(
                 OrderFailed(order_link_id=link, reason=reason, filled_qty=cum, avg_price=avg)
             )
-            if cum > 0:
-                self._arm_from(working.intent)
-
-    def _arm_from(self, intent: OrderIntent) -> None:
-        """An entry that filled (even partly) arms the stop it carried (Full mode)."""
-        if intent.stop_loss is not None and not intent.reduce_only:
-            self.arm_stop(intent.side, intent.stop_loss, intent.sl_trigger_by)
 
     def _take_events(self) -> list[Event]:
         events, self._events = self._events, []

@@ -14,6 +14,7 @@ import pytest
 
 from scalper.core.book import OrderBook
 from scalper.core.model import (
+    ClosedPnlRows,
     OpenOrders,
     OrderAccepted,
     OrderFailed,
@@ -22,6 +23,8 @@ from scalper.core.model import (
     OrderPartiallyFilled,
     OrderType,
     PositionSnapshot,
+    ProtectionFailed,
+    ProtectionSet,
     Side,
     TimeInForce,
     Trade,
@@ -176,14 +179,14 @@ def test_the_exchange_stop_of_an_entry_closes_the_position_when_it_triggers(
     venue = _venue(book)
     entry = _market(Side.BUY, "2", stop_loss=D("99.50"), sl_trigger_by=trigger)
     venue.place(entry, T0, None, None)
-    assert venue.stop is not None and venue.position().stop_loss == D("99.50")
+    assert venue.position().stop_loss == D("99.50")  # the matcher armed it on the fill
     assert venue.on_trades([_trade(99.60, 1, Side.SELL)], T0 + 1) == []
     book.apply_snapshot([["99.49", "50"]], [["99.51", "50"]], 5, T0 + 2)
     top = book.top()
     assert top is not None
-    events = venue.on_book(top, T0 + 2)  # mid 99.50: the mark reached the stop
+    events = venue.on_book(top, T0 + 2)  # mid 99.50: the mark (our stand-in) reached it
     if trigger is TriggerBy.LAST_PRICE:
-        assert events == []
+        assert events == []  # the last trade (99.60) has not
         events = venue.on_trades([_trade(99.49, 1, Side.SELL)], T0 + 3)
     assert events == [
         PositionSnapshot(symbol=SYM, side=None, size=D(0)),
@@ -193,8 +196,38 @@ def test_the_exchange_stop_of_an_entry_closes_the_position_when_it_triggers(
     assert (close.order_link_id, close.side, close.qty, close.price) == (
         "", Side.SELL, D("2.0"), D("99.49")
     )  # fmt: skip
-    assert venue.stops_fired == 1 and venue.stop is None
+    assert venue.stops_fired == 1
     assert venue.realised_pnl == (D("99.49") - D("100.01")) * 2
+
+
+def test_protect_position_is_the_matchers_trading_stop() -> None:
+    venue = _venue(_book(BIDS, ASKS))
+    assert venue.protect(SYM, D("99.00"), TriggerBy.MARK_PRICE) == [
+        ProtectionFailed(symbol=SYM, reason="10001: can not set tp/sl/ts for zero position")
+    ]
+    venue.place(_market(Side.BUY, "1"), T0, None, None)
+    assert venue.protect(SYM, D("99.00"), TriggerBy.MARK_PRICE) == [
+        ProtectionSet(symbol=SYM, stop_loss=D("99.00"))
+    ]
+    assert venue.protect(SYM, D("99.00"), TriggerBy.MARK_PRICE) == [
+        ProtectionSet(symbol=SYM, stop_loss=D("99.00"))
+    ]  # the same again: Bybit's 34040 "not modified" means it holds
+    (refused,) = venue.protect(SYM, D("101.00"), TriggerBy.MARK_PRICE)  # above a long's mark
+    assert isinstance(refused, ProtectionFailed) and "10001" in refused.reason
+    assert venue.position().stop_loss == D("99.00")
+
+
+def test_closed_pnl_rows_are_the_matchers_records_net_of_both_fees() -> None:
+    venue = _venue(_book(BIDS, ASKS))
+    venue.place(_market(Side.BUY, "2"), T0, None, None)  # 2 @ 100.01
+    venue.place(_market(Side.SELL, "2", link="x1", reduce_only=True), T0 + 1, None, None)
+    (rows,) = venue.closed_pnl(SYM)
+    assert isinstance(rows, ClosedPnlRows)
+    (row,) = rows.rows
+    gross = (D("100.00") - D("100.01")) * 2
+    fees = (D("200.02") + D("200.00")) * D("0.00055")
+    assert (row.side, row.closed_size, row.closed_pnl) == (Side.SELL, D("2"), gross - fees)
+    assert venue.closed_pnl("XRPUSDT") == [ClosedPnlRows(rows=())]
 
 
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
