@@ -25,14 +25,15 @@ that fills the bot's orders in ``scalper run``) instead of re-implementing it:
   each execution's price, quantity and maker flag, so the matcher's constant rates do
   not decide them.
 * **Exchange-side stops** are the matcher's own (reference section 8): an entry's
-  ``OrderIntent.stop_loss`` goes with the order (``stopLoss``/``slTriggerBy``, Full mode)
-  and is armed on the position when it fills; ``ProtectPosition`` is the matcher's
-  ``set_trading_stop`` (answered at once: no latency on that call). ``check_stops``
-  fires them on the recorded market (``LastPrice``: the last recorded trade; ``MarkPrice``: the recorded mid, the simulator's mark), a
-  reduce-only market close without orderLinkId that walks the recorded depth; the engine
-  then gets the position read its reconcile would make. ``RequestClosedPnl`` is answered
-  with the matcher's closed-PnL records, through the same wire row and parser as live
-  (their fees are the simulator's rates, the defaults here).
+  ``OrderIntent.stop_loss`` goes with the order (``stopLoss``/``slTriggerBy``, Full
+  mode) and is armed on the position when it fills; ``ProtectPosition`` is the
+  matcher's ``set_trading_stop`` (answered at once: no latency on that call).
+  ``check_stops`` fires them on the recorded market (``LastPrice``: the last recorded
+  trade; ``MarkPrice``: the recorded mid, the simulator's mark), a reduce-only market
+  close without orderLinkId that walks the recorded depth; the engine then gets the
+  position read its reconcile would make. ``RequestClosedPnl`` is answered with the
+  matcher's closed-PnL records, through the same wire row and parser as live (their
+  fees are the simulator's rates, the defaults here).
 
 Time is passed in; nothing reads a clock or draws an unseeded random number, so the same
 recording and settings give the same fills.
