@@ -124,6 +124,24 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return main_replay(args)
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from .research.backtest import main_backtest
+
+    return main_backtest(args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .research.sweep import main_sweep
+
+    return main_sweep(args)
+
+
+def _cmd_import_bybit(args: argparse.Namespace) -> int:
+    from .research.import_bybit import main_import
+
+    return main_import(args)
+
+
 def _load_settings(  # type: ignore[no-untyped-def]
     args: argparse.Namespace, extra: dict[str, object] | None = None
 ):
@@ -246,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--log-level", metavar="LEVEL", help="log.level")
     record.set_defaults(handler=_cmd_record)
 
-    replay = sub.add_parser("replay", help="replay a recording through the bot, paper fills")
+    replay = sub.add_parser("replay", help="replay a recording through the bot, paced (= backtest)")
     replay.add_argument("file", metavar="FILE", help="a recording made by scalper record")
     pace = replay.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=1.0, metavar="X", help="X times real time")
@@ -261,7 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
         "shell", choices=["bash", "zsh"], help='eval "$(scalper completion bash)"'
     )
     completion.set_defaults(handler=_cmd_completion)
+    _add_research_commands(sub)
     return parser
+
+
+def _add_research_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``import-bybit``, ``backtest`` and ``sweep`` (the research tools, README "Research")."""
+    from .research.cli_args import add_backtest_args, add_import_args, add_sweep_args
+
+    imp = sub.add_parser("import-bybit", help="convert Bybit's archives into a recording")
+    add_import_args(imp)
+    imp.set_defaults(handler=_cmd_import_bybit)
+
+    backtest = sub.add_parser("backtest", help="recordings through the engine + matching engine")
+    add_backtest_args(backtest)
+    backtest.set_defaults(handler=_cmd_backtest)
+
+    sweep = sub.add_parser("sweep", help="a grid of backtests over processes or a Dask cluster")
+    add_sweep_args(sweep)
+    sweep.set_defaults(handler=_cmd_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

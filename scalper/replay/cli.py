@@ -7,9 +7,10 @@ host; in sim mode with nothing configured it starts the built-in exchange, as
 keys, so ``--mode live`` works without them.
 
 ``replay`` loads the strategy settings the bot would use (``--config``, environment),
-and plays the file through ``Replayer``. Output goes to stdout (transitions, paper
-fills, then the summary); the parser's warnings about bad frames go to the log on
-stderr. Exit codes: 0 done, 1 runtime failure, 2 bad usage or unreadable input.
+and plays the file through ``Replayer`` (its orders filled by the backtest's matching
+venue). Output goes to stdout (transitions, fills, then the summary); the parser's
+warnings about bad frames go to the log on stderr. Exit codes: 0 done, 1 runtime
+failure, 2 bad usage or unreadable input.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from loguru import logger
 from ..config import BYBIT_HOSTS, Settings, SettingsError, load_settings, overrides_from_args
 from ..logging import configure_from_settings, configure_logging
 from .player import Replayer, play
-from .recording import RecordingError, RecordingHeader, RecordingReader, RecordingWriter
+from .recording import (
+    RecordingError,
+    RecordingHeader,
+    RecordingReader,
+    RecordingWriter,
+    open_recording,
+)
 
 __all__ = ["main_record", "main_replay"]
 
@@ -220,7 +227,7 @@ async def _watch_signals(stop: trio.Event) -> None:
 
 def main_replay(args: argparse.Namespace) -> int:
     """Entry point of ``scalper replay``; returns the exit code."""
-    from ..app.bot import engine_config
+    from ..config import engine_config
     from ..core.strategy import make_session_tag
 
     try:
@@ -235,7 +242,7 @@ def main_replay(args: argparse.Namespace) -> int:
     configure_from_settings(settings)
     path = Path(args.file)
     try:
-        handle = path.open("rb")
+        handle = open_recording(path)
     except OSError as exc:
         sys.stderr.write(f"error: cannot read {path}: {exc.strerror or exc}\n")
         return 2

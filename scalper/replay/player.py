@@ -10,14 +10,22 @@ clock they saw live. Output lines are stamped with the offset from the recording
 frames a ``Tick`` is fed every ``tick_interval_ms`` of recorded time, as the strategy
 task's timer does.
 
-The engine's commands are carried out by ``PaperExchange`` (orders, cancels, position
-reads), whose answers are fed back as events at the same ``now_ms``; the loop runs until
-no event is left, so an entry, its fill and the stops armed after it all play out.
+The engine's commands are carried out by a ``Venue`` (orders, cancels, position reads),
+whose answers are fed back as events at the same ``now_ms``; the loop runs until no
+event is left, so an entry, its fill and the stops armed after it all play out. The
+venue is ``scalper.research.venue.MatchingVenue``: the simulator's matching engine
+driven by the recorded book and trades (depth, queue position, fees, latency, the
+exchange-side stop), the same for ``scalper replay`` and ``scalper backtest``; a test may
+pass another through ``venue``.
 
 Connection markers are replayed too: ``disconnected`` invalidates the book (the engine
 is told, entries stop), ``reconnected`` invalidates it as well and feeds ``Resync``
-(no entries until position and orders are read again, which the paper exchange
-answers at once); the next recorded snapshot repairs the book, as it did live.
+(no entries until position and orders are read again, which the venue answers at
+once); the next recorded snapshot repairs the book, as it did live. ``gap`` (written by
+``scalper import-bybit`` where an archive lost lines: a ``u`` gap or an unreadable line)
+invalidates the book and counts a resync: the archive cannot be re-asked for a snapshot,
+so the book waits for the next one in the file, as the live stream waits for its
+resubscription's.
 
 Nothing here reads a clock or draws a random number: the same file gives the same
 output, line for line. ``replay(..., speed=X)`` only adds sleeps between records.
@@ -27,9 +35,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -38,6 +46,7 @@ from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import (
     Alert,
+    BookTop,
     BookUpdate,
     CancelOrder,
     Command,
@@ -45,30 +54,39 @@ from scalper.core.model import (
     Instrument,
     Log,
     OrderFailed,
+    OrderIntent,
     PlaceOrder,
+    PositionSnapshot,
+    ProtectionFailed,
+    ProtectPosition,
+    RequestClosedPnl,
     RequestPosition,
     Resync,
     Subscribe,
     SymbolSelected,
     Tick,
+    Trade,
     TradeTicks,
     Transition,
+    TriggerBy,
 )
 from scalper.core.strategy import Engine, EngineConfig
+from scalper.research.venue import BacktestFill, MatchingVenue, VenueSettings
 
-from .paper import PaperExchange
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
 
 __all__ = [
     "ReplayError",
     "ReplaySummary",
     "Replayer",
+    "Venue",
+    "VenueFactory",
     "assumed_instrument",
     "play",
     "replay",
 ]
 
-#: events handled for one input before the engine/paper loop is declared runaway
+#: events handled for one input before the engine/venue loop is declared runaway
 _MAX_STEPS: Final = 1_000
 #: ticks older than this before the next record are skipped (one tick does their work)
 _MAX_TICK_GAP_MS: Final = 60_000
@@ -77,8 +95,47 @@ UNKNOWN_EVENT: Final = "unknown_event"
 Emit = Callable[[str], None]
 
 
+class Venue(Protocol):
+    """What carries out the engine's orders during a replay; each call returns the events
+    to feed back (``research.venue.MatchingVenue`` is the one the commands use)."""
+
+    #: every execution so far, in order
+    fills: list[BacktestFill]
+    #: gross PnL realised so far, and the fees paid
+    realised_pnl: Decimal
+    fees: Decimal
+
+    def place(
+        self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
+    ) -> list[Event]: ...
+
+    def cancel(self, order_link_id: str, reason: str = "cancelled") -> list[Event]: ...
+
+    def expire(self, now_ms: int) -> list[Event]: ...
+
+    def settle(self, now_ms: int) -> list[Event]: ...
+
+    def on_book(self, top: BookTop, now_ms: int) -> list[Event]: ...
+
+    def on_trades(self, trades: Sequence[Trade], now_ms: int) -> list[Event]: ...
+
+    def snapshot_events(self, symbol: str) -> list[Event]: ...
+
+    def protect(self, symbol: str, stop_loss: Decimal, trigger_by: TriggerBy) -> list[Event]: ...
+
+    def closed_pnl(self, symbol: str | None) -> list[Event]: ...
+
+    def position(self) -> PositionSnapshot: ...
+
+    def unrealised(self, mark: float | None) -> Decimal: ...
+
+
+#: builds the venue of a replay from the replayed book and the instrument's rules
+VenueFactory = Callable[[OrderBook, Instrument], Venue]
+
+
 class ReplayError(Exception):
-    """The replay cannot go on (a runaway engine/paper loop: a bug, not bad data)."""
+    """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
 
 
 def assumed_instrument(header: RecordingHeader) -> Instrument:
@@ -119,6 +176,7 @@ class ReplaySummary:
     exits_placed: int
     exits_filled: int
     realised_pnl: Decimal
+    fees: Decimal
     unrealised_pnl: Decimal
     final_state: str
     position: str
@@ -151,8 +209,8 @@ class ReplaySummary:
             f"reconnects: {self.reconnects}; book at end: {book}",
             f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
             f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
-            f"  paper PnL (gross, no fees): realised {self.realised_pnl:.4f}, "
-            f"unrealised {self.unrealised_pnl:.4f} USDT",
+            f"  PnL: realised {self.realised_pnl:.4f} before fees, fees {self.fees:.4f}, "
+            f"net {self.realised_pnl - self.fees:.4f}; unrealised {self.unrealised_pnl:.4f} USDT",
             f"  final state: {self.final_state}; position: {self.position}",
         ]
         if self.instrument_assumed:
@@ -164,9 +222,9 @@ class ReplaySummary:
 
 
 class Replayer:
-    """Feeds records through parse -> book -> engine, with paper fills. Sans-IO.
+    """Feeds records through parse -> book -> engine, filled by the venue. Sans-IO.
 
-    ``emit`` receives each output line (transitions, alerts, paper fills, resyncs;
+    ``emit`` receives each output line (transitions, alerts, fills, resyncs;
     with ``verbose`` also the engine's log lines).
     """
 
@@ -179,6 +237,7 @@ class Replayer:
         tick_interval_ms: int = 250,
         emit: Emit | None = None,
         verbose: bool = False,
+        venue: VenueFactory | None = None,
     ) -> None:
         if tick_interval_ms <= 0:
             raise ValueError("tick_interval_ms must be > 0")
@@ -192,9 +251,12 @@ class Replayer:
             (t for t in header.topics if t.startswith("orderbook.")),
             public_topics(header.symbol)[0],
         )
-        self.paper = PaperExchange(
-            header.symbol, confirm_timeout_ms=confirm_timeout_ms, tick_size=header.tick_size
-        )
+        self.venue: Venue
+        if venue is None:
+            settings = VenueSettings(confirm_timeout_ms=confirm_timeout_ms)
+            self.venue = MatchingVenue(self.book, self.instrument, settings)
+        else:
+            self.venue = venue(self.book, self.instrument)
         self._offset = header.clock_offset_ms
         #: engine time of the recording's start (output lines are stamped relative to it)
         self._origin = header.start_ms + self._offset
@@ -212,6 +274,8 @@ class Replayer:
         self.frames = 0
         self.book_messages = 0
         self.trade_messages = 0
+        #: public trades in those messages
+        self.public_trades = 0
         self.other_symbol_frames = 0
         self.resyncs = 0
         self.disconnects = 0
@@ -231,6 +295,7 @@ class Replayer:
             self._start(t)
         self._advance(t)
         self._now = max(self._now, t)
+        self._settle(t)
         if isinstance(record, FrameRecord):
             self.frames += 1
             self._frame(record.frame, t)
@@ -245,20 +310,31 @@ class Replayer:
         self._run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
 
     def _advance(self, t: int) -> None:
-        """Feed the timer ticks due before ``t`` (and expire unfilled paper orders)."""
+        """Feed the timer ticks due before ``t`` (and expire unfilled orders)."""
         nxt = self._next_tick
         assert nxt is not None
         if t - nxt > _MAX_TICK_GAP_MS:
             nxt += (t - _MAX_TICK_GAP_MS - nxt) // self._tick_ms * self._tick_ms
         while nxt <= t:
             self._now = max(self._now, nxt)
-            for event in self.paper.expire(nxt):
+            self._settle(nxt)
+            for event in self.venue.expire(nxt):
                 if isinstance(event, OrderFailed):
-                    self._line(nxt, f"paper order {event.order_link_id}: {event.reason}")
+                    self._line(nxt, f"order {event.order_link_id}: {event.reason}")
                 self._run(event, nxt)
             self._run(Tick(), nxt)
             nxt += self._tick_ms
         self._next_tick = nxt
+
+    def _settle(self, t: int) -> None:
+        """Outcomes the venue has ready by ``t`` (orders and cancels that were in flight)."""
+        events = self.venue.settle(t)
+        if events:
+            self._fill_lines(t)
+            for event in events:
+                if isinstance(event, OrderFailed):
+                    self._line(t, f"order {event.order_link_id}: {event.reason}")
+                self._run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
         msg = parse_message(raw, self.stats)
@@ -282,7 +358,7 @@ class Replayer:
             if top is not None:
                 self._run(BookUpdate(top=top), t)
                 if top.valid:
-                    filled = self.paper.on_book(top, t)
+                    filled = self.venue.on_book(top, t)
                     self._fill_lines(t)
                     for event in filled:
                         self._run(event, t)
@@ -293,9 +369,10 @@ class Replayer:
             if not msg.trades:
                 return
             self.trade_messages += 1
+            self.public_trades += len(msg.trades)
             self._last_price = msg.trades[-1].price
             self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
-            filled = self.paper.on_trades(msg.trades, t)
+            filled = self.venue.on_trades(msg.trades, t)
             self._fill_lines(t)
             for event in filled:
                 self._run(event, t)
@@ -312,6 +389,12 @@ class Replayer:
             self._line(t, "stream reconnected: resync, book invalid until the next snapshot")
             self._invalidate("stream reconnected", t)
             self._run(Resync(reason="public stream reconnected"), t)
+        elif event == "gap":
+            self.resyncs += 1
+            self._line(t, f"archive gap ({record.reason}): book invalid until the next snapshot")
+            self._invalidate(f"archive gap: {record.reason}", t)
+        elif event == "reset":  # an archive snapshot that replaces the book whatever its u
+            self._invalidate(f"archive reset: {record.reason}", t)
         elif event in ("connected", "resubscribed", "stopped"):
             pass  # informational: the replayed book finds its own resyncs
         else:
@@ -328,15 +411,22 @@ class Replayer:
     # ------------------------------------------------------------ engine loop
 
     def _run(self, event: Event, now: int) -> None:
-        """Handle ``event`` and everything the paper exchange answers, at ``now``."""
-        queue: deque[Event] = deque([event])
-        steps = 0
+        """Handle ``event`` and everything the venue answers, at ``now``."""
+        first = self.engine.handle(event, now)
+        if not first:
+            return  # most market data: nothing to do (no queue built per frame)
+        queue: deque[Event] = deque()
+        for command in first:
+            self._report(command, now)
+        for command in first:
+            queue.extend(self._carry_out(command, now))
+        steps = 1
         while queue:
             steps += 1
             if steps > _MAX_STEPS:
                 raise ReplayError(
                     f"more than {_MAX_STEPS} engine events for one input at t={now}: "
-                    "the engine and the paper exchange are looping"
+                    "the engine and the venue are looping"
                 )
             commands = self.engine.handle(queue.popleft(), now)
             for command in commands:
@@ -353,7 +443,7 @@ class Replayer:
             self._line(t, f"[{command.level}] {command.message}")
 
     def _carry_out(self, command: Command, t: int) -> list[Event]:
-        paper = self.paper
+        venue = self.venue
         if isinstance(command, PlaceOrder):
             intent = command.intent
             if intent.reduce_only:
@@ -361,33 +451,44 @@ class Replayer:
             else:
                 self.entries_placed += 1
             top = self.book.top()
-            events = paper.place(intent, t, top if top and top.valid else None, self._last_price)
+            events = venue.place(intent, t, top if top and top.valid else None, self._last_price)
             self._fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
-                    self._line(t, f"paper order {intent.order_link_id} failed: {event.reason}")
+                    self._line(t, f"order {intent.order_link_id} failed: {event.reason}")
             return events
         if isinstance(command, CancelOrder):
-            events = paper.cancel(command.order_link_id)
+            events = venue.cancel(command.order_link_id)
             if events:
-                self._line(t, f"paper order {command.order_link_id} cancelled")
+                self._line(t, f"order {command.order_link_id} cancelled")
             return events
         if isinstance(command, RequestPosition):
-            return paper.snapshot_events(command.symbol)
+            return venue.snapshot_events(command.symbol)
+        if isinstance(command, ProtectPosition):
+            events = venue.protect(command.symbol, command.stop_loss, command.trigger_by)
+            for event in events:
+                if isinstance(event, ProtectionFailed):
+                    self._line(t, f"exchange stop {command.stop_loss} refused: {event.reason}")
+            return events
+        if isinstance(command, RequestClosedPnl):
+            return venue.closed_pnl(command.symbol)
+        # PersistRiskState: nothing to journal in a replay; Log/Alert/Transition reported
         if isinstance(command, Subscribe) and command.symbol != self.symbol:
             self._line(t, f"engine asked for {command.symbol}: not in this recording")
         return []
 
     def _fill_lines(self, t: int) -> None:
-        """Print the paper fills made since the last call."""
-        fills = self.paper.fills
+        """Print the fills made since the last call."""
+        fills = self.venue.fills
+        if len(fills) == self._fills_shown:
+            return
         new, self._fills_shown = fills[self._fills_shown :], len(fills)
         for fill in new:
             kind = "close" if fill.reduce_only else "entry"
             pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
             self._line(
                 t,
-                f"paper fill {fill.side.value} {fill.qty} @ {fill.price} "
+                f"fill {fill.side.value} {fill.qty} @ {fill.price} "
                 f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
             )
 
@@ -402,8 +503,8 @@ class Replayer:
         errors.update(self.unknown_events)
         top = self.book.top()
         mark = top.mid if top is not None and top.valid else self._last_price
-        paper = self.paper
-        position = paper.position()
+        venue = self.venue
+        position = venue.position()
         held = (
             "flat"
             if position.side is None
@@ -422,11 +523,12 @@ class Replayer:
             disconnects=self.disconnects,
             reconnects=self.reconnects,
             entries_placed=self.entries_placed,
-            entries_filled=sum(1 for f in paper.fills if not f.reduce_only),
+            entries_filled=sum(1 for f in venue.fills if not f.reduce_only),
             exits_placed=self.exits_placed,
-            exits_filled=sum(1 for f in paper.fills if f.reduce_only),
-            realised_pnl=paper.realised_pnl,
-            unrealised_pnl=paper.unrealised(mark),
+            exits_filled=sum(1 for f in venue.fills if f.reduce_only),
+            realised_pnl=venue.realised_pnl,
+            fees=venue.fees,
+            unrealised_pnl=venue.unrealised(mark),
             final_state=self.engine.state.value,
             position=held,
             book_valid=self.book.valid,

@@ -11,6 +11,15 @@ One recording is one symbol's ``orderbook.50`` and ``publicTrade`` stream::
     {"t": 1700000001000, "event": "resubscribed", "reason": "crossed book: ..."}
     {"t": 1700000060000, "event": "stopped", "frames": 2971, "reason": "duration"}
 
+A recording made by ``scalper import-bybit`` from Bybit's archives has the same shape
+(its ``url`` says ``bybit-archive:<files>``, its book topic is the archive's, e.g.
+``orderbook.500.BTCUSDT``) and two more markers: ``gap`` where the archive lost lines (an
+unreadable book line, a ``u`` that skips: the replay invalidates its book and counts a
+resync) and ``reset`` before a snapshot whose ``u`` does not increase (the archive's
+snapshots replace the book whatever their ``u``)::
+
+    {"t": 1733011260000, "event": "gap", "reason": "u=1500 after 1497"}
+
 Why raw text rather than parsed data: replay must run the *same* parser, book and
 engine as the bot, so the file holds what the socket delivered, byte for byte (a
 binary frame is decoded as UTF-8, undecodable bytes replaced). ``t`` is the local wall
@@ -27,10 +36,13 @@ says what the file is) is fatal: ``RecordingError``.
 
 from __future__ import annotations
 
+import gzip
+import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any, Final
+from pathlib import Path
+from typing import IO, Any, Final, cast
 
 import attrs
 import orjson
@@ -47,6 +59,7 @@ __all__ = [
     "RecordingHeader",
     "RecordingReader",
     "RecordingWriter",
+    "open_recording",
 ]
 
 FORMAT: Final = "scalper-recording"
@@ -75,7 +88,7 @@ class RecordingHeader:
     """What was recorded, where from, and the price grid needed to rebuild the book.
 
     ``instrument`` holds the full trading rules when instruments-info was reachable at
-    record time; replay needs them to size paper orders exactly as the bot would.
+    record time; replay needs them to size orders exactly as the bot would.
     """
 
     symbol: str
@@ -288,3 +301,11 @@ class RecordingReader:
             return EventRecord(t, event, reason if type(reason) is str else str(reason))
         self.errors[BAD_RECORD] += 1
         return None
+
+
+def open_recording(path: str | Path) -> IO[bytes]:
+    """A recording file for reading; ``.gz`` (as ``import-bybit`` writes) decompressed as
+    it streams, through a C-level buffered reader (GzipFile's own readline is slow)."""
+    if str(path).endswith(".gz"):
+        return cast(IO[bytes], io.BufferedReader(gzip.GzipFile(path, "rb"), 1 << 20))
+    return Path(path).open("rb")

@@ -15,21 +15,9 @@ import pytest
 
 from scalper.cli import main
 from scalper.core.model import (
-    BookTop,
     EngineState,
-    OpenOrders,
-    OrderAccepted,
-    OrderFailed,
-    OrderFilled,
-    OrderIntent,
-    OrderType,
-    PositionSnapshot,
-    Side,
-    TimeInForce,
-    Trade,
 )
 from scalper.core.strategy import EngineConfig
-from scalper.replay.paper import PaperExchange
 from scalper.replay.player import Replayer, ReplaySummary, play, replay
 from scalper.replay.recording import (
     EventRecord,
@@ -157,9 +145,9 @@ def test_replay_plays_an_entry_and_an_exit_and_is_deterministic() -> None:
     assert first == second
     text = "\n".join(first_lines)
     assert "Idle -> OrderPending: entry signal long" in text
-    assert "paper fill Buy 9.9 @ 100.01 (entry, taker)" in text
+    assert "fill Buy 9.9 @ 100.01 (entry, taker)" in text
     assert "PositionOpen -> ClosingPosition: take-profit hit" in text
-    assert "paper fill Sell 9.9 @ 102.00 (close, taker, realised 19.7010)" in text
+    assert "fill Sell 9.9 @ 102.00 (close, taker, realised 19.7010)" in text
     assert "ClosingPosition -> Idle" in text
     assert (first.entries_placed, first.entries_filled) == (1, 1)
     assert (first.exits_placed, first.exits_filled) == (1, 1)
@@ -364,84 +352,7 @@ def test_gap_in_the_stream_counts_a_resync_and_the_next_snapshot_repairs() -> No
     assert any("book invalid (update id went backwards" in line for line in lines)
 
 
-# ---------------------------------------------------------------- paper fills
-
-
-def _top(bid: float, ask: float, size: float = 50.0) -> BookTop:
-    return BookTop(symbol=SYM, bid=bid, bid_size=size, ask=ask, ask_size=size, ts_ms=T0)
-
-
-def _intent(side: Side, qty: str, price: str | None = None, **kw: Any) -> OrderIntent:
-    return OrderIntent(
-        symbol=SYM,
-        side=side,
-        order_type=OrderType.LIMIT if price else OrderType.MARKET,
-        qty=D(qty),
-        price=D(price) if price else None,
-        time_in_force=TimeInForce.POST_ONLY if price else TimeInForce.IOC,
-        order_link_id=kw.pop("link", "id1"),
-        **kw,
-    )
-
-
-def _trade(price: float) -> Trade:
-    return Trade(symbol=SYM, price=price, qty=1.0, side=Side.SELL, ts_ms=T0)
-
-
-def test_post_only_rests_and_fills_only_when_traded_through() -> None:
-    paper = PaperExchange(SYM)
-    buy = _intent(Side.BUY, "2", "100.00")
-    assert paper.place(buy, T0, _top(100.0, 100.05), None) == [
-        OrderAccepted(order_link_id="id1", order_id="paper-1")
-    ]
-    assert paper.on_trades([_trade(100.0)], T0 + 1) == []  # at the price: queue unknown
-    assert paper.on_book(_top(99.99, 100.01), T0 + 2) == []
-    assert paper.on_trades([_trade(99.99)], T0 + 3) == [
-        OrderFilled(order_link_id="id1", filled_qty=D(2), avg_price=D("100.00"))
-    ]
-    assert paper.position() == PositionSnapshot(
-        symbol=SYM, side=Side.BUY, size=D(2), avg_price=D("100.00")
-    )
-    sell = _intent(Side.SELL, "2", "100.10", link="id2", reduce_only=True)
-    paper.place(sell, T0 + 4, _top(100.0, 100.05), None)
-    assert paper.on_book(_top(100.10, 100.11), T0 + 5) == [
-        OrderFilled(order_link_id="id2", filled_qty=D(2), avg_price=D("100.10"))
-    ]
-    assert paper.realised_pnl == D("0.20")
-    assert paper.position().is_flat
-
-
-def test_post_only_that_would_cross_is_rejected() -> None:
-    paper = PaperExchange(SYM)
-    (event,) = paper.place(_intent(Side.SELL, "1", "100.00"), T0, _top(100.0, 100.05), None)
-    assert isinstance(event, OrderFailed) and "post-only" in event.reason
-    assert paper.open_order_link_ids == ()
-
-
-def test_resting_order_expires_at_the_confirmation_timeout_and_cancel_reports_it() -> None:
-    paper = PaperExchange(SYM, confirm_timeout_ms=10_000)
-    paper.place(_intent(Side.BUY, "1", "99.00"), T0, _top(100.0, 100.05), None)
-    assert paper.snapshot_events(SYM)[1] == OpenOrders(symbol=SYM, order_link_ids=("id1",))
-    assert paper.expire(T0 + 9_999) == []
-    (event,) = paper.expire(T0 + 10_000)
-    assert isinstance(event, OrderFailed) and event.filled_qty == 0
-    assert paper.cancel("id1") == []  # already gone: nothing to report
-
-
-@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
-def test_market_fills_at_the_touch_and_reduce_only_never_flips(side: Side) -> None:
-    paper = PaperExchange(SYM)
-    top = _top(100.0, 100.5)
-    _, filled = paper.place(_intent(side, "3"), T0, top, None)
-    touch = D("100.5") if side is Side.BUY else D("100.0")
-    assert filled == OrderFilled(order_link_id="id1", filled_qty=D(3), avg_price=touch)
-    close = _intent(side.opposite, "5", link="id2", reduce_only=True)
-    _, closed = paper.place(close, T0 + 1, top, None)
-    assert isinstance(closed, OrderFilled) and closed.filled_qty == D(3)
-    assert paper.position().is_flat
-    assert paper.realised_pnl == D("-1.5")  # crossed the 0.5 spread on 3
-    (refused,) = paper.place(_intent(side, "1", link="id3", reduce_only=True), T0 + 2, top, None)
-    assert isinstance(refused, OrderFailed) and "reduce-only" in refused.reason
+# ---------------------------------------------------------------- fills (research.venue)
 
 
 def test_unfilled_post_only_entry_is_cancelled_at_the_confirmation_timeout() -> None:

@@ -1,0 +1,74 @@
+"""The flags of ``import-bybit``, ``backtest`` and ``sweep``, kept apart from their work.
+
+Building the parser must stay cheap (``scalper --help`` should not import the simulator),
+so the flags live here and each command's module is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_backtest_args", "add_import_args", "add_sweep_args"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="recordings (.jsonl or .gz)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a bot setting, or backtest.maker_fee / backtest.taker_fee / backtest.latency_ms",
+    )
+    parser.add_argument("--latency-ms", type=int, metavar="N", help="order and cancel latency")
+    parser.add_argument(
+        "--format", choices=["text", "json"], default="text", help="text, or one JSON object"
+    )
+    parser.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
+
+
+def add_backtest_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``scalper backtest``."""
+    _common(parser)
+    parser.add_argument("--plot", metavar="FILE.png", help="write the equity curve here")
+    parser.add_argument("--verbose", action="store_true", help="print transitions and fills")
+
+
+def add_sweep_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``scalper sweep``."""
+    _common(parser)
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="SECTION.KEY=V1,V2,...",
+        help="values to try for one key (the sweep runs the cartesian product)",
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="local processes (default: cores)")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
+
+
+def add_import_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``scalper import-bybit``."""
+    parser.add_argument(
+        "--book", action="append", default=[], required=True, metavar="FILE.zip",
+        help="an order-book archive (YYYY-MM-DD_SYMBOL_ob500.data.zip); repeat for more days",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trades", action="append", default=[], metavar="FILE.csv.gz",
+        help="a trade dump (SYMBOLYYYY-MM-DD.csv.gz); repeat for more days",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, metavar="FILE", help=".jsonl, or .gz to compress")
+    parser.add_argument("--tick-size", metavar="TICK", help="the symbol's tickSize")
+    parser.add_argument("--qty-step", metavar="STEP", help="the symbol's qtyStep")
+    parser.add_argument(
+        "--rest-url", metavar="URL",
+        help="read the rules from this exchange's instruments-info (e.g. a scalper exchange)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="progress bar (auto: on a terminal)",
+    )
