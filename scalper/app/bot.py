@@ -56,7 +56,7 @@ from ..report import Fill as ReportFill
 from ..report import Ledger
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
-from .feed import MarketFeed, MarketMessage
+from .feed import MarketFeed
 from .journal import Journal, JournalRecord, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
@@ -70,8 +70,6 @@ from .strategy import StrategyRunner
 
 __all__ = ["BotHandle", "BotOptions", "Endpoints", "PnlTracker", "engine_config", "run_bot"]
 
-#: market updates waiting for the strategy; small on purpose: old books are worthless
-MARKET_CHANNEL = 64
 #: control events (order outcomes, positions, switches); a full one is a bug
 CONTROL_CHANNEL = 256
 JOURNAL_CHANNEL = 1024
@@ -219,9 +217,7 @@ async def _trade(
     await journal.record("start", mode=settings.exchange.mode, session=session_tag)
     logger.info("session {}: orderLinkIds {}-{}-*", session_tag, prefix, session_tag)
 
-    market_send, market_receive = trio.open_memory_channel[tuple[float, MarketMessage]](
-        MARKET_CHANNEL
-    )
+    feed = MarketFeed(metrics)
     control_send, control_receive = trio.open_memory_channel[Event](CONTROL_CHANNEL)
     orders_send, orders_receive = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
@@ -323,14 +319,14 @@ async def _trade(
                 )
                 await trading.start(
                     partial(runner.run, tick_interval_s=options.tick_interval_s),
-                    market_receive,
+                    feed.receiver,
                     control_receive,
                 )
                 await trading.start(
                     partial(run_market_data, policy=options.ws_policy),
                     endpoints.ws_public_url,
                     subs_receive,
-                    MarketFeed(market_send, metrics),
+                    feed,
                     instruments,
                     resync,
                     metrics,

@@ -36,11 +36,11 @@ from ..core.model import (
 )
 from ..core.strategy import Engine, EngineError
 from .control import send_control
-from .feed import MarketMessage
+from .feed import MarketReceiver
 from .journal import Journal
 from .metrics import Metrics
 
-MarketReceive = trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
+MarketReceive = MarketReceiver
 
 __all__ = ["StrategyRunner"]
 
@@ -142,9 +142,7 @@ class StrategyRunner:
             logger.bind(symbol=symbol).warning("ALERT: {}", command.message)
             await self._journal.record("alert", symbol=symbol, message=command.message)
 
-    async def _market_loop(
-        self, market: trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
-    ) -> None:
+    async def _market_loop(self, market: MarketReceive) -> None:
         latency = self._metrics.tick_to_decision
         async for received_at, message in market:
             await self.feed(message)

@@ -61,6 +61,7 @@ from .parse import ControlMessage, ParseStats, parse_message
 __all__ = [
     "Connected",
     "Disconnected",
+    "FrameSink",
     "WsConnection",
     "WsLike",
     "WsPolicy",
@@ -68,6 +69,18 @@ __all__ = [
     "open_ws",
     "safe_url",
 ]
+
+
+class FrameSink(Protocol):
+    """Takes data frames in the reader's own task (see ``WsConnection.deliver_to``)."""
+
+    def frame(self, raw: str | bytes) -> None:
+        """One data frame, as received. Must not block: it runs in the socket reader."""
+        ...
+
+    def dropped(self, reason: str) -> None:
+        """The connection was lost (called before the ``Disconnected`` marker is queued)."""
+        ...
 
 
 class WsLike(Protocol):
@@ -216,6 +229,7 @@ class WsConnection:
         self._drop_reason = "closed"
         #: called once, when the first connection is ready (``open_ws`` waits on it)
         self._started_hook: Callable[[], None] | None = None
+        self._sink: FrameSink | None = None
 
     def __repr__(self) -> str:
         return f"WsConnection({self.name}, {safe_url(self.url)!r}, topics={list(self._topics)})"
@@ -248,6 +262,18 @@ class WsConnection:
         topics = list(topics)
         await self.unsubscribe(topics)
         await self.subscribe(topics)
+
+    def deliver_to(self, sink: FrameSink | None) -> None:
+        """Hand data frames to ``sink.frame`` in the reader task instead of the queue.
+
+        Why: the queue is a channel hop (a task switch and a wake-up per frame) between
+        the socket and whoever parses the frame. The market-data path decodes and applies
+        a frame in less time than that hop costs, so it does so right in the reader, and
+        its one hop is the coalescing feed to the strategy. Markers (``Connected``,
+        ``Disconnected``) still come through iteration; ``sink.dropped`` is called first,
+        synchronously, so no frame of the next connection can meet state of the old one.
+        """
+        self._sink = sink
 
     def __aiter__(self) -> WsConnection:
         return self
@@ -293,6 +319,8 @@ class WsConnection:
                     auth_failures = 0
                     self.drops += 1
                     self.last_drop_reason = reason
+                    if self._sink is not None:
+                        self._sink.dropped(reason)
                     await self._send_items.send(Disconnected(self.name, reason))
                 lived = trio.current_time() - self._last_ready
                 healthy = ready and lived >= self.policy.healthy_after_s
@@ -413,7 +441,11 @@ class WsConnection:
             # Data frames carry "topic"; control replies (pong, acks) never do.
             is_data = b'"topic"' in frame if type(frame) is bytes else '"topic"' in frame
             if is_data:
-                await send(frame)
+                sink = self._sink
+                if sink is None:
+                    await send(frame)
+                else:
+                    sink.frame(frame)  # get_message() above was this loop's checkpoint
             else:
                 self._control(frame)
 
