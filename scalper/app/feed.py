@@ -176,10 +176,15 @@ class MarketReceiver:
         return self
 
     async def __anext__(self) -> tuple[float, MarketMessage]:
-        try:
-            return await self._feed.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+        feed = self._feed
+        await trio.lowlevel.checkpoint()  # as MarketFeed.receive, inlined: once per message
+        while True:
+            item = feed.take_nowait()
+            if item is not None:
+                return item
+            if feed._closed:
+                raise StopAsyncIteration
+            await feed._lot.park()
 
     async def receive(self) -> tuple[float, MarketMessage]:
         """The next message (see ``MarketFeed.receive``)."""

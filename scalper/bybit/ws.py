@@ -125,6 +125,8 @@ def default_connect(policy: WsPolicy) -> ConnectFn:
             connect_timeout=policy.connect_timeout_s,
             disconnect_timeout=policy.disconnect_timeout_s,
             max_message_size=4 * 1024 * 1024,
+            message_queue_size=policy.message_queue_size,
+            receive_buffer_size=policy.receive_buffer_size,
         )
         return cm
 
@@ -154,6 +156,13 @@ class WsPolicy:
     max_auth_failures: int = 3
     #: frames buffered for a slow consumer before the reader waits
     queue_size: int = 1000
+    #: trio-websocket's own queue of parsed messages, and the bytes it reads per call:
+    #: with room for a whole read's worth of frames, the reader can take them as a
+    #: burst (see ``WsConnection._reader``) instead of one task switch per frame
+    message_queue_size: int = 256
+    receive_buffer_size: int = 64 * 1024
+    #: frames handed to a sink in one burst before the reader yields to other tasks
+    burst: int = 64
 
 
 @attrs.frozen
@@ -436,18 +445,33 @@ class WsConnection:
 
     async def _reader(self, ws: WsLike) -> None:
         send = self._send_items.send
+        # Frames trio-websocket has already parsed can be taken without a checkpoint
+        # each: a burst of them reaches the sink back to back, so the market data
+        # coalesces (latest book wins) instead of waking the strategy once per frame.
+        # Its queue is private API, so this is only used where it is present.
+        queued = getattr(getattr(ws, "_recv_channel", None), "receive_nowait", None)
+        burst = self.policy.burst
         while True:
             frame = await ws.get_message()
-            # Data frames carry "topic"; control replies (pong, acks) never do.
-            is_data = b'"topic"' in frame if type(frame) is bytes else '"topic"' in frame
-            if is_data:
-                sink = self._sink
-                if sink is None:
-                    await send(frame)
+            taken = 0
+            while True:
+                # Data frames carry "topic"; control replies (pong, acks) never do.
+                is_data = b'"topic"' in frame if type(frame) is bytes else '"topic"' in frame
+                if is_data:
+                    sink = self._sink
+                    if sink is None:
+                        await send(frame)
+                    else:
+                        sink.frame(frame)  # get_message() above was this loop's checkpoint
                 else:
-                    sink.frame(frame)  # get_message() above was this loop's checkpoint
-            else:
-                self._control(frame)
+                    self._control(frame)
+                taken += 1
+                if queued is None or taken >= burst or self._sink is None:
+                    break
+                try:
+                    frame = queued()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break  # nothing more now; a closed connection raises in get_message
 
     def _control(self, frame: str | bytes) -> None:
         msg = parse_message(frame, self.control_stats)
