@@ -49,7 +49,6 @@ from functools import partial
 from typing import Any
 
 import attrs
-import orjson
 import trio
 from loguru import logger
 
@@ -78,6 +77,12 @@ _MID_TICKS = 15_000  # 150.00
 
 
 # ---------------------------------------------------------------- the synthetic stream
+
+
+def _dumps(obj: object) -> bytes:
+    # Not orjson: its bytes keep a few KiB of capacity each, and a million-frame list
+    # would then measure the allocator instead of the memory row's pipeline.
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def make_frames(n: int, seed: int = 7) -> list[bytes]:
@@ -109,7 +114,7 @@ def make_frames(n: int, seed: int = 7) -> list[bytes]:
             "data": data,
             "cts": 1_700_000_000_000 + u,
         }
-        return orjson.dumps(msg)
+        return _dumps(msg)
 
     frames.append(book_frame("snapshot", bids, asks, 1))
     price = _MID_TICKS
@@ -131,7 +136,7 @@ def make_frames(n: int, seed: int = 7) -> list[bytes]:
                 for k in range(rng.randint(1, 3))
             ]
             frames.append(
-                orjson.dumps(
+                _dumps(
                     {
                         "topic": f"publicTrade.{SYMBOL}",
                         "type": "snapshot",
@@ -299,8 +304,12 @@ def bench_memory(frames: list[bytes], small: int, large: int) -> dict[str, float
             rss_small = _rss_mib()
     gc.collect()
     rss_large = _rss_mib()
-    return {"messages_small": small, "messages_large": large, "rss_small_mib": rss_small,
-            "rss_large_mib": rss_large}  # fmt: skip
+    return {
+        "messages_small": small,
+        "messages_large": large,
+        "rss_small_mib": rss_small,
+        "rss_large_mib": rss_large,
+    }
 
 
 # ---------------------------------------------------------------- the frame server
@@ -348,9 +357,13 @@ class _Run:
 
     def latency(self) -> dict[str, float]:
         lat = self.latencies_us
-        return {"p50_us": _pct(lat, 50), "p99_us": _pct(lat, 99), "p999_us": _pct(lat, 99.9),
-                "cpu_pct": 100.0 * self.cpu_s / self.elapsed_s if self.elapsed_s else 0.0,
-                "decided": len(lat)}  # fmt: skip
+        return {
+            "p50_us": _pct(lat, 50),
+            "p99_us": _pct(lat, 99),
+            "p999_us": _pct(lat, 99.9),
+            "cpu_pct": 100.0 * self.cpu_s / self.elapsed_s if self.elapsed_s else 0.0,
+            "decided": len(lat),
+        }
 
 
 class _TimedEngine(Engine):
@@ -399,10 +412,10 @@ async def _ours(url: str, expect: int, timeout_s: float, stamped: bool) -> _Run:
             run.elapsed_s = clock() - t0
             done.set()
 
-    engine.on_market = on_market  # type: ignore[method-assign]
+    engine.on_market = on_market
     journal_send, journal_recv = trio.open_memory_channel[JournalRecord](1000)
     orders_send, orders_recv = trio.open_memory_channel[PlaceOrder | CancelOrder](64)
-    subs_send, subs_recv = trio.open_memory_channel[str](4)
+    subs_send, _subs_recv = trio.open_memory_channel[str](4)
     req_send, req_recv = trio.open_memory_channel[str](16)
     control_send, control_recv = trio.open_memory_channel[Event](16)
     runner = StrategyRunner(
@@ -538,49 +551,51 @@ async def _order_path(rounds: int, poll_s: float) -> tuple[list[float], list[flo
     clock = time.perf_counter
     fills: dict[str, float] = {}
     arrived = trio.Event()
-    async with open_sim(SimConfig(seed=3, symbols=(SYMBOL,))) as sim:
-        async with httpx.AsyncClient(base_url=sim.rest_url, timeout=10) as client:
-            rest = BybitRest(client, creds)
-            await rest.sync_clock()
-            inst = {i.symbol: i for i in await rest.instruments()}[SYMBOL]
-            async with (
-                open_private_stream(sim.ws_private_url, creds) as stream,
-                trio.open_nursery() as nursery,
-            ):
+    async with (
+        open_sim(SimConfig(seed=3, symbols=(SYMBOL,))) as sim,
+        httpx.AsyncClient(base_url=sim.rest_url, timeout=10) as client,
+    ):
+        rest = BybitRest(client, creds)
+        await rest.sync_clock()
+        inst = {i.symbol: i for i in await rest.instruments()}[SYMBOL]
+        async with (
+            open_private_stream(sim.ws_private_url, creds) as stream,
+            trio.open_nursery() as nursery,
+        ):
 
-                async def read() -> None:
-                    nonlocal arrived
-                    async for event in stream:
-                        if isinstance(event, Fill):
-                            fills.setdefault(event.order_link_id, clock())
-                            arrived.set()
-                            arrived = trio.Event()
+            async def read() -> None:
+                nonlocal arrived
+                async for event in stream:
+                    if isinstance(event, Fill):
+                        fills.setdefault(event.order_link_id, clock())
+                        arrived.set()
+                        arrived = trio.Event()
 
-                nursery.start_soon(read)
-                for i in range(rounds):
-                    link = f"bench-{os.getpid()}-{i}"
-                    intent = OrderIntent(
-                        symbol=SYMBOL,
-                        side=Side.BUY if i % 2 == 0 else Side.SELL,
-                        order_type=OrderType.MARKET,
-                        qty=inst.min_qty,
-                        order_link_id=link,
-                        time_in_force=TimeInForce.IOC,
-                    )
-                    with trio.fail_after(10):
-                        t0 = clock()
-                        await rest.place_order(intent)
-                        while True:  # the REST way: read at once, then every poll_s
-                            update = await rest.order(SYMBOL, link)
-                            if update is not None and update.status is OrderStatus.FILLED:
-                                polled.append((clock() - t0) * 1e3)
-                                break
-                            await trio.sleep(poll_s)
-                        while link not in fills:
-                            await arrived.wait()
-                        push.append((fills[link] - t0) * 1e3)
-                    await trio.sleep(0.02)
-                nursery.cancel_scope.cancel()
+            nursery.start_soon(read)
+            for i in range(rounds):
+                link = f"bench-{os.getpid()}-{i}"
+                intent = OrderIntent(
+                    symbol=SYMBOL,
+                    side=Side.BUY if i % 2 == 0 else Side.SELL,
+                    order_type=OrderType.MARKET,
+                    qty=inst.min_qty,
+                    order_link_id=link,
+                    time_in_force=TimeInForce.IOC,
+                )
+                with trio.fail_after(10):
+                    t0 = clock()
+                    await rest.place_order(intent)
+                    while True:  # the REST way: read at once, then every poll_s
+                        update = await rest.order(SYMBOL, link)
+                        if update is not None and update.status is OrderStatus.FILLED:
+                            polled.append((clock() - t0) * 1e3)
+                            break
+                        await trio.sleep(poll_s)
+                    while link not in fills:
+                        await arrived.wait()
+                    push.append((fills[link] - t0) * 1e3)
+                await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
     return push, polled
 
 
@@ -604,9 +619,16 @@ class BenchPlan:
     @classmethod
     def quick(cls) -> BenchPlan:
         """Every row on small counts: proves the bench runs, measures nothing."""
-        return cls(pipeline_frames=3_000, loopback_frames=2_000, loopback_timeout_s=15.0,
-                   rate_seconds=0.5, order_rounds=3, poll_s=0.05, memory_small=2_000,
-                   memory_large=10_000)  # fmt: skip
+        return cls(
+            pipeline_frames=3_000,
+            loopback_frames=2_000,
+            loopback_timeout_s=15.0,
+            rate_seconds=0.5,
+            order_rounds=3,
+            poll_s=0.05,
+            memory_small=2_000,
+            memory_large=10_000,
+        )
 
 
 def _uptime() -> str:
@@ -620,8 +642,11 @@ def _uptime() -> str:
 def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Run every row; the figures as one JSON-able object."""
     result: dict[str, Any] = {
-        "machine": {"uptime_before": _uptime(), "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0]},  # fmt: skip
+        "machine": {
+            "uptime_before": _uptime(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+        },
         "plan": attrs.asdict(plan),
     }
     started = time.perf_counter()
@@ -630,8 +655,12 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
     bench_pipeline(frames[:2000], ours)  # warm both paths: no first-call costs measured
     bench_pipeline(frames[:2000], naive)
     o, b = bench_pipeline(frames, ours), bench_pipeline(frames, naive)
-    result["pipeline"] = {"frames": len(frames), "ours": o, "naive": b,
-                          "ratio": o["msgs_per_s"] / b["msgs_per_s"]}  # fmt: skip
+    result["pipeline"] = {
+        "frames": len(frames),
+        "ours": o,
+        "naive": b,
+        "ratio": o["msgs_per_s"] / b["msgs_per_s"],
+    }
 
     server_frames = max(plan.loopback_frames, int(max(plan.rates) * plan.rate_seconds) + 10)
     with frame_server(server_frames) as port:
@@ -661,8 +690,12 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
             lo = trio.run(_ours, url, count + 1, wait, True)
             progress(f"latency at {rate:g} msgs/s: pybit")
             lp = _pybit(url, count + 1, wait, True)
-            result["latency"][f"{rate:g}"] = {"rate": rate, "seconds": plan.rate_seconds,
-                                              "ours": lo.latency(), "pybit": lp.latency()}  # fmt: skip
+            result["latency"][f"{rate:g}"] = {
+                "rate": rate,
+                "seconds": plan.rate_seconds,
+                "ours": lo.latency(),
+                "pybit": lp.latency(),
+            }
 
     progress("order path")
     push, polled = trio.run(_order_path, plan.order_rounds, plan.poll_s)
@@ -687,9 +720,14 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _loop_row(run: _Run) -> dict[str, float]:
-    return {"msgs_per_s": run.rate, "frames": run.frames, "decisions": run.decisions,
-            "superseded": run.superseded, "seconds": run.elapsed_s,
-            "cpu_pct": 100.0 * run.cpu_s / run.elapsed_s if run.elapsed_s else 0.0}  # fmt: skip
+    return {
+        "msgs_per_s": run.rate,
+        "frames": run.frames,
+        "decisions": run.decisions,
+        "superseded": run.superseded,
+        "seconds": run.elapsed_s,
+        "cpu_pct": 100.0 * run.cpu_s / run.elapsed_s if run.elapsed_s else 0.0,
+    }
 
 
 # ---------------------------------------------------------------- text output
@@ -717,10 +755,16 @@ def render(result: dict[str, Any]) -> str:
         _row("per message p99", p["ours"]["p99_us"], p["naive"]["p99_us"], "us", False),
         f"loopback: {lo['frames']:,} frames from a server process over 127.0.0.1 as fast as "
         "possible; ours = market-data task + strategy runner (received and decided)",
-        _row("vs pybit WebSocket", lo["ours"]["msgs_per_s"], lo["pybit"]["msgs_per_s"],
-             "msg/s", True),  # fmt: skip
-        _row("vs trio-websocket receive-only", lo["ours"]["msgs_per_s"],
-             lo["receive_only"]["msgs_per_s"], "msg/s", True),  # fmt: skip
+        _row(
+            "vs pybit WebSocket", lo["ours"]["msgs_per_s"], lo["pybit"]["msgs_per_s"], "msg/s", True
+        ),
+        _row(
+            "vs trio-websocket receive-only",
+            lo["ours"]["msgs_per_s"],
+            lo["receive_only"]["msgs_per_s"],
+            "msg/s",
+            True,
+        ),
         _row("CPU share vs pybit", lo["ours"]["cpu_pct"], lo["pybit"]["cpu_pct"], "%", False),
         f"  (ours: {lo['ours']['decisions']:,} engine decisions, "
         f"{lo['ours']['superseded']:,} book updates superseded while the engine was busy)",
@@ -739,10 +783,24 @@ def render(result: dict[str, Any]) -> str:
         f"order path: {op['rounds']} Market IOC orders on the simulator (ours: private push; "
         f"baseline: REST polling every {op['poll_interval_ms']:g} ms)"
     )
-    lines.append(_row("place -> fill noticed p50", op["push"]["p50_ms"],
-                      op["rest_poll"]["p50_ms"], "ms", False))  # fmt: skip
-    lines.append(_row("place -> fill noticed p99", op["push"]["p99_ms"],
-                      op["rest_poll"]["p99_ms"], "ms", False))  # fmt: skip
+    lines.append(
+        _row(
+            "place -> fill noticed p50",
+            op["push"]["p50_ms"],
+            op["rest_poll"]["p50_ms"],
+            "ms",
+            False,
+        )
+    )
+    lines.append(
+        _row(
+            "place -> fill noticed p99",
+            op["push"]["p99_ms"],
+            op["rest_poll"]["p99_ms"],
+            "ms",
+            False,
+        )
+    )
     lines.append(
         f"memory: RSS after {mem['messages_large']:,} messages (ours) vs after "
         f"{mem['messages_small']:,} (baseline); flat = x1.00"

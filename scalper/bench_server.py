@@ -160,7 +160,9 @@ class _Client:
 
     def _rate(self, rate: float, seconds: float) -> None:
         count = int(rate * seconds)
-        pieces = [_STAMPED.sub(rb"\g<1>" + _PLACEHOLDER, f).split(_PLACEHOLDER) for f in self.frames]
+        pieces = [
+            _STAMPED.sub(rb"\g<1>" + _PLACEHOLDER, f).split(_PLACEHOLDER) for f in self.frames
+        ]
         interval = 1.0 / rate
         start = time.perf_counter()
         for i in range(count + 1):

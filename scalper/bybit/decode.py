@@ -67,8 +67,9 @@ class _Frame(msgspec.Struct, gc=False):
     # An object is a book's data, an array a trade frame's rows; anything else fails
     # here and goes to the generic parser (which knows tickers and private pushes).
     data: _BookData | list[_TradeRow]
+    ts: int  # required, as parse_message requires it of a book (a trade frame without
+    #          it is rare enough to take the fallback)
     type: str = ""
-    ts: int = 0
 
 
 PublicMessage = BookFrame | Message
