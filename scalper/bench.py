@@ -512,12 +512,13 @@ def _pybit(url: str, expect: int, timeout_s: float, stamped: bool) -> _Run:
 
 
 async def _ceiling(url: str, expect: int, timeout_s: float) -> _Run:
-    """trio-websocket alone: receive frames, do nothing with them."""
-    import trio_websocket
+    """trio-websocket alone: receive frames, do nothing with them (opened by our own
+    connector, ``ws.default_connect``, so with the same queue and buffer settings)."""
+    from .bybit.ws import WsPolicy, default_connect
 
     run = _Run()
     clock = time.perf_counter
-    async with trio_websocket.open_websocket_url(url, max_message_size=4 * 2**20) as ws:
+    async with default_connect(WsPolicy())(url) as ws:
         topics = [f"orderbook.50.{SYMBOL}", f"publicTrade.{SYMBOL}"]
         cpu0 = time.process_time()
         t0 = clock()
