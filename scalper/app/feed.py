@@ -156,7 +156,9 @@ class MarketFeed:
         now = self._clock()
         if now - self._last_log >= self._log_interval_s:
             logger.warning(
-                "market data superseded: dropped {} updates (strategy lagging; {} total)",
+                # the wording of the channel this mailbox replaced: log readers rely on it
+                "market-data channel full: dropped {} updates "
+                "(superseded by newer ones; strategy lagging; {} total)",
                 self._dropped_since_log,
                 self._metrics.market_dropped,
             )
