@@ -25,6 +25,7 @@ from loguru import logger
 from ..bybit.parse import ParseStats
 from ..bybit.streams import PublicStream
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..bybit.wsfast import wsproto_connect
 from ..core.model import BookUpdate, Instrument, TradeTicks
 from .feed import MarketFeed
 from .metrics import Metrics
@@ -85,7 +86,12 @@ async def run_market_data(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the public stream until cancelled; symbols to follow arrive on ``subscriptions``."""
-    async with open_ws(url, policy=policy or WsPolicy(), connect=connect, name="public") as conn:
+    policy = policy or WsPolicy()
+    if connect is None:
+        # the public stream's own connection: no trio-websocket reader task and channel
+        # between the socket and our reader (see bybit.wsfast)
+        connect = wsproto_connect(policy.connect_timeout_s, policy.disconnect_timeout_s)
+    async with open_ws(url, policy=policy, connect=connect, name="public") as conn:
         # both streams count into the one shared metric, as each failure happens
         stats = ParseStats(name="public", on_error=metrics.count_parse_error)
         stream = PublicStream(conn, stats=stats)
