@@ -13,8 +13,9 @@ the ratio (``x`` > 1: ours is better by that factor):
   over 127.0.0.1, to (a) the real market-data path: ``app.market_data`` (WebSocket
   reader -> decode -> book -> ``MarketFeed``) and ``app.strategy.StrategyRunner``
   (the engine); (b) pybit's ``WebSocket`` client, with its own book handling and a
-  callback that only counts; (c) a bare trio-websocket loop that only receives (the
-  ceiling for anything built on trio-websocket). msgs/s = frames received, applied
+  callback that only counts; (c) a bare trio-websocket loop that only receives, opened
+  by our ``ws.default_connect`` (64 KiB reads, a 256-message queue): the ceiling of the
+  transport the bot used before ``bybit.wsfast``. msgs/s = frames received, applied
   and reflected in an engine decision, from the subscribe to the decision that
   includes the last frame.
 * **latency**: the same three-process set-up at a fixed 2,000 and 200 msgs/s; each
