@@ -347,7 +347,8 @@ class _Run:
 
     frames: int = 0  #: frames received and handled
     decisions: int = 0  #: engine decisions on market data (ours) / callbacks (pybit)
-    superseded: int = 0  #: book updates coalesced away (ours)
+    superseded: int = 0  #: book updates replaced by a newer one before the engine saw them
+    lag_dropped: int = 0  #: of those, the ones counted as the strategy lagging (ours)
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
     latencies_us: list[float] = attrs.Factory(list)
@@ -459,7 +460,8 @@ async def _ours(url: str, expect: int, timeout_s: float, stamped: bool) -> _Run:
         if not done.is_set():
             run.elapsed_s = clock() - t0
         run.frames = metrics.book_updates + metrics.trade_messages
-        run.superseded = metrics.market_dropped
+        run.superseded = feed.coalesced + metrics.market_dropped
+        run.lag_dropped = metrics.market_dropped
         nursery.cancel_scope.cancel()
     del control_send
     return run
@@ -728,6 +730,7 @@ def _loop_row(run: _Run) -> dict[str, float]:
         "frames": run.frames,
         "decisions": run.decisions,
         "superseded": run.superseded,
+        "lag_dropped": run.lag_dropped,
         "seconds": run.elapsed_s,
         "cpu_pct": 100.0 * run.cpu_s / run.elapsed_s if run.elapsed_s else 0.0,
     }
@@ -770,7 +773,8 @@ def render(result: dict[str, Any]) -> str:
         ),
         _row("CPU share vs pybit", lo["ours"]["cpu_pct"], lo["pybit"]["cpu_pct"], "%", False),
         f"  (ours: {lo['ours']['decisions']:,} engine decisions, "
-        f"{lo['ours']['superseded']:,} book updates superseded while the engine was busy)",
+        f"{lo['ours']['superseded']:,} book updates superseded by a newer one first, "
+        f"{lo['ours']['lag_dropped']:,} of them while lagging)",
     ]
     for key, lat in result["latency"].items():
         o, b = lat["ours"], lat["pybit"]

@@ -6,10 +6,13 @@ task, then puts the result here with a plain, synchronous call; the strategy tas
 it out. What it holds is not a queue but the *state the strategy has not seen yet*:
 
 * **the latest book**: a new book update replaces one the strategy has not taken yet.
-  A queue of stale books would only delay the decision on the fresh one. Each
-  replaced update is counted in ``Metrics.market_dropped`` ("superseded") and logged
-  at most once per ``log_interval_s`` with the number since the last line, so a
-  lagging strategy is never silent (the seed's fix 5).
+  A queue of stale books would only delay the decision on the fresh one. A book
+  replaced while the strategy is merely busy (a burst of frames from one socket read)
+  is *coalesced*: counted in ``coalesced``, not a warning. Once the strategy has taken
+  nothing for ``lag_after`` updates (64: the size of the channel this mailbox
+  replaced) it is *lagging*: each replaced book then counts in
+  ``Metrics.market_dropped`` and is logged at most once per ``log_interval_s`` with the
+  number since the last line, so a lagging strategy is never silent (the seed's fix 5).
 * **every trade**: a dropped trade would be gone from the VWAP window for good, so
   trades accumulate (oldest first) and are handed over together, before the book.
   The backlog is bounded at ``max_pending_trades`` (the strategy's window is 100):
@@ -44,6 +47,8 @@ MarketMessage = BookUpdate | TradeTicks
 
 #: the strategy's window is 100 trades: keeping more than a few windows is pointless
 _MAX_PENDING_TRADES = 1000
+#: updates offered with nothing taken before the strategy counts as lagging
+_LAG_AFTER = 64
 
 
 class MarketFeed:
@@ -56,11 +61,17 @@ class MarketFeed:
         clock: Callable[[], float] = trio.current_time,
         log_interval_s: float = 5.0,
         max_pending_trades: int = _MAX_PENDING_TRADES,
+        lag_after: int = _LAG_AFTER,
     ) -> None:
         self._metrics = metrics
         self._clock = clock
         self._log_interval_s = log_interval_s
         self._max_trades = max_pending_trades
+        self._lag_after = lag_after
+        #: updates offered since the strategy last took one
+        self._since_take = 0
+        #: book updates replaced by a newer one while the strategy was busy (not lagging)
+        self.coalesced = 0
         self._dropped_since_log = 0
         self._last_log = -float("inf")
         self._book: BookUpdate | None = None
@@ -86,7 +97,7 @@ class MarketFeed:
     # ------------------------------------------------------------ sending side
 
     def book(self, top: BookTop, received_at: float) -> bool:
-        """Offer a book top; False when it superseded one the strategy had not taken."""
+        """Offer a book top; False when it was counted as dropped (strategy lagging)."""
         return self.book_update(BookUpdate(top=top), received_at)
 
     def book_update(self, update: BookUpdate, received_at: float) -> bool:
@@ -94,9 +105,13 @@ class MarketFeed:
         superseded = self._book is not None
         self._book = update
         self._book_at = received_at
+        self._since_take += 1
         if self._lot:
             self._lot.unpark()
         if superseded:
+            if self._since_take <= self._lag_after:
+                self.coalesced += 1
+                return True
             return self._dropped(1)
         return True
 
@@ -109,6 +124,7 @@ class MarketFeed:
         if not pending:
             self._trades_at = received_at
         pending.extend(trades)
+        self._since_take += 1
         if self._lot:
             self._lot.unpark()
         excess = len(pending) - self._max_trades
@@ -126,6 +142,7 @@ class MarketFeed:
 
     def take_nowait(self) -> tuple[float, MarketMessage] | None:
         """The next message for the strategy (trades before the book), or None."""
+        self._since_take = 0
         pending = self._pending
         if pending:
             message: MarketMessage = TradeTicks(symbol=self._pending_symbol, trades=tuple(pending))

@@ -28,6 +28,7 @@ KEYS = [
     ("loopback", "ours", "msgs_per_s"),
     ("loopback", "ours", "decisions"),
     ("loopback", "ours", "superseded"),
+    ("loopback", "ours", "lag_dropped"),
     ("loopback", "ours", "cpu_pct"),
     ("loopback", "pybit", "msgs_per_s"),
     ("loopback", "pybit", "cpu_pct"),

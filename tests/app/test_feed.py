@@ -35,7 +35,7 @@ def _drain(feed: MarketFeed) -> list[tuple[float, MarketMessage]]:
 
 def test_a_lagging_strategy_gets_the_latest_book_and_every_superseded_one_is_counted() -> None:
     now = [0.0]
-    feed, metrics = _feed(now)
+    feed, metrics = _feed(now, lag_after=0)  # lagging from the first replaced book on
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
     try:
@@ -58,7 +58,7 @@ def test_a_lagging_strategy_gets_the_latest_book_and_every_superseded_one_is_cou
 
 def test_trades_are_all_kept_and_delivered_before_the_book_with_the_oldest_time() -> None:
     now = [0.0]
-    feed, metrics = _feed(now)
+    feed, metrics = _feed(now, lag_after=0)
     assert feed.book(_top(0), received_at=0.0)
     assert feed.trades("SOLUSDT", (_trade(1), _trade(2)), received_at=1.0)
     assert feed.trades("SOLUSDT", (_trade(3),), received_at=2.0)
@@ -141,3 +141,23 @@ async def test_receive_waits_for_an_update_and_ends_after_close() -> None:
             await feed.receive()
     with pytest.raises(trio.WouldBlock):
         feed.receiver.receive_nowait()
+
+
+def test_a_book_replaced_in_a_burst_is_coalesced_not_a_lag() -> None:
+    # a few updates from one socket read while the strategy is busy: the newest wins,
+    # quietly; only after ``lag_after`` updates with nothing taken is it a lag
+    now = [0.0]
+    feed, metrics = _feed(now, lag_after=3)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
+    try:
+        assert all(feed.book(_top(i), received_at=float(i)) for i in range(3))
+        assert (feed.coalesced, metrics.market_dropped, lines) == (2, 0, [])
+        assert not feed.book(_top(3), received_at=3.0)  # the 4th with nothing taken
+        assert (feed.coalesced, metrics.market_dropped, len(lines)) == (2, 1, 1)
+        assert _drain(feed) == [(3.0, BookUpdate(top=_top(3)))]
+        assert feed.book(_top(4), received_at=4.0)  # taken since: not lagging any more
+        assert feed.book(_top(5), received_at=5.0)
+        assert (feed.coalesced, metrics.market_dropped) == (3, 1)
+    finally:
+        logger.remove(sink)
