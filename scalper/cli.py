@@ -216,10 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exchange.set_defaults(handler=_cmd_exchange)
 
-    bench = sub.add_parser("bench", help="hot-path benchmarks, as ratios to a baseline")
-    bench.add_argument("--messages", type=int, default=50_000, help="frames per pipeline run")
-    bench.add_argument("--rate", type=float, default=2_000, help="msgs/s for the CPU-share run")
-    bench.add_argument("--seconds", type=float, default=3.0, help="length of the CPU-share run")
+    bench = sub.add_parser("bench", help="hot path vs naive, pybit and receive-only, as ratios")
+    bench.add_argument("--json", action="store_true", help="the same figures as one JSON object")
+    bench.add_argument("--quick", action="store_true", help="tiny counts: checks that it runs")
     bench.set_defaults(handler=_cmd_bench)
 
     report = sub.add_parser("report", help="trades, PnL and equity chart from the journal")

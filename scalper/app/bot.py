@@ -65,7 +65,7 @@ from ..report import Fill as ReportFill
 from ..report import Ledger, RoundTrip
 from .control import send_control
 from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
-from .feed import MarketFeed, MarketMessage
+from .feed import MarketFeed
 from .frontends import Frontends
 from .journal import Journal, JournalFailed, JournalRecord, run_journal
 from .market_data import run_market_data
@@ -112,8 +112,6 @@ class HedgeModeError(Exception):
     """The account is in hedge mode: the bot trades one-way positions only (exit 2)."""
 
 
-#: market updates waiting for the strategy; small on purpose: old books are worthless
-MARKET_CHANNEL = 64
 #: control events (order outcomes, positions, switches); a full one is a bug
 CONTROL_CHANNEL = 256
 JOURNAL_CHANNEL = 1024
@@ -331,9 +329,7 @@ async def _trade(
         )
     engine = Engine(engine_config(settings, session_tag), restored=restored)
 
-    market_send, market_receive = trio.open_memory_channel[tuple[float, MarketMessage]](
-        MARKET_CHANNEL
-    )
+    feed = MarketFeed(metrics)
     control_send, control_receive = trio.open_memory_channel[Event](CONTROL_CHANNEL)
     orders_send, orders_receive = trio.open_memory_channel[OrderCommand](64)
     subs_send, subs_receive = trio.open_memory_channel[str](16)
@@ -477,14 +473,14 @@ async def _trade(
                             notifier.watchdog_interval_s or options.tick_interval_s,
                         ),
                     ),
-                    market_receive,
+                    feed.receiver,
                     control_receive,
                 )
                 await trading.start(
                     partial(run_market_data, policy=options.ws_policy, on_gap=market_gap),
                     endpoints.ws_public_url,
                     subs_receive,
-                    MarketFeed(market_send, metrics),
+                    feed,
                     instruments,
                     market_resync,
                     metrics,

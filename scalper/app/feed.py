@@ -1,104 +1,233 @@
-"""The market-data -> strategy hop: try-send, never block the socket reader.
+"""The market-data -> strategy hop: a coalescing mailbox, never blocking the socket reader.
 
-Market data is superseded by the next update, so when the strategy lags the right
-move is to drop, not to queue: a queue of stale books only delays the decision on
-the fresh one. But a drop is never silent: it is counted and logged at most once per
-``log_interval_s`` with the number dropped since the last line (the seed's fix 5).
+This is the one hop between the socket and the engine (DESIGN section 4): the
+market-data side decodes a frame and applies it to the book in the socket reader's own
+task, then puts the result here with a plain, synchronous call; the strategy task takes
+it out. What it holds is not a queue but the *state the strategy has not seen yet*:
 
-Trades are different from books: a dropped book is replaced by the next one, a
-dropped trade is gone from the VWAP window. So trades that could not be sent are kept
-(bounded) and ride along with the next message that gets through.
+* **the latest book**: a new book update replaces one the strategy has not taken yet.
+  A queue of stale books would only delay the decision on the fresh one. A book
+  replaced while the strategy is merely busy (a burst of frames from one socket read)
+  is *coalesced*: counted in ``coalesced``, not a warning. Once the strategy has taken
+  nothing for ``lag_after`` updates (64: the size of the channel this mailbox
+  replaced) it is *lagging*: each replaced book then counts in
+  ``Metrics.market_dropped`` and is logged at most once per ``log_interval_s`` with the
+  number since the last line, so a lagging strategy is never silent (the seed's fix 5).
+* **every trade**: a dropped trade would be gone from the VWAP window for good, so
+  trades accumulate (oldest first) and are handed over together, before the book.
+  The backlog is bounded at ``max_pending_trades`` (the strategy's window is 100):
+  beyond it the oldest trades are discarded and each one is counted as dropped too.
+  Trades still pending for a symbol we switched away from are discarded (not counted:
+  the engine would ignore them anyway).
+
+Why not a trio memory channel: a full channel can only refuse the *newest* item, and
+a non-full one delivers every stale book in turn; here the newest always wins, and a
+lagging strategy costs nothing but the superseded objects. When the strategy keeps up,
+every update is delivered, in order.
+
+The timestamp handed over with a message is when its frame was received: for a book,
+the latest frame's; for a batch of trades, the oldest one's (its true age).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import TracebackType
 
 import trio
+import trio.lowlevel
 from loguru import logger
 
 from ..core.model import BookTop, BookUpdate, Trade, TradeTicks
 from .metrics import Metrics
 
-__all__ = ["MarketFeed", "MarketMessage"]
+__all__ = ["MarketFeed", "MarketMessage", "MarketReceiver"]
 
 MarketMessage = BookUpdate | TradeTicks
 
 #: the strategy's window is 100 trades: keeping more than a few windows is pointless
 _MAX_PENDING_TRADES = 1000
+#: updates offered with nothing taken before the strategy counts as lagging
+_LAG_AFTER = 64
 
 
 class MarketFeed:
-    """Sending end of the market-data channel, with drop accounting."""
+    """The mailbox between the market-data path and the strategy, with drop accounting."""
 
     def __init__(
         self,
-        send: trio.MemorySendChannel[tuple[float, MarketMessage]],
         metrics: Metrics,
         *,
         clock: Callable[[], float] = trio.current_time,
         log_interval_s: float = 5.0,
+        max_pending_trades: int = _MAX_PENDING_TRADES,
+        lag_after: int = _LAG_AFTER,
     ) -> None:
-        self._send = send
         self._metrics = metrics
         self._clock = clock
         self._log_interval_s = log_interval_s
+        self._max_trades = max_pending_trades
+        self._lag_after = lag_after
+        #: updates offered since the strategy last took one
+        self._since_take = 0
+        #: book updates replaced by a newer one while the strategy was busy (not lagging)
+        self.coalesced = 0
         self._dropped_since_log = 0
         self._last_log = -float("inf")
+        self._book: BookUpdate | None = None
+        self._book_at = 0.0
         self._pending: list[Trade] = []
         self._pending_symbol = ""
+        self._trades_at = 0.0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._closed = False
+        #: the strategy's end of the hop
+        self.receiver = MarketReceiver(self)
 
     @property
     def pending_trades(self) -> int:
-        """Trades waiting for a free slot (for tests and the status panel)."""
+        """Trades waiting for the strategy (for tests and the status panel)."""
         return len(self._pending)
 
+    @property
+    def pending_book(self) -> bool:
+        """True while a book update waits for the strategy."""
+        return self._book is not None
+
+    # ------------------------------------------------------------ sending side
+
     def book(self, top: BookTop, received_at: float) -> bool:
-        """Offer a book update; returns False when it was dropped."""
-        if self._pending and self._pending_symbol == top.symbol and not self._flush(received_at):
-            # trades first: they cannot be superseded; the book can
-            return self._dropped()
-        return self._offer(received_at, BookUpdate(top=top))
+        """Offer a book top; False when it was counted as dropped (strategy lagging)."""
+        return self.book_update(BookUpdate(top=top), received_at)
 
-    def trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
-        """Offer trades; on a full channel they are kept for the next send."""
-        if self._pending_symbol != symbol:
-            self._pending.clear()
-            self._pending_symbol = symbol
-        self._pending.extend(trades)
-        if len(self._pending) > _MAX_PENDING_TRADES:
-            del self._pending[: len(self._pending) - _MAX_PENDING_TRADES]
-        if self._flush(received_at):
-            return True
-        return self._dropped()
-
-    def _flush(self, received_at: float) -> bool:
-        message = TradeTicks(symbol=self._pending_symbol, trades=tuple(self._pending))
-        if self._try_send(received_at, message):
-            self._pending.clear()
-            return True
-        return False
-
-    def _offer(self, received_at: float, message: MarketMessage) -> bool:
-        return self._try_send(received_at, message) or self._dropped()
-
-    def _try_send(self, received_at: float, message: MarketMessage) -> bool:
-        try:
-            self._send.send_nowait((received_at, message))
-        except trio.WouldBlock:
-            return False
+    def book_update(self, update: BookUpdate, received_at: float) -> bool:
+        """Offer a book update (as ``book``, without wrapping the top again)."""
+        superseded = self._book is not None
+        self._book = update
+        self._book_at = received_at
+        self._since_take += 1
+        if self._lot:
+            self._lot.unpark()
+        if superseded:
+            if self._since_take <= self._lag_after:
+                self.coalesced += 1
+                return True
+            return self._dropped(1)
         return True
 
-    def _dropped(self) -> bool:
-        self._metrics.market_dropped += 1
-        self._dropped_since_log += 1
+    def trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
+        """Offer trades; they are kept until taken. False when the backlog overflowed."""
+        pending = self._pending
+        if self._pending_symbol != symbol:
+            pending.clear()
+            self._pending_symbol = symbol
+        if not pending:
+            self._trades_at = received_at
+        pending.extend(trades)
+        self._since_take += 1
+        if self._lot:
+            self._lot.unpark()
+        excess = len(pending) - self._max_trades
+        if excess > 0:
+            del pending[:excess]
+            return self._dropped(excess)
+        return True
+
+    def close(self) -> None:
+        """No more updates: the receiver ends once it has taken what is left."""
+        self._closed = True
+        self._lot.unpark_all()
+
+    # ------------------------------------------------------------ receiving side
+
+    def take_nowait(self) -> tuple[float, MarketMessage] | None:
+        """The next message for the strategy (trades before the book), or None."""
+        self._since_take = 0
+        pending = self._pending
+        if pending:
+            message: MarketMessage = TradeTicks(symbol=self._pending_symbol, trades=tuple(pending))
+            pending.clear()
+            return self._trades_at, message
+        update = self._book
+        if update is not None:
+            self._book = None
+            return self._book_at, update
+        return None
+
+    async def receive(self) -> tuple[float, MarketMessage]:
+        """Wait for the next message. Raises ``trio.EndOfChannel`` after ``close``."""
+        # Checkpoint first, take after: a message is never lost to a cancellation, and
+        # a strategy that yields here lets more updates coalesce before it takes one.
+        await trio.lowlevel.checkpoint()
+        while True:
+            item = self.take_nowait()
+            if item is not None:
+                return item
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._lot.park()
+
+    def _dropped(self, count: int) -> bool:
+        self._metrics.market_dropped += count
+        self._dropped_since_log += count
         now = self._clock()
         if now - self._last_log >= self._log_interval_s:
             logger.warning(
-                "market-data channel full: dropped {} updates (strategy lagging; {} total)",
+                # the wording of the channel this mailbox replaced: log readers rely on it
+                "market-data channel full: dropped {} updates "
+                "(superseded by newer ones; strategy lagging; {} total)",
                 self._dropped_since_log,
                 self._metrics.market_dropped,
             )
             self._dropped_since_log = 0
             self._last_log = now
         return False
+
+
+class MarketReceiver:
+    """The strategy's end of a ``MarketFeed``: ``async with`` / ``async for`` like a
+    trio receive channel, yielding ``(received_at, message)``."""
+
+    def __init__(self, feed: MarketFeed) -> None:
+        self._feed = feed
+
+    def __aiter__(self) -> MarketReceiver:
+        return self
+
+    async def __anext__(self) -> tuple[float, MarketMessage]:
+        feed = self._feed
+        await trio.lowlevel.checkpoint()  # as MarketFeed.receive, inlined: once per message
+        while True:
+            item = feed.take_nowait()
+            if item is not None:
+                return item
+            if feed._closed:
+                raise StopAsyncIteration
+            await feed._lot.park()
+
+    async def receive(self) -> tuple[float, MarketMessage]:
+        """The next message (see ``MarketFeed.receive``)."""
+        return await self._feed.receive()
+
+    def receive_nowait(self) -> tuple[float, MarketMessage]:
+        """The next message now; raises ``trio.WouldBlock`` when there is none."""
+        item = self._feed.take_nowait()
+        if item is None:
+            raise trio.WouldBlock
+        return item
+
+    async def aclose(self) -> None:
+        """Stop receiving: later updates are discarded by nobody and cost nothing."""
+        self._feed.close()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> MarketReceiver:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._feed.close()

@@ -1,9 +1,12 @@
-"""The market-data task: public WebSocket -> local book -> one try-send to the strategy.
+"""The market-data task: public WebSocket -> local book -> the coalescing feed.
 
-A trio channel hop costs more than parsing a delta and applying it to the book, so
-this task does both itself (through ``bybit.streams.PublicStream``) and hands the
-strategy one compact ``BookTop`` per frame: one hop from socket to decision, no
-per-message logging, no Decimal (DESIGN section 4).
+A trio channel hop costs more than decoding a delta and applying it to the book, so
+each data frame is decoded and applied right in the socket reader's task
+(``WsConnection.deliver_to`` with ``_ToFeed``, through ``bybit.streams.PublicStream``)
+and the result goes straight into the ``MarketFeed`` mailbox: one hop from socket to
+decision, with the latest book winning when the strategy lags, no per-message
+logging, no Decimal (DESIGN section 4). This task keeps the rest: symbol switches,
+book re-requests, and the connection markers.
 
 It follows one symbol at a time. A switch (a symbol on ``subscriptions``) unsubscribes
 the old topics, starts an empty book and subscribes the new ones; frames of the old
@@ -27,6 +30,7 @@ from loguru import logger
 from ..bybit.parse import ParseStats
 from ..bybit.streams import PublicStream
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..bybit.wsfast import wsproto_connect
 from ..core.model import BookUpdate, Instrument, TradeTicks
 from .feed import MarketFeed
 from .metrics import Metrics
@@ -48,6 +52,32 @@ async def _follow(
             await stream.follow(symbol, instrument.tick_size)
 
 
+class _ToFeed:
+    """The frame sink run by the socket reader: stream (decode + book) -> feed."""
+
+    __slots__ = ("_feed", "_metrics", "_stream")
+
+    def __init__(self, stream: PublicStream, feed: MarketFeed, metrics: Metrics) -> None:
+        self._stream = stream
+        self._feed = feed
+        self._metrics = metrics
+
+    def frame(self, raw: str | bytes) -> None:
+        stream = self._stream
+        received_at = stream.received_at = trio.current_time()
+        event = stream.handle(raw)
+        if type(event) is BookUpdate:
+            self._metrics.book_updates += 1
+            self._feed.book_update(event, received_at)
+        elif type(event) is TradeTicks:
+            self._metrics.trade_messages += 1
+            self._feed.trades(event.symbol, event.trades, received_at)
+        # a book that turned invalid is re-requested by stream.run_resyncs
+
+    def dropped(self, reason: str) -> None:
+        self._stream.dropped(reason)
+
+
 async def run_market_data(
     url: str,
     subscriptions: trio.MemoryReceiveChannel[str],
@@ -62,22 +92,29 @@ async def run_market_data(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the public stream until cancelled; symbols to follow arrive on ``subscriptions``."""
-    async with open_ws(url, policy=policy or WsPolicy(), connect=connect, name="public") as conn:
+    policy = policy or WsPolicy()
+    if connect is None:
+        # the public stream's own connection: no trio-websocket reader task and channel
+        # between the socket and our reader (see bybit.wsfast)
+        connect = wsproto_connect(policy.connect_timeout_s, policy.disconnect_timeout_s)
+    async with open_ws(url, policy=policy, connect=connect, name="public") as conn:
         # both streams count into the one shared metric, as each failure happens
         stats = ParseStats(name="public", on_error=metrics.count_parse_error)
         stream = PublicStream(conn, stats=stats)
+        conn.deliver_to(_ToFeed(stream, feed, metrics))
         async with trio.open_nursery() as nursery:
+
+            async def lost_frames() -> None:
+                if on_gap is not None:
+                    await on_gap("public book frames lost: book re-requested")
+
+            nursery.start_soon(stream.run_resyncs, lost_frames)
             nursery.start_soon(_follow, stream, subscriptions, instruments)
             task_status.started()
-            resyncs = stream.resyncs
-            async for event in stream:
-                if stream.resyncs != resyncs:
-                    resyncs = stream.resyncs
-                    if on_gap is not None:
-                        await on_gap("public book frames lost: book re-requested")
+            async for event in stream:  # frames come here only before deliver_to
                 if isinstance(event, BookUpdate):
                     metrics.book_updates += 1
-                    feed.book(event.top, stream.received_at)
+                    feed.book_update(event, stream.received_at)
                 elif isinstance(event, TradeTicks):
                     metrics.trade_messages += 1
                     feed.trades(event.symbol, event.trades, stream.received_at)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -39,6 +39,7 @@ from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 from .auth import Credentials, wall_clock_ms
+from .decode import BookFrame, decode_public
 from .parse import (
     BookMessage,
     FillsMessage,
@@ -68,6 +69,7 @@ __all__ = [
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 _DEFAULT_POLICY = WsPolicy()
+_OK = BookStatus.OK
 
 PublicEvent = BookUpdate | TradeTicks | Connected | Disconnected
 PrivateEvent = OrderUpdate | Fill | PositionSnapshot | WalletBalance | Connected | Disconnected
@@ -129,6 +131,9 @@ class PublicStream:
         self.last_seq = 0
         #: trio time the last frame arrived, before parsing: tick-to-decision starts here
         self.received_at = 0.0
+        #: the book turned invalid and is not re-requested yet
+        self.resync_due = False
+        self._resync_wanted = trio.Event()
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
@@ -158,47 +163,92 @@ class PublicStream:
                 if event is not None:
                     return event
             elif isinstance(item, Disconnected):
-                book = self.book
-                if book is not None:
-                    book.invalidate(f"stream dropped: {item.reason}")
+                self.dropped(item.reason)
                 return item
             else:
                 return item
 
-    async def _frame(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
-        msg = parse_message(raw, self.stats)
-        if msg is None:
-            return await self._lost(raw)
-        if isinstance(msg, BookMessage):
+    # ------------------------------------------------------------ the hot path
+
+    def handle(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
+        """Decode one frame and apply it to the book; the event for the strategy, or None.
+
+        Synchronous, so it can run in the socket reader's task (``WsConnection.deliver_to``)
+        with no channel hop in between. A book that turned invalid sets ``resync_due``:
+        the caller (``__anext__``, or ``run_resyncs``) re-requests the snapshot.
+        """
+        msg = decode_public(raw, self.stats)
+        if type(msg) is BookFrame or isinstance(msg, BookMessage):
             book = self.book
             if book is None or msg.symbol != self.symbol:
                 return None  # a late frame of the symbol we left
             status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
+            if status is _OK:
+                self.last_seq = msg.seq
+                top = book.top()
+                return BookUpdate(top=top) if top is not None else None
             if status is BookStatus.INVALID:
                 return None  # dropped while waiting for the repairing snapshot
             self.last_seq = msg.seq
-            if status is BookStatus.INVALIDATED:
-                await self._resync(book)
+            self._want_resync()
             top = book.top()
             return BookUpdate(top=top) if top is not None else None
-        if isinstance(msg, TradesMessage):
+        if type(msg) is TradesMessage:
             if msg.symbol != self.symbol or not msg.trades:
                 return None
             return TradeTicks(symbol=msg.symbol, trades=msg.trades)
+        if msg is None:
+            return self._lost(raw)
         return None
 
-    async def _lost(self, raw: str | bytes) -> BookUpdate | None:
+    def dropped(self, reason: str) -> None:
+        """The connection was lost: the book misses whatever happened meanwhile."""
+        book = self.book
+        if book is not None:
+            book.invalidate(f"stream dropped: {reason}")
+
+    async def _frame(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
+        event = self.handle(raw)
+        if self.resync_due:
+            await self._resync()
+        return event
+
+    def _lost(self, raw: str | bytes) -> BookUpdate | None:
         """A frame that could not be parsed (already counted). If it was one of our book's
         deltas, the book now silently misses a change: Bybit documents no gap-free ``u``
         to catch that later, so treat the book as invalid and ask for a fresh snapshot."""
         book = self.book
         if book is None or not invalidate_on_lost_frame(book, raw, self.topics(book.symbol)[0]):
             return None
-        await self._resync(book)
+        self._want_resync()
         top = book.top()
         return BookUpdate(top=top) if top is not None else None
 
-    async def _resync(self, book: OrderBook) -> None:
+    def _want_resync(self) -> None:
+        self.resync_due = True
+        self._resync_wanted.set()
+
+    async def run_resyncs(self, on_resync: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Re-request the book whenever ``handle`` found it invalid (for the reader-task
+        mode, where ``handle`` cannot await). Runs until cancelled.
+
+        ``on_resync`` is awaited after each re-request: frames were lost, and what was
+        built from them (the engine's trade window) is suspect too.
+        """
+        while True:
+            await self._resync_wanted.wait()
+            self._resync_wanted = trio.Event()
+            if self.resync_due:
+                before = self.resyncs
+                await self._resync()
+                if on_resync is not None and self.resyncs != before:
+                    await on_resync()
+
+    async def _resync(self) -> None:
+        self.resync_due = False
+        book = self.book
+        if book is None:
+            return
         self.resyncs += 1
         logger.bind(symbol=book.symbol).warning(
             "book invalid ({}): resubscribing for a fresh snapshot", book.invalid_reason

@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import re
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -123,14 +123,36 @@ class OrderBook:
     def apply(
         self,
         msg_type: str,
-        bids: Iterable[Level],
-        asks: Iterable[Level],
+        bids: Collection[Level],
+        asks: Collection[Level],
         update_id: int,
         ts_ms: int,
     ) -> BookStatus:
-        """Apply a message by its wire type, ``"snapshot"`` or ``"delta"``."""
+        """Apply a message by its wire type, ``"snapshot"`` or ``"delta"``.
+
+        The common case (a delta with ``u`` > 1 on a valid book) is handled inline here,
+        with the same rules as ``apply_delta``: this is called once per frame.
+        """
         if msg_type == "delta":
-            return self.apply_delta(bids, asks, update_id, ts_ms)
+            last = self.update_id
+            if update_id == 1 or self.invalid_reason is not None or last is None:
+                return self.apply_delta(bids, asks, update_id, ts_ms)
+            if update_id <= last:
+                return self._fail(f"update id went backwards: u={update_id} after {last}")
+            try:
+                if bids:
+                    self._merge(self._bids, self._bid_keys, bids, 1)
+                if asks:
+                    self._merge(self._asks, self._ask_keys, asks, -1)
+            except (ValueError, TypeError) as exc:
+                return self._fail(_reason(exc))
+            self.update_id = update_id
+            self.ts_ms = ts_ms
+            bid_keys = self._bid_keys
+            ask_keys = self._ask_keys
+            if bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]:
+                return self._check_crossed()
+            return BookStatus.OK
         if msg_type == "snapshot":
             return self.apply_snapshot(bids, asks, update_id, ts_ms)
         return self._fail(f"unknown message type {msg_type!r}")
@@ -227,9 +249,12 @@ class OrderBook:
     def _merge(
         self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
     ) -> None:
-        cache = self._cache
+        # The hot loop: one dict lookup turns the price string into ticks (cached), one
+        # float() reads the size; the sorted key list moves only when a level appears or
+        # disappears. Locals are bound once because attribute lookups dominate here.
+        cache_get = self._cache.get
         for price, size_str in levels:
-            ticks = cache.get(price)
+            ticks = cache_get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
             try:
@@ -304,16 +329,20 @@ class OrderBook:
         An invalid book still reports its last levels, flagged ``valid=False``: entries
         are gated on validity, exits may still want a price.
         """
-        bid = self.best_bid()
-        ask = self.best_ask()
-        if bid is None or ask is None:
+        # Inlined best_bid/best_ask: called once per frame, so no tuples in between.
+        bid_keys = self._bid_keys
+        ask_keys = self._ask_keys
+        if not bid_keys or not ask_keys:
             return None
+        bid = bid_keys[-1]
+        ask = -ask_keys[-1]
+        unit, scale = self._tick_units, self._scale
         return BookTop(
             symbol=self.symbol,
-            bid=bid[0],
-            bid_size=bid[1],
-            ask=ask[0],
-            ask_size=ask[1],
+            bid=bid * unit / scale,
+            bid_size=self._bids[bid],
+            ask=ask * unit / scale,
+            ask_size=self._asks[ask],
             ts_ms=self.ts_ms,
             valid=self.invalid_reason is None,
         )

@@ -41,7 +41,8 @@ from typing import Final, Protocol
 
 import attrs
 
-from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
+from scalper.bybit.decode import BookFrame, decode_public
+from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
 from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import (
@@ -337,14 +338,14 @@ class Replayer:
                 self._run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
-        msg = parse_message(raw, self.stats)
+        msg = decode_public(raw, self.stats)
         if msg is None:
             if invalidate_on_lost_frame(self.book, raw, self._book_topic):
                 self.resyncs += 1
                 self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
                 self._invalidate(self.book.invalid_reason or "lost frame", t)
             return
-        if isinstance(msg, BookMessage):
+        if isinstance(msg, BookFrame | BookMessage):
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1
                 return

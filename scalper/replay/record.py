@@ -25,8 +25,9 @@ import httpx
 import trio
 from loguru import logger
 
+from scalper.bybit.decode import BookFrame, decode_public
 from scalper.bybit.errors import BybitError
-from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
+from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
 from scalper.bybit.rest import BybitRest, RetryPolicy
 from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
@@ -154,7 +155,7 @@ async def record_stream(
                     if isinstance(item, str | bytes):
                         writer.frame(t, item)
                         stats.frames += 1
-                        msg = parse_message(item, parse_stats)
+                        msg = decode_public(item, parse_stats)
                         if msg is None and invalidate_on_lost_frame(book, item, book_topic):
                             stats.resubscribes += 1
                             writer.event(t, "resubscribed", reason=book.invalid_reason)
@@ -162,7 +163,7 @@ async def record_stream(
                             await conn.resubscribe([book_topic])
                         elif isinstance(msg, TradesMessage):
                             stats.trade_messages += 1
-                        elif isinstance(msg, BookMessage) and msg.symbol == symbol:
+                        elif isinstance(msg, BookFrame | BookMessage) and msg.symbol == symbol:
                             stats.book_messages += 1
                             status = book.apply(
                                 msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms

@@ -1,17 +1,56 @@
-"""``scalper bench`` runs end to end and prints every figure beside its baseline.
+"""``scalper bench`` runs end to end (quick mode) and reports every row and every key.
 
-No timing is asserted (the machine is shared); the check is that both pipelines
-process the same frames and reach the same decisions, so the ratios compare like with like.
+No timing is asserted (the machine is shared). What is checked: both pipelines make the
+same decisions on the same frames (so the ratio compares like with like), the quick run
+of the real command prints every row beside its baseline with a ratio, and ``--json``
+carries every figure the text shows.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
+import json
+import math
 import re
-from contextlib import redirect_stdout
+import subprocess
+import sys
 
-from scalper.bench import main_bench, make_frames, naive, ours
+from scalper.bench import make_frames, naive, ours, render
+
+#: every figure of the report, as a path into the JSON object
+KEYS = [
+    ("pipeline", "ours", "msgs_per_s"),
+    ("pipeline", "ours", "p50_us"),
+    ("pipeline", "ours", "p99_us"),
+    ("pipeline", "naive", "msgs_per_s"),
+    ("pipeline", "naive", "p50_us"),
+    ("pipeline", "naive", "p99_us"),
+    ("pipeline", "ratio"),
+    ("loopback", "ours", "msgs_per_s"),
+    ("loopback", "ours", "decisions"),
+    ("loopback", "ours", "superseded"),
+    ("loopback", "ours", "lag_dropped"),
+    ("loopback", "ours", "cpu_pct"),
+    ("loopback", "pybit", "msgs_per_s"),
+    ("loopback", "pybit", "cpu_pct"),
+    ("loopback", "receive_only", "msgs_per_s"),
+    ("loopback", "ratio_vs_pybit"),
+    ("loopback", "share_of_ceiling"),
+    *[
+        ("latency", rate, who, key)
+        for rate in ("2000", "200")
+        for who in ("ours", "pybit")
+        for key in ("p50_us", "p99_us", "p999_us", "cpu_pct", "decided")
+    ],
+    ("order_path", "push", "p50_ms"),
+    ("order_path", "push", "p99_ms"),
+    ("order_path", "rest_poll", "p50_ms"),
+    ("order_path", "rest_poll", "p99_ms"),
+    ("memory", "rss_small_mib"),
+    ("memory", "rss_large_mib"),
+    ("memory", "ratio"),
+    ("machine", "uptime_before"),
+    ("machine", "uptime_after"),
+]
 
 
 def test_both_pipelines_make_the_same_decisions_on_the_same_frames() -> None:
@@ -23,11 +62,37 @@ def test_both_pipelines_make_the_same_decisions_on_the_same_frames() -> None:
     assert any(decisions_fast)  # the engine did decide something on this stream
 
 
-def test_bench_prints_every_row_with_a_ratio() -> None:
-    out = io.StringIO()
-    args = argparse.Namespace(messages=2000, rate=500.0, seconds=0.2)
-    with redirect_stdout(out):
-        assert main_bench(args) == 0
-    rows = [line for line in out.getvalue().splitlines() if line.startswith("  ")]
-    assert len(rows) == 10
+def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalper.cli", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    for path in KEYS:
+        value = result
+        for key in path:
+            assert key in value, f"missing {'.'.join(path)}"
+            value = value[key]
+        if not isinstance(value, str):
+            assert isinstance(value, int | float), path
+    # every client really received the stream (not a timeout with nothing measured)
+    loop = result["loopback"]
+    for who in ("ours", "pybit", "receive_only"):
+        assert loop[who]["frames"] == loop["frames"], who
+        assert loop[who]["msgs_per_s"] > 0
+    for rate in ("2000", "200"):
+        assert result["latency"][rate]["ours"]["decided"] > 0
+        assert result["latency"][rate]["pybit"]["decided"] > 0
+        assert not math.isnan(result["latency"][rate]["ours"]["p99_us"])
+    assert result["order_path"]["push"]["p99_ms"] > 0
+
+    text = render(result)
+    rows = [line for line in text.splitlines() if line.startswith("  ") and " ours " in line]
+    assert len(rows) == 3 + 3 + 2 * 4 + 2 + 1
     assert all(re.search(r"ours .* baseline .* x\s*\d+\.\d\d$", row) for row in rows)
+    for label in ("pipeline:", "loopback:", "latency at 2,000", "latency at 200", "order path:"):
+        assert label in text

@@ -18,7 +18,7 @@ import trio
 import trio.testing
 from loguru import logger
 
-from scalper.app.feed import MarketFeed, MarketMessage
+from scalper.app.feed import MarketFeed, MarketMessage, MarketReceiver
 from scalper.app.market_data import run_market_data
 from scalper.app.metrics import Metrics
 from scalper.core.model import BookUpdate, TradeTicks
@@ -37,7 +37,7 @@ ASKS = [("100.10", "5")]
 class Running:
     server: FakeWsServer
     subscriptions: trio.MemorySendChannel[str]
-    market: trio.MemoryReceiveChannel[tuple[float, MarketMessage]]
+    market: MarketReceiver
     metrics: Metrics
     reconnects: list[str]
     gaps: list[str] = attrs.field(factory=list)
@@ -47,11 +47,14 @@ class Running:
         await trio.testing.wait_all_tasks_blocked()
 
     async def push(self, *frames: dict[str, Any] | str) -> list[MarketMessage]:
-        """Push frames on the current connection; what reached the strategy."""
+        """Push frames on the current connection; what reached the strategy, taken after
+        each frame (a strategy that keeps up: nothing is coalesced)."""
+        out = []
         for frame in frames:
             self.server.ws.push(frame)
-        await trio.testing.wait_all_tasks_blocked()
-        return self.received()
+            await trio.testing.wait_all_tasks_blocked()
+            out.extend(self.received())
+        return out
 
     def received(self) -> list[MarketMessage]:
         out = []
@@ -65,9 +68,9 @@ class Running:
 @asynccontextmanager
 async def market_data() -> AsyncIterator[Running]:
     server = FakeWsServer()
-    market_send, market = trio.open_memory_channel[tuple[float, MarketMessage]](100)
     subs_send, subs = trio.open_memory_channel[str](4)
     metrics = Metrics()
+    feed = MarketFeed(metrics)
     reconnects: list[str] = []
     gaps: list[str] = []
 
@@ -82,12 +85,12 @@ async def market_data() -> AsyncIterator[Running]:
             partial(run_market_data, policy=POLICY, connect=server.connect, on_gap=on_gap),
             "wss://fake/v5/public/linear",
             subs,
-            MarketFeed(market_send, metrics),
+            feed,
             INSTRUMENTS,
             on_reconnect,
             metrics,
         )
-        yield Running(server, subs_send, market, metrics, reconnects, gaps)
+        yield Running(server, subs_send, feed.receiver, metrics, reconnects, gaps)
         nursery.cancel_scope.cancel()
 
 

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 from loguru import logger
 
-from scalper.app.feed import MarketMessage
+from scalper.app.feed import MarketFeed
 from scalper.app.journal import Journal, JournalRecord
 from scalper.app.metrics import Metrics
 from scalper.app.strategy import StrategyRunner
@@ -265,12 +265,14 @@ async def test_hold_keeps_events_waiting_until_released() -> None:
 async def test_run_feeds_market_control_and_ticks(autojump_clock: trio.testing.MockClock) -> None:
     engine = ScriptedEngine()
     h = Harness(engine)
-    market_send, market = trio.open_memory_channel[tuple[float, MarketMessage]](4)
+    feed = MarketFeed(h.metrics)
     control_send, control = trio.open_memory_channel[Event](4)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda **kw: h.runner.run(market, control, tick_interval_s=1.0, **kw))
+        await nursery.start(
+            lambda **kw: h.runner.run(feed.receiver, control, tick_interval_s=1.0, **kw)
+        )
         update = book()
-        market_send.send_nowait((trio.current_time(), update))
+        feed.book_update(update, trio.current_time())
         await control_send.send(Halt(reason="stop"))
         await trio.sleep(3.5)
         nursery.cancel_scope.cancel()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
+import trio.lowlevel
 
 from scalper.bybit.auth import Credentials
 from scalper.bybit.streams import (
@@ -16,10 +20,10 @@ from scalper.bybit.streams import (
     open_private_stream,
     open_public_stream,
 )
-from scalper.bybit.ws import Connected, Disconnected
+from scalper.bybit.ws import Connected, Disconnected, WsLike, open_ws
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
-from .test_ws import KEY, POLICY, SECRET, FakeServer
+from .test_ws import KEY, POLICY, SECRET, FakeServer, FakeWs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bybit"
 
@@ -222,3 +226,78 @@ async def test_amend_within_the_same_ms_is_not_a_duplicate(autojump_clock: Any) 
             (Decimal("72.6"), Decimal("2"), Decimal("0.5")),
         ]
         assert stream.duplicates == 1
+
+
+
+class _Sink:
+    """A frame sink noting, for each frame, how many scheduling rounds had passed."""
+
+    def __init__(self, rounds: list[int]) -> None:
+        self.rounds = rounds
+        self.frames: list[tuple[int, int]] = []
+        self.drops: list[str] = []
+
+    def frame(self, raw: str | bytes) -> None:
+        self.frames.append((self.rounds[0], json.loads(raw)["data"]["u"]))
+
+    def dropped(self, reason: str) -> None:
+        self.drops.append(reason)
+
+
+class _QueuedWs(FakeWs):
+    """The fake, exposing its queue under trio-websocket's (private) name."""
+
+    @property
+    def _recv_channel(self) -> Any:
+        return self._from_server
+
+
+class _QueuedServer(FakeServer):
+    @asynccontextmanager
+    async def connect(self, url: str) -> AsyncIterator[WsLike]:
+        ws = _QueuedWs(self)
+        self.conns.append(ws)
+        try:
+            yield ws
+        finally:
+            ws.drop()
+
+
+async def _sink_rounds(server: FakeServer) -> tuple[list[int], list[int], _Sink]:
+    rounds = [0]
+    sink = _Sink(rounds)
+
+    async def ticker() -> None:
+        for _ in range(30):
+            await trio.lowlevel.checkpoint()
+            rounds[0] += 1
+
+    policy = attrs.evolve(POLICY, burst=3)
+    with trio.fail_after(60):
+        async with open_ws("x", connect=server.connect, policy=policy) as conn:
+            conn.deliver_to(sink)
+            for u in range(1, 6):
+                server.ws.push(book("delta", u, [], []))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+            server.ws.drop()
+            first = await conn.__anext__()
+            assert isinstance(first, Connected)  # queued at connect; no frames came this way
+            assert isinstance(await conn.__anext__(), Disconnected)
+            assert len(sink.drops) == 1  # the sink heard of the drop before the marker
+    return [r for r, _ in sink.frames], [u for _, u in sink.frames], sink
+
+
+async def test_a_sink_takes_queued_frames_in_bursts_without_a_checkpoint_each(
+    autojump_clock: Any,
+) -> None:
+    # With trio-websocket's queue of parsed frames at hand, the reader hands up to
+    # ``burst`` (3) of them to the sink back to back; the plain fake: one per run.
+    rounds, order, _ = await _sink_rounds(_QueuedServer())
+    assert order == [1, 2, 3, 4, 5]
+    assert rounds[0] == rounds[1] == rounds[2]  # one burst, no checkpoint in between
+    rounds, order, _ = await _sink_rounds(FakeServer())
+    assert order == [1, 2, 3, 4, 5]
+    # one frame per reader run: trio may run the ticker and the reader in either order
+    # within a round, so two frames can share a count, never three
+    assert not any(rounds[i] == rounds[i + 1] == rounds[i + 2] for i in range(3))

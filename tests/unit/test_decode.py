@@ -1,0 +1,188 @@
+"""The typed hot-path decoder agrees with the generic parser, frame for frame.
+
+``bybit.decode.decode_public`` must return what ``parse.parse_message`` returns for every
+input (the same message content, or None) and count every failure the same way, by
+kind: the fast path may only be faster, never more lenient or stricter. Checked on the
+documented samples, on the bench's stream, on a list of broken frames, and on random
+mutations of valid frames (hypothesis).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scalper.bench import make_frames
+from scalper.bybit.decode import BookFrame, decode_public
+from scalper.bybit.parse import BookMessage, ParseStats, parse_message
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bybit"
+
+
+def _sample(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())["response"]
+
+
+def _norm(msg: Any) -> Any:
+    """Comparable content: a book frame of either type as one tuple, levels as tuples."""
+    if isinstance(msg, BookFrame | BookMessage):
+        return (
+            "book",
+            msg.symbol,
+            msg.kind,
+            [_level(level) for level in msg.bids],
+            [_level(level) for level in msg.asks],
+            msg.update_id,
+            msg.seq,
+            msg.ts_ms,
+        )
+    return msg
+
+
+def _level(level: Any) -> Any:
+    return tuple(level) if isinstance(level, list | tuple) else level
+
+
+def _both(raw: str | bytes) -> tuple[Any, Any, ParseStats, ParseStats]:
+    fast_stats, slow_stats = ParseStats(name="fast"), ParseStats(name="slow")
+    fast = decode_public(raw, fast_stats)
+    slow = parse_message(raw, slow_stats)
+    return _norm(fast), _norm(slow), fast_stats, slow_stats
+
+
+def _assert_same(raw: str | bytes) -> Any:
+    fast, slow, fast_stats, slow_stats = _both(raw)
+    assert fast == slow
+    assert fast_stats.counts == slow_stats.counts
+    return fast
+
+
+def test_documented_samples_decode_to_the_same_messages() -> None:
+    for name in (
+        "ws_public_orderbook_snapshot",
+        "ws_public_orderbook_delta",
+        "ws_public_publicTrade",
+    ):
+        msg = _assert_same(json.dumps(_sample(name)))
+        assert msg is not None
+
+
+def test_the_bench_stream_decodes_to_the_same_messages_through_the_fast_path() -> None:
+    frames = make_frames(500)
+    stats = ParseStats()
+    for raw in frames:
+        assert _assert_same(raw) is not None
+        # and the book frames really took the typed path (not the fallback)
+        if b"orderbook" in raw:
+            assert type(decode_public(raw, stats)) is BookFrame
+    assert stats.errors == 0
+
+
+BOOK: dict[str, Any] = {
+    "topic": "orderbook.50.BTCUSDT",
+    "type": "delta",
+    "ts": 1700000000001,
+    "data": {"s": "BTCUSDT", "b": [["100.5", "1.2"]], "a": [["100.6", "0"]], "u": 7, "seq": 70},
+    "cts": 1700000000000,
+}
+TRADES: dict[str, Any] = {
+    "topic": "publicTrade.BTCUSDT",
+    "type": "snapshot",
+    "ts": 1700000000001,
+    "data": [
+        {"T": 1700000000000, "s": "BTCUSDT", "S": "Buy", "v": "0.5", "p": "100.5", "i": "a"},
+        {"T": 1700000000001, "s": "BTCUSDT", "S": "Sell", "v": "1", "p": "100.4", "i": "b"},
+    ],
+}
+
+
+def _with(base: dict[str, Any], path: tuple[Any, ...], value: Any) -> str:
+    obj = json.loads(json.dumps(base))
+    target = obj
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return json.dumps(obj)
+
+
+_DELETE = object()
+
+BROKEN = [
+    "not json",
+    "[1, 2]",
+    '{"topic": "orderbook.50.BTCUSDT", "type": "delta", "data": {"s": "BTCUSDT", "b": [["1',
+    _with(BOOK, ("type",), "partial"),
+    _with(BOOK, ("type",), _DELETE),
+    _with(BOOK, ("ts",), "1700000000001"),
+    _with(BOOK, ("ts",), _DELETE),
+    _with(BOOK, ("data", "u"), "7"),
+    _with(BOOK, ("data", "u"), True),
+    _with(BOOK, ("data", "s"), 5),
+    _with(BOOK, ("data", "b"), {"100.5": "1"}),
+    _with(BOOK, ("data", "b"), [[100.5, 1.2]]),  # numbers: the book rejects them later
+    _with(BOOK, ("data", "b"), [["100.5", "1", "x"]]),
+    _with(BOOK, ("data", "seq"), "70"),
+    _with(BOOK, ("data",), [1, 2]),
+    _with(BOOK, ("topic",), "orderbook.50.BTCUSDT.extra"),
+    _with(BOOK, ("topic",), "mystery.BTCUSDT"),
+    _with(TRADES, ("data", 0, "S"), "Hold"),
+    _with(TRADES, ("data", 0, "p"), "-1"),
+    _with(TRADES, ("data", 0, "p"), "nan"),
+    _with(TRADES, ("data", 0, "p"), "abc"),
+    _with(TRADES, ("data", 1, "v"), "0"),
+    _with(TRADES, ("data", 0, "T"), "1700000000000"),  # a decimal-string time is fine
+    _with(TRADES, ("data", 0, "T"), 1.5),
+    _with(TRADES, ("data", 1), "row"),
+    _with(TRADES, ("data",), []),
+    _with(TRADES, ("data",), {"s": "BTCUSDT"}),
+    '{"op": "ping", "success": true, "ret_msg": "pong", "conn_id": "c"}',
+    '{"topic": "tickers.BTCUSDT", "type": "snapshot", "ts": 1, "data": {"symbol": "BTCUSDT"}}',
+]
+
+
+def test_broken_frames_give_the_same_result_and_the_same_counts() -> None:
+    for raw in BROKEN:
+        _assert_same(raw)
+
+
+def test_a_malformed_frame_is_counted_once_and_skipped() -> None:
+    stats = ParseStats()
+    assert decode_public(_with(TRADES, ("data", 0, "S"), "Hold"), stats) is None
+    assert decode_public(_with(BOOK, ("data", "u"), "x"), stats) is None
+    assert stats.counts == {"bad_value": 1, "wrong_type": 1}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=5,
+)
+_PATHS = [
+    ("type",),
+    ("ts",),
+    ("topic",),
+    ("data",),
+    ("data", "s"),
+    ("data", "b"),
+    ("data", "a"),
+    ("data", "u"),
+    ("data", "seq"),
+]
+_TRADE_PATHS = [("data", 0, key) for key in ("T", "s", "S", "v", "p")] + [("data", 0), ("data",)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([(BOOK, p) for p in _PATHS] + [(TRADES, p) for p in _TRADE_PATHS]),
+    st.one_of(st.just(_DELETE), _JSON),
+)
+def test_random_mutations_of_valid_frames_agree(case: Any, value: Any) -> None:
+    base, path = case
+    _assert_same(_with(base, path, value))
