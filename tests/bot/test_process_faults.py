@@ -24,7 +24,7 @@ QUICK_ENV = {
     "SCALPER_STRATEGY__MOMENTUM_THRESHOLD": "0.0003",
     "SCALPER_STRATEGY__MAX_HOLD_S": "2",
 }
-RUN_S = 20
+RUN_S = 25
 ERROR_LINE = re.compile(r"^\S+ \S+ (ERROR|CRITICAL)\b")
 
 
@@ -47,6 +47,24 @@ def inject(url: str, fault: dict[str, Any]) -> None:
     assert reply.status_code == 200, reply.text
 
 
+def _close_outside_until_noticed(url: str, bot: Proc, symbol: str, attempts: int = 3) -> None:
+    """Close the bot's next position from outside; the bot must say so.
+
+    The bot holds a position at most ``MAX_HOLD_S`` (2 s): when its own exit starts
+    before the outside close lands (a loaded machine is slow to read a line and post),
+    the two closes race and the bot rightly sees its own close complete. That attempt
+    proves nothing either way, so the next position is tried (bounded).
+    """
+    for _ in range(attempts):
+        mark = len(bot.lines)
+        wait_new(bot, r"state OrderPending -> PositionOpen", mark, timeout=15)
+        inject(url, {"kind": "close_position", "symbol": symbol})
+        seen = wait_new(bot, r"closed outside the bot|-> ClosingPosition", mark, timeout=15)
+        if "closed outside the bot" in seen.group(0):
+            return
+    raise AssertionError(f"the bot closed first {attempts} times: {bot.lines[-15:]}")
+
+
 def test_scalper_run_survives_faults_and_ends_clean(tmp_path: Path) -> None:
     with exchange() as url:
         bot = start_bot(url, tmp_path / "j.sqlite3", duration_s=RUN_S, **QUICK_ENV)
@@ -66,10 +84,7 @@ def test_scalper_run_survives_faults_and_ends_clean(tmp_path: Path) -> None:
             mark = len(bot.lines)
             wait_new(bot, r"order placed:", mark, timeout=15)  # trading goes on
             inject(url, {"kind": "price_jump", "symbol": symbol, "pct": 1})
-            mark = len(bot.lines)
-            wait_new(bot, r"state OrderPending -> PositionOpen", mark, timeout=15)
-            inject(url, {"kind": "close_position", "symbol": symbol})
-            wait_new(bot, r"closed outside the bot", mark, timeout=15)
+            _close_outside_until_noticed(url, bot, symbol)
             code = bot.popen.wait(timeout=RUN_S + 15)
             bot.drain()
         finally:
