@@ -178,6 +178,7 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
             filled_qty=update.cum_exec_qty,
             avg_price=update.avg_price,
             fee=update.cum_fee,
+            order_id=update.order_id,
         )
     reason = f"{why}: {update.status.value}"
     if update.reject_reason and update.reject_reason != "EC_NoError":
@@ -189,6 +190,7 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
         filled_qty=update.cum_exec_qty,
         avg_price=avg,
         fee=update.cum_fee,
+        order_id=update.order_id,
     )
 
 
@@ -362,6 +364,7 @@ def _unclear(intent: OrderIntent, seen: OrderUpdate | None, why: str) -> OrderFa
         filled_qty=filled,
         avg_price=avg,
         fee=fee,
+        order_id=seen.order_id if seen is not None else "",
     )
 
 
@@ -388,6 +391,7 @@ async def execute_order(
                     filled_qty=update.cum_exec_qty,
                     avg_price=update.avg_price,
                     fee=update.cum_fee,
+                    order_id=update.order_id,
                 )
             )
 
