@@ -1706,6 +1706,17 @@ class Engine:
         return self._book
 
     @property
+    def stop_on_exchange(self) -> bool | None:
+        """Whether the exchange confirmed a stop on the open position (None when flat).
+
+        True once a position read or a trading-stop reply showed the stop armed; False
+        while holding without one confirmed (just filled, or refused).
+        """
+        if self._position is None:
+            return None
+        return self._protected is not None
+
+    @property
     def stop_price(self) -> float | None:
         """The open position's stop-loss price (None when flat or entry unknown)."""
         return self._stop

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -162,8 +163,13 @@ def test_panel_view_reads_the_engine() -> None:
     assert held.upnl == Decimal("-10.00")
     assert held.day_net == Decimal("-8.00")  # today's net after fees + the open loss
     assert held.headroom == Decimal("90.00")  # the risk gate's measure
-    assert held.stop_on_exchange is None  # nobody checked: "?"
-    facts.stop_on_exchange = True
+    assert held.stop_on_exchange is False  # the exchange's row shows no stop: "NO"
+    facts.stop_on_exchange = True  # a task that checked says so: it wins
+    assert panel_view(engine, facts, metrics, T0 + 300, 0.0).stop_on_exchange is True
+    facts.stop_on_exchange = None
+    # the engine's own view: a position read showing the stop armed
+    armed = attrs.evolve(holding(Side.BUY, "10", "101"), stop_loss=Decimal("100.2"))
+    run(engine, [armed])
     assert panel_view(engine, facts, metrics, T0 + 300, 0.0).stop_on_exchange is True
 
 
