@@ -19,7 +19,7 @@ validates each level while it does, so no Decimal and no float round-trip per pr
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -28,6 +28,12 @@ from scalper.core.model import Side, Trade
 from .parse import Message, ParseStats, TradesMessage, parse_message
 
 __all__ = ["BookFrame", "PublicDecoder", "PublicMessage", "decode_public"]
+
+
+#: a 64-bit integer: msgspec reads any size, orjson refuses what does not fit 64 bits,
+#: and this decoder must be at most as lenient as ``parse_message`` (whatever it
+#: refuses goes to that parser, which decides)
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class BookFrame(msgspec.Struct, frozen=True, gc=False):
@@ -50,12 +56,12 @@ class _BookData(msgspec.Struct, gc=False):
     s: str
     b: list[tuple[str, str]]
     a: list[tuple[str, str]]
-    u: int
-    seq: int = 0
+    u: _Int
+    seq: _Int = 0
 
 
 class _TradeRow(msgspec.Struct, gc=False):
-    T: int
+    T: _Int
     s: str
     S: str
     v: str
@@ -67,7 +73,7 @@ class _Frame(msgspec.Struct, gc=False):
     # An object is a book's data, an array a trade frame's rows; anything else fails
     # here and goes to the generic parser (which knows tickers and private pushes).
     data: _BookData | list[_TradeRow]
-    ts: int  # required, as parse_message requires it of a book (a trade frame without
+    ts: _Int  # required, as parse_message requires it of a book (a trade frame without
     #          it is rare enough to take the fallback)
     type: str = ""
 
