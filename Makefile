@@ -38,7 +38,7 @@ bench: $(STAMP)
 
 ## Long runs kept out of `make test`.
 soak: $(STAMP)
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 exchange: $(STAMP)
 	$(BIN)/scalper exchange $(ARGS)
