@@ -27,8 +27,7 @@ from scalper.replay.recording import (
     RecordingReader,
     RecordingWriter,
 )
-
-from ._engine_helpers import instrument
+from tests.unit._engine_helpers import instrument
 
 D = Decimal
 SYM = "SOLUSDT"
