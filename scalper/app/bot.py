@@ -152,7 +152,7 @@ class BotOptions:
     reset_halt: bool = False
     #: the journal writer task (tests: one that fails like a full disk)
     journal_writer: JournalWriter | None = None
-    # --- vps (issue 12): systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
+    # systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
     # None: no notifications
     notifier: Notifier | None = None
 
@@ -460,7 +460,7 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
 
 
 async def _refuse_hedge_mode(rest: BybitRest, instruments: dict[str, Instrument]) -> None:
-    """Refuse a hedge-mode account before anything is placed (issue 9).
+    """Refuse a hedge-mode account before anything is placed.
 
     The bot sends one-way orders (``positionIdx`` 0): in hedge mode Bybit rejects them,
     closes included, forever. Position rows with ``positionIdx`` 1 or 2 give it away:

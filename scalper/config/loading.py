@@ -183,7 +183,7 @@ class _Merger:
                 exchange[name] = hosts[index]
                 self.sources[f"exchange.{name}"] = f"Bybit {exchange['mode']} host"
 
-    # --- vps (issue 12): the API secret from a file; relative paths in the data dir
+    # the API secret from a file; relative paths in the data dir
     def _read_secret_file(self) -> None:
         exchange = self.values["exchange"]
         path = exchange["api_secret_file"]

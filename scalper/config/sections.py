@@ -59,7 +59,7 @@ class ExchangeSettings:
     # (RUF009 does not know that _setting is attrs.field.)
     api_key: Secret | None = _setting(None, _secret(), "API key")  # noqa: RUF009
     api_secret: Secret | None = _setting(None, _secret(), "API secret")  # noqa: RUF009
-    # --- vps (issue 12): the secret read from a file only its owner can read
+    # the secret read from a file only its owner can read
     api_secret_file: str = _setting(
         "", _str(), 'file holding the API secret (mode 0600); "" = none'
     )
@@ -81,7 +81,7 @@ class ScannerSettings:
 
 @attrs.frozen(kw_only=True)
 class StrategySettings:
-    """``[strategy]``: the momentum scalper's parameters (the seed's values)."""
+    """``[strategy]``: the momentum scalper's parameters."""
 
     window: int = _setting(100, _int(1, 100_000), "trades kept for VWAP / momentum")
     min_ticks: int = _setting(50, _int(1, 100_000), "trades needed before acting (<= window)")
@@ -100,7 +100,7 @@ class StrategySettings:
 
 @attrs.frozen(kw_only=True)
 class ExecutionSettings:
-    """``[execution]``: confirming orders (seed fix 2)."""
+    """``[execution]``: confirming orders (an accepted create is not a fill)."""
 
     poll_interval_ms: int = _setting(500, _int(10, 60_000), "REST order poll interval (ms)")
     confirm_timeout_s: float = _setting(10.0, _float(gt=0), "cancel an unconfirmed order after")
@@ -108,7 +108,7 @@ class ExecutionSettings:
 
 @attrs.frozen(kw_only=True)
 class ReconcileSettings:
-    """``[reconcile]``: position verification (seed fix 3)."""
+    """``[reconcile]``: position verification (the exchange is the source of truth)."""
 
     interval_s: float = _setting(60.0, _float(gt=0), "seconds between position checks")
 
@@ -157,7 +157,7 @@ class LogSettings:
     level: str = _setting("INFO", _choice(LOG_LEVELS, upper=True), "TRACE ... CRITICAL")
     format: str = _setting("human", _choice(LOG_FORMATS), "human | json")
     file: str = _setting("", _str(), 'also write logs to this file; "" = no file')
-    # --- vps (issue 12): history of log.file through loguru's own file sink
+    # history of log.file through loguru's own file sink
     rotation: str = _setting(
         "50 MB", _log_rotation(), 'new file at a size, an age or a time of day; "" = never'
     )

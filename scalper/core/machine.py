@@ -290,7 +290,7 @@ class EngineCore:
         out.append(RequestPosition(symbol=symbol))
 
     def _is_current(self, symbol: str, kind: str, now_ms: int, out: list[Command]) -> bool:
-        """True for data of the current symbol; other symbols' data is ignored (fix 4)."""
+        """True for data of the current symbol; other symbols' data is ignored."""
         if symbol == self._symbol:
             return True
         last, count = self._ignored.get(symbol, (None, 0))

@@ -119,7 +119,7 @@ class TriggerBy(enum.Enum):
 
 
 class EngineState(enum.Enum):
-    """The strategy engine's states (the seed's four, plus Halted)."""
+    """The strategy engine's states (``docs/engine.md`` has the table)."""
 
     IDLE = "Idle"  #: flat, no order working
     ORDER_PENDING = "OrderPending"  #: entry order sent, outcome unknown

@@ -3,7 +3,7 @@
 ``RestApi.handle`` is synchronous (the venue never waits), takes the raw request
 (method, path, raw query bytes, lower-cased headers, raw body bytes) and returns a
 ``Reply``. The signature is checked over the exact bytes the client sent: the raw query
-string of a GET, the raw body of a POST (``reference/bybit-v5.md`` section 2).
+string of a GET, the raw body of a POST, as Bybit signs them.
 
 Checks, in Bybit's order: api key (10003), timestamp within recv_window (10002),
 signature (10004), per-key rate limit of the endpoint (10006, "Too many visits!",
