@@ -14,7 +14,7 @@ from typing import Literal
 
 import attrs
 
-from .model import OrderIntent, PositionSnapshot, Side
+from .model import CancelOrder, OrderIntent, PositionSnapshot, Side
 from .pnl import fee_estimate, price_pnl, unrealised_net
 
 __all__ = [
@@ -66,6 +66,10 @@ class Working:
     @property
     def link_id(self) -> str:
         return self.intent.order_link_id
+
+    def cancel(self) -> CancelOrder:
+        """The command that cancels this order."""
+        return CancelOrder(symbol=self.intent.symbol, order_link_id=self.intent.order_link_id)
 
     @property
     def avg_price(self) -> Decimal | None:

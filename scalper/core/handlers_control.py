@@ -205,7 +205,7 @@ class ControlHandlers(EngineCore):
         working = self._working
         if working is not None and working.purpose == "entry":
             # The entry is no longer wanted; its outcome still comes back as an event.
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
         elif working is None and self._position is not None:
             self._check_exits(now_ms, out)
         elif working is None and self._symbol is not None:
@@ -271,7 +271,7 @@ class ControlHandlers(EngineCore):
         )
         if working is not None and working.purpose == "entry":
             # the rest of the entry must not fill; the position closes once it has ended
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
         elif working is None:
             self._exit.rearm()
             self._check_exits(now_ms, out)
@@ -301,7 +301,7 @@ class ControlHandlers(EngineCore):
         if working is not None and working.purpose == "entry":
             # an entry not yet filled is not an entry yet: withdraw it (a partial fill
             # comes back as a position, managed with its stops as usual)
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
 
     def _on_resume(self, event: Resume, _now_ms: int, out: list[Command]) -> None:
         if self._operator.paused_by is None:
@@ -326,7 +326,7 @@ class ControlHandlers(EngineCore):
         out.append(Log(level="warning", message=f"flatten by {event.origin}: closing; paused"))
         if working is not None and working.purpose == "entry":
             # its outcome comes back; a partial fill opens a position that is then closed
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
         elif working is None:
             self._exit.rearm()
             self._check_exits(now_ms, out)

@@ -229,14 +229,28 @@ class MarketHandlers(EngineCore):
             self._working = None
             self._close_ended_flat(working, f"close {working.link_id} filled", now_ms, out)
 
-    def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> None:
+    def _ended(
+        self, event: OrderFilled | OrderFailed, now_ms: int, out: list[Command]
+    ) -> Working | None:
+        """The working order this outcome ends (no longer working), or None when late.
+
+        An entry's fill is applied here; a close's is applied by the caller (it books
+        the close's result).
+        """
         working = self._working_for(event, now_ms, out)
         if working is None:
-            return
+            return None
         self._take_order_facts(working, event)
         self._working = None
         if working.purpose == "entry":
             working.update_fill(event.filled_qty, event.avg_price)
+        return working
+
+    def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> None:
+        working = self._ended(event, now_ms, out)
+        if working is None:
+            return
+        if working.purpose == "entry":
             self._open_from_entry(
                 working,
                 f"order filled qty={event.filled_qty} @ {event.avg_price}",
@@ -255,13 +269,10 @@ class MarketHandlers(EngineCore):
             self._reissue_close(now_ms, out)
 
     def _on_failed(self, event: OrderFailed, now_ms: int, out: list[Command]) -> None:
-        working = self._working_for(event, now_ms, out)
+        working = self._ended(event, now_ms, out)
         if working is None:
             return
-        self._take_order_facts(working, event)
-        self._working = None
         if working.purpose == "entry":
-            working.update_fill(event.filled_qty, event.avg_price)
             if working.filled_qty > 0:
                 self._open_from_entry(
                     working,

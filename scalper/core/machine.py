@@ -30,7 +30,6 @@ from .instrument import round_qty, to_decimal
 from .model import (
     Alert,
     BookTop,
-    CancelOrder,
     Command,
     EngineState,
     Instrument,
@@ -522,7 +521,7 @@ class EngineCore:
         self._working = None
         self._released[working.link_id] = (working.intent.symbol, working.purpose)
         if cancel:
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
 
     def _halt(self, reason: str, now_ms: int, out: list[Command]) -> None:
         self._halting.reason = reason
@@ -531,7 +530,7 @@ class EngineCore:
         out.append(Alert(message=f"halted: {reason}"))
         working = self._working
         if working is not None and working.purpose == "entry":
-            out.append(CancelOrder(symbol=working.intent.symbol, order_link_id=working.link_id))
+            out.append(working.cancel())
         elif working is None and self._position is not None and self.config.flatten_on_halt:
             self._exit.rearm()
             self._check_exits(now_ms, out)
