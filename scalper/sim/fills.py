@@ -7,6 +7,7 @@ the operations; its docstring has the matching rules).
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import uuid
@@ -38,6 +39,8 @@ __all__ = [
     "Changes",
     "MatchingCore",
     "check_stop_side",
+    "check_tpsl_mode",
+    "protection_tick",
     "trigger_param",
 ]
 
@@ -169,13 +172,7 @@ class MatchingCore:
             return "", "", "", ""
         if reduce_only:
             raise VenueError(10001, "params error: TP/SL cannot be set on a reduce-only order")
-        mode = opt_str(params, "tpslMode") or "Full"
-        if mode != "Full":
-            raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
-        for key in ("tpOrderType", "slOrderType"):
-            kind = opt_str(params, key) or "Market"
-            if kind != "Market":
-                raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
+        check_tpsl_mode(params)
         tp_by = trigger_param(params, "tpTriggerBy")
         sl_by = trigger_param(params, "slTriggerBy")
         pos_side = side  # the position this order opens
@@ -451,3 +448,24 @@ def check_stop_side(name: str, value: Decimal, side: str, base: Decimal, by: str
 
 def _plain(value: Decimal) -> str:
     return format(value, "f")
+
+
+def check_tpsl_mode(params: dict[str, Any]) -> None:
+    """Only ``tpslMode=Full`` with market stop orders is simulated; others are refused."""
+    mode = opt_str(params, "tpslMode") or "Full"
+    if mode != "Full":
+        raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
+    for key in ("tpOrderType", "slOrderType"):
+        kind = opt_str(params, key) or "Market"
+        if kind != "Market":
+            raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
+
+
+def protection_tick(sm: SymbolMarket, side: str) -> int:
+    """A market order's limit: ``PROTECTION`` through the touch (the last trade if empty)."""
+    book = sm.book
+    if side == "Buy":
+        top = book.ask_top if book.has_asks else sm.last_tick
+        return math.ceil(top * (1 + PROTECTION))
+    top = book.bid_top if book.has_bids else sm.last_tick
+    return max(1, math.floor(top * (1 - PROTECTION)))

@@ -37,7 +37,6 @@ Matching rules (the simulator's model of Bybit's engine):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -51,11 +50,12 @@ from .accounts import (
 from .errors import VenueError
 from .fills import (
     LINK_RE,
-    PROTECTION,
     ZERO,
     Changes,
     MatchingCore,
     check_stop_side,
+    check_tpsl_mode,
+    protection_tick,
     trigger_param,
 )
 from .market import PublicTrade
@@ -96,7 +96,6 @@ class Matcher(MatchingCore):
         if link and link in account.by_link:
             raise VenueError(110072, "OrderLinkedID is duplicate")
         sm = self.sm(spec.symbol)
-        book = sm.book
         pos = account.position(spec.symbol)
         if qty == 0 and reduce_only and close_on_trigger and pos.size != 0:
             qty = abs(pos.size)  # Bybit: qty "0" + reduceOnly + closeOnTrigger closes it all
@@ -107,13 +106,7 @@ class Matcher(MatchingCore):
             ref_price = price
         else:
             opt_decimal(params, "price")  # checked for its type, then ignored (as Bybit does)
-            if side == "Buy":
-                top = book.ask_top if book.has_asks else sm.last_tick
-                tick = math.ceil(top * (1 + PROTECTION))
-            else:
-                top = book.bid_top if book.has_bids else sm.last_tick
-                tick = max(1, math.floor(top * (1 - PROTECTION)))
-            price = spec.price_of(tick)
+            price = spec.price_of(protection_tick(sm, side))
             ref_price = spec.price_of(sm.last_tick)
         sign = 1 if side == "Buy" else -1
         if account.hedge_mode and not reduce_only and pos.size * sign < 0:
@@ -179,13 +172,7 @@ class Matcher(MatchingCore):
             raise VenueError(10001, "params error: missing required parameter positionIdx")
         idx = opt_int(params, "positionIdx", 0, 0, 2)
         self._check_position_idx(account, idx)
-        mode = opt_str(params, "tpslMode") or "Full"
-        if mode != "Full":
-            raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
-        for key in ("tpOrderType", "slOrderType"):
-            kind = opt_str(params, key) or "Market"
-            if kind != "Market":
-                raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
+        check_tpsl_mode(params)
         trailing = opt_decimal(params, "trailingStop")
         if trailing:
             raise VenueError(10001, "params error: trailingStop is not supported by the simulator")
@@ -252,13 +239,8 @@ class Matcher(MatchingCore):
         sm = self.sm(pos.symbol)
         long = pos.size > 0
         side = "Sell" if long else "Buy"
+        tick = protection_tick(sm, side)
         book = sm.book
-        if side == "Buy":
-            top = book.ask_top if book.has_asks else sm.last_tick
-            tick = math.ceil(top * (1 + PROTECTION))
-        else:
-            top = book.bid_top if book.has_bids else sm.last_tick
-            tick = max(1, math.floor(top * (1 - PROTECTION)))
         # falling through a long's stop-loss (or a short's take-profit) is direction 2
         falling = long == (kind == "StopLoss")
         order = Order(
