@@ -138,7 +138,7 @@ class Engine(MarketHandlers, ControlHandlers):
         before = self._state  # the day's end may have lifted a daily-loss halt
         row.handler(self, event, now_ms, out)
         after = self._state
-        if after is not before and after not in row.to:  # pragma: no cover - an engine bug
+        if after is not before and after not in row.to:  # an engine bug: the table is wrong
             raise AssertionError(
                 f"{type(event).__name__} moved {before.value} -> {after.value}, "
                 "which the transition table does not declare"

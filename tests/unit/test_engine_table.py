@@ -5,10 +5,22 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
+import pytest
+
 from scalper.core.engine import TABLE, TRANSITIONS, Engine
-from scalper.core.model import ClosedPnl, EngineState, OrderFilled, RiskState, Side
+from scalper.core.model import (
+    ClosedPnl,
+    EngineState,
+    Halt,
+    OrderFilled,
+    RiskState,
+    Side,
+    Transition,
+)
 from scalper.core.pnl import DayBook
 from scalper.core.table import render
+from tests.unit._engine_helpers import T0, ready
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "engine.md"
 
@@ -64,3 +76,19 @@ def test_day_book_counts_every_change_it_makes() -> None:
     book.restore(RiskState(day=1, realised_net=Decimal(0), booked_order_ids=(), halted=False))
     seen.append(book.version)
     assert seen == sorted(set(seen))
+
+
+def test_a_move_the_row_does_not_declare_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = ready()
+    row = TABLE[EngineState.IDLE][Halt]
+    assert EngineState.HALTED in row.to
+    monkeypatch.setitem(TABLE[EngineState.IDLE], Halt, attrs.evolve(row, to=frozenset()))
+    with pytest.raises(AssertionError, match="Idle -> Halted"):
+        engine.handle(Halt(reason="test"), T0)
+
+
+def test_a_declared_move_passes() -> None:
+    engine = ready()
+    out = engine.handle(Halt(reason="test"), T0)
+    assert engine.state is EngineState.HALTED
+    assert any(isinstance(c, Transition) for c in out)
