@@ -76,8 +76,8 @@ class OrderAccepted:
 
 
 @attrs.frozen(kw_only=True)
-class OrderPartiallyFilled:
-    """Some of an order filled; it is still working."""
+class _FillReport:
+    """A fill of an order of ours; ``filled_qty`` is cumulative."""
 
     order_link_id: str
     filled_qty: Decimal = attrs.field(validator=_positive_decimal)
@@ -89,16 +89,13 @@ class OrderPartiallyFilled:
 
 
 @attrs.frozen(kw_only=True)
-class OrderFilled:
-    """An order filled completely. ``filled_qty`` is cumulative."""
+class OrderPartiallyFilled(_FillReport):
+    """Some of an order filled; it is still working."""
 
-    order_link_id: str
-    filled_qty: Decimal = attrs.field(validator=_positive_decimal)
-    avg_price: Decimal = attrs.field(validator=_positive_decimal)
-    #: cumulative fee of the order so far (settle coin; 0 = not known: estimated)
-    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
-    #: the exchange's order id when the shell knows it ("" = not given)
-    order_id: str = ""
+
+@attrs.frozen(kw_only=True)
+class OrderFilled(_FillReport):
+    """An order filled completely. ``filled_qty`` is cumulative."""
 
 
 @attrs.frozen(kw_only=True)
