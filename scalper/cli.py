@@ -109,7 +109,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_ctl(args: argparse.Namespace) -> int:
     from .ctl import main_ctl
 
-    return main_ctl(args)
+    return main_ctl(args, lambda: _load_settings(args))
 
 
 def _cmd_record(args: argparse.Namespace) -> int:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from .config import Settings
 
 __all__ = ["main_ctl"]
 
@@ -45,11 +48,11 @@ def _pnl_line(s: dict[str, Any]) -> str:
     )
 
 
-def _default_url(args: argparse.Namespace) -> tuple[str | None, str | None]:
+def _default_url(load_settings: Callable[[], Settings] | None) -> tuple[str | None, str | None]:
     """URL and token from the settings (what the bot on this machine uses)."""
-    from .cli import _load_settings
-
-    settings = _load_settings(args)
+    if load_settings is None:
+        return None, None
+    settings = load_settings()
     http = settings.http
     token = http.token.reveal() if http.token else None
     if not http.port:
@@ -59,11 +62,15 @@ def _default_url(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return f"http://{shown}:{http.port}", token
 
 
-def main_ctl(args: argparse.Namespace) -> int:
-    """Entry point of ``scalper ctl``; returns the exit code."""
+def main_ctl(args: argparse.Namespace, load_settings: Callable[[], Settings] | None = None) -> int:
+    """Entry point of ``scalper ctl``; returns the exit code.
+
+    ``load_settings`` gives the settings the defaults come from (the CLI passes its
+    loader, which exits 2 on a bad value); without it only the flags count.
+    """
     url, token = args.url, args.token
     if url is None or token is None:
-        default_url, default_token = _default_url(args)
+        default_url, default_token = _default_url(load_settings)
         url = url or default_url
         token = token or default_token
     if url is None:

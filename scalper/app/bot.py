@@ -23,65 +23,63 @@ connected or subscribed, so the start-up order below is real: nothing trades bef
 the private stream is live, the exchange's positions have been swept, and the engine
 has been told to reconcile before its first entry.
 
-Whatever ends the trading tree other than the graceful stop (an exception in any task,
-the journal writer included, or a cancellation from outside, such as a second Ctrl+C)
-runs the crash sweep in ``run_guarded``: shielded and bounded, it cancels our working
-orders and leaves the position and its exchange-side stop in place. (The journal writer
-used to sit beside the trading tree: its failure reached ``_trade`` as ``Cancelled``,
-which the sweep did not catch, so the bot exited with orders working.)
+The channels and components are built once into ``app.wiring.Wiring``; how trading
+ends (the graceful stop, and the crash sweep of ``run_guarded`` for whatever else ends
+the trading tree) is ``app.stopping``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from functools import partial
-from typing import Protocol, TypeVar
 
 import attrs
 import httpx
 import trio
 from loguru import logger
 
-from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..bybit.rest import BybitRest, Credentials
 from ..bybit.ws import WsPolicy
 from ..config import Settings, engine_config
 from ..core.model import (
     Event,
-    Halt,
     Instrument,
-    OrderFailed,
-    OrderFilled,
-    OrderIntent,
     PositionSnapshot,
     Resync,
     RiskState,
     SymbolSelected,
 )
 from ..core.scanner import ScannerConfig
-from ..core.strategy import Engine, is_own_order_link_id, make_session_tag
-from ..report import Fill as ReportFill
-from ..report import Ledger, RoundTrip
-from .control import send_control
-from .execution import ExecutionConfig, InFlight, OrderWatch, run_execution
+from ..core.strategy import Engine, make_session_tag
+from .execution import ExecutionConfig, run_execution
 from .feed import MarketFeed
 from .frontends import Frontends
-from .journal import Journal, JournalFailed, JournalRecord, run_journal
+from .journal import Journal, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
 from .private import run_private
 from .prom import HttpProbe
-from .reconcile import LeftoverCloser, OrderEpoch, run_reconcile, startup_sweep
+from .reconcile import LeftoverCloser, run_reconcile, startup_sweep
 from .remote import Control
 from .risk_state import lift_halt, read_risk_state
 from .scanner import Scanner
-from .sdnotify import Notifier  # vps (issue 12)
+from .sdnotify import Notifier
 from .shutdown import ShutdownRequest
 from .status import StatusConsole, StatusFacts, panel_view, run_status
-from .strategy import OrderCommand, PositionRequest, StrategyRunner
+from .stopping import (
+    FINAL_SWEEP_TIMEOUT_S,
+    JOURNAL_DRAIN_S,
+    JournalWriter,
+    graceful_stop,
+    run_guarded,
+    sweep_our_orders,
+)
+from .strategy import StrategyRunner
+from .wiring import Channels, PnlTracker, Wiring
 
 __all__ = [
+    "FINAL_SWEEP_TIMEOUT_S",
+    "JOURNAL_DRAIN_S",
     "BotHandle",
     "BotOptions",
     "Endpoints",
@@ -93,32 +91,9 @@ __all__ = [
     "run_guarded",
 ]
 
-T = TypeVar("T")
-
-
-class JournalWriter(Protocol):
-    """The journal writer task's signature (``run_journal``; tests swap in a failing one)."""
-
-    async def __call__(
-        self,
-        path: str,
-        receive: trio.MemoryReceiveChannel[JournalRecord],
-        *,
-        task_status: trio.TaskStatus[None] = ...,
-    ) -> None: ...
-
 
 class HedgeModeError(Exception):
     """The account is in hedge mode: the bot trades one-way positions only (exit 2)."""
-
-
-#: control events (order outcomes, positions, switches); a full one is a bug
-CONTROL_CHANNEL = 256
-JOURNAL_CHANNEL = 1024
-#: the final sweep of our working orders (list, cancel, list again) gets this long
-FINAL_SWEEP_TIMEOUT_S = 5.0
-#: what is queued for the journal gets this long to reach the disk at exit
-JOURNAL_DRAIN_S = 2.0
 
 
 @attrs.frozen(kw_only=True)
@@ -177,7 +152,7 @@ class BotOptions:
     reset_halt: bool = False
     #: the journal writer task (tests: one that fails like a full disk)
     journal_writer: JournalWriter | None = None
-    # --- vps (issue 12): systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
+    # systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
     # None: no notifications
     notifier: Notifier | None = None
 
@@ -221,12 +196,12 @@ async def run_bot(
             return await _trade(
                 settings,
                 options,
-                rest,
-                instruments,
-                journal,
-                shutdown,
-                task_status,
-                restored,
+                rest=rest,
+                instruments=instruments,
+                journal=journal,
+                shutdown=shutdown,
+                task_status=task_status,
+                restored=restored,
                 probe=probe,
             )
 
@@ -234,87 +209,96 @@ async def run_bot(
             settings.journal.path,
             rest.now_ms,
             trade,
-            sweep=partial(_sweep_our_orders, rest, prefix, "crash"),
+            sweep=partial(sweep_our_orders, rest, prefix, "crash"),
             writer=options.journal_writer or run_journal,
         )
-
-
-async def run_guarded(
-    path: str,
-    clock_ms: Callable[[], int],
-    trade: Callable[[Journal], Awaitable[T]],
-    *,
-    sweep: Callable[[], Awaitable[bool]],
-    writer: JournalWriter = run_journal,
-) -> T:
-    """Run ``trade`` beside the journal writer; sweep our orders if it ends abnormally.
-
-    The sweep runs whatever ended ``trade`` short of a normal return: an exception in
-    any of its tasks, a failure of the journal writer (which cancels ``trade`` from
-    the root nursery: hence ``BaseException``, ``Cancelled`` included) or a
-    cancellation from outside. It is shielded (it must run while everything around it
-    is being cancelled) and bounded (``FINAL_SWEEP_TIMEOUT_S``). A writer failure
-    comes out as ``JournalFailed``, naming the cause in one line.
-    """
-    journal_send, journal_receive = trio.open_memory_channel[JournalRecord](JOURNAL_CHANNEL)
-    journal = Journal(journal_send, clock_ms=clock_ms)
-    writer_done = trio.Event()
-
-    async def write(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await writer(path, journal_receive, task_status=task_status)
-        except Exception as exc:
-            raise JournalFailed(f"journal writer failed: {_cause(exc)}") from exc
-        finally:
-            writer_done.set()
-
-    async with trio.open_nursery() as root:
-        await root.start(write)
-        try:
-            return await trade(journal)
-        except BaseException as exc:
-            # Everything of the trading tree has ended by now (its nursery is closed):
-            # nothing places an order while the sweep runs.
-            with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S) as sweeping:
-                sweeping.shield = True
-                logger.error(
-                    "trading stopped abnormally ({}): cancelling our working orders; "
-                    "the position and its exchange stop stay",
-                    _cause(exc),
-                )
-                await sweep()
-            raise
-        finally:
-            # Even after a crash, what is queued reaches the disk: it is what the
-            # operator reads to learn what happened. Shielded, but bounded.
-            with trio.move_on_after(JOURNAL_DRAIN_S) as drain:
-                drain.shield = True
-                await journal.aclose()
-                await writer_done.wait()
-
-
-def _cause(exc: BaseException) -> str:
-    """One line naming what ended the trading tree."""
-    if isinstance(exc, trio.Cancelled):
-        return "cancelled (from outside, or by the journal writer's failure)"
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(dict.fromkeys(_cause(e) for e in exc.exceptions))
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def _trade(
     settings: Settings,
     options: BotOptions,
+    *,
     rest: BybitRest,
     instruments: dict[str, Instrument],
     journal: Journal,
     shutdown: ShutdownRequest,
     task_status: trio.TaskStatus[BotHandle],
     restored: RiskState | None,
-    *,
     probe: HttpProbe | None = None,
 ) -> bool:
-    metrics = Metrics()
+    wiring = await _wire(
+        settings,
+        options,
+        rest=rest,
+        instruments=instruments,
+        journal=journal,
+        shutdown=shutdown,
+        restored=restored,
+        probe=probe,
+    )
+    engine, metrics, frontends, notifier = (
+        wiring.engine,
+        wiring.metrics,
+        wiring.frontends,
+        wiring.notifier,
+    )
+    execution = wiring.execution
+    # a stop waits for a working order to reach its end: confirmation, cancel, read
+    stop_timeout_s = execution.confirm_timeout_s + execution.cancel_timeout_s + 2.0
+    try:
+        async with trio.open_nursery() as trading:
+            # A shutdown requested while starting (a stream that cannot connect, say)
+            # abandons the start-up instead of waiting for it: nothing is placed yet.
+            with trio.CancelScope() as starting:
+                trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
+                await _start_tasks(trading, wiring, options)
+            if starting.cancelled_caught:
+                logger.warning("shutdown requested during start-up: {}", shutdown.reason)
+                trading.cancel_scope.cancel()
+                return True
+            if options.duration_s is not None:
+                trading.start_soon(_stop_after, shutdown, options.duration_s)
+            task_status.started(
+                BotHandle(
+                    engine=engine,
+                    metrics=metrics,
+                    runner=wiring.runner,
+                    rest=rest,
+                    session_tag=wiring.session_tag,
+                    frontends=frontends,
+                )
+            )
+            frontends.announce_start()
+            notifier.ready(_describe(engine)())  # systemd READY=1
+            await shutdown.requested.wait()
+            notifier.stopping(f"stopping: {shutdown.reason}")  # systemd STOPPING=1
+            logger.warning("shutting down: {}", shutdown.reason)
+            clean = await graceful_stop(
+                wiring.runner, rest, wiring.prefix, wiring.inflight, stop_timeout_s
+            )
+            await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
+            logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
+            await frontends.announce_stop(shutdown.reason, clean)
+            trading.cancel_scope.cancel()
+            return clean
+    except BaseException:
+        # a crash or an outside cancel: the notice goes out before the tree ends
+        frontends.announce_crash()
+        raise
+
+
+async def _wire(
+    settings: Settings,
+    options: BotOptions,
+    *,
+    rest: BybitRest,
+    instruments: dict[str, Instrument],
+    journal: Journal,
+    shutdown: ShutdownRequest,
+    restored: RiskState | None,
+    probe: HttpProbe | None,
+) -> Wiring:
+    """Journal the start, restore (or lift) the halt latch, build every component."""
     session_tag = make_session_tag(rest.now_ms())
     prefix = settings.strategy.link_id_prefix
     await journal.record("start", mode=settings.exchange.mode, session=session_tag)
@@ -328,63 +312,22 @@ async def _trade(
             restored.halt_reason,
         )
     engine = Engine(engine_config(settings, session_tag), restored=restored)
-
-    feed = MarketFeed(metrics)
-    control_send, control_receive = trio.open_memory_channel[Event](CONTROL_CHANNEL)
-    orders_send, orders_receive = trio.open_memory_channel[OrderCommand](64)
-    subs_send, subs_receive = trio.open_memory_channel[str](16)
-    requests_send, requests_receive = trio.open_memory_channel[PositionRequest](64)
-    # --- vps (issue 12): the panel's facts and systemd's notifications
-    facts = StatusFacts(mode=settings.exchange.mode)
-    notifier = options.notifier or Notifier(None)
+    channels = Channels.open()
+    metrics = Metrics()
+    facts = StatusFacts(mode=settings.exchange.mode)  # the panel's facts
+    notifier = options.notifier or Notifier(None)  # systemd's notifications
     pnl = PnlTracker(metrics, facts)
-    epoch = OrderEpoch()
-    inflight = InFlight()
-
-    async def report(event: Event) -> None:
-        await send_control(control_send, event, "control")
-
-    async def report_outcome(event: Event) -> None:
-        # counted before it is queued: a position read overlapping it is read again
-        epoch.bump()
-        await send_control(control_send, event, "control")
-
-    async def resync(reason: str) -> None:
-        metrics.reconnects += 1
-        await send_control(control_send, Resync(reason=reason), "control")
-
-    async def market_resync(reason: str) -> None:
-        # a public-stream gap: also clear the engine's trade window (issue 9)
-        metrics.reconnects += 1
-        await send_control(control_send, Resync(reason=reason, market_gap=True), "control")
-
-    async def market_gap(reason: str) -> None:
-        await send_control(control_send, Resync(reason=reason, market_gap=True), "control")
-
-    orders_ended = 0
-
-    async def on_order_end(intent: OrderIntent, event: Event) -> None:
-        nonlocal orders_ended
-        # Each order has exactly one end: every create sent beyond one per ended order
-        # was a retry (10006, 5xx, a lost reply); an order still in its other lane may
-        # count for a moment.
-        orders_ended += 1
-        metrics.order_retries = rest.create_sends - orders_ended
-        fill = await _journal_outcome(journal, rest, intent, event)
-        if fill is not None:
-            pnl.add(fill)
-
     runner = StrategyRunner(
         engine,
         clock_ms=rest.now_ms,
-        orders=orders_send,
-        subscriptions=subs_send,
-        position_requests=requests_send,
+        orders=channels.orders_send,
+        subscriptions=channels.subs_send,
+        position_requests=channels.requests_send,
         journal=journal,
         metrics=metrics,
-        heartbeat=notifier.watchdog,  # vps: a hung strategy loop stops the pings
+        heartbeat=notifier.watchdog,  # a hung strategy loop stops the pings
     )
-    # -- remote control: control core, HTTP server, Telegram (app/frontends.py) --
+    # remote control: the control core and its front ends (HTTP server, Telegram)
     control = Control(
         runner=runner,
         shutdown=shutdown,
@@ -397,134 +340,128 @@ async def _trade(
     )
     frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
     await frontends.restore()
-    # -- end remote control --
-    watch = OrderWatch()
-    execution = ExecutionConfig(
-        poll_interval_s=settings.execution.poll_interval_ms / 1000,
-        confirm_timeout_s=settings.execution.confirm_timeout_s,
-    )
     scanner_config = ScannerConfig(
         min_turnover=settings.scanner.min_turnover,
         switch_ratio=settings.scanner.switch_ratio,
         exclude=settings.scanner.exclude,
     )
-    scanner = Scanner(rest, scanner_config, instruments)
-    endpoints = options.endpoints
-    # a stop waits for a working order to reach its end: confirmation, cancel, read
-    stop_timeout_s = execution.confirm_timeout_s + execution.cancel_timeout_s + 2.0
+    return Wiring(
+        settings=settings,
+        rest=rest,
+        instruments=instruments,
+        journal=journal,
+        shutdown=shutdown,
+        session_tag=session_tag,
+        engine=engine,
+        channels=channels,
+        metrics=metrics,
+        facts=facts,
+        notifier=notifier,
+        pnl=pnl,
+        runner=runner,
+        frontends=frontends,
+        execution=ExecutionConfig(
+            poll_interval_s=settings.execution.poll_interval_ms / 1000,
+            confirm_timeout_s=settings.execution.confirm_timeout_s,
+        ),
+        scanner_config=scanner_config,
+        scanner=Scanner(rest, scanner_config, instruments),
+        feed=MarketFeed(metrics),
+    )
 
-    try:
-        async with trio.open_nursery() as trading:
-            # A shutdown requested while starting (a stream that cannot connect, say)
-            # abandons the start-up instead of waiting for it: nothing is placed yet.
-            with trio.CancelScope() as starting:
-                trading.start_soon(_abort_start_on_shutdown, shutdown, starting)
-                await trading.start(
-                    partial(
-                        run_status,
-                        view=lambda rate: panel_view(engine, facts, metrics, rest.now_ms(), rate),
-                        notifier=notifier,
-                        facts=facts,
-                    ),
-                    metrics,
-                    _describe(engine),
-                    options.console,
-                )
-                await frontends.start(trading)  # watcher, HTTP server, Telegram
-                await trading.start(
-                    partial(run_private, policy=options.ws_policy, clock_ms=rest.now_ms),
-                    endpoints.ws_private_url,
-                    options.api_key,
-                    options.api_secret,
-                    watch,
-                    resync,
-                    metrics,
-                )
-                await trading.start(
-                    partial(run_execution, inflight=inflight),
-                    rest,
-                    watch,
-                    orders_receive,
-                    report_outcome,
-                    on_order_end,
-                    execution,
-                    metrics,
-                )
-                await trading.start(
-                    partial(
-                        run_reconcile,
-                        epoch=epoch,
-                        current=lambda: engine.symbol,
-                        traded=lambda: runner.traded,
-                        leftovers=LeftoverCloser(rest, instruments, prefix, session_tag),
-                        clock_ms=rest.now_ms,
-                    ),
-                    rest,
-                    requests_receive,
-                    report,
-                    settings.reconcile.interval_s,
-                )
-                await trading.start(
-                    partial(
-                        runner.run,
-                        # vps: the timer turns at least as often as the watchdog pings
-                        tick_interval_s=min(
-                            options.tick_interval_s,
-                            notifier.watchdog_interval_s or options.tick_interval_s,
-                        ),
-                    ),
-                    feed.receiver,
-                    control_receive,
-                )
-                await trading.start(
-                    partial(run_market_data, policy=options.ws_policy, on_gap=market_gap),
-                    endpoints.ws_public_url,
-                    subs_receive,
-                    feed,
-                    instruments,
-                    market_resync,
-                    metrics,
-                )
-                await report(Resync(reason="start-up"))
-                await _adopt_positions(rest, prefix, scanner, scanner_config, report)
-                if scanner.current is not None:  # adopted: watched like a traded symbol
-                    runner.traded.add(scanner.current)
-                await trading.start(scanner.run, report, settings.scanner.interval_s)
-            if starting.cancelled_caught:
-                logger.warning("shutdown requested during start-up: {}", shutdown.reason)
-                trading.cancel_scope.cancel()
-                return True
-            if options.duration_s is not None:
-                trading.start_soon(_stop_after, shutdown, options.duration_s)
-            task_status.started(
-                BotHandle(
-                    engine=engine,
-                    metrics=metrics,
-                    runner=runner,
-                    rest=rest,
-                    session_tag=session_tag,
-                    frontends=frontends,
-                )
-            )
-            frontends.announce_start()
-            notifier.ready(_describe(engine)())  # vps: systemd READY=1
-            await shutdown.requested.wait()
-            notifier.stopping(f"stopping: {shutdown.reason}")  # vps: systemd STOPPING=1
-            logger.warning("shutting down: {}", shutdown.reason)
-            clean = await _graceful_stop(runner, rest, prefix, inflight, stop_timeout_s)
-            await journal.record("stop", reason=shutdown.reason, summary=metrics.summary())
-            logger.info("shutdown complete: state {} | {}", engine.state.value, metrics.summary())
-            await frontends.announce_stop(shutdown.reason, clean)
-            trading.cancel_scope.cancel()
-            return clean
-    except BaseException:
-        # a crash or an outside cancel: the notice goes out before the tree ends
-        frontends.announce_crash()
-        raise
+
+async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) -> None:
+    """Start the trading tree's tasks in order, each ready before the next starts."""
+    engine, metrics, rest, channels = w.engine, w.metrics, w.rest, w.channels
+    settings, endpoints = w.settings, options.endpoints
+    await trading.start(
+        partial(
+            run_status,
+            metrics=metrics,
+            describe=_describe(engine),
+            console=options.console,
+            view=lambda rate: panel_view(engine, w.facts, metrics, rest.now_ms(), rate),
+            notifier=w.notifier,
+            facts=w.facts,
+        )
+    )
+    await w.frontends.start(trading)  # watcher, HTTP server, Telegram
+    await trading.start(
+        partial(
+            run_private,
+            url=endpoints.ws_private_url,
+            api_key=options.api_key,
+            api_secret=options.api_secret,
+            watch=w.watch,
+            on_reconnect=w.resync,
+            metrics=metrics,
+            policy=options.ws_policy,
+            clock_ms=rest.now_ms,
+        )
+    )
+    await trading.start(
+        partial(
+            run_execution,
+            api=rest,
+            watch=w.watch,
+            commands=channels.orders_receive,
+            report=w.report_outcome,
+            on_fill=w.on_order_end,
+            config=w.execution,
+            metrics=metrics,
+            inflight=w.inflight,
+        )
+    )
+    await trading.start(
+        partial(
+            run_reconcile,
+            api=rest,
+            requests=channels.requests_receive,
+            report=w.report,
+            interval_s=settings.reconcile.interval_s,
+            epoch=w.epoch,
+            current=lambda: engine.symbol,
+            traded=lambda: w.runner.traded,
+            leftovers=LeftoverCloser(rest, w.instruments, w.prefix, w.session_tag),
+            clock_ms=rest.now_ms,
+        )
+    )
+    await trading.start(
+        partial(
+            w.runner.run,
+            market=w.feed.receiver,
+            control=channels.control_receive,
+            # the timer turns at least as often as the watchdog pings
+            tick_interval_s=min(
+                options.tick_interval_s,
+                w.notifier.watchdog_interval_s or options.tick_interval_s,
+            ),
+        )
+    )
+    await trading.start(
+        partial(
+            run_market_data,
+            url=endpoints.ws_public_url,
+            subscriptions=channels.subs_receive,
+            feed=w.feed,
+            instruments=w.instruments,
+            on_reconnect=w.market_resync,
+            metrics=metrics,
+            policy=options.ws_policy,
+            on_gap=w.market_gap,
+        )
+    )
+    await w.report(Resync(reason="start-up"))
+    await _adopt_positions(rest, w.prefix, w.scanner, w.scanner_config, w.report)
+    if w.scanner.current is not None:  # adopted: watched like a traded symbol
+        w.runner.traded.add(w.scanner.current)
+    await trading.start(
+        partial(w.scanner.run, report=w.report, interval_s=settings.scanner.interval_s)
+    )
 
 
 async def _refuse_hedge_mode(rest: BybitRest, instruments: dict[str, Instrument]) -> None:
-    """Refuse a hedge-mode account before anything is placed (issue 9).
+    """Refuse a hedge-mode account before anything is placed.
 
     The bot sends one-way orders (``positionIdx`` 0): in hedge mode Bybit rejects them,
     closes included, forever. Position rows with ``positionIdx`` 1 or 2 give it away:
@@ -578,145 +515,6 @@ async def _adopt_positions(
         )
 
 
-class PnlTracker:
-    """Net realised PnL of this run, from the fills (shown by the status panel)."""
-
-    def __init__(self, metrics: Metrics, facts: StatusFacts | None = None) -> None:
-        self._metrics = metrics
-        self._ledger = Ledger()
-        self._facts = facts
-
-    def add(self, fill: ReportFill) -> None:
-        """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
-        before = self._ledger.net
-        self._ledger.add(fill)
-        self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
-        if self._facts is not None:  # vps: round trips, wins, today's net for the panel
-            report = self._ledger.report()
-            self._facts.trades, self._facts.wins = len(report.trips), report.wins
-            self._facts.add_net(fill.ts_ms, self._ledger.net - before)
-
-    @property
-    def net(self) -> Decimal:
-        """Realised PnL minus fees of this run (the control core's ``PnlSource``)."""
-        return self._ledger.net
-
-    def trips(self) -> tuple[RoundTrip, ...]:
-        """Round trips closed this run, oldest first."""
-        return self._ledger.report().trips
-
-
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:
     await trio.sleep(duration_s)
     shutdown.request(f"--duration {duration_s:g} s elapsed")
-
-
-async def _graceful_stop(
-    runner: StrategyRunner, rest: BybitRest, prefix: str, inflight: InFlight, timeout_s: float
-) -> bool:
-    """Halt the engine (cancel, maybe flatten), let order operations finish, then sweep.
-
-    Returns True when nothing of ours is left working (and, with flatten, no position).
-    """
-    engine = runner.engine
-    await runner.feed(Halt(reason="shutdown"))
-    with trio.move_on_after(timeout_s) as waited:
-        await runner.wait_until(_settled)
-        # an order operation cut in half could land after the sweep: let it end
-        await inflight.wait_idle()
-    clean = True
-    if waited.cancelled_caught:
-        clean = False
-        logger.error(
-            "shutdown: not settled after {} s (state {}, position {}, {} order operations)",
-            timeout_s,
-            engine.state.value,
-            engine.position,
-            inflight.count,
-        )
-    return await _sweep_our_orders(rest, prefix, "shutdown") and clean
-
-
-async def _sweep_our_orders(rest: BybitRest, prefix: str, why: str) -> bool:
-    """Cancel every working order carrying our prefix, then check; False if any remain."""
-    with trio.move_on_after(FINAL_SWEEP_TIMEOUT_S):
-        try:
-            for order in await rest.open_orders(None):
-                if not is_own_order_link_id(order.order_link_id, prefix):
-                    continue
-                log = logger.bind(symbol=order.symbol, order_link_id=order.order_link_id)
-                try:
-                    await rest.cancel_order(order.symbol, order.order_link_id)
-                    log.warning("{}: cancelled a working order", why)
-                except (OrderNotFound, OrderAlreadyFinal):
-                    log.info("{}: order ended by itself", why)
-                except BybitError as exc:
-                    log.error("{}: cancel failed: {}", why, exc)  # noqa: TRY400 (no traceback)
-            left = [
-                o.order_link_id
-                for o in await rest.open_orders(None)
-                if is_own_order_link_id(o.order_link_id, prefix)
-            ]
-        except BybitError as exc:
-            logger.error("{}: order sweep failed: {}", why, exc)
-            return False
-        if left:
-            logger.error("{}: orders of ours still working: {}", why, ", ".join(left))
-        return not left
-    logger.error("{}: order sweep did not finish in {} s", why, FINAL_SWEEP_TIMEOUT_S)
-    return False
-
-
-def _settled(engine: Engine) -> bool:
-    """No order working, and flat unless the configuration keeps the position."""
-    flat_enough = engine.position is None or not engine.config.flatten_on_halt
-    return engine.working_order_link_id is None and flat_enough
-
-
-async def _journal_outcome(
-    journal: Journal, rest: BybitRest, intent: OrderIntent, event: Event
-) -> ReportFill | None:
-    """Journal an order's end; a fill (full or partial) also becomes a ``fill`` record."""
-    price: Decimal | None
-    if isinstance(event, OrderFilled):
-        filled, price, reason = event.filled_qty, event.avg_price, "filled"
-    elif isinstance(event, OrderFailed):
-        filled, price, reason = event.filled_qty, event.avg_price, event.reason
-    else:
-        return None
-    await journal.record(
-        "order_end",
-        symbol=intent.symbol,
-        order_link_id=intent.order_link_id,
-        outcome=reason,
-        filled_qty=filled,
-        avg_price=price,
-    )
-    if filled > 0 and price is not None:
-        # the order's cumulative fee (cumFee) when the exchange sent it, else the fills'
-        fee = event.fee
-        if fee == 0:
-            try:
-                fills = await rest.executions(intent.symbol, order_link_id=intent.order_link_id)
-                fee = sum((f.fee for f in fills), fee)
-            except BybitError as exc:
-                logger.bind(order_link_id=intent.order_link_id).warning("fee read failed: {}", exc)
-        await journal.record(
-            "fill",
-            symbol=intent.symbol,
-            order_link_id=intent.order_link_id,
-            side=intent.side,
-            qty=filled,
-            price=price,
-            fee=fee,
-            reduce_only=intent.reduce_only,
-        )
-        return ReportFill(
-            ts_ms=rest.now_ms(),
-            symbol=intent.symbol,
-            side=intent.side.value,
-            qty=filled,
-            price=price,
-            fee=fee,
-        )
-    return None

@@ -2,8 +2,8 @@
 
 Control traffic (order commands, outcomes, positions, switches, resyncs) is awaited,
 not try-sent. Its channels are sized so that a full one means a consumer is stuck or
-far too slow: a bug. So a full channel is logged loudly before the send waits
-(DESIGN section 4), instead of blocking without a word.
+far too slow: a bug. So a full channel is logged loudly before the send waits,
+instead of blocking without a word.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The execution task: place the engine's orders and find out what really happened.
 
-HTTP 200 on create means *accepted*, not filled (the seed's fix 2). So after placing,
+HTTP 200 on create means *accepted*, not filled. So after placing,
 we wait for the outcome inside ``trio.move_on_after(confirm_timeout_s)``: the private
 stream's order pushes and a REST poll of the order every ``poll_interval_s`` race, and
 the first final status wins. Neither source alone is enough: pushes can be lost (the
@@ -11,7 +11,7 @@ filled quantity: a partial fill before the cancel is a real position. Every orde
 identified by our ``orderLinkId``, so a place that failed ambiguously is resolved by
 reading, never by sending again.
 
-Lanes (issue 9): an entry's confirmation can take ``confirm_timeout_s`` and more, and
+Lanes: an entry's confirmation can take ``confirm_timeout_s`` and more, and
 an exit must never wait for it. So entries and closes (reduce-only orders) each have
 their own lane, at most one order in flight in each; cancels run at once on the side,
 and exchange-side stops (``ProtectPosition`` -> trading-stop) have a lane of their own.
@@ -195,7 +195,7 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
 
 
 class Creates:
-    """The creates under way, so a cancel that overtook its create can tell (issue 9).
+    """The creates under way, so a cancel that overtook its create can tell.
 
     Bybit answers 110001 ("order not exists") to a cancel that reaches it before the
     create it is about: the cancel must then wait for the create to end and try again,

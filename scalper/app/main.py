@@ -19,7 +19,7 @@ from ..config import Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, Endpoints, HedgeModeError, run_bot
 from .journal import JournalFailed
-from .sdnotify import Notifier  # vps (issue 12)
+from .sdnotify import Notifier
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
 
@@ -139,7 +139,7 @@ def main_run(
         logger.warning("=" * 60)
     else:
         logger.info("mode {}: no real money at risk", settings.exchange.mode)
-    # vps (issue 12): systemd (Type=notify) READY / WATCHDOG / STATUS / STOPPING; a no-op
+    # systemd (Type=notify) READY / WATCHDOG / STATUS / STOPPING; a no-op
     # without NOTIFY_SOCKET
     notifier = Notifier.from_env()
     try:
@@ -147,7 +147,7 @@ def main_run(
     except Exception as exc:  # noqa: BLE001 - the top of the program: one line, an exit code
         return stop_line(exc)
     finally:
-        notifier.stopping()  # vps: a no-op when the graceful stop already said so
+        notifier.stopping()  # a no-op when the graceful stop already said so
         notifier.close()
 
 

@@ -1,4 +1,4 @@
-"""Position verification: the exchange is the source of truth (the seed's fix 3).
+"""Position verification: the exchange is the source of truth.
 
 The engine's idea of the position is checked against a REST read every
 ``interval_s`` (60 s), and at once whenever anyone asks (after a fill, after a

@@ -36,8 +36,8 @@ import trio
 from loguru import logger
 
 from ..core.model import EngineState, Flatten, Pause, Resume
+from ..core.pnl import RoundTrip
 from ..core.strategy import Engine
-from ..report import RoundTrip
 from .journal import Journal, read_records
 from .metrics import Metrics
 from .shutdown import ShutdownRequest

@@ -1,6 +1,7 @@
 """The strategy task: feed events to the sans-IO engine, carry out its commands.
 
-Two inputs, deliberately separate (the seed mixed them in one channel):
+Two inputs, deliberately separate (in one channel, a burst of market data would queue
+ahead of an order outcome, or a lossy send would drop one):
 
 * market data (``BookUpdate``/``TradeTicks``), try-sent by the market-data task and
   dropped when this task lags: the next update supersedes it;
@@ -71,7 +72,7 @@ class StrategyRunner:
         position_requests: trio.MemorySendChannel[PositionRequest],
         journal: Journal,
         metrics: Metrics,
-        # --- vps (issue 12): called on every timer turn; the sd_notify watchdog ping
+        # called on every timer turn; the sd_notify watchdog ping
         heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -210,7 +211,7 @@ class StrategyRunner:
         while True:
             await trio.sleep(tick_interval_s)
             await self.feed(Tick())
-            if self._heartbeat is not None:  # vps: a hung loop stops the watchdog pings
+            if self._heartbeat is not None:  # a hung loop stops the watchdog pings
                 self._heartbeat()
 
     async def run(

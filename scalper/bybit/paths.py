@@ -1,4 +1,4 @@
-"""The Bybit v5 REST paths the client calls, and the one product category it trades.
+"""Every Bybit v5 REST path the client calls, and the one product category it trades.
 
 Kept apart so the transport, the pacer, the order-entry logic and the facade name an
 endpoint the same way without importing each other.
@@ -10,6 +10,11 @@ from typing import Final
 
 __all__ = [
     "CATEGORY",
+    "EXECUTION_LIST",
+    "MARKET_INSTRUMENTS",
+    "MARKET_ORDERBOOK",
+    "MARKET_TICKERS",
+    "MARKET_TIME",
     "ORDER_AMEND",
     "ORDER_CANCEL",
     "ORDER_CANCEL_ALL",
@@ -20,6 +25,7 @@ __all__ = [
     "POSITION_LIST",
     "SET_LEVERAGE",
     "TRADING_STOP",
+    "WALLET_BALANCE",
 ]
 
 CATEGORY: Final = "linear"
@@ -33,3 +39,9 @@ SET_LEVERAGE: Final = "/v5/position/set-leverage"
 POSITION_LIST: Final = "/v5/position/list"
 TRADING_STOP: Final = "/v5/position/trading-stop"
 POSITION_CLOSED_PNL: Final = "/v5/position/closed-pnl"
+MARKET_TIME: Final = "/v5/market/time"
+MARKET_INSTRUMENTS: Final = "/v5/market/instruments-info"
+MARKET_TICKERS: Final = "/v5/market/tickers"
+MARKET_ORDERBOOK: Final = "/v5/market/orderbook"
+WALLET_BALANCE: Final = "/v5/account/wallet-balance"
+EXECUTION_LIST: Final = "/v5/execution/list"

@@ -72,6 +72,11 @@ from .parse import (
 )
 from .paths import (
     CATEGORY,
+    EXECUTION_LIST,
+    MARKET_INSTRUMENTS,
+    MARKET_ORDERBOOK,
+    MARKET_TICKERS,
+    MARKET_TIME,
     ORDER_AMEND,
     ORDER_CANCEL,
     ORDER_CANCEL_ALL,
@@ -81,9 +86,10 @@ from .paths import (
     POSITION_LIST,
     SET_LEVERAGE,
     TRADING_STOP,
+    WALLET_BALANCE,
 )
 from .retry import Retrier, RetryPolicy
-from .transport import Transport, dec_str, encode_json
+from .transport import Transport, dec_str, encode_json, need_id, parsed_row, result_list
 
 __all__ = [
     "BybitRest",
@@ -179,14 +185,14 @@ class BybitRest:
 
     async def server_time_ms(self, *, deadline: float | None = None) -> int:
         """The exchange's time, ms (GET /v5/market/time). ``deadline``: as for ``order``."""
-        result = await self._call("GET", "/v5/market/time", {}, signed=False, deadline=deadline)
+        result = await self._call("GET", MARKET_TIME, {}, signed=False, deadline=deadline)
         try:
             return int(result["timeNano"]) // 1_000_000
         except (KeyError, TypeError, ValueError):
             try:
                 return int(result["timeSecond"]) * 1000
             except (KeyError, TypeError, ValueError) as exc:
-                raise ProtocolError("/v5/market/time: no usable timeNano/timeSecond") from exc
+                raise ProtocolError(f"{MARKET_TIME}: no usable timeNano/timeSecond") from exc
 
     async def sync_clock(self, *, deadline: float | None = None) -> int:
         """Measure and keep the exchange-minus-local clock offset; returns it (ms)."""
@@ -205,7 +211,7 @@ class BybitRest:
         """Every trading linear instrument, paging through ``nextPageCursor``."""
         out: list[Instrument] = []
         for row in await self._paged(
-            "/v5/market/instruments-info", {"category": CATEGORY, "limit": 1000}, signed=False
+            MARKET_INSTRUMENTS, {"category": CATEGORY, "limit": 1000}, signed=False
         ):
             try:
                 out.append(instrument_from_wire(row))
@@ -216,10 +222,10 @@ class BybitRest:
     async def tickers(self, symbol: str | None = None) -> list[Ticker]:
         """Linear tickers (all symbols, or one). Bad rows are skipped and counted."""
         result = await self._call(
-            "GET", "/v5/market/tickers", {"category": CATEGORY, "symbol": symbol}, signed=False
+            "GET", MARKET_TICKERS, {"category": CATEGORY, "symbol": symbol}, signed=False
         )
         out: list[Ticker] = []
-        for row in self._list(result, "/v5/market/tickers"):
+        for row in result_list(result, MARKET_TICKERS):
             try:
                 out.append(ticker_from_wire(row))
             except ParseError as exc:
@@ -245,28 +251,28 @@ class BybitRest:
         """An L2 snapshot (its ``update_id`` matches the stream's ``u``)."""
         result = await self._call(
             "GET",
-            "/v5/market/orderbook",
+            MARKET_ORDERBOOK,
             {"category": CATEGORY, "symbol": symbol, "limit": limit},
             signed=False,
         )
-        return self._parsed(book_from_rest, result, "/v5/market/orderbook")
+        return parsed_row(book_from_rest, result, MARKET_ORDERBOOK)
 
     # ------------------------------------------------------------ account
 
     async def wallet_balance(self, coin: str | None = None) -> WalletBalance:
         """The unified account's balances."""
-        path = "/v5/account/wallet-balance"
+        path = WALLET_BALANCE
         result = await self._call("GET", path, {"accountType": "UNIFIED", "coin": coin})
-        rows = self._list(result, path)
+        rows = result_list(result, path)
         if not rows:
             raise ProtocolError(f"{path}: empty list")
-        return self._parsed(wallet_from_wire, rows[0], path)
+        return parsed_row(wallet_from_wire, rows[0], path)
 
     async def position(self, symbol: str) -> PositionSnapshot:
         """The (one-way) position on ``symbol``; flat when Bybit lists none."""
         path = POSITION_LIST
         result = await self._call("GET", path, {"category": CATEGORY, "symbol": symbol})
-        snaps = [self._parsed(position_from_wire, row, path) for row in self._list(result, path)]
+        snaps = [parsed_row(position_from_wire, row, path) for row in result_list(result, path)]
         open_ = [s for s in snaps if s.symbol == symbol and not s.is_flat]
         if len(open_) > 1:
             raise ProtocolError(f"{path}: {len(open_)} open positions on {symbol} (hedge mode?)")
@@ -280,7 +286,7 @@ class BybitRest:
         ``settleCoin=USDT``), with its armed stops and ``position_idx`` (1/2: hedge mode)."""
         path = POSITION_LIST
         rows = await self._paged(path, {"category": CATEGORY, "settleCoin": "USDT", "limit": 200})
-        snaps = [self._parsed(position_from_wire, row, path) for row in rows]
+        snaps = [parsed_row(position_from_wire, row, path) for row in rows]
         return [s for s in snaps if not s.is_flat]
 
     async def set_trading_stop(
@@ -394,7 +400,7 @@ class BybitRest:
         price: Decimal | None = None,
     ) -> str:
         """Change qty and/or price of a working order; returns its orderId."""
-        self._need_id(order_link_id, order_id)
+        need_id(order_link_id, order_id)
         result = await self._call(
             "POST",
             ORDER_AMEND,
@@ -418,7 +424,7 @@ class BybitRest:
         ``OrderNotFound`` (110001: unknown, or gone) so the caller can read the final
         state; both mean "nothing left to cancel".
         """
-        self._need_id(order_link_id, order_id)
+        need_id(order_link_id, order_id)
         await self._call(
             "POST",
             ORDER_CANCEL,
@@ -437,7 +443,7 @@ class BybitRest:
         )
         return [
             OrderRef(str(r.get("orderId", "")), str(r.get("orderLinkId", "")))
-            for r in self._list(result, ORDER_CANCEL_ALL)
+            for r in result_list(result, ORDER_CANCEL_ALL)
         ]
 
     async def order(
@@ -453,7 +459,7 @@ class BybitRest:
         None when neither knows it. ``deadline`` (trio time) bounds both reads together;
         without it each read has its own ``total_budget_s``.
         """
-        self._need_id(order_link_id, order_id)
+        need_id(order_link_id, order_id)
         params = {
             "category": CATEGORY,
             "symbol": symbol,
@@ -462,8 +468,8 @@ class BybitRest:
         }
         for path in (ORDER_REALTIME, ORDER_HISTORY):
             result = await self._call("GET", path, params, deadline=deadline)
-            for row in self._list(result, path):
-                update = self._parsed(order_from_wire, row, path)
+            for row in result_list(result, path):
+                update = parsed_row(order_from_wire, row, path)
                 if (order_link_id is None or update.order_link_id == order_link_id) and (
                     order_id is None or update.order_id == order_id
                 ):
@@ -481,7 +487,7 @@ class BybitRest:
             ORDER_REALTIME,
             {"category": CATEGORY, **where, "openOnly": 0, "orderFilter": "Order", "limit": 50},
         )
-        return [self._parsed(order_from_wire, row, ORDER_REALTIME) for row in rows]
+        return [parsed_row(order_from_wire, row, ORDER_REALTIME) for row in rows]
 
     async def order_history(
         self,
@@ -504,8 +510,8 @@ class BybitRest:
             },
         )
         return [
-            self._parsed(order_from_wire, row, ORDER_HISTORY)
-            for row in self._list(result, ORDER_HISTORY)
+            parsed_row(order_from_wire, row, ORDER_HISTORY)
+            for row in result_list(result, ORDER_HISTORY)
         ]
 
     async def executions(
@@ -518,7 +524,7 @@ class BybitRest:
         limit: int = 100,
     ) -> list[Fill]:
         """Our trade fills on ``symbol``, newest first (one page; funding etc. left out)."""
-        path = "/v5/execution/list"
+        path = EXECUTION_LIST
         result = await self._call(
             "GET",
             path,
@@ -532,8 +538,8 @@ class BybitRest:
             },
         )
         fills: list[Fill] = []
-        for row in self._list(result, path):
-            fill = self._parsed(fill_from_wire, row, path)
+        for row in result_list(result, path):
+            fill = parsed_row(fill_from_wire, row, path)
             if fill is not None:
                 fills.append(fill)
         return fills
@@ -544,25 +550,6 @@ class BybitRest:
     _order_body = staticmethod(order_body)
     _json = staticmethod(encode_json)
 
-    @staticmethod
-    def _need_id(order_link_id: str | None, order_id: str | None) -> None:
-        if not order_link_id and not order_id:
-            raise ValueError("give order_link_id or order_id")
-
-    @staticmethod
-    def _list(result: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-        rows = result.get("list", [])
-        if type(rows) is not list or any(type(r) is not dict for r in rows):
-            raise ProtocolError(f"{path}: result.list is not a list of objects")
-        return rows
-
-    @staticmethod
-    def _parsed(fn: Callable[[Mapping[str, Any]], _T], row: Mapping[str, Any], path: str) -> _T:
-        try:
-            return fn(row)
-        except ParseError as exc:
-            raise ParseError(exc.kind, f"{path}: {exc}") from exc
-
     async def _paged(
         self, path: str, params: Mapping[str, Any], *, signed: bool = True, max_pages: int = 50
     ) -> list[dict[str, Any]]:
@@ -570,7 +557,7 @@ class BybitRest:
         cursor: str | None = None
         for _ in range(max_pages):
             result = await self._call("GET", path, {**params, "cursor": cursor}, signed=signed)
-            rows.extend(self._list(result, path))
+            rows.extend(result_list(result, path))
             nxt = result.get("nextPageCursor")
             if not nxt or type(nxt) is not str or nxt == cursor:
                 return rows

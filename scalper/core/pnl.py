@@ -281,6 +281,9 @@ class DayBook:
         self._booked: set[str] = set()
         #: our closes counted provisionally, by order id, until their row arrives
         self._provisional: dict[str, Decimal] = {}
+        #: bumped by every change, so a reader (the engine's journaling of its risk
+        #: state) compares one int per event instead of rebuilding the state
+        self.version = 0
 
     @property
     def booked_order_ids(self) -> tuple[str, ...]:
@@ -292,6 +295,7 @@ class DayBook:
         if self.day == day:
             return False
         first = self.day is None
+        self.version += 1
         self.day = day
         self.realised_net = Decimal(0)
         self._booked.clear()
@@ -300,6 +304,7 @@ class DayBook:
 
     def restore(self, state: RiskState) -> None:
         """Take over a journaled state of the same day (the caller checks the day)."""
+        self.version += 1
         self.day = state.day
         self.realised_net = state.realised_net
         self._booked = set(state.booked_order_ids)
@@ -307,6 +312,7 @@ class DayBook:
 
     def add(self, amount: Decimal) -> None:
         """Book a result that no exchange row will ever replace."""
+        self.version += 1
         self.realised_net += amount
 
     def book_provisional(self, order_id: str, amount: Decimal) -> None:
@@ -314,6 +320,7 @@ class DayBook:
 
         Without an order id nothing can match the row: it is booked for good.
         """
+        self.version += 1
         self.realised_net += amount
         if order_id and order_id not in self._booked:
             self._provisional[order_id] = self._provisional.get(order_id, Decimal(0)) + amount
@@ -335,6 +342,7 @@ class DayBook:
             else:
                 kind = "ours" if row.order_id in ours else "foreign"
                 delta = row.closed_pnl
+            self.version += 1
             self.realised_net += delta
             out.append(BookedRow(row=row, kind=kind, delta=delta))
         return out

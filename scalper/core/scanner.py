@@ -1,6 +1,6 @@
 """Choosing the symbol to trade from the linear tickers.
 
-Rules (DESIGN section 3, from the seed):
+Rules:
 
 * keep USDT pairs only (``...USDT``; dated futures such as ``BTCUSDT-26DEC25`` are out);
 * drop the configured exclusions (BTCUSDT, ETHUSDT by default) and stablecoin pairs
@@ -36,7 +36,7 @@ __all__ = [
     "score",
 ]
 
-#: symbols never traded unless the settings say otherwise (the seed's choice)
+#: symbols never traded unless the settings say otherwise
 DEFAULT_EXCLUDE: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
 
 #: base assets that are stablecoins (or fiat-pegged): their pairs barely move

@@ -129,7 +129,7 @@ def main_record(args: argparse.Namespace) -> int:
     symbol = args.symbol.strip().upper()
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out or f"{symbol}-{stamp}.jsonl")
-    if not args.out and settings is not None:  # vps (issue 12): in the data dir
+    if not args.out and settings is not None:  # in the data dir
         out = Path(settings.data.dir) / out
         out.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -13,7 +13,7 @@ task's timer does.
 The engine's commands are carried out by a ``Venue`` (orders, cancels, position reads),
 whose answers are fed back as events at the same ``now_ms``; the loop runs until no
 event is left, so an entry, its fill and the stops armed after it all play out. The
-venue is ``scalper.research.venue.MatchingVenue``: the simulator's matching engine
+venue is ``scalper.replay.venue.MatchingVenue``: the simulator's matching engine
 driven by the recorded book and trades (depth, queue position, fees, latency, the
 exchange-side stop), the same for ``scalper replay`` and ``scalper backtest``; a test may
 pass another through ``venue``.
@@ -72,7 +72,7 @@ from scalper.core.model import (
     TriggerBy,
 )
 from scalper.core.strategy import Engine, EngineConfig
-from scalper.research.venue import BacktestFill, MatchingVenue, VenueSettings
+from scalper.replay.venue import BacktestFill, MatchingVenue, VenueSettings
 
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
 

@@ -30,8 +30,7 @@ import attrs
 from scalper.config import Settings, SettingsError, load_settings
 from scalper.replay.player import Emit, Replayer, play
 from scalper.replay.recording import RecordingError, RecordingReader, open_recording
-
-from .venue import BacktestFill, MatchingVenue, VenueSettings
+from scalper.replay.venue import BacktestFill, MatchingVenue, VenueSettings
 
 __all__ = [
     "BACKTEST_KEYS",

@@ -3,7 +3,7 @@
 It is the test bed and the newcomer's default exchange, so it behaves like Bybit, not
 like a stub: same paths, envelopes, field names and JSON types (numbers as strings),
 signature and recv_window checks, retCodes for bad input, rate limits. One port serves
-REST, ``/v5/public/linear``, ``/v5/private`` and a control API (DESIGN section 7)::
+REST, ``/v5/public/linear``, ``/v5/private`` and a control API (``/sim/state``, ``/sim/faults``)::
 
     async with open_sim(SimConfig(seed=1, rate=500)) as sim:
         sim.rest_url          # "http://127.0.0.1:PORT"

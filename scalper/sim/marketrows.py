@@ -1,6 +1,7 @@
 """Bybit's public market-data records (instrument, ticker, trade) built from the market.
 
-Field sets and JSON types follow ``reference/bybit-samples`` (instruments-info, REST
+Field sets and JSON types follow Bybit's documented samples (``tests/fixtures/bybit``:
+instruments-info, REST
 tickers, the ``tickers`` stream snapshot, recent-trade, publicTrade).
 """
 

@@ -3,7 +3,7 @@
 ``RestApi.handle`` is synchronous (the venue never waits), takes the raw request
 (method, path, raw query bytes, lower-cased headers, raw body bytes) and returns a
 ``Reply``. The signature is checked over the exact bytes the client sent: the raw query
-string of a GET, the raw body of a POST (``reference/bybit-v5.md`` section 2).
+string of a GET, the raw body of a POST, as Bybit signs them.
 
 Checks, in Bybit's order: api key (10003), timestamp within recv_window (10002),
 signature (10004), per-key rate limit of the endpoint (10006, "Too many visits!",
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 import attrs
@@ -27,21 +26,11 @@ from loguru import logger
 from ..bybit.auth import sign
 from .accounts import Account, Order
 from .errors import VenueError
-from .market import backfill_candles
-from .marketrows import instrument_row, recent_trade_row, ticker_rest_row
 from .params import opt_int, opt_str, req_str
+from .rest_market import MarketEndpoints, Params, Result, page_cursor
 from .rows import execution_row
-from .venue import Exchange
 
 __all__ = ["Reply", "RestApi", "envelope", "verify_rest_signature"]
-
-Params = dict[str, Any]
-Result = dict[str, Any]
-
-_KLINE_MINUTES = {
-    "1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
-    "360": 360, "720": 720, "D": 1440, "W": 10080, "M": 43200,
-}  # fmt: skip
 
 
 def verify_rest_signature(
@@ -79,11 +68,8 @@ class _Route:
     limit: int
 
 
-class RestApi:
+class RestApi(MarketEndpoints):
     """The REST endpoints of the simulated exchange."""
-
-    def __init__(self, exchange: Exchange) -> None:
-        self.ex = exchange
 
     # ------------------------------------------------------------- entry
     def handle(
@@ -201,138 +187,6 @@ class RestApi:
             (b"x-bapi-limit-reset-timestamp", str(now).encode()),
         ]
 
-    # ------------------------------------------------------------ market
-    def _category(self, params: Params, *, listing: bool = False) -> bool:
-        """Check ``category``: True for linear. Listings (instruments, tickers) answer an
-        empty list for Bybit's other categories (generic clients load them all); every
-        other endpoint refuses them."""
-        category = opt_str(params, "category")
-        if category is None:
-            raise VenueError(10001, "params error: category is required")
-        if category == "linear":
-            return True
-        if listing and category in ("spot", "inverse", "option"):
-            return False
-        raise VenueError(10001, f"params error: category {category} is not supported here")
-
-    def _symbol(self, params: Params, required: bool = True) -> str | None:
-        symbol = opt_str(params, "symbol") if not required else req_str(params, "symbol")
-        if symbol is not None and symbol not in self.ex.specs:
-            raise VenueError(10001, f"params error: symbol invalid: {symbol}")
-        return symbol
-
-    def market_time(self, _account: Account | None, _params: Params) -> Result:
-        now = self.ex.now_ms()
-        return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
-
-    def instruments(self, _account: Account | None, params: Params) -> Result:
-        if not self._category(params, listing=True):
-            return {"category": params["category"], "list": [], "nextPageCursor": ""}
-        symbol = opt_str(params, "symbol")
-        status = opt_str(params, "status") or "Trading"
-        base = opt_str(params, "baseCoin")
-        limit = opt_int(params, "limit", 500, 1, 1000)
-        specs = [
-            s
-            for s in self.ex.specs.values()
-            if (symbol is None or s.symbol == symbol)
-            and (base is None or s.base == base)
-            and status == "Trading"
-        ]
-        start = _cursor(params)
-        page = specs[start : start + limit]
-        more = start + limit < len(specs)
-        return {
-            "category": "linear",
-            "list": [instrument_row(s) for s in page],
-            "nextPageCursor": str(start + limit) if more else "",
-        }
-
-    def tickers(self, _account: Account | None, params: Params) -> Result:
-        if not self._category(params, listing=True):
-            return {"category": params["category"], "list": []}
-        symbol = self._symbol(params, required=False)
-        now = self.ex.now_ms()
-        names = [symbol] if symbol else list(self.ex.specs)
-        return {
-            "category": "linear",
-            "list": [ticker_rest_row(self.ex.sm(s), now) for s in names],
-        }
-
-    def orderbook(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
-        limit = opt_int(params, "limit", 25, 1, 1000)
-        sm = self.ex.sm(symbol)
-        spec = sm.spec
-        now = self.ex.now_ms()
-        ps, qs = spec.price_str, spec.qty_str
-        return {
-            "s": symbol,
-            "b": [[ps(t), qs(n)] for t, n in sm.book.top_bids(limit)],
-            "a": [[ps(t), qs(n)] for t, n in sm.book.top_asks(limit)],
-            "ts": now,
-            "u": sm.book.u,
-            "seq": sm.seq,
-            "cts": now,
-        }
-
-    def recent_trade(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
-        limit = opt_int(params, "limit", 500, 1, 1000)
-        sm = self.ex.sm(symbol)
-        trades = list(sm.trades)[-limit:]
-        trades.reverse()
-        return {"category": "linear", "list": [recent_trade_row(t, sm.spec) for t in trades]}
-
-    def kline(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
-        interval = req_str(params, "interval")
-        minutes = _KLINE_MINUTES.get(interval)
-        if minutes is None:
-            raise VenueError(10001, f"params error: interval invalid: {interval}")
-        limit = opt_int(params, "limit", 200, 1, 1000)
-        start = opt_int(params, "start", 0, 0, 2**62)
-        end = opt_int(params, "end", 2**62, 0, 2**62)
-        sm = self.ex.sm(symbol)
-        backfill_candles(sm, self.ex.now_ms(), self.ex.market.seed)
-        spec = sm.spec
-        size = minutes * 60_000
-        buckets: dict[int, list[float]] = {}
-        for minute in sorted(sm.candles):
-            o, h, lo, c, vol, turn = sm.candles[minute]
-            key = minute - minute % size
-            b = buckets.get(key)
-            if b is None:
-                buckets[key] = [o, h, lo, c, vol, turn]
-            else:
-                b[1], b[2], b[3] = max(b[1], h), min(b[2], lo), c
-                b[4] += vol
-                b[5] += turn
-        if not buckets:
-            now = self.ex.now_ms()
-            t = sm.last_tick
-            buckets[now - now % size] = [t, t, t, t, 0.0, 0.0]
-        rows = [
-            [
-                str(k),
-                spec.price_str(int(b[0])),
-                spec.price_str(int(b[1])),
-                spec.price_str(int(b[2])),
-                spec.price_str(int(b[3])),
-                f"{b[4]:.{spec.qty_decimals}f}",
-                f"{b[5]:.4f}",
-            ]
-            for k, b in sorted(buckets.items(), reverse=True)
-            if start <= k <= end
-        ][:limit]
-        return {"symbol": symbol, "category": "linear", "list": rows}
-
     # ------------------------------------------------------------- trade
     def create(self, account: Account | None, params: Params) -> Result:
         assert account is not None
@@ -430,7 +284,7 @@ class RestApi:
 
     def _order_page(self, orders: list[Order], params: Params, default: int) -> Result:
         limit = opt_int(params, "limit", default, 1, 50)
-        start = _cursor(params)
+        start = page_cursor(params)
         page = orders[start : start + limit]
         return {
             "list": [self.ex.order_row(o) for o in page],
@@ -457,7 +311,7 @@ class RestApi:
             and (exec_type is None or exec_type == "Trade")
             and start_t <= e.exec_ms <= end_t
         ]
-        start = _cursor(params)
+        start = page_cursor(params)
         page = fills[start : start + limit]
         return {
             "nextPageCursor": str(start + limit) if start + limit < len(fills) else "",
@@ -485,7 +339,7 @@ class RestApi:
             listed = self.ex.position_rows(account, symbol, stream=False)
         else:  # settleCoin: only the rows that hold a position
             listed = [self.ex.position_row(account, s, stream=False) for s in names]
-        start = _cursor(params)
+        start = page_cursor(params)
         page = listed[start : start + limit]
         return {
             "list": page,
@@ -528,7 +382,7 @@ class RestApi:
             )
             if (symbol is None or r.order.symbol == symbol) and start_t <= r.created_ms <= end_t
         ]
-        start = _cursor(params)
+        start = page_cursor(params)
         page = records[start : start + limit]
         return {
             "nextPageCursor": str(start + limit) if start + limit < len(records) else "",
@@ -637,15 +491,6 @@ class _Limited(VenueError):
 
 def _newest(order: Order) -> tuple[int, str]:
     return (-order.created_ms, order.order_id)
-
-
-def _cursor(params: Params) -> int:
-    text = opt_str(params, "cursor")
-    if text is None:
-        return 0
-    if not text.isdigit():
-        raise VenueError(10001, "params error: cursor invalid")
-    return int(text)
 
 
 _WEEK_MS = 7 * 86_400_000

@@ -1,7 +1,7 @@
 """Bybit's record shapes (REST rows and private-stream pushes) built from venue records.
 
-Each function returns every field Bybit's documented payload carries (see
-``shared/reference/bybit-samples``), with Bybit's JSON types: numbers as strings, the
+Each function returns every field Bybit's documented payload carries (samples in
+``tests/fixtures/bybit``), with Bybit's JSON types: numbers as strings, the
 listed ints as ints, bools as bools, fields we do not model at Bybit's neutral value
 (``""``, ``"0"``, ``"UNKNOWN"``). The REST and the stream variants differ where Bybit's
 do: ``avgPrice`` vs ``entryPrice`` on positions, ``extraFees`` ``""`` vs ``[]``, unset

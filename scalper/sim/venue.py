@@ -151,16 +151,15 @@ class Exchange:
     # ---------------------------------------------------------------- prices
     def sm(self, symbol: str) -> SymbolMarket:
         """The market state of a listed symbol."""
-        return self.market.symbols[symbol]
+        return self.matcher.sm(symbol)
 
     def mark(self, symbol: str) -> Decimal:
         """Mark price of ``symbol`` (Decimal)."""
-        sm = self.market.symbols[symbol]
-        return sm.spec.price_of(sm.mark_tick)
+        return self.matcher.mark(symbol)
 
     def marks(self) -> dict[str, Decimal]:
         """Mark prices of every symbol."""
-        return {s: self.mark(s) for s in self.specs}
+        return self.matcher.marks()
 
     # ------------------------------------------------------------- fan-out
     def _flush(self, now: int) -> None:

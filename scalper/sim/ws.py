@@ -7,7 +7,7 @@ the outbox, synchronously. Closing is always done by the writer (after the queue
 frames), so ``ws_disconnect``, an idle timeout and a slow consumer end the same way: a
 close frame with a code, then the end of the ASGI call.
 
-Replies follow ``reference/bybit-samples`` (subscribe acks with success/ret_msg/conn_id/
+Replies follow Bybit's documented samples (subscribe acks with success/ret_msg/conn_id/
 req_id/op, the public pong with ``op: "ping"`` and ``ret_msg: "pong"``, the private pong
 with ``op: "pong"`` and ``args: [ms]``). Bad input (not JSON, not an object, unknown op,
 unknown topic) gets ``success: false`` with a reason, never a dropped connection.

@@ -1,0 +1,1 @@
+"""Record and replay, Bybit archive import, the backtest venue, backtests and sweeps."""

@@ -30,7 +30,7 @@ from scalper.core.model import (
     Trade,
     TriggerBy,
 )
-from scalper.research.venue import MatchingVenue, VenueSettings
+from scalper.replay.venue import MatchingVenue, VenueSettings
 
 from ..unit._engine_helpers import instrument
 

@@ -1,4 +1,5 @@
-"""The arrow of imports: ``scalper.core`` imports nothing of ours but ``core``, and no I/O.
+"""The arrows of imports: ``scalper.core`` imports nothing of ours but ``core``, and no I/O;
+between the package's top-level parts, exactly the arrows the README draws, no cycle.
 
 Two checks, because each misses something the other sees:
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 import ast
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 import scalper.core
@@ -200,3 +203,211 @@ def test_checker_allows_core_and_stdlib(tmp_path: Path, source: str) -> None:
 def _problems_as(source: Path, pretend: Path) -> list[str]:
     """``import_problems`` of ``source`` as if it were the core file at ``pretend``."""
     return import_problems(source, _module_name(pretend))
+
+
+# ---------------------------------------------------------------- the README's arrows
+#
+# The README's "Layout" section lists every arrow between the top-level parts of the
+# package (``cli``, ``app``, ``core``, ...). These tests read every import of every
+# module (statically, including imports inside functions) and check the code and the
+# list against each other both ways, that the named-module restrictions hold, and that
+# the parts form no cycle.
+
+PACKAGE_DIR = CORE_DIR.parent
+README = PACKAGE_DIR.parent / "README.md"
+ARROW_LINE = re.compile(r"^    ([a-z_]+)\s+->(.*)$")
+QUALIFIER = re.compile(r"^\((from )?([a-z_.]+) only\b")
+
+
+@attrs.frozen
+class Arrow:
+    source: str
+    target: str
+    #: "scalper.x.y": every import of this arrow must come from (``importer``) or go
+    #: to (``imported``) that module
+    only: str | None = None
+    only_side: str | None = None
+
+
+def _split_items(rhs: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for char in rhs:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        items.append(current.strip())
+    return items
+
+
+def parse_arrows(text: str) -> dict[str, list[Arrow]]:
+    """``source -> [Arrow]`` from the arrow lines of a README text."""
+    out: dict[str, list[Arrow]] = {}
+    for line in text.splitlines():
+        match = ARROW_LINE.match(line)
+        if match is None:
+            continue
+        source = match.group(1)
+        arrows = out.setdefault(source, [])
+        for item in _split_items(match.group(2)):
+            target, _, rest = item.partition(" ")
+            qualifier = QUALIFIER.match(rest.strip())
+            if qualifier is None:
+                arrows.append(Arrow(source, target))
+            else:
+                side = "importer" if qualifier.group(1) else "imported"
+                arrows.append(Arrow(source, target, f"scalper.{qualifier.group(2)}", side))
+    return out
+
+
+def _part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "scalper" and len(parts) > 1 else None
+
+
+def package_imports() -> list[tuple[str, str]]:
+    """Every (importer module, imported module) between two top-level parts."""
+    pairs = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        importer = _module_name(path)
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(importer, is_package, node.module, node.level)
+                targets = [base]
+                if node.module is None:
+                    targets += [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                source_part, target_part = _part(importer), _part(target)
+                if source_part and target_part and source_part != target_part:
+                    pairs.append((importer, target))
+    return pairs
+
+
+def part_graph(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for importer, imported in pairs:
+        source, target = _part(importer), _part(imported)
+        assert source is not None and target is not None
+        graph.setdefault(source, set()).add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph (its nodes in order), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)) is not None:
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)) is not None:
+            return found
+    return None
+
+
+def readme_arrows() -> dict[str, list[Arrow]]:
+    arrows = parse_arrows(README.read_text())
+    assert arrows, "the README's Layout section lists no arrows"
+    return arrows
+
+
+def test_every_part_of_the_package_is_in_the_readme_list() -> None:
+    parts = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE_DIR.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert set(readme_arrows()) == parts
+
+
+def test_every_import_between_parts_is_an_arrow_of_the_readme() -> None:
+    drawn = {(a.source, a.target) for arrows in readme_arrows().values() for a in arrows}
+    undrawn = sorted(
+        f"{importer} imports {imported}"
+        for importer, imported in package_imports()
+        if (_part(importer), _part(imported)) not in drawn
+    )
+    assert undrawn == []
+
+
+def test_every_arrow_of_the_readme_is_an_import() -> None:
+    graph = part_graph(package_imports())
+    unused = [
+        f"{a.source} -> {a.target}"
+        for arrows in readme_arrows().values()
+        for a in arrows
+        if a.target not in graph.get(a.source, set())
+    ]
+    assert unused == []
+
+
+def test_restricted_arrows_pass_only_through_their_module() -> None:
+    restricted = [a for arrows in readme_arrows().values() for a in arrows if a.only]
+    assert restricted, "the README names restricted arrows"
+    pairs = package_imports()
+    for arrow in restricted:
+        assert arrow.only is not None
+        for importer, imported in pairs:
+            if (_part(importer), _part(imported)) != (arrow.source, arrow.target):
+                continue
+            side = importer if arrow.only_side == "importer" else imported
+            assert side == arrow.only or side.startswith(arrow.only + "."), (
+                f"{importer} imports {imported}: {arrow.source} -> {arrow.target} "
+                f"passes only through {arrow.only}"
+            )
+
+
+def test_the_parts_form_no_cycle() -> None:
+    assert find_cycle(part_graph(package_imports())) is None
+
+
+def test_core_is_drawn_importing_nothing() -> None:
+    assert readme_arrows()["core"] == []
+
+
+# -- the checkers themselves
+
+
+def test_arrow_parser_reads_items_and_qualifiers() -> None:
+    text = (
+        "    app      -> sim (from app.main only: why, and more), core\n"
+        "    report   -> app (app.journal only: reading), core\n"
+        "    core     ->\n"
+        "  not an arrow -> x\n"
+    )
+    assert parse_arrows(text) == {
+        "app": [Arrow("app", "sim", "scalper.app.main", "importer"), Arrow("app", "core")],
+        "report": [
+            Arrow("report", "app", "scalper.app.journal", "imported"),
+            Arrow("report", "core"),
+        ],
+        "core": [],
+    }
+
+
+def test_cycle_finder_sees_a_cycle_and_none_in_a_tree() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}}) is None
+
+
+def test_package_imports_sees_a_function_level_import() -> None:
+    # report reads the journal through a function-level import of app.journal
+    assert ("scalper.report", "scalper.app.journal") in package_imports()

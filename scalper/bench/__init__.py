@@ -8,7 +8,7 @@ the ratio (``x`` > 1: ours is better by that factor):
   process, no network. Ours: ``bybit.decode`` (msgspec structs), the integer-tick
   ``OrderBook``. Baseline: ``json`` + a Decimal book sorted in full per update, the
   same engine (what a straightforward port does). msgs/s, p50/p99 per message.
-* **loopback**: a frame server in another process (``scalper.bench_server``) pushes
+* **loopback**: a frame server in another process (``scalper.bench.server``) pushes
   ``orderbook.50`` deltas and ``publicTrade`` frames as fast as the socket takes them,
   over 127.0.0.1, to (a) the real market-data path: ``app.market_data`` (WebSocket
   reader -> decode -> book -> ``MarketFeed``) and ``app.strategy.StrategyRunner``
@@ -53,10 +53,10 @@ import attrs
 import trio
 from loguru import logger
 
-from .bybit.decode import BookFrame, decode_public
-from .bybit.parse import ParseStats, TradesMessage
-from .core.book import OrderBook
-from .core.model import (
+from ..bybit.decode import BookFrame, decode_public
+from ..bybit.parse import ParseStats, TradesMessage
+from ..core.book import OrderBook
+from ..core.model import (
     BookTop,
     BookUpdate,
     Event,
@@ -68,7 +68,7 @@ from .core.model import (
     Trade,
     TradeTicks,
 )
-from .core.strategy import Engine, EngineConfig
+from ..core.strategy import Engine, EngineConfig
 
 __all__ = ["BenchPlan", "main_bench", "make_frames", "naive", "ours", "run_bench"]
 
@@ -318,9 +318,9 @@ def bench_memory(frames: list[bytes], small: int, large: int) -> dict[str, float
 
 @contextmanager
 def frame_server(frames: int) -> Iterator[int]:
-    """``scalper.bench_server`` in a child process; yields its port."""
+    """``scalper.bench.server`` in a child process; yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalper.bench_server", "--frames", str(frames)],
+        [sys.executable, "-m", "scalper.bench.server", "--frames", str(frames)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -336,7 +336,7 @@ def frame_server(frames: int) -> Iterator[int]:
 
 
 def _stamp_us() -> int:
-    from .bench_server import stamp_us
+    from .server import stamp_us
 
     return stamp_us()
 
@@ -389,12 +389,12 @@ def _latency_of(event: Event, now_us: int) -> float:
 
 async def _ours(url: str, expect: int, timeout_s: float, stamped: bool) -> _Run:
     """The real market-data task and strategy runner on ``url`` until ``expect`` frames."""
-    from .app.feed import MarketFeed
-    from .app.journal import Journal, JournalRecord
-    from .app.market_data import run_market_data
-    from .app.metrics import Metrics
-    from .app.strategy import OrderCommand, PositionRequest, StrategyRunner
-    from .bybit.ws import WsPolicy
+    from ..app.feed import MarketFeed
+    from ..app.journal import Journal, JournalRecord
+    from ..app.market_data import run_market_data
+    from ..app.metrics import Metrics
+    from ..app.strategy import OrderCommand, PositionRequest, StrategyRunner
+    from ..bybit.ws import WsPolicy
 
     run = _Run()
     metrics = Metrics()
@@ -516,7 +516,7 @@ def _pybit(url: str, expect: int, timeout_s: float, stamped: bool) -> _Run:
 async def _ceiling(url: str, expect: int, timeout_s: float) -> _Run:
     """trio-websocket alone: receive frames, do nothing with them (opened by our own
     connector, ``ws.default_connect``, so with the same queue and buffer settings)."""
-    from .bybit.ws import WsPolicy, default_connect
+    from ..bybit.ws import WsPolicy, default_connect
 
     run = _Run()
     clock = time.perf_counter
@@ -542,11 +542,11 @@ async def _order_path(rounds: int, poll_s: float) -> tuple[list[float], list[flo
     """Place -> fill noticed (ms) by private push and by REST polling, per round."""
     import httpx
 
-    from .bybit.auth import Credentials
-    from .bybit.rest import BybitRest
-    from .bybit.streams import open_private_stream
-    from .core.model import Fill, OrderIntent, OrderStatus, OrderType, TimeInForce
-    from .sim import SimConfig, open_sim
+    from ..bybit.auth import Credentials
+    from ..bybit.rest import BybitRest
+    from ..bybit.streams import open_private_stream
+    from ..core.model import Fill, OrderIntent, OrderStatus, OrderType, TimeInForce
+    from ..sim import SimConfig, open_sim
 
     creds = Credentials(api_key="sim-key", api_secret="sim-secret")
     push: list[float] = []

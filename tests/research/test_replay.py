@@ -27,8 +27,7 @@ from scalper.replay.recording import (
     RecordingReader,
     RecordingWriter,
 )
-
-from ._engine_helpers import instrument
+from tests.unit._engine_helpers import instrument
 
 D = Decimal
 SYM = "SOLUSDT"
@@ -352,7 +351,7 @@ def test_gap_in_the_stream_counts_a_resync_and_the_next_snapshot_repairs() -> No
     assert any("book invalid (update id went backwards" in line for line in lines)
 
 
-# ---------------------------------------------------------------- fills (research.venue)
+# ---------------------------------------------------------------- fills (replay.venue)
 
 
 def test_unfilled_post_only_entry_is_cancelled_at_the_confirmation_timeout() -> None:

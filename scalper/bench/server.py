@@ -16,7 +16,7 @@ URL path:
   from the moment the frame left the server.
 
 Plain sockets and threads, no event loop: fewer moving parts than what it measures.
-Run by the bench as ``python -m scalper.bench_server --frames N``; it prints
+Run by the bench as ``python -m scalper.bench.server --frames N``; it prints
 ``port <n>`` once listening and serves until killed. Loopback only.
 """
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    from .bench import make_frames  # the same synthetic stream as the in-process rows
+    from . import make_frames  # the same synthetic stream as the in-process rows
 
     frames = make_frames(args.frames, args.seed)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,0 +1,253 @@
+"""The events the engine consumes: market data, order outcomes, reads, controls.
+
+Re-exported by ``core.model``; ``Event`` is their union, the engine's input type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+
+from .rules import (
+    check_decimal,
+    check_non_negative_decimal,
+    check_optional_positive_decimal,
+    check_positive_decimal,
+    field_validator,
+)
+from .values import (
+    BookTop,
+    ClosedPnl,
+    Instrument,
+    Side,
+    Trade,
+)
+
+__all__ = [
+    "BookUpdate",
+    "ClosedPnlRows",
+    "Event",
+    "Flatten",
+    "Halt",
+    "OpenOrders",
+    "OrderAccepted",
+    "OrderFailed",
+    "OrderFilled",
+    "OrderPartiallyFilled",
+    "Pause",
+    "PositionSnapshot",
+    "ProtectionFailed",
+    "ProtectionSet",
+    "Resume",
+    "Resync",
+    "SymbolSelected",
+    "Tick",
+    "TradeTicks",
+]
+
+_decimal = field_validator(check_decimal)
+_non_negative_decimal = field_validator(check_non_negative_decimal)
+_optional_positive_decimal = field_validator(check_optional_positive_decimal)
+_positive_decimal = field_validator(check_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class BookUpdate:
+    """The local book changed (or turned invalid)."""
+
+    top: BookTop
+
+
+@attrs.frozen(kw_only=True)
+class TradeTicks:
+    """Public trades, oldest first."""
+
+    symbol: str
+    trades: tuple[Trade, ...]
+
+
+@attrs.frozen(kw_only=True)
+class OrderAccepted:
+    """The exchange acknowledged an order (not a fill)."""
+
+    order_link_id: str
+    order_id: str
+
+
+@attrs.frozen(kw_only=True)
+class _FillReport:
+    """A fill of an order of ours; ``filled_qty`` is cumulative."""
+
+    order_link_id: str
+    filled_qty: Decimal = attrs.field(validator=_positive_decimal)
+    avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    #: cumulative fee of the order so far (settle coin; 0 = not known: estimated)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange's order id when the shell knows it ("" = not given)
+    order_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class OrderPartiallyFilled(_FillReport):
+    """Some of an order filled; it is still working."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderFilled(_FillReport):
+    """An order filled completely. ``filled_qty`` is cumulative."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderFailed:
+    """An order ended without filling completely: rejected, cancelled or timed out.
+
+    ``filled_qty`` is the true cumulative fill read from the exchange: a partial
+    fill before the end is a real position.
+    """
+
+    order_link_id: str
+    reason: str
+    filled_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: cumulative fee of the order (settle coin; 0 = not known: estimated)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange's order id when the shell knows it ("" = not given)
+    order_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class PositionSnapshot:
+    """The exchange's view of our position: the source of truth.
+
+    ``side`` is None and ``size`` zero when flat.
+    """
+
+    symbol: str
+    side: Side | None
+    size: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_price: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    #: the exchange-side stop-loss armed on the position (None: none; Bybit sends "" or "0")
+    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: the exchange-side take-profit armed on the position (None: none)
+    take_profit: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: 0 in one-way mode; 1 (buy side) / 2 (sell side) on a hedge-mode account
+    position_idx: int = 0
+
+    @property
+    def is_flat(self) -> bool:
+        """True when there is no position."""
+        return self.size == 0 or self.side is None
+
+
+@attrs.frozen(kw_only=True)
+class OpenOrders:
+    """The exchange's list of our working orders for a symbol (client ids)."""
+
+    symbol: str
+    order_link_ids: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class SymbolSelected:
+    """The scanner chose a symbol to trade."""
+
+    symbol: str
+    instrument: Instrument
+
+
+@attrs.frozen(kw_only=True)
+class Resync:
+    """A stream reconnected or the bot started: trust nothing until reconciled.
+
+    ``market_gap`` is True when the public stream reconnected or lost frames: the
+    engine then clears its trade window, so trades on both sides of the gap never
+    make one (fake) momentum signal.
+    """
+
+    reason: str
+    market_gap: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionSet:
+    """The exchange accepted the position's stop (``set_trading_stop`` succeeded)."""
+
+    symbol: str
+    stop_loss: Decimal = attrs.field(validator=_positive_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class ProtectionFailed:
+    """The exchange refused the position's stop: the engine closes the position at once."""
+
+    symbol: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnlRows:
+    """Closed-PnL rows read from the exchange (today, UTC); may repeat rows already seen."""
+
+    rows: tuple[ClosedPnl, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Halt:
+    """Kill switch: stop entries, cancel orders, flatten if configured."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Tick:
+    """Timer event: lets time-based rules (cooldowns, retries, staleness) run."""
+
+
+# -- operator controls (remote control: tty, http, telegram) --------------------
+
+
+@attrs.frozen(kw_only=True)
+class Pause:
+    """The operator asks for no new entries; exits, protection and reconcile go on."""
+
+    #: who asked: ``tty``, ``http``, ``telegram:<chat id>``, ``restored``
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Resume:
+    """The operator allows entries again (a halt stays a halt)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Flatten:
+    """The operator asks to close the position now; it also pauses (no re-entry)."""
+
+    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+Event = (
+    BookUpdate
+    | TradeTicks
+    | OrderAccepted
+    | OrderPartiallyFilled
+    | OrderFilled
+    | OrderFailed
+    | PositionSnapshot
+    | OpenOrders
+    | SymbolSelected
+    | Resync
+    | Halt
+    | Tick
+    | Pause
+    | Resume
+    | Flatten
+    | ProtectionSet
+    | ProtectionFailed
+    | ClosedPnlRows
+)

@@ -1,0 +1,296 @@
+"""The value types: sides, order types, states, instruments, market data, orders, fills.
+
+Re-exported by ``core.model`` (which says the rules they follow); the events and
+commands built from them are ``core.events`` and ``core.commands``.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+import attrs
+
+from .rules import (
+    check_decimal,
+    check_non_negative_decimal,
+    check_optional_positive_decimal,
+    check_positive_decimal,
+    field_validator,
+)
+
+__all__ = [
+    "BookTop",
+    "ClosedPnl",
+    "EngineState",
+    "Fill",
+    "Instrument",
+    "OrderIntent",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Side",
+    "TickerStat",
+    "TimeInForce",
+    "Trade",
+    "TriggerBy",
+]
+
+
+class Side(enum.Enum):
+    """Order or position side. Values are Bybit's spelling, used only for display."""
+
+    BUY = "Buy"  #: long / buy
+    SELL = "Sell"  #: short / sell
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long, -1 for a short: signed size = sign * size."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        """The side that closes a position of this side."""
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.Enum):
+    """Order type. A market order always behaves as IOC."""
+
+    MARKET = "Market"
+    LIMIT = "Limit"
+
+
+class TimeInForce(enum.Enum):
+    """How long an order may rest on the book."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    POST_ONLY = "PostOnly"
+
+
+class TriggerBy(enum.Enum):
+    """Which price fires an exchange-side stop (Bybit's ``slTriggerBy`` / ``tpTriggerBy``)."""
+
+    LAST_PRICE = "LastPrice"  #: the last traded price (a wick on the book can fire it)
+    MARK_PRICE = "MarkPrice"  #: the mark price (index-based, smoother: the default here)
+    INDEX_PRICE = "IndexPrice"  #: the index price of the spot venues
+
+
+class EngineState(enum.Enum):
+    """The strategy engine's states (``docs/engine.md`` has the table)."""
+
+    IDLE = "Idle"  #: flat, no order working
+    ORDER_PENDING = "OrderPending"  #: entry order sent, outcome unknown
+    POSITION_OPEN = "PositionOpen"  #: position confirmed, stops armed
+    CLOSING_POSITION = "ClosingPosition"  #: reduce-only close sent
+    HALTED = "Halted"  #: kill switch: no new entries, ever, until restart
+
+
+# One rule per concept, shared with the settings loader and the engine config (core.rules).
+_decimal = field_validator(check_decimal)
+_positive_decimal = field_validator(check_positive_decimal)
+_non_negative_decimal = field_validator(check_non_negative_decimal)
+_optional_positive_decimal = field_validator(check_optional_positive_decimal)
+
+
+_SYMBOL = attrs.validators.and_(attrs.validators.instance_of(str), attrs.validators.min_len(1))
+
+
+@attrs.frozen(kw_only=True)
+class Instrument:
+    """Trading rules of one linear contract (from instruments-info)."""
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    tick_size: Decimal = attrs.field(validator=_positive_decimal)
+    qty_step: Decimal = attrs.field(validator=_positive_decimal)
+    min_qty: Decimal = attrs.field(validator=_positive_decimal)
+    max_qty: Decimal = attrs.field(validator=_positive_decimal)
+    #: market orders have their own, lower cap on Bybit
+    max_mkt_qty: Decimal = attrs.field(validator=_positive_decimal)
+    min_notional: Decimal = attrs.field(validator=_non_negative_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class Trade:
+    """One public trade. ``side`` is the taker's side."""
+
+    symbol: str
+    price: float
+    qty: float
+    side: Side
+    ts_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class BookTop:
+    """Top of the local order book, as the strategy needs it.
+
+    ``valid`` is False while the book is being rebuilt (delta before snapshot,
+    crossed book, update id going backwards): entries are gated on it, exits are not.
+    """
+
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_ms: int
+    valid: bool = True
+
+    @property
+    def mid(self) -> float:
+        """Mid price."""
+        return (self.bid + self.ask) / 2.0
+
+    @property
+    def spread_bps(self) -> float:
+        """Spread in basis points of the mid."""
+        mid = self.mid
+        return (self.ask - self.bid) / mid * 10_000.0 if mid > 0 else float("inf")
+
+
+@attrs.frozen(kw_only=True)
+class OrderIntent:
+    """An order the engine wants placed: exact, rounded, carrying our client id."""
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    side: Side
+    order_type: OrderType
+    qty: Decimal = attrs.field(validator=_positive_decimal)
+    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    #: our client order id (Bybit's orderLinkId): <= 36 chars of [A-Za-z0-9_-]
+    order_link_id: str = attrs.field(validator=attrs.validators.matches_re(r"[A-Za-z0-9_-]{1,36}"))
+    #: a Full-mode stop-loss attached on the exchange with the order (covers the whole
+    #: position the order opens); Bybit refuses it together with reduce_only
+    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    #: the price that fires ``stop_loss``
+    sl_trigger_by: TriggerBy = attrs.field(
+        default=TriggerBy.MARK_PRICE, validator=attrs.validators.instance_of(TriggerBy)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.order_type is OrderType.LIMIT and self.price is None:
+            raise ValueError("a limit order needs a price")
+        if self.order_type is OrderType.MARKET and self.price is not None:
+            raise ValueError("a market order takes no price")
+        if self.stop_loss is not None and self.reduce_only:
+            raise ValueError("a reduce-only order cannot carry a stop-loss (Bybit refuses it)")
+
+
+@attrs.frozen(kw_only=True)
+class TickerStat:
+    """The slice of one linear ticker the scanner scores (24 h turnover and change).
+
+    Market data, so floats: ``price24h_pcnt`` is Bybit's fraction (0.05 = +5 %).
+    """
+
+    symbol: str
+    turnover24h: float
+    price24h_pcnt: float
+    last_price: float
+
+
+class OrderStatus(enum.Enum):
+    """An order's lifecycle state, as the exchange reports it (Bybit's spelling)."""
+
+    NEW = "New"  #: resting, nothing filled
+    PARTIALLY_FILLED = "PartiallyFilled"  #: resting, some filled
+    UNTRIGGERED = "Untriggered"  #: conditional order waiting for its trigger
+    REJECTED = "Rejected"  #: refused by the matching engine (may carry fills on derivatives)
+    PARTIALLY_FILLED_CANCELED = "PartiallyFilledCanceled"  #: spot: cancelled after a partial fill
+    FILLED = "Filled"  #: completely filled
+    CANCELLED = "Cancelled"  #: cancelled (on derivatives it may carry fills)
+    TRIGGERED = "Triggered"  #: conditional order triggered (transient)
+    DEACTIVATED = "Deactivated"  #: conditional order cancelled before triggering
+
+    @property
+    def is_final(self) -> bool:
+        """True when the order can no longer change (no more fills will come)."""
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.REJECTED,
+        OrderStatus.PARTIALLY_FILLED_CANCELED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.DEACTIVATED,
+    }
+)
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdate:
+    """The exchange's view of one order at one moment (REST read or stream push).
+
+    ``cum_exec_qty`` is cumulative: a final status with ``cum_exec_qty > 0`` is a real
+    (partial) position whatever the status says.
+    """
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    order_id: str
+    #: our client order id; "" for orders placed without one
+    order_link_id: str
+    side: Side
+    order_type: OrderType
+    status: OrderStatus
+    qty: Decimal = attrs.field(validator=_non_negative_decimal)
+    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    cum_exec_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    leaves_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    #: Bybit's rejectReason ("EC_NoError" when none)
+    reject_reason: str = ""
+    updated_ms: int = 0
+    #: Bybit's stopOrderType: "StopLoss" / "TakeProfit" for the close a stop fired,
+    #: "" for a plain order (Bybit's "UNKNOWN" reads as "")
+    stop_order_type: str = ""
+    #: Bybit's createType: "CreateByUser", "CreateByStopLoss", "CreateByTakeProfit",
+    #: "CreateByLiq"... ("" when the row does not say)
+    create_type: str = ""
+    #: cumulative trading fee in the settle coin (cumFeeDetail USDT, else cumExecFee)
+    cum_fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+
+
+@attrs.frozen(kw_only=True)
+class Fill:
+    """One execution of one of our orders. ``fee`` is in the settle coin (negative = rebate)."""
+
+    exec_id: str
+    order_id: str
+    order_link_id: str
+    symbol: str = attrs.field(validator=_SYMBOL)
+    side: Side
+    price: Decimal = attrs.field(validator=_positive_decimal)
+    qty: Decimal = attrs.field(validator=_positive_decimal)
+    fee: Decimal = attrs.field(validator=_decimal)
+    is_maker: bool
+    exec_time_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class ClosedPnl:
+    """One closing order's realised result (a row of Bybit's closed-PnL records).
+
+    ``closed_pnl`` is net: the opening and closing trading fees (and funding settled on
+    the position) are already subtracted, so a daily loss limit adds these up. ``side``
+    is the side of the closing order (Sell closes a long).
+    """
+
+    symbol: str = attrs.field(validator=_SYMBOL)
+    order_id: str
+    side: Side
+    qty: Decimal = attrs.field(validator=_non_negative_decimal)
+    closed_size: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_entry_price: Decimal = attrs.field(validator=_non_negative_decimal)
+    avg_exit_price: Decimal = attrs.field(validator=_non_negative_decimal)
+    closed_pnl: Decimal = attrs.field(validator=_decimal)
+    #: "Trade", "BustTrade" (liquidation), "Settle", "AdlTrade"...
+    exec_type: str
+    created_ms: int
+    updated_ms: int
