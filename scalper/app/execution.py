@@ -173,11 +173,14 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
     if update is None:
         return OrderFailed(order_link_id=link_id, reason=why)
     if update.status is OrderStatus.FILLED and update.avg_price is not None:
+        # the exchange's order id: the engine matches the order's closed-PnL row by it
+        # (without it a close was booked provisionally for good and its row again)
         return OrderFilled(
             order_link_id=link_id,
             filled_qty=update.cum_exec_qty,
             avg_price=update.avg_price,
             fee=update.cum_fee,
+            order_id=update.order_id,
         )
     reason = f"{why}: {update.status.value}"
     if update.reject_reason and update.reject_reason != "EC_NoError":
@@ -189,6 +192,7 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
         filled_qty=update.cum_exec_qty,
         avg_price=avg,
         fee=update.cum_fee,
+        order_id=update.order_id,
     )
 
 
@@ -388,6 +392,7 @@ async def execute_order(
                     filled_qty=update.cum_exec_qty,
                     avg_price=update.avg_price,
                     fee=update.cum_fee,
+                    order_id=update.order_id,
                 )
             )
 

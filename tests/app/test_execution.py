@@ -68,8 +68,12 @@ async def test_market_order_reported_filled_only_once_status_is_filled(
     api.default = Script(fill_after_s=1.2, price=Decimal("101"))
     start = trio.current_time()
     event, _ = await _run(api, _intent())
+    # the exchange's order id rides along: the engine matches the closed-PnL row by it
     assert event == OrderFilled(
-        order_link_id="scalp-t-1", filled_qty=Decimal("2"), avg_price=Decimal("101")
+        order_link_id="scalp-t-1",
+        filled_qty=Decimal("2"),
+        avg_price=Decimal("101"),
+        order_id="id-scalp-t-1",
     )
     # polled at 0.5, 1.0 (New) and 1.5 (Filled): not before the status said Filled
     assert api.polls == 3
@@ -98,10 +102,14 @@ async def test_partial_fill_before_timeout_is_reported_as_real(
     event, reported = await _run(api, _intent(post_only=True))
     assert reported == [
         OrderPartiallyFilled(
-            order_link_id="scalp-t-1", filled_qty=Decimal("0.5"), avg_price=Decimal("99.5")
+            order_link_id="scalp-t-1",
+            filled_qty=Decimal("0.5"),
+            avg_price=Decimal("99.5"),
+            order_id="id-scalp-t-1",
         )
     ]
     assert isinstance(event, OrderFailed)
+    assert event.order_id == "id-scalp-t-1"
     assert event.filled_qty == Decimal("0.5")
     assert event.avg_price == Decimal("99.5")
 

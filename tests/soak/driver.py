@@ -61,6 +61,7 @@ from typing import Any
 import attrs
 import httpx
 import trio
+from loguru import logger
 
 from scalper.bybit.rest import BybitRest, Credentials
 
@@ -141,7 +142,11 @@ async def _closed_pnl(url: str) -> list[tuple[str, Decimal]]:
 
 def closed_pnl(url: str) -> list[tuple[str, Decimal]]:
     """(orderId, closedPnl) of today's closed-PnL rows, read as the bot reads them."""
-    return trio.run(_closed_pnl, url)
+    logger.disable("scalper")  # the client's clock-sync lines are not the soak's output
+    try:
+        return trio.run(_closed_pnl, url)
+    finally:
+        logger.enable("scalper")
 
 
 @attrs.define
@@ -546,7 +551,7 @@ class Soak:
         return None
 
     def inject(self, kind: str) -> None:
-        t = time.monotonic()
+        t: float | None = time.monotonic()
         if kind in SIM_KINDS:
             fault = self.sim_fault(kind)
             assert fault is not None
@@ -556,13 +561,13 @@ class Soak:
             self.wait(self.rng.uniform(0.5, 3))
             self.restart()
         elif kind == "stop_trigger":
-            if not self.stop_trigger():
-                return
+            t = self.stop_trigger()
         elif kind == "journal_lock":
             self.journal_lock()
         elif kind == "symbol_switch":
-            if not self.symbol_switch():
-                return
+            t = self.symbol_switch()
+        if t is None:
+            return  # the bot never held a position to do it to: not injected
         self.report.faults[kind] += 1
         self.pending_recovery.append((kind, t))
 
@@ -577,10 +582,12 @@ class Soak:
         )
         return self.our_position() if ok else None
 
-    def stop_trigger(self) -> bool:
+    def stop_trigger(self) -> float | None:
+        """The time of the kill, None when the bot held nothing to do it to."""
         held = self.wait_holding(60)
         if held is None or self.bot is None:
-            return False
+            return None
+        t = time.monotonic()
         self.kill9()
         pct = -25.0 if held["side"] == "Buy" else 25.0
         self.ex.inject({"kind": "price_jump", "symbol": held["symbol"], "pct": pct})
@@ -610,7 +617,7 @@ class Soak:
             self.report.violation("the halted bot did not stop within 30 s of SIGINT")
             self.kill9()
         self.restart(reset_halt=True)
-        return True
+        return t
 
     def journal_lock(self) -> None:
         """Hold SQLite's exclusive lock on the journal for 12 s (another process would)."""
@@ -650,19 +657,31 @@ class Soak:
         else:
             life.planned_exit = None
 
-    def symbol_switch(self) -> bool:
+    def symbol_switch(self) -> float | None:
+        """While holding, make another symbol the scanner's best by far (the tradable one
+        of the largest turnover jumps 40 %); the bot must close, then follow it.
+        The time of the jump, None when the bot held nothing."""
         held = self.wait_holding(60)
         if held is None:
-            return False
-        others = [s for s in self.symbols if s != held["symbol"] and not s.startswith(("BTC", "ETH"))]
-        target = self.rng.choice(others)
+            return None
+        rows = httpx.get(
+            f"{self.ex.url}/v5/market/tickers", params={"category": "linear"}, timeout=10
+        ).json()["result"]["list"]
+        others = [
+            r for r in rows
+            if r["symbol"] != held["symbol"] and not r["symbol"].startswith(("BTC", "ETH"))
+        ]  # fmt: skip
+        target = max(others, key=lambda r: float(r["turnover24h"]))["symbol"]
+        t = time.monotonic()
         self.ex.inject({"kind": "price_jump", "symbol": target, "pct": 40.0})
-        switched = self.wait_for(lambda: self.current_symbol() == target, 60)
+        switched = self.wait_for(lambda: self.current_symbol() not in (held["symbol"], None), 60)
         if not switched:
-            self.report.violation(f"no switch to {target} after its 40 % jump while holding {held['symbol']}")
+            self.report.violation(
+                f"no switch after a 40 % jump of {target} while holding {held['symbol']}"
+            )
         else:
             self.report.switches += 1
-        return True
+        return t
 
     # ------------------------------------------------------------------- run
     def schedule(self) -> list[str]:
@@ -702,8 +721,10 @@ class Soak:
             self.wait(5)
             self.finish()
         finally:
-            for life in self.lifetimes:
+            for i, life in enumerate(self.lifetimes):
                 life.proc.stop()
+                life.proc.drain()
+                (self.workdir / f"bot-{i}.log").write_text("\n".join(life.proc.lines) + "\n")
             self.ex.stop()
         return self.report
 
@@ -751,7 +772,16 @@ class Soak:
             self.report.violation(f"RSS last fifth {b:.0f} kB vs second fifth {a:.0f} kB")
 
 
-def run_soak(seconds: float, seed: int, kinds: tuple[str, ...] = SIM_KINDS + PROCESS_KINDS) -> Report:
+def run_soak(
+    seconds: float, seed: int, kinds: tuple[str, ...] = SIM_KINDS + PROCESS_KINDS
+) -> Report:
+    """One soak in a fresh directory; with ``SOAK_KEEP=DIR`` the journal and every bot
+    lifetime's output (``bot-N.log``) are kept there."""
+    keep = os.environ.get("SOAK_KEEP")
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        return Soak(seconds, seed, path, kinds=kinds).run()
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         return Soak(seconds, seed, Path(tmp), kinds=kinds).run()
 
