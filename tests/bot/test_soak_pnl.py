@@ -38,21 +38,22 @@ async def test_the_days_net_equals_the_exchanges_closed_pnl_rows(
     tmp_path: Path, logs: LogCapture
 ) -> None:
     settings = bot_settings(tmp_path, **QUICK)
-    async with sim_exchange(seed=3) as sim:
-        async with running_bot(sim, settings) as (bot, _):
-            rows = sim.exchange.accounts["sim-key"].closed_pnl
-            await wait_for(lambda: len(rows) >= 2, 90)
-            # between trades (flat, nothing working), once every row is booked
-            await wait_engine(
-                bot,
-                lambda e: e.state is EngineState.IDLE
+    async with sim_exchange(seed=3) as sim, running_bot(sim, settings) as (bot, _):
+        rows = sim.exchange.accounts["sim-key"].closed_pnl
+        await wait_for(lambda: len(rows) >= 2, 90)
+        # between trades (flat, nothing working), once every row is booked
+        await wait_engine(
+            bot,
+            lambda e: (
+                e.state is EngineState.IDLE
                 and e.position is None
-                and len(e.risk.book.booked_order_ids) >= len(rows),
-                60,
-            )
-            engine_net = bot.engine.risk.book.realised_net
-            sim_net = _sim_net(sim)
-            booked = [m for m in logs.messages() if m.startswith("closed PnL ")]
+                and len(e.risk.book.booked_order_ids) >= len(rows)
+            ),
+            60,
+        )
+        engine_net = bot.engine.risk.book.realised_net
+        sim_net = _sim_net(sim)
+        booked = [m for m in logs.messages() if m.startswith("closed PnL ")]
     assert abs(engine_net - sim_net) <= Decimal("0.01"), (engine_net, sim_net, booked)
     # our own closes are recognised as ours: their rows replace the provisional result
     assert booked and not [m for m in booked if ", foreign)" in m], booked

@@ -108,7 +108,9 @@ def test_the_generators_reach_both_outcomes() -> None:
             path = Path(tmp) / "local.toml"
             path.write_text(text)
             try:
-                load_settings(config_path=str(path), env={k: v.replace("\x00", "") for k, v in env.items()})
+                load_settings(
+                    config_path=str(path), env={k: v.replace("\x00", "") for k, v in env.items()}
+                )
                 outcomes.add(True)
             except SettingsError:
                 outcomes.add(False)

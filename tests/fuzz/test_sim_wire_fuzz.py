@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -49,7 +48,7 @@ DEEP = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthC
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
     | st.sampled_from(WORDS),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),  # noqa: E501
     max_leaves=6,
 )  # fmt: skip
 params = st.dictionaries(
@@ -67,7 +66,8 @@ class _Served:
         async with open_sim(SimConfig(seed=5, rate=200)) as sim:
             self.url = sim.rest_url
             self.ready.set()
-            while not self.stop.is_set():
+            # the stop comes from another thread (a threading.Event): polled
+            while not self.stop.is_set():  # noqa: ASYNC110
                 await trio.sleep(0.05)
 
 
@@ -133,19 +133,14 @@ def requests(draw: st.DrawFn) -> tuple[str, str, bytes, dict[str, str]]:
     how = draw(st.sampled_from(["signed", "signed", "none", "bad"]))
     if method == "GET":
         if draw(st.booleans()):
-            query = "&".join(
-                f"{quote(str(k))}={quote(str(v))}" for k, v in draw(params).items()
-            )
+            query = "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in draw(params).items())
         else:
             query = draw(st.text(max_size=40))
         payload = query
         body = b""
         target = f"{path}?{query}"
     else:
-        if draw(st.booleans()):
-            payload = json.dumps(draw(params))
-        else:
-            payload = draw(st.text(max_size=60))
+        payload = json.dumps(draw(params)) if draw(st.booleans()) else draw(st.text(max_size=60))
         body = payload.encode("utf-8", "surrogatepass")
         target = path
     headers = _signed(payload, how)
@@ -189,8 +184,10 @@ def _ws_round(url: str, sent: list[str]) -> None:
         while time.monotonic() < deadline:
             reply = json.loads(ws.recv())
             assert reply.get("ret_msg") != "error:internal error", reply
-            if reply.get("req_id") == "fuzz-end" or reply.get("op") in ("pong", "ping") and (
+            if (
                 reply.get("req_id") == "fuzz-end"
+                or (reply.get("op") in ("pong", "ping")
+                and (reply.get("req_id") == "fuzz-end"))
             ):
                 return
         raise AssertionError("no pong after the fuzzed frames")

@@ -43,6 +43,7 @@ Run: ``python -m tests.soak.driver --seconds 600 [--seed N]`` or through pytest
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -163,10 +164,8 @@ class Exchange:
     def stop(self) -> None:
         if self.proc.popen.poll() is None:
             self.proc.popen.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(Exception):
                 self.proc.popen.wait(timeout=10)
-            except Exception:  # noqa: BLE001 - then it is killed
-                pass
         self.proc.stop()
 
     def state(self) -> dict[str, Any]:
@@ -522,7 +521,11 @@ class Soak:
         if kind == "ws_silence":
             return {"kind": kind, **rng.choice([{"count": 3}, {"seconds": 4}])}
         if kind == "malformed_ws":
-            return {"kind": kind, "count": rng.randint(1, 5), "variant": rng.choice(["json", "types"])}
+            return {
+                "kind": kind,
+                "count": rng.randint(1, 5),
+                "variant": rng.choice(["json", "types"]),
+            }
         if kind == "out_of_order_ws":
             return {"kind": kind, "count": 1}
         if kind == "latency":
@@ -532,10 +535,14 @@ class Soak:
         if kind == "http_status":
             return {"kind": kind, "status": rng.choice([500, 502, 503]), "count": rng.randint(1, 3)}
         if kind == "timeout":
-            return {"kind": kind, "count": 1, "path": rng.choice(["/v5/order/create", "/v5/order/realtime"])}
+            return {
+                "kind": kind,
+                "count": 1,
+                "path": rng.choice(["/v5/order/create", "/v5/order/realtime"]),
+            }
         if kind == "ret_code":
             code, msg = rng.choice(
-                [(10006, "Too many visits!"), (10002, "invalid request, please check your server timestamp"),
+                [(10006, "Too many visits!"), (10002, "invalid request, please check your server timestamp"),  # noqa: E501
                  (110007, "ab not enough for new order"), (10016, "Internal system error.")]
             )  # fmt: skip
             return {"kind": kind, "code": code, "msg": msg, "count": rng.randint(1, 2),
@@ -574,10 +581,12 @@ class Soak:
     def wait_holding(self, timeout: float) -> dict[str, Any] | None:
         """Wait until the bot holds a protected position (bounded); the position row."""
         ok = self.wait_for(
-            lambda: (p := self.our_position()) is not None
-            and bool(p.get("stopLoss"))
-            and self.last_status is not None
-            and self.last_status.get("position") is not None,
+            lambda: (
+                (p := self.our_position()) is not None
+                and bool(p.get("stopLoss"))
+                and self.last_status is not None
+                and self.last_status.get("position") is not None
+            ),
             timeout,
         )
         return self.our_position() if ok else None
@@ -589,35 +598,48 @@ class Soak:
             return None
         t = time.monotonic()
         self.kill9()
-        pct = -25.0 if held["side"] == "Buy" else 25.0
+        pct = -40.0 if held["side"] == "Buy" else 40.0
         self.ex.inject({"kind": "price_jump", "symbol": held["symbol"], "pct": pct})
         fired = self.wait_for(lambda: self.our_position() is None, 20)
         if not fired:
             self.report.violation(f"the exchange stop of {held} did not fire on a {pct} % jump")
         self.report.stop_closes += 1
         self.restart()
-        # the bot books the loss the exchange stop made and halts (limit 20 USD)
+        # the restarted bot books the loss the exchange stop made; when the day's rows
+        # (since the last --reset-halt) reach the limit it must halt, with its PnL equal
+        day = sum(
+            (pnl for oid, pnl in closed_pnl(self.ex.url) if oid not in self.pnl_baseline),
+            Decimal(0),
+        )
+        if day > -Decimal(BOT_ENV["SCALPER_RISK__MAX_DAILY_LOSS_USD"]):
+            return t  # the loss did not reach the limit: no halt is due
         halted = self.wait_for(
-            lambda: self.last_status is not None and bool(self.last_status.get("halted"))
-            and self.halt_checked,
+            lambda: (
+                self.last_status is not None
+                and bool(self.last_status.get("halted"))
+                and self.halt_checked
+            ),
             60,
         )
         if not halted:
             self.report.violation(
                 f"no halt with its PnL checked after a {pct} % jump through the stop "
-                f"(status {self.last_status and self.last_status.get('state')})"
+                f"(day's rows {day}; status {self.last_status and self.last_status.get('state')})"
             )
-        # lift the latch as an operator would, so the soak trades on
+        self.reset_halt()
+        return t
+
+    def reset_halt(self) -> None:
+        """Lift the latch as an operator would (stop, restart with ``--reset-halt``)."""
         assert self.bot is not None
         self.bot.planned_exit = "reset-halt"
         self.bot.proc.popen.send_signal(signal.SIGINT)
         try:
             self.bot.proc.popen.wait(timeout=30)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.report.violation("the halted bot did not stop within 30 s of SIGINT")
             self.kill9()
         self.restart(reset_halt=True)
-        return t
 
     def journal_lock(self) -> None:
         """Hold SQLite's exclusive lock on the journal for 12 s (another process would)."""
@@ -710,6 +732,9 @@ class Soak:
                 if not queue:
                     queue = self.schedule()
                 kind = queue.pop(0)
+                status = self.last_status or {}
+                if status.get("halted") and self.halt_checked and self.elapsed() < process_cutoff:
+                    self.reset_halt()  # a halt of its own trading: checked, lifted
                 if kind in PROCESS_KINDS and self.elapsed() > process_cutoff:
                     if not sim_only:
                         self.wait(1)
@@ -738,7 +763,7 @@ class Soak:
         life.proc.popen.send_signal(signal.SIGINT)
         try:
             self.report.exit_code = life.proc.popen.wait(timeout=60)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.report.violation("the bot did not stop within 60 s of SIGINT")
         self.check_output()
         if self.report.exit_code != 0:

@@ -114,14 +114,18 @@ def run_load(workdir: Path) -> dict[str, Any]:
         "unreported": sorted(set(placed) - set(ended)),
         "ioc_confirm_s": ioc,
         "ack_s": acks,
-        "channel_full": [line for line in bot.lines if "channel full" in line and "market-data" not in line],
+        "channel_full": [
+            line for line in bot.lines if "channel full" in line and "market-data" not in line
+        ],
         "tracebacks": [line for line in bot.lines if "Traceback" in line],
         "exit_code": code,
     }
 
 
 def _q(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values or [0])[0]
+    return (
+        statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values or [0])[0]
+    )
 
 
 def format_load(r: dict[str, Any]) -> str:
@@ -137,13 +141,13 @@ def format_load(r: dict[str, Any]) -> str:
 
     return "\n".join([
         f"load: sim --rate {r['rate_setting']} on {SYMBOL} for {r['seconds']:.0f} s",
-        f"  received by the bot: {r['received_per_s']:,.0f} msgs/s (lowest 1-s: {r['min_1s_rate']:,.0f})",
+        f"  received by the bot: {r['received_per_s']:,.0f} msgs/s (lowest 1-s: {r['min_1s_rate']:,.0f})",  # noqa: E501
         f"  market data dropped: {r['dropped']}  parse errors: {r['parse_errors']}",
-        f"  CPU share: bot {r['bot_cpu'] * 100:.0f} %, exchange {r['exchange_cpu'] * 100:.0f} % (of one core)",
-        f"  orders placed under load: {r['orders_in_load']}; outcome not journaled: {len(r['unreported'])}",
+        f"  CPU share: bot {r['bot_cpu'] * 100:.0f} %, exchange {r['exchange_cpu'] * 100:.0f} % (of one core)",  # noqa: E501
+        f"  orders placed under load: {r['orders_in_load']}; outcome not journaled: {len(r['unreported'])}",  # noqa: E501
         f"  place -> confirmed (Market IOC, order to order_end): {lat(ioc)}",
         f"  place -> REST acknowledged (every order): {lat(ack)}",
-        f"  control channel full lines: {len(r['channel_full'])}; tracebacks: {len(r['tracebacks'])}; "
+        f"  control channel full lines: {len(r['channel_full'])}; tracebacks: {len(r['tracebacks'])}; "  # noqa: E501
         f"exit {r['exit_code']}",
     ])  # fmt: skip
 

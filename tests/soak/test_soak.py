@@ -23,7 +23,7 @@ def _check(report_text: str, violations: list[str]) -> None:
 
 
 def test_soak_60_s_with_faults_and_a_kill_9() -> None:
-    report = run_soak(60, seed=int(os.environ.get("SOAK_SEED", 7)), kinds=SIM_KINDS + ("kill9",))
+    report = run_soak(60, seed=int(os.environ.get("SOAK_SEED", 7)), kinds=(*SIM_KINDS, "kill9"))
     _check(report.table(), report.violations)
     assert report.restarts >= 1  # the kill -9 came first in the schedule
     assert sum(report.faults.values()) >= 5
