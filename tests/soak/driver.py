@@ -681,7 +681,7 @@ class Soak:
 
     def symbol_switch(self) -> float | None:
         """While holding, make another symbol the scanner's best by far (the tradable one
-        of the largest turnover jumps 40 %); the bot must close, then follow it.
+        of the largest turnover jumps 40-95 %); the bot must close, then follow it.
         The time of the jump, None when the bot held nothing."""
         held = self.wait_holding(60)
         if held is None:
@@ -693,13 +693,19 @@ class Soak:
             r for r in rows
             if r["symbol"] != held["symbol"] and not r["symbol"].startswith(("BTC", "ETH"))
         ]  # fmt: skip
-        target = max(others, key=lambda r: float(r["turnover24h"]))["symbol"]
+        # earlier jumps stay in the 24 h change: jump far enough to beat the best score
+        # (turnover x |24 h change|) by 1.5x, the scanner's switch ratio being 1.2x
+        best = max(float(r["turnover24h"]) * abs(float(r["price24hPcnt"])) for r in rows)
+        row = max(others, key=lambda r: float(r["turnover24h"]))
+        target, turnover = row["symbol"], float(row["turnover24h"])
+        need = (1.5 * best / max(turnover, 1.0) - abs(float(row["price24hPcnt"]))) * 100 + 5
+        pct = round(min(95.0, max(40.0, need)), 1)
         t = time.monotonic()
-        self.ex.inject({"kind": "price_jump", "symbol": target, "pct": 40.0})
+        self.ex.inject({"kind": "price_jump", "symbol": target, "pct": pct})
         switched = self.wait_for(lambda: self.current_symbol() not in (held["symbol"], None), 60)
         if not switched:
             self.report.violation(
-                f"no switch after a 40 % jump of {target} while holding {held['symbol']}"
+                f"no switch after a {pct} % jump of {target} while holding {held['symbol']}"
             )
         else:
             self.report.switches += 1

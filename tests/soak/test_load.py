@@ -32,7 +32,7 @@ from scalper.app.journal import read_records
 
 from .driver import Exchange, cpu_ticks, free_port, start_bot
 
-RATE = int(os.environ.get("LOAD_RATE", 7000))
+RATE = int(os.environ.get("LOAD_RATE", 20000))
 SECONDS = float(os.environ.get("LOAD_SECONDS", 60))
 SYMBOL = "SOLUSDT"
 _PLACED = re.compile(r"^(\S+ \S+) INFO\s+order placed: .*order_link_id=(\S+)")
@@ -55,7 +55,10 @@ def run_load(workdir: Path) -> dict[str, Any]:
     ex = Exchange.start(11, "--symbols", SYMBOL, "--rate", str(RATE))
     port = free_port()
     journal = workdir / "journal.sqlite3"
-    bot = start_bot(ex.url, journal, port, {"SCALPER_LOG__LEVEL": "INFO"})
+    # thousands of trades a second: the momentum window spans ~2 s of tape, as the
+    # soak's 30 trades do at the default rate, so the bot trades under the load
+    env = {"SCALPER_STRATEGY__WINDOW": "3000", "SCALPER_STRATEGY__MIN_TICKS": "1000"}
+    bot = start_bot(ex.url, journal, port, env)
     try:
         deadline = time.monotonic() + 60
         while (s := _status(port)) is None or not s.get("book_valid"):
@@ -119,6 +122,7 @@ def run_load(workdir: Path) -> dict[str, Any]:
         ],
         "tracebacks": [line for line in bot.lines if "Traceback" in line],
         "exit_code": code,
+        "lines": bot.lines,
     }
 
 
