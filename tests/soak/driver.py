@@ -106,6 +106,13 @@ SIM_KINDS = (
 PROCESS_KINDS = ("kill9", "stop_trigger", "journal_lock", "symbol_switch")
 
 
+def _jump_needed(row: dict[str, Any], rival: float) -> float:
+    """The price jump (%) after which ``row``'s scanner score (turnover x |24 h change|)
+    is 1.5x ``rival``'s, with a margin."""
+    pcnt = float(row["price24hPcnt"])
+    return (1.5 * rival / max(float(row["turnover24h"]), 1.0) - pcnt) * 100 + 5
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -681,31 +688,43 @@ class Soak:
 
     def symbol_switch(self) -> float | None:
         """While holding, make another symbol the scanner's best by far (the tradable one
-        of the largest turnover jumps 40-95 %); the bot must close, then follow it.
+        needing the least jumps, 40-95 % at a time); the bot must close, then follow it.
         The time of the jump, None when the bot held nothing."""
         held = self.wait_holding(60)
         if held is None:
             return None
-        rows = httpx.get(
-            f"{self.ex.url}/v5/market/tickers", params={"category": "linear"}, timeout=10
-        ).json()["result"]["list"]
-        others = [
-            r for r in rows
-            if r["symbol"] != held["symbol"] and not r["symbol"].startswith(("BTC", "ETH"))
-        ]  # fmt: skip
-        # earlier jumps stay in the 24 h change: jump far enough to beat the best score
-        # (turnover x |24 h change|) by 1.5x, the scanner's switch ratio being 1.2x
-        best = max(float(r["turnover24h"]) * abs(float(r["price24hPcnt"])) for r in rows)
-        row = max(others, key=lambda r: float(r["turnover24h"]))
-        target, turnover = row["symbol"], float(row["turnover24h"])
-        need = (1.5 * best / max(turnover, 1.0) - abs(float(row["price24hPcnt"]))) * 100 + 5
-        pct = round(min(95.0, max(40.0, need)), 1)
+        # earlier jumps stay in the 24 h change: jump the tradable symbol that needs the
+        # least until it beats the best score (turnover x |24 h change|) by 1.5x (the
+        # scanner's switch ratio is 1.2x); jumps compound, so a few 95 % ones always do
         t = time.monotonic()
-        self.ex.inject({"kind": "price_jump", "symbol": target, "pct": pct})
+        target, pct = "", 0.0
+        for _ in range(4):
+            rows = httpx.get(
+                f"{self.ex.url}/v5/market/tickers", params={"category": "linear"}, timeout=10
+            ).json()["result"]["list"]
+            score = {
+                r["symbol"]: float(r["turnover24h"]) * abs(float(r["price24hPcnt"])) for r in rows
+            }
+            others = [
+                r for r in rows
+                if r["symbol"] != held["symbol"] and not r["symbol"].startswith(("BTC", "ETH"))
+            ]  # fmt: skip
+            if target:
+                rival = max(v for k, v in score.items() if k != target)
+                if score[target] >= 1.5 * rival:
+                    break
+                row = next(r for r in others if r["symbol"] == target)
+            else:
+                rival = max(score.values())
+                row = min(others, key=lambda r: _jump_needed(r, rival))
+            target = row["symbol"]
+            pct = round(min(95.0, max(40.0, _jump_needed(row, rival))), 1)
+            self.ex.inject({"kind": "price_jump", "symbol": target, "pct": pct})
+            time.sleep(0.3)
         switched = self.wait_for(lambda: self.current_symbol() not in (held["symbol"], None), 60)
         if not switched:
             self.report.violation(
-                f"no switch after a {pct} % jump of {target} while holding {held['symbol']}"
+                f"no switch after jumps of {target} (last {pct} %) while holding {held['symbol']}"
             )
         else:
             self.report.switches += 1
