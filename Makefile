@@ -36,9 +36,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/scalper bench $(ARGS)
 
-## Long runs kept out of `make test`.
+## Long runs kept out of `make test`: the chaos soak (SOAK_SECONDS, default 600), the load
+## run, deep fuzzing, and the other slow tests; -s prints the soak table and load numbers.
+SOAK_SECONDS ?= 600
 soak: $(STAMP)
-	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=explore SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -m slow -s $(PYTEST_ARGS)
 
 exchange: $(STAMP)
 	$(BIN)/scalper exchange $(ARGS)

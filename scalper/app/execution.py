@@ -173,6 +173,8 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
     if update is None:
         return OrderFailed(order_link_id=link_id, reason=why)
     if update.status is OrderStatus.FILLED and update.avg_price is not None:
+        # the exchange's order id: the engine matches the order's closed-PnL row by it
+        # (without it a close was booked provisionally for good and its row again)
         return OrderFilled(
             order_link_id=link_id,
             filled_qty=update.cum_exec_qty,
