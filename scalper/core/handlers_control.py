@@ -269,12 +269,7 @@ class ControlHandlers(EngineCore):
                 "closing the position now"
             )
         )
-        if working is not None and working.purpose == "entry":
-            # the rest of the entry must not fill; the position closes once it has ended
-            out.append(working.cancel())
-        elif working is None:
-            self._exit.rearm()
-            self._check_exits(now_ms, out)
+        self._close_now(now_ms, out)
 
     # ------------------------------------------------------------ operator controls
     #
@@ -324,12 +319,7 @@ class ControlHandlers(EngineCore):
             return
         self._operator.flatten_by = event.origin
         out.append(Log(level="warning", message=f"flatten by {event.origin}: closing; paused"))
-        if working is not None and working.purpose == "entry":
-            # its outcome comes back; a partial fill opens a position that is then closed
-            out.append(working.cancel())
-        elif working is None:
-            self._exit.rearm()
-            self._check_exits(now_ms, out)
+        self._close_now(now_ms, out)
 
     # ------------------------------------------------------------ closed PnL
 

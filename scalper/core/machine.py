@@ -358,6 +358,20 @@ class EngineCore:
             return
         self._place_close(self._exit.reason, now_ms, out)
 
+    def _close_now(self, now_ms: int, out: list[Command]) -> None:
+        """Leave the position at once (a refused stop, a flatten).
+
+        An entry still working is cancelled first: its outcome comes back as an event,
+        and a partial fill is a position that the exit rule then closes. With no order
+        working the exit is decided now, past any retry wait.
+        """
+        working = self._working
+        if working is not None and working.purpose == "entry":
+            out.append(working.cancel())
+        elif working is None:
+            self._exit.rearm()
+            self._check_exits(now_ms, out)
+
     def _place_close(self, reason: str, now_ms: int, out: list[Command]) -> None:
         position = self._position
         instrument = self._instrument
