@@ -481,7 +481,7 @@ async def protect_position(
             except BybitError as exc:
                 log.warning("exchange stop not set: {}", exc)
                 return None
-            log.info("exchange stop set: {} by {}", command.stop_loss, command.trigger_by.value)
+            log.debug("exchange stop set: {} by {}", command.stop_loss, command.trigger_by.value)
             return ProtectionSet(symbol=command.symbol, stop_loss=command.stop_loss)
     log.error("exchange stop {} not set after {} attempts", command.stop_loss, attempt)
     return None
