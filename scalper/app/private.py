@@ -21,7 +21,7 @@ from ..bybit.rest import Credentials, wall_clock_ms
 from ..bybit.streams import PRIVATE_TOPICS, PrivateStream
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
 from ..core.model import Fill, OrderUpdate
-from .execution import OrderWatch
+from .order_tracking import OrderWatch
 from .metrics import Metrics
 
 __all__ = ["run_private"]

@@ -22,7 +22,7 @@ from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..bybit.rest import BybitRest
 from ..core.model import Halt
 from ..core.strategy import Engine, is_own_order_link_id
-from .execution import InFlight
+from .order_tracking import InFlight
 from .journal import Journal, JournalFailed, JournalRecord, run_journal
 from .strategy import StrategyRunner
 

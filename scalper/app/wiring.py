@@ -24,7 +24,8 @@ from ..core.pnl import Fill, Ledger, RoundTrip
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine
 from .control import send_control
-from .execution import ExecutionConfig, InFlight, OrderWatch
+from .confirm import ExecutionConfig
+from .order_tracking import InFlight, OrderWatch
 from .feed import MarketFeed
 from .frontends import Frontends
 from .journal import Journal
