@@ -17,8 +17,9 @@ from loguru import logger
 
 from ..config import Settings
 from .prom import HttpProbe, build_registry
-from .remote import Control, restore_paused, run_watch
+from .remote import Control, restore_paused
 from .telegram import Telegram
+from .watcher import run_watch
 from .web import serve_http
 
 __all__ = ["STOP_FLUSH_S", "Frontends"]

@@ -21,8 +21,8 @@ from ..bybit.rest import Credentials, wall_clock_ms
 from ..bybit.streams import PRIVATE_TOPICS, PrivateStream
 from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
 from ..core.model import Fill, OrderUpdate
-from .order_tracking import OrderWatch
 from .metrics import Metrics
+from .order_tracking import OrderWatch
 
 __all__ = ["run_private"]
 

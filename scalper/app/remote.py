@@ -14,12 +14,9 @@ same way, with their origin (``tty``, ``http``, ``telegram:<chat id>``).
   moment the bot is flat); ``resume`` trades again.
 * ``stop``: a graceful shutdown, exactly as the first Ctrl+C (``ShutdownRequest``).
 
-Notifications (``Notice``) come from ``Notifier``: start, stop (clean or not), entry,
-exit with its net PnL, halt with its cause, every ``ALERT`` log line, a market stream
-silent for more than ``STREAM_DOWN_S``, and a day's loss within 20 % of its limit. The
-watcher task derives them from the engine's state after every event, never inside
-the trading path; consumers read them from bounded drop-oldest queues, so a slow
-consumer (Telegram down) costs nothing but dropped, counted notices.
+Notifications (``Notice``, ``app.notices``) are derived by the watcher task
+(``app.watcher``) from the engine's state after every event, never inside the
+trading path.
 """
 
 from __future__ import annotations
@@ -40,8 +37,10 @@ from ..core.pnl import RoundTrip
 from ..core.strategy import Engine
 from .journal import Journal, read_records
 from .metrics import Metrics
+from .notices import Notice, NoticeQueue, Notifier
 from .shutdown import ShutdownRequest
 from .strategy import StrategyRunner
+from .watcher import LOSS_WARN_FRACTION, STREAM_DOWN_S, run_watch
 
 __all__ = [
     "COMMANDS",
@@ -62,21 +61,8 @@ __all__ = [
 COMMANDS = ("status", "pnl", "pause", "resume", "flatten", "stop")
 #: commands that change something (HTTP: POST with the token)
 ACTIONS = ("pause", "resume", "flatten", "stop")
-#: a market stream silent this long is reported
-STREAM_DOWN_S = 30.0
-#: a day's loss at this fraction of the limit is reported (within 20 %) ...
-LOSS_WARN_FRACTION = Decimal("0.8")
-#: ... once, until it falls back below this fraction
-LOSS_REARM_FRACTION = Decimal("0.7")
-#: the watcher's periodic checks (stream, loss, equity sample)
-WATCH_INTERVAL_S = 1.0
-#: how long an exit waits for its fills' fees before its notice goes out without them
-EXIT_PNL_WAIT_S = 3.0
 #: equity samples kept for the dashboard's sparkline (one per EQUITY_EVERY_S)
 EQUITY_POINTS = 720
-EQUITY_EVERY_S = 5.0
-#: notices kept for the dashboard ("last alerts")
-RECENT_NOTICES = 50
 
 
 class PnlSource(Protocol):
@@ -102,108 +88,6 @@ def day_net_pnl(engine: Engine, now_ms: int) -> Decimal:
 
 
 @attrs.frozen(kw_only=True)
-class Notice:
-    """One notification: what happened (``kind``), in one human line."""
-
-    #: start | stop | entry | exit | halt | alert | stream | loss
-    kind: str
-    text: str
-    ts_ms: int
-
-
-class NoticeQueue:
-    """A bounded queue for one consumer: when full, the oldest notice is dropped."""
-
-    def __init__(self, maxlen: int) -> None:
-        if maxlen < 1:
-            raise ValueError("maxlen must be >= 1")
-        self._items: deque[Notice] = deque()
-        self._maxlen = maxlen
-        self._ready = trio.Event()
-        #: notices dropped because the consumer was behind
-        self.dropped = 0
-
-    def put(self, notice: Notice) -> None:
-        """Queue ``notice`` without ever waiting (drop the oldest when full)."""
-        if len(self._items) >= self._maxlen:
-            self._items.popleft()
-            self.dropped += 1
-        self._items.append(notice)
-        self._ready.set()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    async def get_all(self) -> list[Notice]:
-        """Wait for at least one notice; take everything queued (a burst, coalesced)."""
-        while not self._items:
-            await self._ready.wait()
-            self._ready = trio.Event()
-        items = list(self._items)
-        self._items.clear()
-        return items
-
-
-class Notifier:
-    """Fans notices out to the consumers' queues and keeps the latest for the dashboard."""
-
-    def __init__(self, clock_ms: Callable[[], int]) -> None:
-        self._clock_ms = clock_ms
-        self._queues: list[NoticeQueue] = []
-        self.recent: deque[Notice] = deque(maxlen=RECENT_NOTICES)
-        self._sink: int | None = None
-
-    @property
-    def dropped(self) -> int:
-        """Notices dropped by every consumer queue so far."""
-        return sum(queue.dropped for queue in self._queues)
-
-    def subscribe(self, maxlen: int = 100) -> NoticeQueue:
-        """A new consumer queue receiving every notice from now on."""
-        queue = NoticeQueue(maxlen)
-        self._queues.append(queue)
-        return queue
-
-    def publish(self, kind: str, text: str) -> None:
-        """Send a notice to every consumer. Never waits, never raises for a consumer."""
-        notice = Notice(kind=kind, text=text, ts_ms=int(self._clock_ms()))
-        self.recent.append(notice)
-        for queue in self._queues:
-            queue.put(notice)
-
-    def capture_alerts(self) -> None:
-        """From now on, every ``ALERT:`` log line (from any task) becomes a notice.
-
-        A loguru sink, so ALERT lines need no second code path. Lines logged outside
-        the trio thread (a worker thread) are skipped: the queues are not thread-safe.
-        ``release_alerts`` removes the sink.
-        """
-        if self._sink is not None:
-            return
-
-        def sink(message: Any) -> None:
-            text: str = message.record["message"]
-            if not text.startswith("ALERT: "):
-                return
-            try:
-                trio.lowlevel.current_task()
-            except RuntimeError:
-                return
-            body = text[len("ALERT: ") :]
-            if body.startswith("halted: "):
-                return  # the halt notice says it, with its cause
-            self.publish("alert", body)
-
-        self._sink = logger.add(sink, level="WARNING", format="{message}", catch=True)
-
-    def release_alerts(self) -> None:
-        """Stop turning ALERT lines into notices (idempotent)."""
-        if self._sink is not None:
-            logger.remove(self._sink)
-            self._sink = None
-
-
-@attrs.frozen(kw_only=True)
 class Reply:
     """A command's outcome: ``ok`` False means refused; ``text`` is the short answer."""
 
@@ -218,33 +102,25 @@ def _num(value: float | None, places: int = 8) -> float | None:
     return round(value, places)
 
 
+@attrs.define(kw_only=True)
 class Control:
     """The commands, the snapshots and the notices of one running bot."""
 
-    def __init__(
-        self,
-        *,
-        runner: StrategyRunner,
-        shutdown: ShutdownRequest,
-        journal: Journal,
-        metrics: Metrics,
-        pnl: PnlSource,
-        clock_ms: Callable[[], int],
-        mode: str,
-        session_tag: str,
-        notifier: Notifier | None = None,
-    ) -> None:
-        self.runner = runner
-        self.shutdown = shutdown
-        self.journal = journal
-        self.metrics = metrics
-        self.pnl = pnl
-        self.clock_ms = clock_ms
-        self.mode = mode
-        self.session_tag = session_tag
-        self.notifier = notifier or Notifier(clock_ms)
-        #: (ts_ms, session net PnL incl. unrealised) samples for the sparkline
-        self.equity: deque[tuple[int, float]] = deque(maxlen=EQUITY_POINTS)
+    runner: StrategyRunner
+    shutdown: ShutdownRequest
+    journal: Journal
+    metrics: Metrics
+    pnl: PnlSource
+    clock_ms: Callable[[], int]
+    mode: str
+    session_tag: str
+    notifier: Notifier = attrs.field(
+        default=attrs.Factory(lambda self: Notifier(self.clock_ms), takes_self=True)
+    )
+    #: (ts_ms, session net PnL incl. unrealised) samples for the sparkline
+    equity: deque[tuple[int, float]] = attrs.field(
+        init=False, factory=lambda: deque(maxlen=EQUITY_POINTS)
+    )
 
     @property
     def engine(self) -> Engine:
@@ -440,105 +316,3 @@ async def restore_paused(runner: StrategyRunner, journal_path: str) -> bool:
     )
     await runner.feed(Pause(origin="restored"))
     return True
-
-
-# ---------------------------------------------------------------- watcher
-
-
-@attrs.define
-class _Seen:
-    state: EngineState | None = None
-    holding: bool = False
-    net_at_entry: Decimal = Decimal(0)
-    trips_at_exit: int = 0
-    exit_at: float | None = None
-    exit_text: str = ""
-    market_count: int = -1
-    market_since: float = 0.0
-    stream_down: bool = False
-    loss_warned: bool = False
-    equity_at: float = -math.inf
-
-
-async def run_watch(
-    control: Control,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Derive notices from the engine after every event (and every second) until cancelled."""
-    seen = _Seen(state=control.engine.state, holding=control.engine.position is not None)
-    seen.market_since = trio.current_time()
-    task_status.started()
-    runner = control.runner
-
-    def changed(engine: Engine) -> bool:
-        return engine.state is not seen.state or (engine.position is not None) != seen.holding
-
-    while True:
-        with trio.move_on_after(WATCH_INTERVAL_S):
-            await runner.wait_until(changed)
-        _check(control, seen, trio.current_time())
-
-
-def _check(control: Control, seen: _Seen, now_s: float) -> None:
-    """One pass of every notice rule."""
-    engine = control.engine
-    publish = control.notifier.publish
-    position = engine.position
-    symbol = engine.symbol or "-"
-    if position is not None and not seen.holding:
-        seen.holding = True
-        seen.net_at_entry = control.pnl.net
-        seen.exit_at = None
-        entry = position.entry_price if position.entry_price is not None else "?"
-        publish(
-            "entry",
-            f"entry {position.side.value} {position.size} {symbol} @ {entry} "
-            f"(stop {_fmt(engine.stop_price)}, take-profit {_fmt(engine.target_price)})",
-        )
-    elif position is None and seen.holding:
-        seen.holding = False
-        seen.exit_at = now_s
-        seen.trips_at_exit = len(control.pnl.trips())
-        seen.exit_text = f"exit {symbol}"
-    if seen.exit_at is not None:
-        # the close's fill (with its fee) is booked shortly after the engine is flat
-        booked = len(control.pnl.trips()) > seen.trips_at_exit
-        if booked or now_s - seen.exit_at >= EXIT_PNL_WAIT_S:
-            net = control.pnl.net - seen.net_at_entry
-            trips = control.pnl.trips()
-            detail = ""
-            if booked and trips:
-                trip = trips[-1]
-                detail = f" {trip.side} {trip.qty} {trip.entry} -> {trip.exit}"
-            publish("exit", f"{seen.exit_text}{detail}: net pnl {net:.4f}")
-            seen.exit_at = None
-    if engine.state is not seen.state:
-        if engine.state is EngineState.HALTED:
-            publish("halt", f"halted: {engine.halt_reason}")
-        seen.state = engine.state
-    metrics = control.metrics
-    count = metrics.book_updates + metrics.trade_messages
-    if count != seen.market_count:
-        if seen.stream_down:
-            publish("stream", f"market stream back after {now_s - seen.market_since:.0f} s")
-        seen.market_count, seen.market_since, seen.stream_down = count, now_s, False
-    elif engine.symbol and not seen.stream_down and now_s - seen.market_since > STREAM_DOWN_S:
-        seen.stream_down = True
-        publish("stream", f"market stream down: no data for {STREAM_DOWN_S:.0f} s on {symbol}")
-    now_ms = int(control.clock_ms())
-    limit = engine.config.risk.max_daily_loss_usd
-    loss = engine.risk.daily_loss(now_ms, engine.unrealised_pnl())
-    if not seen.loss_warned and loss >= limit * LOSS_WARN_FRACTION:
-        seen.loss_warned = True
-        publish("loss", f"daily loss {loss:.2f} is within 20 % of the limit {limit}")
-    elif seen.loss_warned and loss < limit * LOSS_REARM_FRACTION:
-        seen.loss_warned = False
-    if now_s - seen.equity_at >= EQUITY_EVERY_S:
-        seen.equity_at = now_s
-        value = control.pnl.net + engine.unrealised_pnl()
-        control.equity.append((now_ms, float(value)))
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.10g}"

@@ -22,8 +22,8 @@ from ..bybit.errors import BybitError, OrderAlreadyFinal, OrderNotFound
 from ..bybit.rest import BybitRest
 from ..core.model import Halt
 from ..core.strategy import Engine, is_own_order_link_id
-from .order_tracking import InFlight
 from .journal import Journal, JournalFailed, JournalRecord, run_journal
+from .order_tracking import InFlight
 from .strategy import StrategyRunner
 
 __all__ = [

@@ -31,7 +31,8 @@ import trio
 from loguru import logger
 
 from ..config import TelegramSettings
-from .remote import ACTIONS, Control, NoticeQueue
+from .notices import NoticeQueue
+from .remote import ACTIONS, Control
 
 __all__ = ["MAX_TEXT", "MIN_INTERVAL_S", "Telegram"]
 

@@ -23,13 +23,13 @@ from ..core.model import Event, Instrument, OrderFailed, OrderFilled, OrderInten
 from ..core.pnl import Fill, Ledger, RoundTrip
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine
-from .control import send_control
 from .confirm import ExecutionConfig
-from .order_tracking import InFlight, OrderWatch
+from .control import send_control
 from .feed import MarketFeed
 from .frontends import Frontends
 from .journal import Journal
 from .metrics import Metrics
+from .order_tracking import InFlight, OrderWatch
 from .reconcile import OrderEpoch
 from .scanner import Scanner
 from .sdnotify import Notifier
