@@ -30,7 +30,7 @@ the trading tree) is ``app.stopping``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 
 import attrs
@@ -39,33 +39,21 @@ import trio
 from loguru import logger
 
 from ..bybit.rest import BybitRest, Credentials
-from ..bybit.ws import WsPolicy
 from ..config import Settings, engine_config
-from ..core.model import (
-    Event,
-    Instrument,
-    PositionSnapshot,
-    Resync,
-    RiskState,
-    SymbolSelected,
-)
-from ..core.scanner import ScannerConfig
-from ..core.strategy import Engine, make_session_tag
-from .execution import ExecutionConfig, run_execution
-from .feed import MarketFeed
+from ..core.model import Instrument, Resync, RiskState
+from ..core.strategy import Engine
+from .account import HedgeModeError, adopt_positions, refuse_hedge_mode
+from .execution import run_execution
 from .frontends import Frontends
 from .journal import Journal, run_journal
 from .market_data import run_market_data
 from .metrics import Metrics
 from .private import run_private
 from .prom import HttpProbe
-from .reconcile import LeftoverCloser, run_reconcile, startup_sweep
-from .remote import Control
-from .risk_state import lift_halt, read_risk_state
-from .scanner import Scanner
-from .sdnotify import Notifier
+from .reconcile import LeftoverCloser, run_reconcile
+from .risk_state import read_risk_state
 from .shutdown import ShutdownRequest
-from .status import StatusConsole, StatusFacts, panel_view, run_status
+from .status import panel_view, run_status
 from .stopping import (
     FINAL_SWEEP_TIMEOUT_S,
     JOURNAL_DRAIN_S,
@@ -75,7 +63,7 @@ from .stopping import (
     sweep_our_orders,
 )
 from .strategy import StrategyRunner
-from .wiring import Channels, PnlTracker, Wiring
+from .wiring import BotOptions, Endpoints, PnlTracker, Wiring, wire
 
 __all__ = [
     "FINAL_SWEEP_TIMEOUT_S",
@@ -92,10 +80,6 @@ __all__ = [
 ]
 
 
-class HedgeModeError(Exception):
-    """The account is in hedge mode: the bot trades one-way positions only (exit 2)."""
-
-
 @attrs.frozen(kw_only=True)
 class BotHandle:
     """What a running bot exposes to its caller (tests, the status panel): read-only use."""
@@ -109,15 +93,6 @@ class BotHandle:
     frontends: Frontends | None = None
 
 
-@attrs.frozen(kw_only=True)
-class Endpoints:
-    """Where the exchange is."""
-
-    rest_url: str
-    ws_public_url: str
-    ws_private_url: str
-
-
 def _describe(engine: Engine) -> Callable[[], str]:
     def describe() -> str:
         pos = engine.position
@@ -126,35 +101,6 @@ def _describe(engine: Engine) -> Callable[[], str]:
         return f"{engine.state.value}{paused} {engine.symbol or '-'} {held}"
 
     return describe
-
-
-@attrs.frozen(kw_only=True)
-class BotOptions:
-    """How one run is wired: everything that is not a setting."""
-
-    endpoints: Endpoints
-    api_key: str = attrs.field(repr=False)
-    api_secret: str = attrs.field(repr=False)
-    #: stop gracefully after this long (``--duration``)
-    duration_s: float | None = None
-    console: StatusConsole | None = None
-    #: WebSocket timing (tests use short heartbeats); None: Bybit's recommendations
-    ws_policy: WsPolicy | None = None
-    #: how often the engine's time rules run on a silent market
-    tick_interval_s: float = 0.25
-    http_transport: httpx.AsyncBaseTransport | None = None
-    #: how long one REST request may take before its outcome counts as unknown (tests
-    #: of the simulator's ``timeout`` fault shorten it)
-    http_timeout_s: float = 10.0
-    #: Telegram's transport (tests: a fake Bot API); None: the network
-    telegram_transport: httpx.AsyncBaseTransport | None = None
-    #: ``--reset-halt``: lift a daily-loss halt restored from the journal
-    reset_halt: bool = False
-    #: the journal writer task (tests: one that fails like a full disk)
-    journal_writer: JournalWriter | None = None
-    # systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
-    # None: no notifications
-    notifier: Notifier | None = None
 
 
 async def run_bot(
@@ -187,7 +133,7 @@ async def run_bot(
         await rest.sync_clock()
         instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
         # before anything else (no journal, no sweep): one line and exit 2
-        await _refuse_hedge_mode(rest, instruments)
+        await refuse_hedge_mode(rest, instruments)
         # read before the writer opens the file: the newest latch of an earlier run
         restored = read_risk_state(settings.journal.path)
         prefix = settings.strategy.link_id_prefix
@@ -226,7 +172,7 @@ async def _trade(
     restored: RiskState | None,
     probe: HttpProbe | None = None,
 ) -> bool:
-    wiring = await _wire(
+    wiring = await wire(
         settings,
         options,
         rest=rest,
@@ -285,89 +231,6 @@ async def _trade(
         # a crash or an outside cancel: the notice goes out before the tree ends
         frontends.announce_crash()
         raise
-
-
-async def _wire(
-    settings: Settings,
-    options: BotOptions,
-    *,
-    rest: BybitRest,
-    instruments: dict[str, Instrument],
-    journal: Journal,
-    shutdown: ShutdownRequest,
-    restored: RiskState | None,
-    probe: HttpProbe | None,
-) -> Wiring:
-    """Journal the start, restore (or lift) the halt latch, build every component."""
-    session_tag = make_session_tag(rest.now_ms())
-    prefix = settings.strategy.link_id_prefix
-    await journal.record("start", mode=settings.exchange.mode, session=session_tag)
-    logger.info("session {}: orderLinkIds {}-{}-*", session_tag, prefix, session_tag)
-    if options.reset_halt:
-        restored = await lift_halt(journal, restored, rest.now_ms())
-    elif restored is not None and restored.halted:
-        logger.warning(
-            "ALERT: daily-loss halt restored from the journal ({}): no entries until the "
-            "next UTC day or `scalper run --reset-halt`",
-            restored.halt_reason,
-        )
-    engine = Engine(engine_config(settings, session_tag), restored=restored)
-    channels = Channels.open()
-    metrics = Metrics()
-    facts = StatusFacts(mode=settings.exchange.mode)  # the panel's facts
-    notifier = options.notifier or Notifier(None)  # systemd's notifications
-    pnl = PnlTracker(metrics, facts)
-    runner = StrategyRunner(
-        engine,
-        clock_ms=rest.now_ms,
-        orders=channels.orders_send,
-        subscriptions=channels.subs_send,
-        position_requests=channels.requests_send,
-        journal=journal,
-        metrics=metrics,
-        heartbeat=notifier.watchdog,  # a hung strategy loop stops the pings
-    )
-    # remote control: the control core and its front ends (HTTP server, Telegram)
-    control = Control(
-        runner=runner,
-        shutdown=shutdown,
-        journal=journal,
-        metrics=metrics,
-        pnl=pnl,
-        clock_ms=rest.now_ms,
-        mode=settings.exchange.mode,
-        session_tag=session_tag,
-    )
-    frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
-    await frontends.restore()
-    scanner_config = ScannerConfig(
-        min_turnover=settings.scanner.min_turnover,
-        switch_ratio=settings.scanner.switch_ratio,
-        exclude=settings.scanner.exclude,
-    )
-    return Wiring(
-        settings=settings,
-        rest=rest,
-        instruments=instruments,
-        journal=journal,
-        shutdown=shutdown,
-        session_tag=session_tag,
-        engine=engine,
-        channels=channels,
-        metrics=metrics,
-        facts=facts,
-        notifier=notifier,
-        pnl=pnl,
-        runner=runner,
-        frontends=frontends,
-        execution=ExecutionConfig(
-            poll_interval_s=settings.execution.poll_interval_ms / 1000,
-            confirm_timeout_s=settings.execution.confirm_timeout_s,
-        ),
-        scanner_config=scanner_config,
-        scanner=Scanner(rest, scanner_config, instruments),
-        feed=MarketFeed(metrics),
-    )
 
 
 async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) -> None:
@@ -452,7 +315,7 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
         )
     )
     await w.report(Resync(reason="start-up"))
-    await _adopt_positions(rest, w.prefix, w.scanner, w.scanner_config, w.report)
+    await adopt_positions(rest, w.prefix, w.scanner, w.scanner_config, w.report)
     if w.scanner.current is not None:  # adopted: watched like a traded symbol
         w.runner.traded.add(w.scanner.current)
     await trading.start(
@@ -460,59 +323,9 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
     )
 
 
-async def _refuse_hedge_mode(rest: BybitRest, instruments: dict[str, Instrument]) -> None:
-    """Refuse a hedge-mode account before anything is placed.
-
-    The bot sends one-way orders (``positionIdx`` 0): in hedge mode Bybit rejects them,
-    closes included, forever. Position rows with ``positionIdx`` 1 or 2 give it away:
-    the open ones (one read of all), and a flat symbol's rows (Bybit lists both sides).
-    """
-    rows: list[PositionSnapshot] = list(await rest.open_positions())
-    if instruments:
-        rows.append(await rest.position(next(iter(instruments))))
-    hedged = sorted({p.symbol for p in rows if p.position_idx in (1, 2)})
-    if hedged:
-        raise HedgeModeError(
-            "hedge mode: the account holds two-sided positions "
-            f"(positionIdx 1/2 on {', '.join(hedged)}); switch it to one-way mode "
-            "(Bybit: Derivatives > Position mode) to run this bot"
-        )
-
-
 async def _abort_start_on_shutdown(shutdown: ShutdownRequest, starting: trio.CancelScope) -> None:
     await shutdown.requested.wait()
     starting.cancel()  # a no-op once start-up is over
-
-
-async def _adopt_positions(
-    rest: BybitRest,
-    prefix: str,
-    scanner: Scanner,
-    config: ScannerConfig,
-    report: Callable[[Event], Awaitable[None]],
-) -> None:
-    """Start-up: cancel our stray orders; adopt one open position the bot may trade.
-
-    The engine trades one symbol, so at most one position is adopted, and only on a
-    symbol the scanner could have chosen (an excluded symbol's position, BTC say, is
-    most likely a human's). Any other open position is left alone, loudly.
-    """
-    instruments = scanner.instruments
-    for position in await startup_sweep(rest, prefix):
-        tradeable = position.symbol in instruments and position.symbol not in config.exclude
-        if tradeable and scanner.current is None:
-            scanner.current = position.symbol
-            await report(
-                SymbolSelected(symbol=position.symbol, instrument=instruments[position.symbol])
-            )
-            await report(position)
-            continue
-        why = "excluded from trading" if not tradeable else "another position was adopted"
-        logger.bind(symbol=position.symbol).warning(
-            "ALERT: open position on {} is not managed by this bot ({}): it is left as is",
-            position.symbol,
-            why,
-        )
 
 
 async def _stop_after(shutdown: ShutdownRequest, duration_s: float) -> None:

@@ -1,10 +1,10 @@
 """The trading tree's wiring: its channels and components, built once, named.
 
-``run_bot`` used to build a dozen channel ends, callbacks and components as local
-variables of one long function and hand them to each task positionally; here they are
-two attrs objects, ``Channels`` (every channel of the tree, both ends, sized in one
-place) and ``Wiring`` (the components and the callbacks the tasks report through),
-so each task's start in ``app.bot`` names what it is given.
+``wire`` builds, once per run, two attrs objects: ``Channels`` (every channel of the
+tree, both ends, sized in one place) and ``Wiring`` (the components and the callbacks
+the tasks report through), so each task's start in ``app.bot`` names what it is
+given. ``BotOptions`` is what the caller of a run decides beyond the settings (where
+the exchange is, the keys, the transports tests swap in).
 """
 
 from __future__ import annotations
@@ -13,16 +13,26 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
+import httpx
 import trio
 from loguru import logger
 
 from ..bybit.errors import BybitError
 from ..bybit.rest import BybitRest
-from ..config import Settings
-from ..core.model import Event, Instrument, OrderFailed, OrderFilled, OrderIntent, Resync
+from ..bybit.ws import WsPolicy
+from ..config import Settings, engine_config
+from ..core.model import (
+    Event,
+    Instrument,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    Resync,
+    RiskState,
+)
 from ..core.pnl import Fill, Ledger, RoundTrip
 from ..core.scanner import ScannerConfig
-from ..core.strategy import Engine
+from ..core.strategy import Engine, make_session_tag
 from .confirm import ExecutionConfig
 from .control import send_control
 from .feed import MarketFeed
@@ -30,14 +40,19 @@ from .frontends import Frontends
 from .journal import Journal
 from .metrics import Metrics
 from .order_tracking import InFlight, OrderWatch
+from .prom import HttpProbe
 from .reconcile import OrderEpoch
+from .remote import Control
+from .risk_state import lift_halt
 from .scanner import Scanner
 from .sdnotify import Notifier
 from .shutdown import ShutdownRequest
-from .status import StatusFacts
+from .status import StatusConsole, StatusFacts
+from .stopping import JournalWriter
 from .strategy import OrderCommand, PositionRequest, StrategyRunner
 
-__all__ = ["CONTROL_CHANNEL", "Channels", "PnlTracker", "Wiring"]
+__all__ = ["CONTROL_CHANNEL", "BotOptions", "Channels", "Endpoints", "PnlTracker", "Wiring", "wire"]
+
 
 #: control events (order outcomes, positions, switches); a full one is a bug
 CONTROL_CHANNEL = 256
@@ -83,13 +98,13 @@ class Channels:
         )
 
 
+@attrs.define
 class PnlTracker:
     """Net realised PnL of this run, from the fills (shown by the status panel)."""
 
-    def __init__(self, metrics: Metrics, facts: StatusFacts | None = None) -> None:
-        self._metrics = metrics
-        self._ledger = Ledger()
-        self._facts = facts
+    _metrics: Metrics
+    _facts: StatusFacts | None = None
+    _ledger: Ledger = attrs.field(init=False, factory=Ledger)
 
     def add(self, fill: Fill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
@@ -227,4 +242,125 @@ async def journal_outcome(
         qty=filled,
         price=price,
         fee=fee,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Endpoints:
+    """Where the exchange is."""
+
+    rest_url: str
+    ws_public_url: str
+    ws_private_url: str
+
+
+@attrs.frozen(kw_only=True)
+class BotOptions:
+    """How one run is wired: everything that is not a setting."""
+
+    endpoints: Endpoints
+    api_key: str = attrs.field(repr=False)
+    api_secret: str = attrs.field(repr=False)
+    #: stop gracefully after this long (``--duration``)
+    duration_s: float | None = None
+    console: StatusConsole | None = None
+    #: WebSocket timing (tests use short heartbeats); None: Bybit's recommendations
+    ws_policy: WsPolicy | None = None
+    #: how often the engine's time rules run on a silent market
+    tick_interval_s: float = 0.25
+    http_transport: httpx.AsyncBaseTransport | None = None
+    #: how long one REST request may take before its outcome counts as unknown (tests
+    #: of the simulator's ``timeout`` fault shorten it)
+    http_timeout_s: float = 10.0
+    #: Telegram's transport (tests: a fake Bot API); None: the network
+    telegram_transport: httpx.AsyncBaseTransport | None = None
+    #: ``--reset-halt``: lift a daily-loss halt restored from the journal
+    reset_halt: bool = False
+    #: the journal writer task (tests: one that fails like a full disk)
+    journal_writer: JournalWriter | None = None
+    # systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
+    # None: no notifications
+    notifier: Notifier | None = None
+
+
+async def wire(
+    settings: Settings,
+    options: BotOptions,
+    *,
+    rest: BybitRest,
+    instruments: dict[str, Instrument],
+    journal: Journal,
+    shutdown: ShutdownRequest,
+    restored: RiskState | None,
+    probe: HttpProbe | None,
+) -> Wiring:
+    """Journal the start, restore (or lift) the halt latch, build every component."""
+    session_tag = make_session_tag(rest.now_ms())
+    prefix = settings.strategy.link_id_prefix
+    await journal.record("start", mode=settings.exchange.mode, session=session_tag)
+    logger.info("session {}: orderLinkIds {}-{}-*", session_tag, prefix, session_tag)
+    if options.reset_halt:
+        restored = await lift_halt(journal, restored, rest.now_ms())
+    elif restored is not None and restored.halted:
+        logger.warning(
+            "ALERT: daily-loss halt restored from the journal ({}): no entries until the "
+            "next UTC day or `scalper run --reset-halt`",
+            restored.halt_reason,
+        )
+    engine = Engine(engine_config(settings, session_tag), restored=restored)
+    channels = Channels.open()
+    metrics = Metrics()
+    facts = StatusFacts(mode=settings.exchange.mode)  # the panel's facts
+    notifier = options.notifier or Notifier(None)  # systemd's notifications
+    pnl = PnlTracker(metrics, facts)
+    runner = StrategyRunner(
+        engine,
+        clock_ms=rest.now_ms,
+        orders=channels.orders_send,
+        subscriptions=channels.subs_send,
+        position_requests=channels.requests_send,
+        journal=journal,
+        metrics=metrics,
+        heartbeat=notifier.watchdog,  # a hung strategy loop stops the pings
+    )
+    # remote control: the control core and its front ends (HTTP server, Telegram)
+    control = Control(
+        runner=runner,
+        shutdown=shutdown,
+        journal=journal,
+        metrics=metrics,
+        pnl=pnl,
+        clock_ms=rest.now_ms,
+        mode=settings.exchange.mode,
+        session_tag=session_tag,
+    )
+    frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
+    await frontends.restore()
+    scanner_config = ScannerConfig(
+        min_turnover=settings.scanner.min_turnover,
+        switch_ratio=settings.scanner.switch_ratio,
+        exclude=settings.scanner.exclude,
+    )
+    return Wiring(
+        settings=settings,
+        rest=rest,
+        instruments=instruments,
+        journal=journal,
+        shutdown=shutdown,
+        session_tag=session_tag,
+        engine=engine,
+        channels=channels,
+        metrics=metrics,
+        facts=facts,
+        notifier=notifier,
+        pnl=pnl,
+        runner=runner,
+        frontends=frontends,
+        execution=ExecutionConfig(
+            poll_interval_s=settings.execution.poll_interval_ms / 1000,
+            confirm_timeout_s=settings.execution.confirm_timeout_s,
+        ),
+        scanner_config=scanner_config,
+        scanner=Scanner(rest, scanner_config, instruments),
+        feed=MarketFeed(metrics),
     )

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from scalper.app.bot import HedgeModeError, _refuse_hedge_mode
+from scalper.app.account import HedgeModeError, refuse_hedge_mode
 from scalper.app.journal import Journal, JournalFailed, JournalRecord, read_records, run_journal
 from scalper.app.main import stop_line
 from scalper.app.reconcile import DAY_MS, LeftoverCloser, day_start_ms, run_reconcile
@@ -344,17 +344,17 @@ async def test_hedge_mode_is_refused_before_anything_is_placed() -> None:
     api = FakeApi()
     api.positions = {"SOLUSDT": _snap("SOLUSDT", idx=1)}
     with pytest.raises(HedgeModeError, match=r"hedge mode.*SOLUSDT"):
-        await _refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
+        await refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
 
     # a flat hedge-mode account: Bybit lists both sides' rows, size 0, positionIdx 1/2
     api = FakeApi()
     api.positions = {"SOLUSDT": _snap("SOLUSDT", size="0", idx=2)}
     with pytest.raises(HedgeModeError):
-        await _refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
+        await refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
 
     api = FakeApi()
     api.positions = {"SOLUSDT": _snap("SOLUSDT")}
-    await _refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
+    await refuse_hedge_mode(api, {"SOLUSDT": _instrument("SOLUSDT")})  # type: ignore[arg-type]
 
 
 def test_stop_line_names_the_cause_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
