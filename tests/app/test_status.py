@@ -14,7 +14,7 @@ import trio.testing
 from loguru import logger
 from rich.console import Console, Group
 
-from scalper.app import status as status_module
+from scalper.app import panel as panel_module
 from scalper.app.metrics import Metrics
 from scalper.app.status import (
     HEADER_ROWS,
@@ -252,7 +252,7 @@ def test_a_burst_of_log_lines_is_drawn_once_then_by_the_status_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # an hour between frames: no real-time race in the test
-    monkeypatch.setattr(status_module, "REDRAW_MIN_S", 3600.0)
+    monkeypatch.setattr(panel_module, "REDRAW_MIN_S", 3600.0)
     console = recording()
     panel = StatusConsole(console=console)
     panel.start()
