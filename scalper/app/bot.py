@@ -40,7 +40,7 @@ from loguru import logger
 
 from ..bybit.rest import BybitRest, Credentials
 from ..config import Settings, engine_config
-from ..core.model import Instrument, Resync, RiskState
+from ..core.model import Instrument, Resync
 from ..core.strategy import Engine
 from .account import HedgeModeError, adopt_positions, refuse_hedge_mode
 from .execution import run_execution
@@ -63,7 +63,7 @@ from .stopping import (
     sweep_our_orders,
 )
 from .strategy import StrategyRunner
-from .wiring import BotOptions, Endpoints, PnlTracker, Wiring, wire
+from .wiring import BotOptions, Connected, Endpoints, PnlTracker, Wiring, wire
 
 __all__ = [
     "FINAL_SWEEP_TIMEOUT_S",
@@ -134,54 +134,33 @@ async def run_bot(
         instruments: dict[str, Instrument] = {i.symbol: i for i in await rest.instruments()}
         # before anything else (no journal, no sweep): one line and exit 2
         await refuse_hedge_mode(rest, instruments)
-        # read before the writer opens the file: the newest latch of an earlier run
-        restored = read_risk_state(settings.journal.path)
+        connected = Connected(
+            settings=settings,
+            options=options,
+            rest=rest,
+            instruments=instruments,
+            shutdown=shutdown,
+            # read before the writer opens the file: the newest latch of an earlier run
+            restored=read_risk_state(settings.journal.path),
+            probe=probe,
+        )
         prefix = settings.strategy.link_id_prefix
-
-        async def trade(journal: Journal) -> bool:
-            return await _trade(
-                settings,
-                options,
-                rest=rest,
-                instruments=instruments,
-                journal=journal,
-                shutdown=shutdown,
-                task_status=task_status,
-                restored=restored,
-                probe=probe,
-            )
 
         return await run_guarded(
             settings.journal.path,
             rest.now_ms,
-            trade,
+            partial(_trade, connected, task_status=task_status),
             sweep=partial(sweep_our_orders, rest, prefix, "crash"),
             writer=options.journal_writer or run_journal,
         )
 
 
 async def _trade(
-    settings: Settings,
-    options: BotOptions,
-    *,
-    rest: BybitRest,
-    instruments: dict[str, Instrument],
-    journal: Journal,
-    shutdown: ShutdownRequest,
-    task_status: trio.TaskStatus[BotHandle],
-    restored: RiskState | None,
-    probe: HttpProbe | None = None,
+    connected: Connected, journal: Journal, *, task_status: trio.TaskStatus[BotHandle]
 ) -> bool:
-    wiring = await wire(
-        settings,
-        options,
-        rest=rest,
-        instruments=instruments,
-        journal=journal,
-        shutdown=shutdown,
-        restored=restored,
-        probe=probe,
-    )
+    """Trade until the shutdown: wire, start the tasks in order, then stop gracefully."""
+    wiring = await wire(connected, journal)
+    options, rest, shutdown = connected.options, connected.rest, connected.shutdown
     engine, metrics, frontends, notifier = (
         wiring.engine,
         wiring.metrics,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -93,12 +93,12 @@ class JournalFailed(Exception):
     """The journal cannot be written (disk full, file gone): the bot must stop, loudly."""
 
 
+@attrs.define(eq=False)
 class Journal:
     """The writing end handed to tasks: ``await journal.record(...)`` never drops."""
 
-    def __init__(self, send: trio.MemorySendChannel[JournalRecord], clock_ms: Any) -> None:
-        self._send = send
-        self._clock_ms = clock_ms
+    _send: trio.MemorySendChannel[JournalRecord]
+    _clock_ms: Callable[[], int]
 
     async def record(
         self, kind: str, *, symbol: str = "", order_link_id: str = "", **data: Any

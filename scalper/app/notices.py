@@ -66,14 +66,14 @@ class NoticeQueue:
         return items
 
 
+@attrs.define(eq=False)
 class Notifier:
     """Fans notices out to the consumers' queues and keeps the latest for the dashboard."""
 
-    def __init__(self, clock_ms: Callable[[], int]) -> None:
-        self._clock_ms = clock_ms
-        self._queues: list[NoticeQueue] = []
-        self.recent: deque[Notice] = deque(maxlen=RECENT_NOTICES)
-        self._sink: int | None = None
+    _clock_ms: Callable[[], int]
+    _queues: list[NoticeQueue] = attrs.field(init=False, factory=list)
+    recent: deque[Notice] = attrs.field(init=False, factory=lambda: deque(maxlen=RECENT_NOTICES))
+    _sink: int | None = attrs.field(init=False, default=None)
 
     @property
     def dropped(self) -> int:

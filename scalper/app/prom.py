@@ -96,12 +96,12 @@ def _histogram(name: str, help_text: str, stats: LatencyStats) -> HistogramMetri
     return family
 
 
+@attrs.define(eq=False)
 class _ScalperCollector(Collector):
     """Every ``scalper_*`` series, read from the live objects at scrape time."""
 
-    def __init__(self, control: Control, probe: HttpProbe | None) -> None:
-        self._control = control
-        self._probe = probe
+    _control: Control
+    _probe: HttpProbe | None
 
     def collect(self) -> Iterator[Metric]:
         control = self._control

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 
+import attrs
 import trio
 from loguru import logger
 
@@ -126,6 +127,7 @@ async def reconcile_once(
     return None
 
 
+@attrs.define(eq=False)
 class LeftoverCloser:
     """Closes a position left on a symbol this session traded but no longer trades.
 
@@ -137,15 +139,12 @@ class LeftoverCloser:
     engine never sees its outcome; the next read shows the result.
     """
 
-    def __init__(
-        self, api: ExchangeApi, instruments: Mapping[str, Instrument], prefix: str, session: str
-    ) -> None:
-        self._api = api
-        self._instruments = instruments
-        self._prefix = prefix
-        self._session = session
-        self._counter = 0
-        self.closes: list[str] = []
+    _api: ExchangeApi
+    _instruments: Mapping[str, Instrument]
+    _prefix: str
+    _session: str
+    _counter: int = attrs.field(init=False, default=0)
+    closes: list[str] = attrs.field(init=False, factory=list)
 
     async def close(self, position: PositionSnapshot) -> None:
         """One reduce-only market close of ``position`` (capped to one order's max)."""

@@ -102,7 +102,7 @@ def _num(value: float | None, places: int = 8) -> float | None:
     return round(value, places)
 
 
-@attrs.define(kw_only=True)
+@attrs.define(kw_only=True, eq=False)
 class Control:
     """The commands, the snapshots and the notices of one running bot."""
 

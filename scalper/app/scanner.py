@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import attrs
 import trio
 from loguru import logger
 
@@ -22,17 +23,15 @@ __all__ = ["Scanner"]
 Report = Callable[[Event], Awaitable[None]]
 
 
+@attrs.define(eq=False)
 class Scanner:
     """Chooses the traded symbol; remembers the current one and the instrument rules."""
 
-    def __init__(
-        self, api: ExchangeApi, config: ScannerConfig, instruments: dict[str, Instrument]
-    ) -> None:
-        self._api = api
-        self._config = config
-        #: instrument rules by symbol (shared with market data; refreshed on a miss)
-        self.instruments = instruments
-        self.current: str | None = None
+    _api: ExchangeApi
+    _config: ScannerConfig
+    #: instrument rules by symbol (shared with market data; refreshed on a miss)
+    instruments: dict[str, Instrument]
+    current: str | None = attrs.field(init=False, default=None)
 
     async def scan_once(self, report: Report) -> str | None:
         """One scan: returns the newly selected symbol, or None when staying."""

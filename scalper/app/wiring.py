@@ -51,7 +51,16 @@ from .status import StatusConsole, StatusFacts
 from .stopping import JournalWriter
 from .strategy import OrderCommand, PositionRequest, StrategyRunner
 
-__all__ = ["CONTROL_CHANNEL", "BotOptions", "Channels", "Endpoints", "PnlTracker", "Wiring", "wire"]
+__all__ = [
+    "CONTROL_CHANNEL",
+    "BotOptions",
+    "Channels",
+    "Connected",
+    "Endpoints",
+    "PnlTracker",
+    "Wiring",
+    "wire",
+]
 
 
 #: control events (order outcomes, positions, switches); a full one is a bug
@@ -98,7 +107,7 @@ class Channels:
         )
 
 
-@attrs.define
+@attrs.define(eq=False)
 class PnlTracker:
     """Net realised PnL of this run, from the fills (shown by the status panel)."""
 
@@ -283,18 +292,29 @@ class BotOptions:
     notifier: Notifier | None = None
 
 
-async def wire(
-    settings: Settings,
-    options: BotOptions,
-    *,
-    rest: BybitRest,
-    instruments: dict[str, Instrument],
-    journal: Journal,
-    shutdown: ShutdownRequest,
-    restored: RiskState | None,
-    probe: HttpProbe | None,
-) -> Wiring:
+@attrs.frozen(kw_only=True)
+class Connected:
+    """What a run has before its journal opens: the exchange, its rules, the old latch."""
+
+    settings: Settings
+    options: BotOptions
+    rest: BybitRest
+    instruments: dict[str, Instrument]
+    shutdown: ShutdownRequest
+    #: the newest halt latch of an earlier run (read before the journal writer opens)
+    restored: RiskState | None
+    #: order round-trip and rate-limit headroom, for /metrics
+    probe: HttpProbe | None = None
+
+
+async def wire(connected: Connected, journal: Journal) -> Wiring:
     """Journal the start, restore (or lift) the halt latch, build every component."""
+    settings, options, rest = connected.settings, connected.options, connected.rest
+    instruments, shutdown, restored = (
+        connected.instruments,
+        connected.shutdown,
+        connected.restored,
+    )
     session_tag = make_session_tag(rest.now_ms())
     prefix = settings.strategy.link_id_prefix
     await journal.record("start", mode=settings.exchange.mode, session=session_tag)
@@ -334,7 +354,9 @@ async def wire(
         mode=settings.exchange.mode,
         session_tag=session_tag,
     )
-    frontends = Frontends(settings, control, probe, telegram_transport=options.telegram_transport)
+    frontends = Frontends(
+        settings, control, connected.probe, telegram_transport=options.telegram_transport
+    )
     await frontends.restore()
     scanner_config = ScannerConfig(
         min_turnover=settings.scanner.min_turnover,
