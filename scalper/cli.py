@@ -28,32 +28,38 @@ _ARGV_WARNING = (
 )
 
 
+#: settings flags that take one value: (flag, metavar, help), in ``--help`` order
+_SETTINGS_VALUE_FLAGS = (
+    ("--rest-url", "URL", "exchange.rest_url: REST base URL"),
+    ("--ws-public-url", "URL", "exchange.ws_public_url: public WebSocket"),
+    ("--ws-private-url", "URL", "exchange.ws_private_url: private WebSocket"),
+    ("--api-key", "KEY", "API key (visible to other users: prefer BYBIT_API_KEY)"),
+    ("--api-secret", "SECRET", "API secret (visible to other users: prefer --api-secret-file)"),
+    ("--api-secret-file", "FILE", "read the API secret from FILE (must be chmod 600)"),
+    ("--journal", "PATH", "journal.path: journal file (SQLite)"),
+    ("--log-level", "LEVEL", "log.level: " + " | ".join(_LEVELS)),
+)
+#: the report's window flags, after ``--config``
+_REPORT_VALUE_FLAGS = (
+    ("--journal", "PATH", "journal file (default: journal.path, as for run)"),
+    ("--since", "DATE", "from this UTC date or time (YYYY-MM-DD[THH:MM])"),
+    ("--until", "DATE", "before this UTC date or time (a date: its end)"),
+)
+
+
+def _add_value_flags(
+    parser: argparse.ArgumentParser, flags: Sequence[tuple[str, str, str]]
+) -> None:
+    """Options that take one value, each ``(flag, metavar, help)``."""
+    for flag, metavar, text in flags:
+        parser.add_argument(flag, metavar=metavar, help=text)
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override settings (the highest-precedence source)."""
     parser.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
     parser.add_argument("--mode", choices=_MODES, help="exchange.mode: where to trade")
-    parser.add_argument("--rest-url", metavar="URL", help="exchange.rest_url: REST base URL")
-    parser.add_argument(
-        "--ws-public-url", metavar="URL", help="exchange.ws_public_url: public WebSocket"
-    )
-    parser.add_argument(
-        "--ws-private-url", metavar="URL", help="exchange.ws_private_url: private WebSocket"
-    )
-    parser.add_argument(
-        "--api-key", metavar="KEY", help="API key (visible to other users: prefer BYBIT_API_KEY)"
-    )
-    parser.add_argument(
-        "--api-secret",
-        metavar="SECRET",
-        help="API secret (visible to other users: prefer --api-secret-file)",
-    )
-    parser.add_argument(
-        "--api-secret-file",
-        metavar="FILE",
-        help="read the API secret from FILE (must be chmod 600)",
-    )
-    parser.add_argument("--journal", metavar="PATH", help="journal.path: journal file (SQLite)")
-    parser.add_argument("--log-level", metavar="LEVEL", help="log.level: " + " | ".join(_LEVELS))
+    _add_value_flags(parser, _SETTINGS_VALUE_FLAGS)
     parser.add_argument(
         "--log-format", choices=["human", "json"], help="log.format: json = JSON lines"
     )
@@ -223,15 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="trades, PnL and equity chart from the journal")
     report.add_argument("--config", metavar="FILE", help="local settings file (TOML)")
-    report.add_argument(
-        "--journal", metavar="PATH", help="journal file (default: journal.path, as for run)"
-    )
-    report.add_argument(
-        "--since", metavar="DATE", help="from this UTC date or time (YYYY-MM-DD[THH:MM])"
-    )
-    report.add_argument(
-        "--until", metavar="DATE", help="before this UTC date or time (a date: its end)"
-    )
+    _add_value_flags(report, _REPORT_VALUE_FLAGS)
     report.add_argument(
         "--format", choices=["text", "json", "csv"], default="text", help="output format"
     )
