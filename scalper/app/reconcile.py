@@ -17,7 +17,7 @@ Start-up is its own step (``startup_sweep``): before the first trade the bot ado
 any open position and cancels stray orders that carry its own ``orderLinkId`` prefix,
 on every USDT contract, not only the one it is about to trade.
 
-Issue 9: a read covers every linear position in one call (``open_positions``, one
+A read covers every linear position in one call (``open_positions``, one
 ``settleCoin=USDT`` request), not only the current symbol. The engine is shown the
 current symbol and every symbol this session traded (flat when not listed), so a
 position left on an old symbol (a late fill after a switch) is never unseen; such a
