@@ -38,7 +38,7 @@ import httpx
 import trio
 from loguru import logger
 
-from ..bybit.rest import BybitRest, Credentials
+from ..bybit.rest import BybitRest
 from ..config import Settings, engine_config
 from ..core.model import Instrument, Resync
 from ..core.strategy import Engine
@@ -127,7 +127,7 @@ async def run_bot(
     ) as http:
         rest = BybitRest(
             http,
-            Credentials(api_key=options.api_key, api_secret=options.api_secret),
+            options.credentials,
             recv_window_ms=settings.exchange.recv_window_ms,
         )
         await rest.sync_clock()
@@ -232,8 +232,7 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
         partial(
             run_private,
             url=endpoints.ws_private_url,
-            api_key=options.api_key,
-            api_secret=options.api_secret,
+            credentials=options.credentials,
             watch=w.watch,
             on_reconnect=w.resync,
             metrics=metrics,

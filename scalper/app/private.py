@@ -40,8 +40,7 @@ def _log_fill(fill: Fill) -> None:
 
 async def run_private(
     url: str,
-    api_key: str,
-    api_secret: str,
+    credentials: Credentials,
     watch: OrderWatch,
     on_reconnect: Callable[[str], Awaitable[None]],
     metrics: Metrics,
@@ -56,7 +55,6 @@ async def run_private(
     ``clock_ms`` should be the exchange-aligned clock (``BybitRest.now_ms``): the auth
     ``expires`` is judged by the exchange's clock, not ours.
     """
-    credentials = Credentials(api_key=api_key, api_secret=api_secret)
     async with open_ws(
         url,
         credentials=credentials,

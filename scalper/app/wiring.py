@@ -18,7 +18,7 @@ import trio
 from loguru import logger
 
 from ..bybit.errors import BybitError
-from ..bybit.rest import BybitRest
+from ..bybit.rest import BybitRest, Credentials
 from ..bybit.ws import WsPolicy
 from ..config import Settings, engine_config
 from ..core.model import (
@@ -290,6 +290,11 @@ class BotOptions:
     # systemd's notify socket (READY/WATCHDOG/STATUS/STOPPING);
     # None: no notifications
     notifier: Notifier | None = None
+
+    @property
+    def credentials(self) -> Credentials:
+        """The key pair, as the REST client and the private stream both sign with it."""
+        return Credentials(api_key=self.api_key, api_secret=self.api_secret)
 
 
 @attrs.frozen(kw_only=True)

@@ -19,6 +19,7 @@ from loguru import logger
 from scalper.app.execution import OrderWatch
 from scalper.app.metrics import Metrics
 from scalper.app.private import run_private
+from scalper.bybit.rest import Credentials
 from scalper.bybit.streams import PRIVATE_TOPICS, SeenSet
 from scalper.core.model import OrderStatus, OrderUpdate
 
@@ -45,8 +46,7 @@ async def private_stream(metrics: Metrics | None = None) -> AsyncIterator[Privat
         await nursery.start(
             partial(run_private, policy=POLICY, connect=p.server.connect),
             "wss://fake/v5/private",
-            "key",
-            "secret",
+            Credentials(api_key="key", api_secret="secret"),
             p.watch,
             p.on_reconnect,
             p.metrics,
