@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import httpx
 import orjson
@@ -41,16 +41,12 @@ from .errors import (
     RequestTimeout,
     exchange_error,
 )
-from .parse import ParseError
 
 __all__ = [
     "Transport",
     "dec_str",
     "encode_json",
     "encode_query",
-    "need_id",
-    "parsed_row",
-    "result_list",
 ]
 
 #: every exception an httpx request can raise (``HTTPError`` covers transport, decoding
@@ -196,28 +192,3 @@ class Transport:
         if type(env) is dict and type(env.get("retMsg")) is str:
             return f"retCode {env.get('retCode')}: {env['retMsg'][:200]}"
         return ""
-
-
-_T = TypeVar("_T")
-
-
-def need_id(order_link_id: str | None, order_id: str | None) -> None:
-    """An order is named by its orderLinkId or its orderId: one must be given."""
-    if not order_link_id and not order_id:
-        raise ValueError("give order_link_id or order_id")
-
-
-def result_list(result: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-    """``result.list`` of a reply, checked to be a list of objects."""
-    rows = result.get("list", [])
-    if type(rows) is not list or any(type(r) is not dict for r in rows):
-        raise ProtocolError(f"{path}: result.list is not a list of objects")
-    return rows
-
-
-def parsed_row(fn: Callable[[Mapping[str, Any]], _T], row: Mapping[str, Any], path: str) -> _T:
-    """``fn(row)``, a parse error naming the path it came from."""
-    try:
-        return fn(row)
-    except ParseError as exc:
-        raise ParseError(exc.kind, f"{path}: {exc}") from exc
