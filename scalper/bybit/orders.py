@@ -100,6 +100,7 @@ def order_body(intent: OrderIntent) -> dict[str, Any]:
     return body
 
 
+@attrs.define(eq=False)
 class OrderCreator:
     """Places an order at most once, resolving unknown outcomes by reading it back.
 
@@ -107,24 +108,13 @@ class OrderCreator:
     ``read_order`` is the facade's ``order`` read; ``policy()`` is read at each use.
     """
 
-    def __init__(
-        self,
-        transport: Transport,
-        retrier: Retrier,
-        *,
-        policy: Callable[[], RetryPolicy],
-        sleep: Callable[[float], Awaitable[None]],
-        rng: random.Random,
-        read_order: ReadOrder,
-        on_send: Callable[[], None],
-    ) -> None:
-        self._transport = transport
-        self._retrier = retrier
-        self._policy = policy
-        self._sleep = sleep
-        self._rng = rng
-        self._read_order = read_order
-        self._on_send = on_send
+    _transport: Transport
+    _retrier: Retrier
+    _policy: Callable[[], RetryPolicy] = attrs.field(kw_only=True)
+    _sleep: Callable[[float], Awaitable[None]] = attrs.field(kw_only=True)
+    _rng: random.Random = attrs.field(kw_only=True)
+    _read_order: ReadOrder = attrs.field(kw_only=True)
+    _on_send: Callable[[], None] = attrs.field(kw_only=True)
 
     async def place(self, intent: OrderIntent) -> str:
         """Place ``intent`` exactly once; returns Bybit's orderId (see the module doc)."""

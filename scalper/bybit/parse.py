@@ -31,6 +31,7 @@ import orjson
 
 from scalper.core.model import Side, Trade
 
+from . import messages, rows
 from .fields import (
     BAD_VALUE,
     MALFORMED_JSON,
@@ -49,58 +50,31 @@ from .fields import (
     read_opt_str,
     read_str,
 )
+from .messages import *  # noqa: F403 -- re-exported: callers import the types from here
 from .messages import (
     BookMessage,
-    CoinBalance,
     ControlMessage,
     FillsMessage,
     Message,
     OrdersMessage,
     PositionsMessage,
-    Ticker,
     TickerMessage,
     TradesMessage,
-    WalletBalance,
     WalletMessage,
 )
 from .paths import CATEGORY
+from .rows import *  # noqa: F403 -- re-exported: the REST client and tests use them
 from .rows import (
-    book_from_rest,
-    closed_pnl_from_wire,
     fill_from_wire,
-    instrument_from_wire,
     order_from_wire,
     position_from_wire,
     ticker_from_wire,
     wallet_from_wire,
 )
 
-__all__ = [
-    "BookMessage",
-    "CoinBalance",
-    "ControlMessage",
-    "FillsMessage",
-    "Message",
-    "OrdersMessage",
-    "ParseError",
-    "ParseStats",
-    "PositionsMessage",
-    "Ticker",
-    "TickerMessage",
-    "TradesMessage",
-    "WalletBalance",
-    "WalletMessage",
-    "book_from_rest",
-    "closed_pnl_from_wire",
-    "fill_from_wire",
-    "instrument_from_wire",
-    "loads",
-    "order_from_wire",
-    "parse_message",
-    "position_from_wire",
-    "ticker_from_wire",
-    "wallet_from_wire",
-]
+__all__ = ["ParseError", "ParseStats", "loads", "parse_message"]
+__all__ += messages.__all__
+__all__ += rows.__all__
 
 _R = TypeVar("_R")
 _M = TypeVar("_M")

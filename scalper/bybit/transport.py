@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+import attrs
 import httpx
 import orjson
 
@@ -78,6 +79,7 @@ def encode_json(params: Mapping[str, Any]) -> str:
     return orjson.dumps({k: v for k, v in params.items() if v is not None}).decode()
 
 
+@attrs.define(eq=False)
 class Transport:
     """Signs, sends and parses one request; owns no retry and no pacing.
 
@@ -86,20 +88,12 @@ class Transport:
     headers and returns its reset timestamp (ms) or None.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        credentials: Credentials | None,
-        *,
-        recv_window_ms: int,
-        now_ms: Callable[[], int],
-        track_limits: Callable[[str, httpx.Headers], int | None],
-    ) -> None:
-        self._client = client
-        self._creds = credentials
-        self._recv_window_ms = recv_window_ms
-        self._now_ms = now_ms
-        self._track_limits = track_limits
+    _client: httpx.AsyncClient
+    _creds: Credentials | None = attrs.field(alias="credentials")
+    _recv_window_ms: int = attrs.field(kw_only=True)
+    #: the exchange-clock estimate a fresh signature is stamped with
+    _now_ms: Callable[[], int] = attrs.field(kw_only=True)
+    _track_limits: Callable[[str, httpx.Headers], int | None] = attrs.field(kw_only=True)
 
     def sign_headers(self, payload: str) -> dict[str, str]:
         """The ``X-BAPI-*`` headers for ``payload`` (query string or JSON body), with a
