@@ -4,7 +4,7 @@ An order create is never repeated blindly (``OrderCreator.place``). The body (wi
 intent's ``orderLinkId``) is serialized once; a reply that leaves the outcome unknown
 (timeout or broken connection after sending, 5xx, 10000/10016, an unreadable body) or a
 110072 duplicate is resolved by *reading* the order by ``orderLinkId``
-(``order/realtime``, then ``order/history``). If it exists, that is the result. Only
+(``ORDER_REALTIME``, then ``ORDER_HISTORY``). If it exists, that is the result. Only
 when the read says it does not exist is the same body sent again -- and then Bybit's own
 orderLinkId uniqueness turns a late-arriving first copy into a 110072, which is resolved
 by reading again. Rejections that prove nothing was executed (10006, 10002, connect
@@ -71,7 +71,7 @@ class ReadOrder(Protocol):
 
 
 def order_body(intent: OrderIntent) -> dict[str, Any]:
-    """The ``/v5/order/create`` body for ``intent``, keys in the signed order.
+    """The order-create body (``ORDER_CREATE``) for ``intent``, keys in the signed order.
 
     An intent with a ``stop_loss`` also carries ``stopLoss``, ``slTriggerBy``,
     ``tpslMode=Full`` (the stop covers the whole position and Bybit cancels it when the
@@ -156,7 +156,7 @@ class OrderCreator:
                     return existing.order_id
                 if isinstance(exc, DuplicateOrder):
                     # The id is taken, so an order with it exists or existed, but the
-                    # read cannot see it (order/history lags). Never resend, and never
+                    # read cannot see it (the order history lags). Never resend, and never
                     # report a rejection: the caller must confirm by reading later.
                     raise AmbiguousOutcome(
                         f"order create {link_id}: orderLinkId already used (110072) but the "
