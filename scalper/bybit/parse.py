@@ -11,8 +11,8 @@ skipped, the frame's good rows are kept; rows of another ``category`` than linea
 Book frames are the hot path: every one of them passes here (or through ``decode``,
 which falls back to this parser), so they are checked only for shape (``b``/``a`` are
 lists, ``u``/``ts`` are ints) and the price/size strings go untouched to
-``scalper.core.book.OrderBook.apply``, which validates each level as it parses it --
-reading them twice would double the cost of the busiest message. ``orjson`` is used
+``scalper.core.book.OrderBook.apply``, which validates each level as it parses it;
+checking them here too would read every level of the busiest message twice. ``orjson`` is used
 because it measured ~2x faster than ``json`` on a book delta (1.4 us vs 2.8 us for a
 434-byte delta; a whole parse_message call is ~2.4 us).
 
