@@ -64,13 +64,12 @@ class ExchangeApi(Protocol):
         symbol: str,
         *,
         stop_loss: Decimal | None,
-        take_profit: Decimal | None = None,
         trigger_by: TriggerBy = TriggerBy.MARK_PRICE,
-        position_idx: int = 0,
     ) -> None:
-        """Set (or, with "0", remove) the position's exchange-side stop (tpslMode Full).
+        """Set (or, with None, remove) the position's exchange-side stop (tpslMode Full).
 
-        A refusal (wrong side, zero position) raises ``InvalidRequest``.
+        A refusal (wrong side, zero position) raises ``InvalidRequest``. The tasks never
+        set a take-profit or a hedge-mode position index, so those stay off this surface.
         """
         ...
 

@@ -1,72 +1,32 @@
 """The client side of Bybit's v5 wire format: signing, REST, WebSockets, parsing.
 
-``errors`` (the error tree), ``auth`` (signing), ``rest`` (``BybitRest``, the REST
-facade over ``transport`` (one signed attempt), ``pacing`` (rate limits), ``retry``
-(retry loop and ``RetryPolicy``) and ``orders`` (idempotent order create)), ``ws``
-(``WsConnection``/``open_ws``), ``parse`` (wire JSON -> core types) and ``streams``
+``errors`` (the error tree), ``auth`` (signing), ``paths`` (every REST path), ``rest``
+(``BybitRest``, the REST facade: the endpoint groups ``market``, ``account`` and
+``trading`` on ``endpoints``, over ``transport`` (one signed attempt), ``pacing`` (rate
+limits), ``retry`` (retry loop and ``RetryPolicy``) and ``orders`` (idempotent order
+create)), ``ws`` (``WsConnection``/``open_ws``), ``parse`` (stream frames -> messages,
+with ``messages``, ``rows`` (wire rows -> core types) and ``fields``) and ``streams``
 (``PublicStream``/``PrivateStream``). The main names are re-exported here.
 """
 
 from __future__ import annotations
 
-from .errors import (
-    AmbiguousOutcome,
-    AuthError,
-    BybitError,
-    DuplicateOrder,
-    ExchangeError,
-    HTTPStatusError,
-    InsufficientBalance,
-    InvalidRequest,
-    NetworkError,
-    NotModified,
-    OrderAlreadyFinal,
-    OrderNotFound,
-    ProtocolError,
-    RateLimited,
-    ReduceOnlyRejected,
-    RequestTimeout,
-    ServerBusy,
-    StreamAuthError,
-    StreamError,
-    TimestampError,
-    TransportError,
-)
+from . import errors
+from .errors import *  # noqa: F403 -- the whole error tree, listed once in errors.__all__
 from .parse import ParseStats, parse_message
 from .rest import BybitRest, Credentials, RetryPolicy
 from .streams import PrivateStream, PublicStream, open_private_stream, open_public_stream
 from .ws import Connected, Disconnected, WsConnection, WsPolicy, open_ws
 
 __all__ = [
-    "AmbiguousOutcome",
-    "AuthError",
-    "BybitError",
     "BybitRest",
     "Connected",
     "Credentials",
     "Disconnected",
-    "DuplicateOrder",
-    "ExchangeError",
-    "HTTPStatusError",
-    "InsufficientBalance",
-    "InvalidRequest",
-    "NetworkError",
-    "NotModified",
-    "OrderAlreadyFinal",
-    "OrderNotFound",
     "ParseStats",
     "PrivateStream",
-    "ProtocolError",
     "PublicStream",
-    "RateLimited",
-    "ReduceOnlyRejected",
-    "RequestTimeout",
     "RetryPolicy",
-    "ServerBusy",
-    "StreamAuthError",
-    "StreamError",
-    "TimestampError",
-    "TransportError",
     "WsConnection",
     "WsPolicy",
     "open_private_stream",
@@ -74,3 +34,4 @@ __all__ = [
     "open_ws",
     "parse_message",
 ]
+__all__ += errors.__all__

@@ -4,7 +4,7 @@ An order create is never repeated blindly (``OrderCreator.place``). The body (wi
 intent's ``orderLinkId``) is serialized once; a reply that leaves the outcome unknown
 (timeout or broken connection after sending, 5xx, 10000/10016, an unreadable body) or a
 110072 duplicate is resolved by *reading* the order by ``orderLinkId``
-(``order/realtime``, then ``order/history``). If it exists, that is the result. Only
+(``ORDER_REALTIME``, then ``ORDER_HISTORY``). If it exists, that is the result. Only
 when the read says it does not exist is the same body sent again -- and then Bybit's own
 orderLinkId uniqueness turns a late-arriving first copy into a 110072, which is resolved
 by reading again. Rejections that prove nothing was executed (10006, 10002, connect
@@ -71,7 +71,7 @@ class ReadOrder(Protocol):
 
 
 def order_body(intent: OrderIntent) -> dict[str, Any]:
-    """The ``/v5/order/create`` body for ``intent``, keys in the signed order.
+    """The order-create body (``ORDER_CREATE``) for ``intent``, keys in the signed order.
 
     An intent with a ``stop_loss`` also carries ``stopLoss``, ``slTriggerBy``,
     ``tpslMode=Full`` (the stop covers the whole position and Bybit cancels it when the
@@ -100,6 +100,7 @@ def order_body(intent: OrderIntent) -> dict[str, Any]:
     return body
 
 
+@attrs.define(eq=False)
 class OrderCreator:
     """Places an order at most once, resolving unknown outcomes by reading it back.
 
@@ -107,24 +108,13 @@ class OrderCreator:
     ``read_order`` is the facade's ``order`` read; ``policy()`` is read at each use.
     """
 
-    def __init__(
-        self,
-        transport: Transport,
-        retrier: Retrier,
-        *,
-        policy: Callable[[], RetryPolicy],
-        sleep: Callable[[float], Awaitable[None]],
-        rng: random.Random,
-        read_order: ReadOrder,
-        on_send: Callable[[], None],
-    ) -> None:
-        self._transport = transport
-        self._retrier = retrier
-        self._policy = policy
-        self._sleep = sleep
-        self._rng = rng
-        self._read_order = read_order
-        self._on_send = on_send
+    _transport: Transport
+    _retrier: Retrier
+    _policy: Callable[[], RetryPolicy] = attrs.field(kw_only=True)
+    _sleep: Callable[[float], Awaitable[None]] = attrs.field(kw_only=True)
+    _rng: random.Random = attrs.field(kw_only=True)
+    _read_order: ReadOrder = attrs.field(kw_only=True)
+    _on_send: Callable[[], None] = attrs.field(kw_only=True)
 
     async def place(self, intent: OrderIntent) -> str:
         """Place ``intent`` exactly once; returns Bybit's orderId (see the module doc)."""
@@ -166,7 +156,7 @@ class OrderCreator:
                     return existing.order_id
                 if isinstance(exc, DuplicateOrder):
                     # The id is taken, so an order with it exists or existed, but the
-                    # read cannot see it (order/history lags). Never resend, and never
+                    # read cannot see it (the order history lags). Never resend, and never
                     # report a rejection: the caller must confirm by reading later.
                     raise AmbiguousOutcome(
                         f"order create {link_id}: orderLinkId already used (110072) but the "

@@ -48,6 +48,7 @@ class RetryPolicy:
     settle_delay_s: float = 0.3
 
 
+@attrs.define(eq=False)
 class Retrier:
     """The retry loop and the "how long before the next attempt" decision.
 
@@ -55,24 +56,13 @@ class Retrier:
     ``resync(deadline)`` re-measures the clock offset after a 10002.
     """
 
-    def __init__(
-        self,
-        transport: Transport,
-        pacer: Pacer,
-        *,
-        policy: Callable[[], RetryPolicy],
-        now_ms: Callable[[], int],
-        sleep: Callable[[float], Awaitable[None]],
-        rng: random.Random,
-        resync: Callable[[float], Awaitable[object]],
-    ) -> None:
-        self._transport = transport
-        self._pacer = pacer
-        self._policy = policy
-        self._now_ms = now_ms
-        self._sleep = sleep
-        self._rng = rng
-        self._resync = resync
+    _transport: Transport
+    _pacer: Pacer
+    _policy: Callable[[], RetryPolicy] = attrs.field(kw_only=True)
+    _now_ms: Callable[[], int] = attrs.field(kw_only=True)
+    _sleep: Callable[[float], Awaitable[None]] = attrs.field(kw_only=True)
+    _rng: random.Random = attrs.field(kw_only=True)
+    _resync: Callable[[float], Awaitable[object]] = attrs.field(kw_only=True)
 
     async def pace(self, path: str, deadline: float) -> bool:
         """The pacer's wait for ``path`` under the current policy (False: out of time)."""

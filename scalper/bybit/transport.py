@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
+import attrs
 import httpx
 import orjson
 
@@ -41,16 +42,12 @@ from .errors import (
     RequestTimeout,
     exchange_error,
 )
-from .parse import ParseError
 
 __all__ = [
     "Transport",
     "dec_str",
     "encode_json",
     "encode_query",
-    "need_id",
-    "parsed_row",
-    "result_list",
 ]
 
 #: every exception an httpx request can raise (``HTTPError`` covers transport, decoding
@@ -82,6 +79,7 @@ def encode_json(params: Mapping[str, Any]) -> str:
     return orjson.dumps({k: v for k, v in params.items() if v is not None}).decode()
 
 
+@attrs.define(eq=False)
 class Transport:
     """Signs, sends and parses one request; owns no retry and no pacing.
 
@@ -90,20 +88,12 @@ class Transport:
     headers and returns its reset timestamp (ms) or None.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        credentials: Credentials | None,
-        *,
-        recv_window_ms: int,
-        now_ms: Callable[[], int],
-        track_limits: Callable[[str, httpx.Headers], int | None],
-    ) -> None:
-        self._client = client
-        self._creds = credentials
-        self._recv_window_ms = recv_window_ms
-        self._now_ms = now_ms
-        self._track_limits = track_limits
+    _client: httpx.AsyncClient
+    _creds: Credentials | None = attrs.field(alias="credentials")
+    _recv_window_ms: int = attrs.field(kw_only=True)
+    #: the exchange-clock estimate a fresh signature is stamped with
+    _now_ms: Callable[[], int] = attrs.field(kw_only=True)
+    _track_limits: Callable[[str, httpx.Headers], int | None] = attrs.field(kw_only=True)
 
     def sign_headers(self, payload: str) -> dict[str, str]:
         """The ``X-BAPI-*`` headers for ``payload`` (query string or JSON body), with a
@@ -196,28 +186,3 @@ class Transport:
         if type(env) is dict and type(env.get("retMsg")) is str:
             return f"retCode {env.get('retCode')}: {env['retMsg'][:200]}"
         return ""
-
-
-_T = TypeVar("_T")
-
-
-def need_id(order_link_id: str | None, order_id: str | None) -> None:
-    """An order is named by its orderLinkId or its orderId: one must be given."""
-    if not order_link_id and not order_id:
-        raise ValueError("give order_link_id or order_id")
-
-
-def result_list(result: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-    """``result.list`` of a reply, checked to be a list of objects."""
-    rows = result.get("list", [])
-    if type(rows) is not list or any(type(r) is not dict for r in rows):
-        raise ProtocolError(f"{path}: result.list is not a list of objects")
-    return rows
-
-
-def parsed_row(fn: Callable[[Mapping[str, Any]], _T], row: Mapping[str, Any], path: str) -> _T:
-    """``fn(row)``, a parse error naming the path it came from."""
-    try:
-        return fn(row)
-    except ParseError as exc:
-        raise ParseError(exc.kind, f"{path}: {exc}") from exc

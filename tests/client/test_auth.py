@@ -1,4 +1,6 @@
-"""The signing functions against the reference vectors (bybit-v5.md section 2)."""
+"""The signing functions against fixed vectors: HMAC-SHA256 of timestamp + key +
+recv_window + payload, computed once for these inputs, so any change to the string that
+is signed (order, separators, encoding) fails here."""
 
 from __future__ import annotations
 
