@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
 import orjson
 
 from .outbox import Outbox
@@ -34,15 +35,13 @@ PRIVATE_TOPICS = frozenset(
 )
 
 
+@attrs.define(eq=False)  # identity: a connection is kept in sets
 class PrivateConn:
     """One authenticated private connection: its outbox and subscribed topics."""
 
-    __slots__ = ("api_key", "outbox", "topics")
-
-    def __init__(self, api_key: str, outbox: Outbox) -> None:
-        self.api_key = api_key
-        self.outbox = outbox
-        self.topics: set[str] = set()
+    api_key: str
+    outbox: Outbox
+    topics: set[str] = attrs.field(factory=set)
 
 
 class PrivateHub:
