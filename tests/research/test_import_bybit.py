@@ -298,7 +298,7 @@ def test_replay_is_the_backtest_paced_its_fills_are_the_backtests(
     ],
 )
 def test_trade_timestamps_are_read_exactly(stamp: str, ms: int | None) -> None:
-    from scalper.research.import_bybit import _ms
+    from scalper.research.bybit_archives import _ms
 
     assert _ms(stamp) == ms
 
