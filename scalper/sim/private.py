@@ -44,15 +44,15 @@ class PrivateConn:
     topics: set[str] = attrs.field(factory=set)
 
 
+@attrs.define(eq=False)
 class PrivateHub:
     """Authenticated private connections by API key."""
 
-    def __init__(self) -> None:
-        self.conns: dict[str, set[PrivateConn]] = {}
-        #: fault: swallow this many pushes
-        self.drop = 0
-        self.dropped = 0
-        self._ids = itertools.count(1)
+    conns: dict[str, set[PrivateConn]] = attrs.field(factory=dict)
+    #: fault: swallow this many pushes
+    drop: int = 0
+    dropped: int = 0
+    _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
     def add(self, conn: PrivateConn) -> None:
         """Register an authenticated connection."""
