@@ -1,4 +1,4 @@
-"""``scalper import-bybit`` on hand-made archives in Bybit's two formats (reference section 9).
+"""``scalper import-bybit`` on hand-made archives in Bybit's two formats (book zip, trade CSV).
 
 Each test writes the archive lines it needs, imports them, and reads the recording back
 with the replay's own reader, so what is asserted is what ``scalper backtest`` will play.
