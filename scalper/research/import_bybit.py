@@ -1,18 +1,10 @@
 """``scalper import-bybit``: Bybit's published archives -> a recording ``scalper backtest`` plays.
 
-Inputs (reference section 9): order-book archives ``YYYY-MM-DD_SYMBOL_ob500.data.zip`` (a
-zip of one text file, one WebSocket frame per line) and trade dumps
-``SYMBOLYYYY-MM-DD.csv.gz`` (a header row, ``timestamp`` in seconds with a fraction,
-``side`` the taker's, on newer files a trailing ``RPI`` column). Output: the recording
-format of ``scalper record`` (``replay.recording``), one file, every book line kept byte
-for byte as its frame, the trades turned into ``publicTrade`` frames (consecutive trades
-of the same millisecond in one frame, as the stream batches them), all in time order.
-
-Streaming, because a day of ob500 is hundreds of MB unzipped: each zip member is read as
-a stream (a zip cut short by a failed download, whose central directory is missing, is
-read from its local header until the data stops), each gzip CSV row by row, and the
-sources are merged by time with ``heapq.merge`` (a k-way merge holding one line per
-source). Memory is bounded by the longest line, whatever the size of the day.
+The archives are read by ``research.bybit_archives`` (streamed, bad input counted);
+this module merges their records by time with ``heapq.merge`` (a k-way merge holding one
+line per source) and writes the recording format of ``scalper record``
+(``replay.recording``): one file, every book line kept byte for byte as its frame, the
+trades as ``publicTrade`` frames, all in time order.
 
 The time of a record (``t``, the engine's clock on replay) is the frame's ``ts`` for book
 lines (when the stream published it) and the trade's own time for trades; at equal times
@@ -20,9 +12,7 @@ trades go first (a trade at ``T`` precedes the book delta that shows it). A line
 time goes backwards is kept at the previous time (counted as ``out_of_order``): the file
 stays ordered and nothing is lost.
 
-Bad input is counted by kind and reported, never fatal: a line that is not JSON, a
-frame of another topic or symbol, a CSV row that does not parse, a file cut short. The
-book is checked as it streams with the bot's own rule (``core.book.OrderBook`` and
+The book is checked as it streams with the bot's own rule (``core.book.OrderBook`` and
 ``bybit.streams.invalidate_on_lost_frame``, as ``scalper record`` does): the archive's
 periodic snapshots reset it, and where the live stream would resync (a lost book line,
 or a ``u`` that skips: Bybit's archives number their lines one by one) a ``gap`` marker
@@ -33,28 +23,27 @@ snapshot in the file, where the live bot would wait for its resubscription's.
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import heapq
-import io
-import struct
 import sys
-import zipfile
-import zlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Final, cast
-
-import attrs
-import orjson
-from loguru import logger
+from typing import IO, Any, cast
 
 from scalper.bybit.streams import invalidate_on_lost_frame
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import Instrument
 from scalper.replay.recording import RecordingHeader, RecordingWriter
+
+from .bybit_archives import (
+    BAD_FRAME,
+    ArchiveError,
+    ImportStats,
+    book_records,
+    first_frame,
+    trade_records,
+)
 
 __all__ = [
     "ArchiveError",
@@ -64,263 +53,8 @@ __all__ = [
     "rules_from_flags",
 ]
 
-#: kinds of bad input counted in ``ImportStats.bad``
-BAD_JSON: Final = "bad_json"  #: a book line that is not a JSON object (e.g. cut short)
-BAD_FRAME: Final = "bad_frame"  #: a JSON book line without the frame's fields
-OTHER_TOPIC: Final = "other_topic"  #: a book line of another topic or symbol
-BAD_ROW: Final = "bad_row"  #: a CSV row that does not parse
-OTHER_SYMBOL: Final = "other_symbol"  #: a trade row of another symbol
-TRUNCATED: Final = "truncated_file"  #: an archive that ends before its end (cut download)
-
-_CHUNK = 1 << 20
-_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
-_TRADE_FIELDS = ("timestamp", "symbol", "side", "size", "price")
-#: bad inputs of one kind logged (the rest only counted)
-_LOGGED_PER_KIND = 3
 #: records between two progress updates
 _PROGRESS_EVERY = 20_000
-
-
-class ArchiveError(Exception):
-    """The import cannot start (no rules, unreadable first line, mixed symbols)."""
-
-
-@attrs.define
-class ImportStats:
-    """What an import read and wrote (printed at the end, checked by tests)."""
-
-    symbol: str = ""
-    book_lines: int = 0
-    book_frames: int = 0
-    snapshots: int = 0
-    trade_rows: int = 0
-    trades: int = 0
-    trade_frames: int = 0
-    out_of_order: int = 0
-    gaps: int = 0
-    resyncs: int = 0
-    records: int = 0
-    first_ms: int = 0
-    last_ms: int = 0
-    bad: Counter[str] = attrs.field(factory=Counter)
-
-    def count(self, kind: str, where: str) -> None:
-        """Count one piece of bad input; the first few of each kind are logged with where."""
-        self.bad[kind] += 1
-        seen = self.bad[kind]
-        if seen <= _LOGGED_PER_KIND:
-            more = " (further ones are only counted)" if seen == _LOGGED_PER_KIND else ""
-            logger.bind(symbol=self.symbol).warning("import: {} at {}{}", kind, where, more)
-
-    def render(self, out: str) -> str:
-        """The summary line(s)."""
-        bad = ", ".join(f"{k}={v}" for k, v in sorted(self.bad.items())) or "none"
-        hours = (self.last_ms - self.first_ms) / 3_600_000
-        return (
-            f"imported {self.symbol} to {out}: {self.book_frames} book frames "
-            f"({self.snapshots} snapshots) of {self.book_lines} lines, {self.trades} trades "
-            f"in {self.trade_frames} frames of {self.trade_rows} rows, {hours:.2f} h\n"
-            f"  bad input: {bad}; out of order: {self.out_of_order}; "
-            f"u gaps: {self.gaps}; book resyncs: {self.resyncs}\n"
-        )
-
-
-# ---------------------------------------------------------------- reading the archives
-
-
-def _zip_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
-    """The lines of the one member of a book archive, streamed (never the whole file)."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        yield from _local_lines(path, stats)  # no central directory: a cut download
-        return
-    with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        if not names:
-            return
-        try:
-            with zf.open(names[0]) as member:
-                yield from member
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            stats.count(TRUNCATED, f"{path}: {exc}")
-
-
-def _local_lines(path: Path, stats: ImportStats) -> Iterator[bytes]:
-    """Lines of the first member read from its local header (deflate or stored)."""
-    with path.open("rb") as fh:
-        head = fh.read(_LOCAL_HEADER.size)
-        if len(head) < _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
-            stats.count(TRUNCATED, f"{path}: not a zip archive")
-            return
-        fields = _LOCAL_HEADER.unpack(head)
-        method, name_len, extra_len = fields[3], fields[9], fields[10]
-        fh.seek(name_len + extra_len, io.SEEK_CUR)
-        inflate = zlib.decompressobj(-15) if method == zipfile.ZIP_DEFLATED else None
-        rest = b""
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                break
-            try:
-                data = inflate.decompress(chunk) if inflate is not None else chunk
-            except zlib.error:
-                break
-            lines = (rest + data).split(b"\n")
-            rest = lines.pop()
-            yield from (line + b"\n" for line in lines)
-            if inflate is not None and inflate.eof:
-                break
-        if rest:
-            yield rest
-        if inflate is None or not inflate.eof:
-            stats.count(TRUNCATED, f"{path}: the archive ends before its end")
-
-
-def _book_records(
-    paths: Iterable[Path], symbol: str, topic: str, stats: ImportStats
-) -> Iterator[tuple[int, int, bytes, Any]]:
-    """``(t, 1, line, frame)`` per book line (``frame`` None for a bad line), in file order."""
-    last = 0
-    for path in paths:
-        for number, raw in enumerate(_zip_lines(path, stats), 1):
-            line = raw.rstrip(b"\r\n")
-            if not line:
-                continue
-            stats.book_lines += 1
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                stats.count(BAD_JSON, f"{path.name} line {number}")
-                yield last, 1, line, None
-                continue
-            ts = obj.get("ts") if type(obj) is dict else None
-            data = obj.get("data") if type(obj) is dict else None
-            if type(ts) is not int or type(data) is not dict:
-                stats.count(
-                    BAD_FRAME if type(obj) is dict else BAD_JSON, f"{path.name} line {number}"
-                )
-                yield last, 1, line, None
-                continue
-            if obj.get("topic") != topic or data.get("s") != symbol:
-                stats.count(OTHER_TOPIC, f"{path.name} line {number}")
-                continue
-            if ts < last:
-                stats.out_of_order += 1
-                ts = last
-            last = ts
-            yield ts, 1, line, obj
-
-
-def _ms(stamp: str) -> int | None:
-    """Bybit's ``1733011200.1234`` seconds -> epoch ms, exactly (no float rounding)."""
-    whole, _, frac = stamp.strip().partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
-        return None
-    if not frac and len(whole) >= 13:  # already epoch ms (13 digits since 2001)
-        return int(whole)
-    return int(whole) * 1000 + int((frac + "000")[:3])
-
-
-def _positive(number: str) -> bool:
-    """A CSV number that is finite and > 0."""
-    try:
-        value = float(number)
-    except ValueError:
-        return False
-    return 0 < value < float("inf")
-
-
-def _csv_rows(path: Path, stats: ImportStats) -> Iterator[list[str]]:
-    """Rows of a gzip CSV, streamed; a file cut short ends the rows (counted)."""
-    try:
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-            yield from csv.reader(fh)
-    except (EOFError, OSError, zlib.error, csv.Error) as exc:
-        stats.count(TRUNCATED, f"{path}: {exc}")
-
-
-def _trade_records(
-    paths: Iterable[Path], symbol: str, stats: ImportStats
-) -> Iterator[tuple[int, int, bytes, Any]]:
-    """``(t, 0, frame, None)`` per ``publicTrade`` frame: consecutive trades of one ms."""
-    topic = f"publicTrade.{symbol}"
-    last = 0
-    batch: list[dict[str, Any]] = []
-    batch_ms = 0
-
-    def frame() -> bytes:
-        stats.trade_frames += 1
-        return orjson.dumps({"topic": topic, "type": "snapshot", "ts": batch_ms, "data": batch})
-
-    for path in paths:
-        rows = _csv_rows(path, stats)
-        header = next(rows, None)
-        if header is None:
-            continue
-        columns = {name.strip(): i for i, name in enumerate(header)}
-        if not all(name in columns for name in _TRADE_FIELDS):
-            stats.count(BAD_ROW, f"{path.name}: not a trade dump header")
-            continue
-        i_ts, i_sym, i_side, i_size, i_price = (columns[n] for n in _TRADE_FIELDS)
-        i_tick = columns.get("tickDirection")
-        i_id = columns.get("trdMatchID")
-        i_rpi = columns.get("RPI")
-        width = len(header)
-        for number, row in enumerate(rows, 2):
-            if not row:
-                continue
-            stats.trade_rows += 1
-            if len(row) != width:
-                stats.count(BAD_ROW, f"{path.name} line {number}")
-                continue
-            if row[i_sym] != symbol:
-                stats.count(OTHER_SYMBOL, f"{path.name} line {number}")
-                continue
-            side, size, price = row[i_side], row[i_size], row[i_price]
-            ms = _ms(row[i_ts])
-            if (
-                ms is None
-                or side not in ("Buy", "Sell")
-                or not (_positive(size) and _positive(price))
-            ):
-                stats.count(BAD_ROW, f"{path.name} line {number}")
-                continue
-            if ms < last:
-                stats.out_of_order += 1
-                ms = last
-            last = ms
-            if batch and ms != batch_ms:
-                yield batch_ms, 0, frame(), None
-                batch = []
-            batch_ms = ms
-            item: dict[str, Any] = {"T": ms, "s": symbol, "S": side, "v": size, "p": price}
-            item["L"] = row[i_tick] if i_tick is not None else ""
-            item["i"] = row[i_id] if i_id is not None else ""
-            item["BT"] = False
-            item["RPI"] = i_rpi is not None and row[i_rpi].strip().lower() in ("true", "1")
-            batch.append(item)
-            stats.trades += 1
-    if batch:
-        yield batch_ms, 0, frame(), None
-
-
-# ---------------------------------------------------------------- the import
-
-
-def _first_frame(path: Path) -> tuple[str, str]:
-    """(topic, symbol) of the first readable line of a book archive."""
-    stats = ImportStats()
-    for raw in _zip_lines(path, stats):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if type(obj) is dict and type(obj.get("data")) is dict:
-            topic, symbol = obj.get("topic"), obj["data"].get("s")
-            if type(topic) is str and type(symbol) is str and topic.startswith("orderbook."):
-                return topic, symbol
-    raise ArchiveError(f"{path}: no order-book frame found (not a Bybit ob archive?)")
 
 
 def import_archives(
@@ -336,7 +70,7 @@ def import_archives(
     """Merge the archives into one recording written to ``out``; the counts."""
     if not book_paths:
         raise ArchiveError("--book: at least one order-book archive is needed")
-    topics = {_first_frame(p) for p in book_paths}
+    topics = {first_frame(p) for p in book_paths}
     if len(topics) > 1:
         found = ", ".join(sorted(t for t, _ in topics))
         raise ArchiveError(f"--book: the archives mix topics or symbols ({found})")
@@ -352,8 +86,8 @@ def import_archives(
     header_written = False
     last_u: int | None = None
     merged = heapq.merge(
-        _trade_records(sorted(trade_paths), symbol, stats),
-        _book_records(sorted(book_paths), symbol, topic, stats),
+        trade_records(sorted(trade_paths), symbol, stats),
+        book_records(sorted(book_paths), symbol, topic, stats),
         key=lambda r: (r[0], r[1]),
     )
     for t, kind, raw, obj in merged:
@@ -417,8 +151,9 @@ def _book_line(
     if kind == "snapshot" or u == 1:
         stats.snapshots += 1
         if last_u is not None and u <= last_u and u != 1 and book.valid:
-            # an archive's snapshot is a reset (reference section 9) even when its u is not
-            # above the last one; the live rule would call it stale, so say it is a reset
+            # an archive's periodic snapshot is a reset (the book starts over from it)
+            # even when its u is not above the last one; the live rule would call it
+            # stale, so say it is a reset
             book.invalidate(f"archive snapshot resets u={u} after {last_u}")
             writer.event(t, "reset", reason=f"snapshot u={u} after {last_u}")
     elif last_u is not None and u != last_u + 1 and book.valid:
@@ -499,7 +234,7 @@ def main_import(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: {path}: no such file\n")
             return 2
     try:
-        _, symbol = _first_frame(books[0])
+        _, symbol = first_frame(books[0])
         tick, instrument = rules_from_flags(symbol, args.tick_size, args.qty_step)
         if args.rest_url:
             instrument = _fetch_rules(args.rest_url, symbol) or instrument

@@ -1,8 +1,8 @@
 """Archives in Bybit's published formats, made from the simulator's seeded market.
 
-Bybit's history-data files cannot be fetched from here (reference section 9), and tests
-and newcomers need something real to import and backtest, so this writes the same two
-formats from ``sim.market.Market`` (the market ``scalper run`` trades in the simulator):
+Bybit's history-data files cannot be fetched from here (no network beyond loopback),
+and tests and newcomers need something real to import and backtest, so this writes the
+same two formats from ``sim.market.Market`` (the market ``scalper run`` trades in the simulator):
 
 * ``YYYY-MM-DD_SYMBOL_ob{depth}.data.zip``: a zip holding one file of that name without
   ``.zip``, one WebSocket frame per line (``orderbook.{depth}.SYMBOL``; a snapshot first and

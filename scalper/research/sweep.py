@@ -197,8 +197,7 @@ def main_sweep(args: argparse.Namespace) -> int:
     import orjson
 
     if args.workers is not None and args.workers < 1:
-        sys.stderr.write(f"error: --workers: must be >= 1, got {args.workers}\n")
-        return 2
+        return _error(f"--workers: must be >= 1, got {args.workers}", 2)
     try:
         rows = sweep(
             args.files,
@@ -209,14 +208,18 @@ def main_sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             dask=args.dask,
         )
-    except BacktestError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    except SweepFailed as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
+    except BacktestError as exc:  # bad usage or settings
+        return _error(str(exc), 2)
+    except SweepFailed as exc:  # the cluster could not run it
+        return _error(str(exc), 1)
     if args.format == "json":
         sys.stdout.write(orjson.dumps({"rows": rows}).decode() + "\n")
     else:
         sys.stdout.write(render_rows(rows))
     return 0
+
+
+def _error(reason: str, code: int) -> int:
+    """The one ``error: ...`` line of a failed sweep; ``code`` is the exit status."""
+    sys.stderr.write(f"error: {reason}\n")
+    return code

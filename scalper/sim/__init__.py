@@ -15,9 +15,13 @@ REST, ``/v5/public/linear``, ``/v5/private`` and a control API (``/sim/state``, 
 
 Modules, one job each: ``specs`` (listed contracts), ``book`` (integer L2 book),
 ``market`` (seeded random walk, trades), ``accounts`` (orders, positions, wallet),
-``venue`` (matching and the fan-out of changes), ``rows``/``marketrows`` (Bybit's record
-shapes), ``public``/``private`` (stream topics), ``rest`` (REST endpoints, auth, rate
-limits), ``ws`` (WebSocket sessions), ``faults`` (fault registry), ``app`` (the ASGI
+``checks`` (Bybit's refusals of order parameters), ``fills`` (taking liquidity, booking
+fills), ``stops`` (protective stops of positions), ``matching`` (the order operations),
+``venue`` (market + matching, and the fan-out of changes), ``rows``/``marketrows``
+(Bybit's record shapes), ``public``/``private`` (stream topics), ``params`` (reading
+request parameters), ``rest`` (routing, auth, rate limits) with its endpoint groups
+``rest_market``/``rest_orders``/``rest_account``, ``ws`` (WebSocket sessions),
+``outbox`` (a connection's send queue), ``faults`` (fault registry), ``app`` (the ASGI
 app), ``server`` (``open_sim``), ``cli`` (``scalper exchange``).
 """
 

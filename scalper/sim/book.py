@@ -142,42 +142,16 @@ class SimBook:
 
     def take_asks(self, lots: int, limit: int | None) -> list[tuple[int, int]]:
         """Consume up to ``lots`` from the best asks priced <= ``limit``; return the fills."""
-        fills: list[tuple[int, int]] = []
-        asks, changed = self.asks, self.changed_asks
-        while lots > 0 and self.ask_top <= self.ask_high:
-            t = self.ask_top
-            if limit is not None and t > limit:
-                break
-            have = asks[t]
-            take = min(have, lots)
-            fills.append((t, take))
-            lots -= take
-            changed.add(t)
-            if take == have:
-                del asks[t]
-                self.ask_top = t + 1
-            else:
-                asks[t] = have - take
+        fills, self.ask_top = _take(
+            self.asks, self.changed_asks, self.ask_top, self.ask_high, 1, lots, limit
+        )
         return fills
 
     def take_bids(self, lots: int, limit: int | None) -> list[tuple[int, int]]:
         """Consume up to ``lots`` from the best bids priced >= ``limit``; return the fills."""
-        fills: list[tuple[int, int]] = []
-        bids, changed = self.bids, self.changed_bids
-        while lots > 0 and self.bid_top >= self.bid_low:
-            t = self.bid_top
-            if limit is not None and t < limit:
-                break
-            have = bids[t]
-            take = min(have, lots)
-            fills.append((t, take))
-            lots -= take
-            changed.add(t)
-            if take == have:
-                del bids[t]
-                self.bid_top = t - 1
-            else:
-                bids[t] = have - take
+        fills, self.bid_top = _take(
+            self.bids, self.changed_bids, self.bid_top, self.bid_low, -1, lots, limit
+        )
         return fills
 
     def available_asks(self, limit: int | None) -> int:
@@ -189,3 +163,32 @@ class SimBook:
         """Lots resting on the bid side at prices >= ``limit`` (all when None)."""
         lo = self.bid_low if limit is None else max(self.bid_low, limit)
         return sum(self.bids[t] for t in range(lo, self.bid_top + 1))
+
+
+def _take(
+    levels: dict[int, int],
+    changed: set[int],
+    top: int,
+    end: int,
+    step: int,
+    lots: int,
+    limit: int | None,
+) -> tuple[list[tuple[int, int]], int]:
+    """Walk one side from its best tick ``top`` towards its far end ``end`` (``step``: +1
+    for asks, -1 for bids), taking up to ``lots`` at ticks not beyond ``limit``; return
+    the (tick, lots) taken and the side's new best tick."""
+    fills: list[tuple[int, int]] = []
+    while lots > 0 and (end - top) * step >= 0:
+        if limit is not None and (top - limit) * step > 0:
+            break
+        have = levels[top]
+        take = min(have, lots)
+        fills.append((top, take))
+        lots -= take
+        changed.add(top)
+        if take == have:
+            del levels[top]
+            top += step
+        else:
+            levels[top] = have - take
+    return fills, top

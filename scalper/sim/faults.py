@@ -199,19 +199,20 @@ class _Pending:
     left: int | None
 
 
+@attrs.define
 class FaultRegistry:
     """Pending REST and ping faults; the stream faults live on the hubs."""
 
-    def __init__(self) -> None:
-        self._rest: list[_Pending] = []
-        self._silence_count: dict[str, int] = {"public": 0, "private": 0}
-        self._silence_until: dict[str, float] = {"public": 0.0, "private": 0.0}
+    _rest: list[_Pending] = attrs.field(factory=list)
+    #: pings still to swallow, and until when (trio seconds) to swallow them, per stream
+    _silence_count: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(_STREAMS, 0))
+    _silence_until: dict[str, float] = attrs.field(factory=lambda: dict.fromkeys(_STREAMS, 0.0))
 
     def clear(self) -> None:
         """Forget every pending fault."""
         self._rest.clear()
-        self._silence_count = {"public": 0, "private": 0}
-        self._silence_until = {"public": 0.0, "private": 0.0}
+        self._silence_count = dict.fromkeys(_STREAMS, 0)
+        self._silence_until = dict.fromkeys(_STREAMS, 0.0)
 
     def add_rest(self, fault: Fault) -> None:
         """Queue a latency / http_status / timeout / ret_code fault."""

@@ -1,15 +1,15 @@
-"""The matcher's core: validation, matching a new order, fills, fees, the books kept.
+"""The matcher's core: matching a new order, taking liquidity, fills, fees, the books kept.
 
 ``MatchingCore`` holds the accounts, the resting orders and what changed per account,
-and the steps every order operation is made of (``sim.matching.Matcher`` carries out
-the operations; its docstring has the matching rules).
+and the steps every order operation is made of: accept an order, take from the book,
+rest, cancel, book a fill (position, wallet, closed-PnL record). ``sim.matching.Matcher``
+carries out the operations (its docstring has the matching rules); the checks of the
+parameters are ``sim.checks``.
 """
 
 from __future__ import annotations
 
-import math
 import random
-import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -28,25 +28,11 @@ from .accounts import (
 )
 from .errors import VenueError
 from .market import Market, PublicTrade, SymbolMarket
-from .params import opt_decimal, opt_str
+from .params import opt_str
 from .specs import SymbolSpec
 
-__all__ = [
-    "LINK_RE",
-    "PROTECTION",
-    "TRIGGERS",
-    "ZERO",
-    "Changes",
-    "MatchingCore",
-    "check_stop_side",
-    "check_tpsl_mode",
-    "protection_tick",
-    "trigger_param",
-]
+__all__ = ["ZERO", "Changes", "MatchingCore"]
 
-LINK_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")
-#: market orders become limit orders this far through the touch (protection price)
-PROTECTION = 0.03
 ZERO = Decimal(0)
 
 
@@ -113,98 +99,6 @@ class MatchingCore:
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
-    def _check_qty(self, spec: SymbolSpec, qty: Decimal, *, market: bool) -> None:
-        if qty <= 0:
-            raise VenueError(10001, f"params error: qty must be positive, got {qty}")
-        if qty % spec.qty_step != 0:
-            raise VenueError(
-                10001,
-                f"params error: Qty invalid: {qty} is not a multiple of qtyStep {spec.qty_step}",
-            )
-        if qty < spec.min_qty:
-            raise VenueError(
-                10001,
-                f"The number of contracts below min limit allowed: qty {qty} < minOrderQty "
-                f"{spec.min_qty}",
-            )
-        cap = spec.max_mkt_qty if market else spec.max_qty
-        if qty > cap:
-            which = "maxMktOrderQty" if market else "maxOrderQty"
-            raise VenueError(
-                10001,
-                f"The number of contracts exceeds maximum limit allowed: qty {qty} > {which} {cap}",
-            )
-
-    def _check_price(self, spec: SymbolSpec, price: Decimal) -> None:
-        if price <= 0:
-            raise VenueError(10001, f"params error: price must be positive, got {price}")
-        if price % spec.tick_size != 0:
-            raise VenueError(
-                10001,
-                f"params error: Price invalid: {price} is not a multiple of tickSize "
-                f"{spec.tick_size}",
-            )
-
-    def _check_position_idx(self, account: Account, idx: int) -> None:
-        """positionIdx 0 in one-way mode, 1 or 2 in hedge mode (Bybit's 10001 otherwise)."""
-        if (idx == 0) == account.hedge_mode:
-            raise VenueError(10001, "position idx not match position mode")
-
-    def _order_stops(
-        self,
-        params: dict[str, Any],
-        side: str,
-        order_type: str,
-        price: Decimal,
-        reduce_only: bool,
-        spec: SymbolSpec,
-        sm: SymbolMarket,
-    ) -> tuple[str, str, str, str]:
-        """The TP/SL an order create carries: (takeProfit, stopLoss, tpTriggerBy,
-        slTriggerBy) as strings, "" when absent. Checked like Bybit: not with
-        reduceOnly, Full mode and market stop orders only, on the right side of the base
-        price (the limit price; for a market order the trigger price now)."""
-        tp = opt_decimal(params, "takeProfit")
-        sl = opt_decimal(params, "stopLoss")
-        tp = None if tp == 0 else tp
-        sl = None if sl == 0 else sl
-        if tp is None and sl is None:
-            return "", "", "", ""
-        if reduce_only:
-            raise VenueError(10001, "params error: TP/SL cannot be set on a reduce-only order")
-        check_tpsl_mode(params)
-        tp_by = trigger_param(params, "tpTriggerBy")
-        sl_by = trigger_param(params, "slTriggerBy")
-        pos_side = side  # the position this order opens
-        for name, value, by in (("TakeProfit", tp, tp_by), ("StopLoss", sl, sl_by)):
-            if value is None:
-                continue
-            self._check_stop_price(spec, name, value)
-            base = price if order_type == "Limit" else self._trigger_price(sm, by)
-            check_stop_side(name, value, pos_side, base, by)
-        return (
-            "" if tp is None else _plain(tp),
-            "" if sl is None else _plain(sl),
-            tp_by if tp is not None else "",
-            sl_by if sl is not None else "",
-        )
-
-    def _check_stop_price(self, spec: SymbolSpec, name: str, value: Decimal) -> None:
-        if value < 0:
-            raise VenueError(10001, f"params error: {name} must not be negative, got {value}")
-        if value % spec.tick_size != 0:
-            raise VenueError(
-                10001,
-                f"params error: {name} invalid: {value} is not a multiple of tickSize "
-                f"{spec.tick_size}",
-            )
-
-    def _trigger_price(self, sm: SymbolMarket, trigger_by: str) -> Decimal:
-        """The price a stop with this trigger compares against (IndexPrice: the mark's
-        index-like value, the simulator has no separate index)."""
-        tick = sm.last_tick if trigger_by == "LastPrice" else sm.mark_tick
-        return sm.spec.price_of(tick)
-
     def _tick(self, spec: SymbolSpec, price: Decimal) -> int:
         return int(price / spec.tick_size)
 
@@ -238,26 +132,45 @@ class MatchingCore:
                     account, order, now, cancel_type="UNKNOWN", reason="EC_NoImmediateQtyToFill"
                 )
                 return
-        if crosses and lots > 0:
-            fills = book.take_asks(lots, limit) if buy else book.take_bids(lots, limit)
-            sm = self.sm(spec.symbol)
-            for tick, taken in fills:
-                trade = self.market.record_trade(
-                    sm, tick, taken, order.side, now, self.market.new_trade_id()
-                )
-                self.trades.setdefault(spec.symbol, []).append(trade)
-                self._fill(
-                    account, order, spec.price_of(tick), spec.qty_of(taken), maker=False, now=now
-                )
-                if not order.is_open:
-                    break
-            book.u += 1
+        if crosses:
+            self._take(account, order, limit, now)
         if order.is_open:
             if order.order_type == "Market" or order.time_in_force in ("IOC", "FOK"):
                 reason = "EC_NoError" if order.cum_qty else "EC_NoImmediateQtyToFill"
                 self._cancel(account, order, now, cancel_type="UNKNOWN", reason=reason)
             else:
                 self._rest(account, order)
+
+    def _take(self, account: Account, order: Order, limit: int, now: int) -> None:
+        """Take what ``order`` can from the book up to the ``limit`` tick, best level
+        first: each level taken prints a trade and books a taker fill; the walk stops once
+        the order is done."""
+        spec = self.specs[order.symbol]
+        sm = self.sm(order.symbol)
+        book = sm.book
+        lots = int(order.leaves_qty / spec.qty_step)
+        buy = order.side == "Buy"
+        fills = book.take_asks(lots, limit) if buy else book.take_bids(lots, limit)
+        for tick, taken in fills:
+            trade = self.market.record_trade(
+                sm, tick, taken, order.side, now, self.market.new_trade_id()
+            )
+            self.trades.setdefault(order.symbol, []).append(trade)
+            self._fill(
+                account, order, spec.price_of(tick), spec.qty_of(taken), maker=False, now=now
+            )
+            if not order.is_open:
+                break
+        if fills:
+            book.u += 1
+
+    def _accept(self, account: Account, order: Order) -> None:
+        """Register a new order as open on its account (the next push carries it)."""
+        account.orders[order.order_id] = order
+        if order.order_link_id:
+            account.by_link[order.order_link_id] = order
+        account.open_orders[order.order_id] = order
+        self._batch(account).positions.add(order.symbol)
 
     def _rest(self, account: Account, order: Order) -> None:
         self.resting[order.symbol][order.order_id] = (account, order)
@@ -412,60 +325,3 @@ class MatchingCore:
         if batch is None:
             batch = self.changes[account.api_key] = Changes()
         return batch
-
-
-TRIGGERS = ("LastPrice", "MarkPrice", "IndexPrice")
-
-
-def trigger_param(params: dict[str, Any], key: str, default: str = "LastPrice") -> str:
-    """``slTriggerBy`` / ``tpTriggerBy`` (Bybit's default: LastPrice)."""
-    value = opt_str(params, key) or default
-    if value not in TRIGGERS:
-        raise VenueError(10001, f"params error: {key} invalid: {value}")
-    return value
-
-
-def _e8(value: Decimal) -> int:
-    """A price as Bybit's engine prints it in its messages: scaled by 1e8."""
-    return int(value.scaleb(8))
-
-
-def check_stop_side(name: str, value: Decimal, side: str, base: Decimal, by: str) -> None:
-    """Bybit's rule: a long's stop-loss below the base price and take-profit above it;
-    the reverse for a short. The message is Bybit's (prices scaled by 1e8)."""
-    if value == 0:
-        return
-    below = (name == "StopLoss") == (side == "Buy")
-    if (value < base) if below else (value > base):
-        return
-    word = "lower" if below else "higher"
-    raise VenueError(
-        10001,
-        f"{name}:{_e8(value)} set for {side} position should {word} than "
-        f"base_price:{_e8(base)}??{by}",
-    )
-
-
-def _plain(value: Decimal) -> str:
-    return format(value, "f")
-
-
-def check_tpsl_mode(params: dict[str, Any]) -> None:
-    """Only ``tpslMode=Full`` with market stop orders is simulated; others are refused."""
-    mode = opt_str(params, "tpslMode") or "Full"
-    if mode != "Full":
-        raise VenueError(10001, f"params error: tpslMode {mode} is not supported here (Full)")
-    for key in ("tpOrderType", "slOrderType"):
-        kind = opt_str(params, key) or "Market"
-        if kind != "Market":
-            raise VenueError(10001, f"params error: {key} {kind} is not supported (Market)")
-
-
-def protection_tick(sm: SymbolMarket, side: str) -> int:
-    """A market order's limit: ``PROTECTION`` through the touch (the last trade if empty)."""
-    book = sm.book
-    if side == "Buy":
-        top = book.ask_top if book.has_asks else sm.last_tick
-        return math.ceil(top * (1 + PROTECTION))
-    top = book.bid_top if book.has_bids else sm.last_tick
-    return max(1, math.floor(top * (1 - PROTECTION)))

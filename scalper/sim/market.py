@@ -266,22 +266,16 @@ class Market:
         return trades
 
     def _touch_trade(self, sm: SymbolMarket, trades: list[PublicTrade], now_ms: int) -> None:
+        """A taker trading part of the touch (either side, even odds) without moving it."""
         book = sm.book
         rng = self.rng
-        if rng.random() < 0.5:
-            t = book.ask_top
-            have = book.asks[t]
-            lots = max(1, int(have * rng.random() * 0.5))
-            if lots < have:
-                book.set_ask(t, have - lots)
-            self._tape(sm, trades, [(t, lots)], "Buy", now_ms)
-        else:
-            t = book.bid_top
-            have = book.bids[t]
-            lots = max(1, int(have * rng.random() * 0.5))
-            if lots < have:
-                book.set_bid(t, have - lots)
-            self._tape(sm, trades, [(t, lots)], "Sell", now_ms)
+        buy = rng.random() < 0.5
+        t = book.ask_top if buy else book.bid_top
+        have = (book.asks if buy else book.bids)[t]
+        lots = max(1, int(have * rng.random() * 0.5))
+        if lots < have:
+            (book.set_ask if buy else book.set_bid)(t, have - lots)
+        self._tape(sm, trades, [(t, lots)], "Buy" if buy else "Sell", now_ms)
 
     def _tape(
         self,
@@ -292,8 +286,7 @@ class Market:
         now_ms: int,
     ) -> None:
         for tick, lots in fills:
-            trade_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-            trades.append(self.record_trade(sm, tick, lots, side, now_ms, trade_id))
+            trades.append(self.record_trade(sm, tick, lots, side, now_ms, self.new_trade_id()))
 
     def record_trade(
         self, sm: SymbolMarket, tick: int, lots: int, side: str, now_ms: int, trade_id: str

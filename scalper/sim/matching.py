@@ -17,16 +17,9 @@ Matching rules (the simulator's model of Bybit's engine):
   opposite touch moves across them.
 * Reduce-only orders never grow a position: refused with 110017 when there is nothing
   to reduce, clamped to the position at fill time, cancelled once it is flat.
-* Protective stops (``tpslMode=Full``), as reference section 8 describes: a
-  ``stopLoss`` / ``takeProfit`` on an opening order is armed on the position when the
-  order fills; ``set_trading_stop`` arms, moves ("0": removes) them later. A long's
-  stop-loss must lie below the trigger base price (mark or last, per ``slTriggerBy``)
-  and its take-profit above, the reverse for a short (10001 naming side and base
-  price); a flat position is refused; the same values again answer 34040. On every
-  market step ``check_stops`` fires a stop whose trigger price was crossed: a
-  reduce-only, close-on-trigger market order of the whole position with orderLinkId "",
-  ``stopOrderType`` StopLoss/TakeProfit and ``createType`` CreateByStopLoss /
-  CreateByTakeProfit. Whatever closes a position cancels its stops.
+* Protective stops (``tpslMode=Full``) live on the position: armed by an opening order
+  or ``set_trading_stop``, fired by ``check_stops`` when the market crosses them, as a
+  reduce-only market close (``sim.stops`` has the rules).
 * Every order that closes some of a position gets a closed-PnL record, net of its
   closing fee and of the opening fees of the closed quantity (pro rata).
 * Hedge mode (an account option) is modelled on one net position per symbol: an order
@@ -41,31 +34,30 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from .accounts import (
-    TAKER_FEE,
-    Account,
-    Order,
-    Position,
+from .accounts import TAKER_FEE, Account, Order
+from .checks import (
+    LINK_RE,
+    check_position_idx,
+    check_price,
+    check_qty,
+    order_stops,
+    protection_tick,
 )
 from .errors import VenueError
-from .fills import (
-    LINK_RE,
-    ZERO,
-    Changes,
-    MatchingCore,
-    check_stop_side,
-    check_tpsl_mode,
-    protection_tick,
-    trigger_param,
-)
+from .fills import ZERO, Changes
 from .market import PublicTrade
 from .params import opt_bool, opt_decimal, opt_int, opt_str, req_decimal, req_str
+from .stops import ProtectiveStops
 
 __all__ = ["Changes", "Matcher"]
 
 
-class Matcher(MatchingCore):
-    """Order operations and fills for all accounts, against the market's books."""
+class Matcher(ProtectiveStops):
+    """Order operations and fills for all accounts, against the market's books.
+
+    The layers, one module each: ``fills.MatchingCore`` (state, taking liquidity, booking
+    fills), ``stops.ProtectiveStops`` (position stops), and this class (the operations a
+    request or the market asks for)."""
 
     # ---------------------------------------------------------------- orders
     def create_order(self, account: Account, params: dict[str, Any]) -> Order:
@@ -83,7 +75,7 @@ class Matcher(MatchingCore):
         if order_type == "Market":
             tif = "IOC"
         position_idx = opt_int(params, "positionIdx", 0, 0, 2)
-        self._check_position_idx(account, position_idx)
+        check_position_idx(account, position_idx)
         qty = req_decimal(params, "qty")
         reduce_only = opt_bool(params, "reduceOnly")
         if account.hedge_mode and (side == "Buy") != (position_idx == 1):
@@ -99,10 +91,10 @@ class Matcher(MatchingCore):
         pos = account.position(spec.symbol)
         if qty == 0 and reduce_only and close_on_trigger and pos.size != 0:
             qty = abs(pos.size)  # Bybit: qty "0" + reduceOnly + closeOnTrigger closes it all
-        self._check_qty(spec, qty, market=order_type == "Market")
+        check_qty(spec, qty, market=order_type == "Market")
         if order_type == "Limit":
             price = req_decimal(params, "price")
-            self._check_price(spec, price)
+            check_price(spec, price)
             ref_price = price
         else:
             opt_decimal(params, "price")  # checked for its type, then ignored (as Bybit does)
@@ -115,7 +107,7 @@ class Matcher(MatchingCore):
                 "params error: the simulator's hedge mode holds one side per symbol: close the "
                 "other side first",
             )
-        stops = self._order_stops(params, side, order_type, price, reduce_only, spec, sm)
+        stops = order_stops(params, side, order_type, price, reduce_only, sm)
         if reduce_only:
             if pos.size == 0 or pos.size * sign > 0:
                 raise VenueError(
@@ -154,141 +146,10 @@ class Matcher(MatchingCore):
             sl_trigger_by=stops[3],
             position_idx=position_idx,
         )
-        account.orders[order.order_id] = order
-        if link:
-            account.by_link[link] = order
-        account.open_orders[order.order_id] = order
-        self._batch(account).positions.add(spec.symbol)
+        self._accept(account, order)
         self._match_new(account, order, spec, now)
         self._flush(now)
         return order
-
-    # ---------------------------------------------------------------- stops
-    def set_trading_stop(self, account: Account, params: dict[str, Any]) -> None:
-        """``POST /v5/position/trading-stop``: arm, move or remove ("0") the Full-mode
-        stop-loss / take-profit of a position (34040 when nothing changes)."""
-        spec = self._spec(req_str(params, "symbol"))
-        if "positionIdx" not in params:
-            raise VenueError(10001, "params error: missing required parameter positionIdx")
-        idx = opt_int(params, "positionIdx", 0, 0, 2)
-        self._check_position_idx(account, idx)
-        check_tpsl_mode(params)
-        trailing = opt_decimal(params, "trailingStop")
-        if trailing:
-            raise VenueError(10001, "params error: trailingStop is not supported by the simulator")
-        pos = account.position(spec.symbol)
-        held = pos.size != 0 and (not account.hedge_mode or (pos.size > 0) == (idx == 1))
-        if not held:
-            raise VenueError(10001, "can not set tp/sl/ts for zero position")
-        sl = opt_decimal(params, "stopLoss")
-        tp = opt_decimal(params, "takeProfit")
-        sl_by = trigger_param(params, "slTriggerBy", pos.sl_trigger_by)
-        tp_by = trigger_param(params, "tpTriggerBy", pos.tp_trigger_by)
-        new_sl = pos.stop_loss if sl is None else sl
-        new_tp = pos.take_profit if tp is None else tp
-        sm = self.sm(spec.symbol)
-        side = pos.side
-        for name, value, given, by in (
-            ("StopLoss", new_sl, sl, sl_by),
-            ("TakeProfit", new_tp, tp, tp_by),
-        ):
-            if given is None or given == 0:
-                continue
-            self._check_stop_price(spec, name, given)
-            check_stop_side(name, value, side, self._trigger_price(sm, by), by)
-        if (new_sl, new_tp, sl_by, tp_by) == (
-            pos.stop_loss,
-            pos.take_profit,
-            pos.sl_trigger_by,
-            pos.tp_trigger_by,
-        ):
-            raise VenueError(34040, "not modified")
-        pos.stop_loss, pos.take_profit = new_sl, new_tp
-        pos.sl_trigger_by, pos.tp_trigger_by = sl_by, tp_by
-        now = self.now_ms()
-        pos.updated_ms = now
-        pos.seq = self.market.seq
-        self._batch(account).positions.add(spec.symbol)
-        self._flush(now)
-
-    def check_stops(self, symbol: str, now: int) -> None:
-        """Fire every armed stop on ``symbol`` whose trigger price has been crossed."""
-        sm = self.sm(symbol)
-        for account in self.accounts.values():
-            pos = account.positions.get(symbol)
-            if pos is None or pos.size == 0 or not (pos.stop_loss or pos.take_profit):
-                continue
-            long = pos.size > 0
-            fired: tuple[str, Decimal, str] | None = None
-            if pos.stop_loss:
-                px = self._trigger_price(sm, pos.sl_trigger_by)
-                if (px <= pos.stop_loss) if long else (px >= pos.stop_loss):
-                    fired = ("StopLoss", pos.stop_loss, pos.sl_trigger_by)
-            if fired is None and pos.take_profit:
-                px = self._trigger_price(sm, pos.tp_trigger_by)
-                if (px >= pos.take_profit) if long else (px <= pos.take_profit):
-                    fired = ("TakeProfit", pos.take_profit, pos.tp_trigger_by)
-            if fired is not None:
-                self._fire(account, pos, *fired, now=now)
-
-    def _fire(
-        self, account: Account, pos: Position, kind: str, trigger: Decimal, by: str, *, now: int
-    ) -> None:
-        """A triggered stop: a reduce-only market close of the whole position."""
-        spec = self.specs[pos.symbol]
-        sm = self.sm(pos.symbol)
-        long = pos.size > 0
-        side = "Sell" if long else "Buy"
-        tick = protection_tick(sm, side)
-        book = sm.book
-        # falling through a long's stop-loss (or a short's take-profit) is direction 2
-        falling = long == (kind == "StopLoss")
-        order = Order(
-            order_id=self._new_id(),
-            order_link_id="",
-            symbol=pos.symbol,
-            side=side,
-            order_type="Market",
-            time_in_force="IOC",
-            price=spec.price_of(tick),
-            qty=abs(pos.size),
-            reduce_only=True,
-            close_on_trigger=True,
-            created_ms=now,
-            updated_ms=now,
-            last_price_on_created=spec.price_str(sm.last_tick),
-            stop_order_type=kind,
-            create_type="CreateByStopLoss" if kind == "StopLoss" else "CreateByTakeProfit",
-            trigger_price=trigger,
-            trigger_by=by,
-            trigger_direction=2 if falling else 1,
-            position_idx=(1 if long else 2) if account.hedge_mode else 0,
-        )
-        pos.clear_stops()  # Full mode: the other stop is cancelled with this one
-        account.orders[order.order_id] = order
-        account.open_orders[order.order_id] = order
-        self._batch(account).positions.add(pos.symbol)
-        fills = (
-            book.take_asks(int(order.qty / spec.qty_step), tick)
-            if side == "Buy"
-            else (book.take_bids(int(order.qty / spec.qty_step), tick))
-        )
-        for level, taken in fills:
-            trade = self.market.record_trade(
-                sm, level, taken, side, now, self.market.new_trade_id()
-            )
-            self.trades.setdefault(pos.symbol, []).append(trade)
-            self._fill(account, order, spec.price_of(level), spec.qty_of(taken), maker=False,
-                       now=now)  # fmt: skip
-            if not order.is_open:
-                break
-        if fills:
-            book.u += 1
-        if order.is_open:
-            # the book was too thin for the whole close: the rest at the mark (the
-            # simulator's stand-in for Bybit's engine working the close through)
-            self._fill(account, order, self.mark(pos.symbol), order.qty - order.cum_qty,
-                       maker=False, now=now)  # fmt: skip
 
     def fill_resting(self, symbol: str, trades: list[PublicTrade], now: int) -> None:
         """Fill resting orders the market reached: crossed or traded through (fully), or
@@ -338,7 +199,7 @@ class Matcher(MatchingCore):
         if qty is None and price is None:
             raise VenueError(10001, "params error: nothing to amend (give qty or price)")
         if qty is not None:
-            self._check_qty(spec, qty, market=False)
+            check_qty(spec, qty, market=False)
             if qty <= order.cum_qty:
                 raise VenueError(
                     110064,
@@ -348,7 +209,7 @@ class Matcher(MatchingCore):
         if price is not None:
             if order.order_type == "Market":
                 raise VenueError(10001, "params error: cannot amend the price of a market order")
-            self._check_price(spec, price)
+            check_price(spec, price)
         if (qty is None or qty == order.qty) and (price is None or price == order.price):
             raise VenueError(
                 10001,

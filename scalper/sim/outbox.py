@@ -12,25 +12,24 @@ from __future__ import annotations
 
 from collections import deque
 
+import attrs
 import trio
 
 __all__ = ["Outbox"]
 
 
+@attrs.define(eq=False)  # identity: an outbox is kept in the hubs' sets
 class Outbox:
     """Outgoing text frames of one WebSocket connection."""
 
-    __slots__ = ("_event", "close_code", "close_reason", "closed", "limit", "overflowed", "queue")
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self.queue: deque[str] = deque()
-        self.limit = limit
-        self.overflowed = False
-        self.closed = False
-        #: close code the writer sends once the queue is drained after ``close``
-        self.close_code = 1000
-        self.close_reason = ""
-        self._event: trio.Event | None = None
+    limit: int = 100_000
+    queue: deque[str] = attrs.field(factory=deque, init=False)
+    overflowed: bool = attrs.field(default=False, init=False)
+    closed: bool = attrs.field(default=False, init=False)
+    #: close code the writer sends once the queue is drained after ``close``
+    close_code: int = attrs.field(default=1000, init=False)
+    close_reason: str = attrs.field(default="", init=False)
+    _event: trio.Event | None = attrs.field(default=None, init=False)
 
     def put(self, text: str) -> None:
         """Queue one frame (sync; never blocks)."""

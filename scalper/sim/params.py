@@ -4,19 +4,40 @@ REST GET parameters arrive as strings, POST bodies as JSON values. Numbers that 
 documents as strings (qty, price, leverage) must be strings here too; a wrong type, a
 missing required field or an unparsable number is a ``VenueError(10001, ...)`` naming
 the parameter, never an exception that would become an HTTP 500.
+
+The checks every REST endpoint shares live here too, so each endpoint says only what is
+its own: ``category``, a listed ``symbol``, and the ``cursor`` of a paged list.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import VenueError
 
-__all__ = ["opt_bool", "opt_decimal", "opt_int", "opt_str", "req_decimal", "req_str"]
+__all__ = [
+    "Params",
+    "Result",
+    "check_category",
+    "listed_symbol",
+    "opt_bool",
+    "opt_decimal",
+    "opt_int",
+    "opt_str",
+    "page",
+    "page_cursor",
+    "req_decimal",
+    "req_str",
+    "required_symbol",
+]
 
+#: a request's parameters (GET query or POST body) and an endpoint's ``result``
 Params = dict[str, Any]
+Result = dict[str, Any]
+T = TypeVar("T")
 
 #: a plain decimal as Bybit writes numbers: no exponent, no sign games, bounded digits
 #: (an exponent like "1e999999" would make the grid arithmetic blow up)
@@ -90,3 +111,51 @@ def opt_int(params: Params, name: str, default: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise VenueError(10001, f"params error: {name} must be between {lo} and {hi}")
     return value
+
+
+def check_category(params: Params, *, listing: bool = False) -> bool:
+    """Check ``category``: True for linear. Listings (instruments, tickers) answer an
+    empty list for Bybit's other categories (generic clients load them all); every
+    other endpoint refuses them."""
+    category = opt_str(params, "category")
+    if category is None:
+        raise VenueError(10001, "params error: category is required")
+    if category == "linear":
+        return True
+    if listing and category in ("spot", "inverse", "option"):
+        return False
+    raise VenueError(10001, f"params error: category {category} is not supported here")
+
+
+def listed_symbol(params: Params, listed: Container[str]) -> str | None:
+    """The ``symbol`` parameter when given (it must be listed), else None."""
+    symbol = opt_str(params, "symbol")
+    if symbol is not None and symbol not in listed:
+        raise VenueError(10001, f"params error: symbol invalid: {symbol}")
+    return symbol
+
+
+def required_symbol(params: Params, listed: Container[str]) -> str:
+    """The required ``symbol`` parameter, which must be listed."""
+    symbol = req_str(params, "symbol")
+    if symbol not in listed:
+        raise VenueError(10001, f"params error: symbol invalid: {symbol}")
+    return symbol
+
+
+def page_cursor(params: Params) -> int:
+    """Where a page starts: Bybit's ``cursor`` (ours: the index of the first item)."""
+    text = opt_str(params, "cursor")
+    if text is None:
+        return 0
+    if not text.isdigit():
+        raise VenueError(10001, "params error: cursor invalid")
+    return int(text)
+
+
+def page(items: Sequence[T], params: Params, limit: int) -> tuple[Sequence[T], str]:
+    """The page of ``items`` the request's cursor asks for (at most ``limit``), and the
+    ``nextPageCursor`` ("" on the last page)."""
+    start = page_cursor(params)
+    end = start + limit
+    return items[start:end], str(end) if end < len(items) else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
 import orjson
 
 from .outbox import Outbox
@@ -34,26 +35,24 @@ PRIVATE_TOPICS = frozenset(
 )
 
 
+@attrs.define(eq=False)  # identity: a connection is kept in sets
 class PrivateConn:
     """One authenticated private connection: its outbox and subscribed topics."""
 
-    __slots__ = ("api_key", "outbox", "topics")
-
-    def __init__(self, api_key: str, outbox: Outbox) -> None:
-        self.api_key = api_key
-        self.outbox = outbox
-        self.topics: set[str] = set()
+    api_key: str
+    outbox: Outbox
+    topics: set[str] = attrs.field(factory=set)
 
 
+@attrs.define(eq=False)
 class PrivateHub:
     """Authenticated private connections by API key."""
 
-    def __init__(self) -> None:
-        self.conns: dict[str, set[PrivateConn]] = {}
-        #: fault: swallow this many pushes
-        self.drop = 0
-        self.dropped = 0
-        self._ids = itertools.count(1)
+    conns: dict[str, set[PrivateConn]] = attrs.field(factory=dict)
+    #: fault: swallow this many pushes
+    drop: int = 0
+    dropped: int = 0
+    _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
 
     def add(self, conn: PrivateConn) -> None:
         """Register an authenticated connection."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 
 from .book import SimBook
@@ -80,23 +81,23 @@ def _dumps(msg: dict[str, Any]) -> str:
     return orjson.dumps(msg).decode()
 
 
+@attrs.define(eq=False)
 class PublicHub:
     """Subscriptions of all public connections and the messages they are due."""
 
-    def __init__(self, market: Market) -> None:
-        self.market = market
-        self.subs: dict[str, set[Outbox]] = {}
-        self._books: dict[tuple[str, int], _BookTopic] = {}
-        self._u: dict[tuple[str, int], int] = {}
-        self._ticker_last: dict[str, dict[str, str]] = {}
-        self._ticker_ms: dict[str, int] = {}
-        self.cs = 0
-        #: fault counters (set by the fault registry)
-        self.malformed = 0
-        self.malformed_variant = "json"
-        self.out_of_order = 0
-        #: messages queued to subscribers (for tests and throughput measurements)
-        self.sent = 0
+    market: Market
+    subs: dict[str, set[Outbox]] = attrs.field(factory=dict, init=False)
+    _books: dict[tuple[str, int], _BookTopic] = attrs.field(factory=dict, init=False)
+    _u: dict[tuple[str, int], int] = attrs.field(factory=dict, init=False)
+    _ticker_last: dict[str, dict[str, str]] = attrs.field(factory=dict, init=False)
+    _ticker_ms: dict[str, int] = attrs.field(factory=dict, init=False)
+    cs: int = attrs.field(default=0, init=False)
+    #: fault counters (set by the fault registry)
+    malformed: int = attrs.field(default=0, init=False)
+    malformed_variant: str = attrs.field(default="json", init=False)
+    out_of_order: int = attrs.field(default=0, init=False)
+    #: messages queued to subscribers (for tests and throughput measurements)
+    sent: int = attrs.field(default=0, init=False)
 
     # ------------------------------------------------------------ subscribe
     def subscribe(self, outbox: Outbox, topic: str, now_ms: int) -> None:

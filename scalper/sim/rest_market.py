@@ -1,24 +1,32 @@
 """The simulated exchange's public market endpoints (``/v5/market/*``), no auth.
 
-``MarketEndpoints`` is the base of ``sim.rest.RestApi``: it holds the exchange and
-the parameter checks every endpoint shares (``category``, ``symbol``).
+One of the three endpoint groups ``sim.rest.RestApi`` routes to (market, orders,
+account), each a method per path taking the request's parameters. ``category`` is
+checked by the route before the call, except for the listings (instruments, tickers),
+which answer an empty list for Bybit's other categories.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import attrs
 
-from .accounts import Account
 from .errors import VenueError
 from .market import backfill_candles
 from .marketrows import instrument_row, recent_trade_row, ticker_rest_row
-from .params import opt_int, opt_str, req_str
+from .params import (
+    Params,
+    Result,
+    check_category,
+    listed_symbol,
+    opt_int,
+    opt_str,
+    page,
+    req_str,
+    required_symbol,
+)
 from .venue import Exchange
 
-__all__ = ["MarketEndpoints", "Params", "Result", "page_cursor"]
-
-Params = dict[str, Any]
-Result = dict[str, Any]
+__all__ = ["MarketEndpoints"]
 
 _KLINE_MINUTES = {
     "1": 1, "3": 3, "5": 5, "15": 15, "30": 30, "60": 60, "120": 120, "240": 240,
@@ -26,38 +34,18 @@ _KLINE_MINUTES = {
 }  # fmt: skip
 
 
+@attrs.frozen
 class MarketEndpoints:
-    """The market-data endpoints, and the shared checks of category and symbol."""
+    """The market-data endpoints of the venue ``ex``."""
 
-    def __init__(self, exchange: Exchange) -> None:
-        self.ex = exchange
+    ex: Exchange
 
-    # ------------------------------------------------------------ market
-    def _category(self, params: Params, *, listing: bool = False) -> bool:
-        """Check ``category``: True for linear. Listings (instruments, tickers) answer an
-        empty list for Bybit's other categories (generic clients load them all); every
-        other endpoint refuses them."""
-        category = opt_str(params, "category")
-        if category is None:
-            raise VenueError(10001, "params error: category is required")
-        if category == "linear":
-            return True
-        if listing and category in ("spot", "inverse", "option"):
-            return False
-        raise VenueError(10001, f"params error: category {category} is not supported here")
-
-    def _symbol(self, params: Params, required: bool = True) -> str | None:
-        symbol = opt_str(params, "symbol") if not required else req_str(params, "symbol")
-        if symbol is not None and symbol not in self.ex.specs:
-            raise VenueError(10001, f"params error: symbol invalid: {symbol}")
-        return symbol
-
-    def market_time(self, _account: Account | None, _params: Params) -> Result:
+    def market_time(self, _params: Params) -> Result:
         now = self.ex.now_ms()
         return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
 
-    def instruments(self, _account: Account | None, params: Params) -> Result:
-        if not self._category(params, listing=True):
+    def instruments(self, params: Params) -> Result:
+        if not check_category(params, listing=True):
             return {"category": params["category"], "list": [], "nextPageCursor": ""}
         symbol = opt_str(params, "symbol")
         status = opt_str(params, "status") or "Trading"
@@ -70,19 +58,17 @@ class MarketEndpoints:
             and (base is None or s.base == base)
             and status == "Trading"
         ]
-        start = page_cursor(params)
-        page = specs[start : start + limit]
-        more = start + limit < len(specs)
+        listed, cursor = page(specs, params, limit)
         return {
             "category": "linear",
-            "list": [instrument_row(s) for s in page],
-            "nextPageCursor": str(start + limit) if more else "",
+            "list": [instrument_row(s) for s in listed],
+            "nextPageCursor": cursor,
         }
 
-    def tickers(self, _account: Account | None, params: Params) -> Result:
-        if not self._category(params, listing=True):
+    def tickers(self, params: Params) -> Result:
+        if not check_category(params, listing=True):
             return {"category": params["category"], "list": []}
-        symbol = self._symbol(params, required=False)
+        symbol = listed_symbol(params, self.ex.specs)
         now = self.ex.now_ms()
         names = [symbol] if symbol else list(self.ex.specs)
         return {
@@ -90,10 +76,8 @@ class MarketEndpoints:
             "list": [ticker_rest_row(self.ex.sm(s), now) for s in names],
         }
 
-    def orderbook(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
+    def orderbook(self, params: Params) -> Result:
+        symbol = required_symbol(params, self.ex.specs)
         limit = opt_int(params, "limit", 25, 1, 1000)
         sm = self.ex.sm(symbol)
         spec = sm.spec
@@ -109,20 +93,16 @@ class MarketEndpoints:
             "cts": now,
         }
 
-    def recent_trade(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
+    def recent_trade(self, params: Params) -> Result:
+        symbol = required_symbol(params, self.ex.specs)
         limit = opt_int(params, "limit", 500, 1, 1000)
         sm = self.ex.sm(symbol)
         trades = list(sm.trades)[-limit:]
         trades.reverse()
         return {"category": "linear", "list": [recent_trade_row(t, sm.spec) for t in trades]}
 
-    def kline(self, _account: Account | None, params: Params) -> Result:
-        self._category(params)
-        symbol = self._symbol(params)
-        assert symbol is not None
+    def kline(self, params: Params) -> Result:
+        symbol = required_symbol(params, self.ex.specs)
         interval = req_str(params, "interval")
         minutes = _KLINE_MINUTES.get(interval)
         if minutes is None:
@@ -163,12 +143,3 @@ class MarketEndpoints:
             if start <= k <= end
         ][:limit]
         return {"symbol": symbol, "category": "linear", "list": rows}
-
-
-def page_cursor(params: Params) -> int:
-    text = opt_str(params, "cursor")
-    if text is None:
-        return 0
-    if not text.isdigit():
-        raise VenueError(10001, "params error: cursor invalid")
-    return int(text)

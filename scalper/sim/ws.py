@@ -18,8 +18,9 @@ from __future__ import annotations
 import hmac
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import orjson
 import trio
 from loguru import logger
@@ -90,15 +91,15 @@ def _dumps(msg: dict[str, Any]) -> str:
     return orjson.dumps(msg).decode()
 
 
+@attrs.define(eq=False)
 class _Session:
     """Common parsing of client frames."""
 
-    stream = ""
+    stream: ClassVar[str] = ""
 
-    def __init__(self, ctx: WsContext, outbox: Outbox, conn_id: str) -> None:
-        self.ctx = ctx
-        self.outbox = outbox
-        self.conn_id = conn_id
+    ctx: WsContext
+    outbox: Outbox
+    conn_id: str
 
     def on_text(self, text: str) -> None:
         try:
@@ -125,23 +126,17 @@ class _Session:
         self._fail("", "", "error:internal error")
 
     def _fail(self, req_id: str, op: str, reason: str) -> None:
-        self.outbox.put(
-            _dumps(
-                {
-                    "success": False,
-                    "ret_msg": reason,
-                    "conn_id": self.conn_id,
-                    "req_id": req_id,
-                    "op": op,
-                }
-            )
-        )
+        self._ack(False, req_id, op, reason)
 
     def _ok(self, req_id: str, op: str, ret_msg: str = "") -> None:
+        self._ack(True, req_id, op, ret_msg)
+
+    def _ack(self, success: bool, req_id: str, op: str, ret_msg: str) -> None:
+        """Bybit's answer to an op: success, the reason, the connection and request ids."""
         self.outbox.put(
             _dumps(
                 {
-                    "success": True,
+                    "success": success,
                     "ret_msg": ret_msg,
                     "conn_id": self.conn_id,
                     "req_id": req_id,
@@ -160,14 +155,13 @@ class _Session:
         """Forget this connection everywhere."""
 
 
+@attrs.define(eq=False)
 class PublicSession(_Session):
     """``/v5/public/linear``: subscribe/unsubscribe to book, trade and ticker topics."""
 
-    stream = "public"
+    stream: ClassVar[str] = "public"
 
-    def __init__(self, ctx: WsContext, outbox: Outbox, conn_id: str) -> None:
-        super().__init__(ctx, outbox, conn_id)
-        self.topics: set[str] = set()
+    topics: set[str] = attrs.field(factory=set, init=False)
 
     def on_op(self, op: str, req_id: str, args: Any) -> None:
         hub = self.ctx.exchange.public
@@ -206,14 +200,14 @@ class PublicSession(_Session):
         self.ctx.exchange.public.drop(self.outbox)
 
 
+@attrs.define(eq=False)
 class PrivateSession(_Session):
     """``/v5/private``: auth, then order/execution/position/wallet topics."""
 
-    stream = "private"
+    stream: ClassVar[str] = "private"
 
-    def __init__(self, ctx: WsContext, outbox: Outbox, conn_id: str) -> None:
-        super().__init__(ctx, outbox, conn_id)
-        self.conn: PrivateConn | None = None
+    #: set once the connection authenticated
+    conn: PrivateConn | None = attrs.field(default=None, init=False)
 
     def on_op(self, op: str, req_id: str, args: Any) -> None:
         if op == "ping":

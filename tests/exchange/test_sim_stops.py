@@ -1,6 +1,6 @@
 """Protective stops, closed PnL and hedge mode on the simulator, over raw REST and WS.
 
-Reference section 8: a Full-mode stopLoss/takeProfit on the entry or through
+Bybit's Full-mode protective stops: a stopLoss/takeProfit on the entry or through
 ``/v5/position/trading-stop``, validated against the trigger base price (mark or last),
 fired by the market into a reduce-only market close that is not ours (orderLinkId ""),
 with ``stopOrderType``/``createType`` on every row and push; ``/v5/position/closed-pnl``

@@ -1,8 +1,9 @@
 """Hand-made files in Bybit's archive formats, for the importer's tests.
 
-``book_zip`` and ``trades_gz`` write exactly the shapes of reference section 9 from
-plain lists, so each test states the lines it feeds; ``synthetic_day`` writes a large,
-valid day quickly (formatted strings, no simulator) for the memory test.
+``book_zip`` and ``trades_gz`` write exactly the shapes of Bybit's published archives
+(``research.bybit_archives`` describes them) from plain lists, so each test states the
+lines it feeds; ``synthetic_day`` writes a large, valid day quickly (formatted strings,
+no simulator) for the memory test.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``scalper import-bybit`` on hand-made archives in Bybit's two formats (reference section 9).
+"""``scalper import-bybit`` on hand-made archives in Bybit's two formats (book zip, trade CSV).
 
 Each test writes the archive lines it needs, imports them, and reads the recording back
 with the replay's own reader, so what is asserted is what ``scalper backtest`` will play.
@@ -298,7 +298,7 @@ def test_replay_is_the_backtest_paced_its_fills_are_the_backtests(
     ],
 )
 def test_trade_timestamps_are_read_exactly(stamp: str, ms: int | None) -> None:
-    from scalper.research.import_bybit import _ms
+    from scalper.research.bybit_archives import _ms
 
     assert _ms(stamp) == ms
 
