@@ -157,34 +157,24 @@ class MarketHandlers(Closing):
         if refusal is not None:
             self._log_once("risk", "info", f"entry refused by risk: {refusal}", out)
             return STAY
-        link_id = self._next_link_id("e")
-        trigger = cfg.risk.exchange_stop_trigger
         if liquid:
             # a market fills near the mid used for sizing: the stop starts from there
-            intent = OrderIntent(
-                symbol=symbol,
-                side=side,
-                order_type=OrderType.MARKET,
-                qty=sizing.qty,
-                time_in_force=TimeInForce.IOC,
-                order_link_id=link_id,
-                stop_loss=self._exchange_stop(side, mid),
-                sl_trigger_by=trigger,
-            )
+            order_type, price, tif, fill_near = OrderType.MARKET, None, TimeInForce.IOC, mid
         else:
             touch = book.bid if side is Side.BUY else book.ask
             price = round_price(instrument, to_decimal(touch), side)
-            intent = OrderIntent(
-                symbol=symbol,
-                side=side,
-                order_type=OrderType.LIMIT,
-                qty=sizing.qty,
-                price=price,
-                time_in_force=TimeInForce.POST_ONLY,
-                order_link_id=link_id,
-                stop_loss=self._exchange_stop(side, price),
-                sl_trigger_by=trigger,
-            )
+            order_type, tif, fill_near = OrderType.LIMIT, TimeInForce.POST_ONLY, price
+        intent = OrderIntent(
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            qty=sizing.qty,
+            price=price,
+            time_in_force=tif,
+            order_link_id=self._next_link_id("e"),
+            stop_loss=self._exchange_stop(side, fill_near),
+            sl_trigger_by=cfg.risk.exchange_stop_trigger,
+        )
         self._working = Working(intent=intent, purpose="entry")
         self._reads.flat_confirmed = False
         self.risk.record_order(now_ms)
