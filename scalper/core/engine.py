@@ -31,6 +31,7 @@ from .model import (
     Log,
     OpenOrders,
     OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
     OrderPartiallyFilled,
@@ -370,6 +371,12 @@ def _rows(state: EngineState) -> dict[type[Any], Row]:
             ),
         ]
     else:
+        order_events: tuple[type[OrderEvent], ...] = (
+            OrderAccepted,
+            OrderPartiallyFilled,
+            OrderFilled,
+            OrderFailed,
+        )
         rows += [
             on(
                 kind,
@@ -377,7 +384,7 @@ def _rows(state: EngineState) -> dict[type[Any], Row]:
                 "a late report of an order that ended or was let "
                 "go: a fill is settled by a position read",
             )
-            for kind in (OrderAccepted, OrderPartiallyFilled, OrderFilled, OrderFailed)
+            for kind in order_events
         ]
     return {row.event: row for row in rows}
 

@@ -31,6 +31,7 @@ __all__ = [
     "Halt",
     "OpenOrders",
     "OrderAccepted",
+    "OrderEvent",
     "OrderFailed",
     "OrderFilled",
     "OrderPartiallyFilled",
@@ -224,6 +225,9 @@ class Flatten:
 
     origin: str = attrs.field(validator=attrs.validators.min_len(1))
 
+
+#: a report on one of our orders: each carries its ``order_link_id`` and ``order_id``
+OrderEvent = OrderAccepted | OrderPartiallyFilled | OrderFilled | OrderFailed
 
 Event = (
     BookUpdate

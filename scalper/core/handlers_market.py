@@ -10,34 +10,23 @@ goes back (an entry to Idle with a cooldown, a close to PositionOpen to retry).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
-from .accounting import (
-    Position,
-    Working,
-)
+from .accounting import Position, Working
 from .closing import Closing
-from .instrument import qty_for_notional, round_price, to_decimal
-from .model import (
-    Alert,
+from .commands import Alert, Command, Log, PlaceOrder, RequestPosition
+from .events import (
     BookUpdate,
-    Command,
-    EngineState,
-    Log,
     OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
-    OrderIntent,
     OrderPartiallyFilled,
-    OrderType,
-    PlaceOrder,
-    RequestPosition,
-    Side,
     Tick,
-    TimeInForce,
     TradeTicks,
 )
+from .instrument import qty_for_notional, round_price, to_decimal
 from .table import STAY, Move, Step, and_then
+from .values import EngineState, OrderIntent, OrderType, Side, TimeInForce
 
 __all__ = ["MarketHandlers"]
 
@@ -193,13 +182,13 @@ class MarketHandlers(Closing):
             self._note_order_id(event)
         return STAY
 
-    def _take_order_facts(self, working: Working, event: Any) -> None:
+    def _take_order_facts(self, working: Working, event: OrderEvent) -> None:
         """Keep the order id an outcome event may carry (for its closed-PnL row)."""
         self._note_order_id(event)
         if event.order_id and working.order_id is None:
             working.order_id = event.order_id
 
-    def _entry_fee(self, working: Working, event: Any) -> Decimal:
+    def _entry_fee(self, working: Working, event: OrderFilled | OrderFailed) -> Decimal:
         notional = working.filled_notional or Decimal(0)
         return self._fee_or_estimate(event.fee, notional)
 

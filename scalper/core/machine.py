@@ -13,7 +13,7 @@ settle a late order report. Leaving a position is ``core.closing``; the handlers
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from .accounting import (
     Position,
@@ -34,6 +34,8 @@ from .model import (
     EngineState,
     Instrument,
     Log,
+    OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
     PositionSnapshot,
@@ -321,7 +323,7 @@ class EngineCore:
         out.append(RequestPosition(symbol=self._symbol))
         return STAY
 
-    def _working_for(self, event: Any, now_ms: int, out: list[Command]) -> Working | None:
+    def _working_for(self, event: OrderEvent, now_ms: int, out: list[Command]) -> Working | None:
         """The working order this event is about, or None (then handled as late)."""
         working = self._working
         if working is not None and event.order_link_id == working.link_id:
@@ -329,7 +331,7 @@ class EngineCore:
         self._on_late_order(event, now_ms, out)
         return None
 
-    def _on_late_order(self, event: Any, _now_ms: int, out: list[Command]) -> Step:
+    def _on_late_order(self, event: OrderEvent, _now_ms: int, out: list[Command]) -> Step:
         link_id: str = event.order_link_id
         if not self.owns(link_id):
             raise EngineError(
@@ -337,7 +339,7 @@ class EngineCore:
             )
         self._note_order_id(event)
         terminal = isinstance(event, OrderFilled | OrderFailed)
-        filled = getattr(event, "filled_qty", Decimal(0)) > 0
+        filled = not isinstance(event, OrderAccepted) and event.filled_qty > 0
         released = self._released.get(link_id)
         symbol = released[0] if released is not None else self._symbol
         out.append(
@@ -363,10 +365,9 @@ class EngineCore:
             self._maybe_switch(out)
         return STAY
 
-    def _note_order_id(self, event: Any) -> None:
-        order_id: str = getattr(event, "order_id", "")
-        if order_id:
-            self._order_ids.add(order_id)
+    def _note_order_id(self, event: OrderEvent) -> None:
+        if event.order_id:
+            self._order_ids.add(event.order_id)
 
     def _adopt(self, snapshot: PositionSnapshot, now_ms: int) -> Position:
         position = adopted(self._position, snapshot, now_ms, self.config.risk.taker_fee_rate)
