@@ -10,9 +10,8 @@ from decimal import Decimal
 import attrs
 
 from .rules import (
-    check_decimal,
-    check_positive_decimal,
-    field_validator,
+    DECIMAL,
+    POSITIVE_DECIMAL,
 )
 from .values import (
     EngineState,
@@ -34,9 +33,6 @@ __all__ = [
     "Subscribe",
     "Transition",
 ]
-
-_decimal = field_validator(check_decimal)
-_positive_decimal = field_validator(check_positive_decimal)
 
 
 @attrs.frozen(kw_only=True)
@@ -97,7 +93,7 @@ class RiskState:
     """What of the risk bookkeeping survives a restart (journaled, restored at start-up)."""
 
     day: int  #: UTC day number = now_ms // 86_400_000
-    realised_net: Decimal = attrs.field(validator=_decimal)  #: the day's realised PnL, net
+    realised_net: Decimal = attrs.field(validator=DECIMAL)  #: the day's realised PnL, net
     #: closing orders already counted (de-duplication of closed-PnL rows across restarts)
     booked_order_ids: tuple[str, ...] = ()
     halted: bool = False  #: the daily-loss latch
@@ -112,7 +108,7 @@ class ProtectPosition:
     """
 
     symbol: str
-    stop_loss: Decimal = attrs.field(validator=_positive_decimal)
+    stop_loss: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
     trigger_by: TriggerBy = attrs.field(validator=attrs.validators.instance_of(TriggerBy))
 
 

@@ -1,11 +1,12 @@
 """The engine: the transition table and the dispatch through it.
 
 ``Engine.handle(event, now_ms)`` looks the (state, event type) pair up in ``TABLE``;
-a missing pair is an ``EngineError`` and changes nothing. The row's handler runs and
-returns nothing: its decisions are the commands it appended, and the state it moved
-to must be one its row declares (checked after every event). The rows are typed
-(``core.table.on``), and the table is also the documentation: ``docs/engine.md`` is
-``core.table.render(TABLE)``.
+a missing pair is an ``EngineError`` and changes nothing. The row's handler runs: its
+decisions are the commands it appended, and it returns its ``Step``, ``STAY`` or a
+``Move`` to the next state. Only ``handle`` makes a move, after checking it is one
+the row declares, and then runs what the handler does in the new state (which may
+move again, checked the same way). The rows are typed (``core.table.on``), and the
+table is also the documentation: ``docs/engine.md`` is ``core.table.render(TABLE)``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .model import (
     Log,
     OpenOrders,
     OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
     OrderPartiallyFilled,
@@ -44,10 +46,9 @@ from .model import (
     SymbolSelected,
     Tick,
     TradeTicks,
-    Transition,
 )
 from .pnl import utc_day
-from .table import Row, on
+from .table import STAY, Move, Row, on
 
 __all__ = ["TABLE", "TRANSITIONS", "Engine"]
 
@@ -145,19 +146,24 @@ class Engine(MarketHandlers, ControlHandlers):
         if row is None:
             raise EngineError(state, event, "not allowed by the transition table")
         out: list[Command] = []
-        self._roll_day(now_ms, out)
-        before = self._state  # the day's end may have lifted a daily-loss halt
-        row.handler(self, event, now_ms, out)
-        after = self._state
-        if after is not before and after not in row.to:  # an engine bug: the table is wrong
-            raise AssertionError(
-                f"{type(event).__name__} moved {before.value} -> {after.value}, "
-                "which the transition table does not declare"
-            )
+        self._roll_day(now_ms, out)  # the day's end may lift a daily-loss halt
+        step = row.handler(self, event, now_ms, out)
+        while step is not STAY:
+            self._check_declared(row, event, step)
+            self._enter(step, out)
+            step = step.then() if step.then is not None else STAY
         self._persist_if_changed(out)
         return out
 
-    # ------------------------------------------------------------ the UTC day
+    def _check_declared(self, row: Row, event: Event, move: Move) -> None:
+        """A move the row does not declare is an engine bug: the table would be wrong."""
+        before = self._state
+        if before is EngineState.HALTED or move.to is before or move.to in row.to:
+            return  # (in Halted a move is only logged: Halted is final)
+        raise AssertionError(
+            f"{type(event).__name__} moved {before.value} -> {move.to.value}, "
+            "which the transition table does not declare"
+        )
 
     # ------------------------------------------------------------ the UTC day
 
@@ -230,12 +236,11 @@ class Engine(MarketHandlers, ControlHandlers):
         if self._state is not EngineState.HALTED:  # pragma: no cover - the latch halts
             return
         self._halting.reason = None
-        self._state = EngineState.IDLE if self._working is None else self._working_state()
-        self._logged.clear()
-        out.append(Transition(before=EngineState.HALTED, after=self._state, cause=cause))
+        after = EngineState.IDLE if self._working is None else self._working_state()
+        self._set_state(after, cause, out)
         out.append(Alert(message=cause))
-        if self._state is EngineState.IDLE and self._position is not None:
-            self._goto(EngineState.POSITION_OPEN, "holding a position", out)
+        if after is EngineState.IDLE and self._position is not None:
+            self._set_state(EngineState.POSITION_OPEN, "holding a position", out)
 
 
 IDLE = EngineState.IDLE
@@ -366,6 +371,12 @@ def _rows(state: EngineState) -> dict[type[Any], Row]:
             ),
         ]
     else:
+        order_events: tuple[type[OrderEvent], ...] = (
+            OrderAccepted,
+            OrderPartiallyFilled,
+            OrderFilled,
+            OrderFailed,
+        )
         rows += [
             on(
                 kind,
@@ -373,7 +384,7 @@ def _rows(state: EngineState) -> dict[type[Any], Row]:
                 "a late report of an order that ended or was let "
                 "go: a fill is settled by a position read",
             )
-            for kind in (OrderAccepted, OrderPartiallyFilled, OrderFilled, OrderFailed)
+            for kind in order_events
         ]
     return {row.event: row for row in rows}
 

@@ -13,18 +13,17 @@ import attrs
 
 from .risk import RiskLimits
 from .rules import (
+    POSITIVE_DECIMAL,
     check_int,
     check_link_part,
     check_number,
     check_optional_ms,
-    check_positive_decimal,
     field_validator,
 )
 
 __all__ = ["EngineConfig"]
 
 _link_part = field_validator(check_link_part)
-_positive_decimal = field_validator(check_positive_decimal)
 _positive_float = field_validator(check_number, gt=0.0)
 _non_negative_float = field_validator(check_number, ge=0.0)
 _optional_ms = field_validator(check_optional_ms)
@@ -47,7 +46,7 @@ class EngineConfig:
     min_ticks: int = attrs.field(default=50, validator=_int_ge(1))
     momentum_threshold: float = attrs.field(default=0.001, validator=_non_negative_float)
     max_spread_bps: float = attrs.field(default=20.0, validator=_positive_float)
-    position_usd: Decimal = attrs.field(default=Decimal(1000), validator=_positive_decimal)
+    position_usd: Decimal = attrs.field(default=Decimal(1000), validator=POSITIVE_DECIMAL)
     stop_loss_pct: float = attrs.field(default=0.5, validator=_positive_float)
     take_profit_pct: float = attrs.field(default=1.0, validator=_positive_float)
     stale_ms: int = attrs.field(default=500, validator=_int_ge(1))

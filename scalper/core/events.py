@@ -10,11 +10,10 @@ from decimal import Decimal
 import attrs
 
 from .rules import (
-    check_decimal,
-    check_non_negative_decimal,
-    check_optional_positive_decimal,
-    check_positive_decimal,
-    field_validator,
+    DECIMAL,
+    NON_NEGATIVE_DECIMAL,
+    OPTIONAL_POSITIVE_DECIMAL,
+    POSITIVE_DECIMAL,
 )
 from .values import (
     BookTop,
@@ -32,6 +31,7 @@ __all__ = [
     "Halt",
     "OpenOrders",
     "OrderAccepted",
+    "OrderEvent",
     "OrderFailed",
     "OrderFilled",
     "OrderPartiallyFilled",
@@ -45,11 +45,6 @@ __all__ = [
     "Tick",
     "TradeTicks",
 ]
-
-_decimal = field_validator(check_decimal)
-_non_negative_decimal = field_validator(check_non_negative_decimal)
-_optional_positive_decimal = field_validator(check_optional_positive_decimal)
-_positive_decimal = field_validator(check_positive_decimal)
 
 
 @attrs.frozen(kw_only=True)
@@ -80,10 +75,10 @@ class _FillReport:
     """A fill of an order of ours; ``filled_qty`` is cumulative."""
 
     order_link_id: str
-    filled_qty: Decimal = attrs.field(validator=_positive_decimal)
-    avg_price: Decimal = attrs.field(validator=_positive_decimal)
+    filled_qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    avg_price: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
     #: cumulative fee of the order so far (settle coin; 0 = not known: estimated)
-    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=DECIMAL)
     #: the exchange's order id when the shell knows it ("" = not given)
     order_id: str = ""
 
@@ -108,10 +103,10 @@ class OrderFailed:
 
     order_link_id: str
     reason: str
-    filled_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
-    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    filled_qty: Decimal = attrs.field(default=Decimal(0), validator=NON_NEGATIVE_DECIMAL)
+    avg_price: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
     #: cumulative fee of the order (settle coin; 0 = not known: estimated)
-    fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    fee: Decimal = attrs.field(default=Decimal(0), validator=DECIMAL)
     #: the exchange's order id when the shell knows it ("" = not given)
     order_id: str = ""
 
@@ -125,14 +120,14 @@ class PositionSnapshot:
 
     symbol: str
     side: Side | None
-    size: Decimal = attrs.field(validator=_non_negative_decimal)
-    avg_price: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
-    unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
-    realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    size: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    avg_price: Decimal = attrs.field(default=Decimal(0), validator=NON_NEGATIVE_DECIMAL)
+    unrealised_pnl: Decimal = attrs.field(default=Decimal(0), validator=DECIMAL)
+    realised_pnl: Decimal = attrs.field(default=Decimal(0), validator=DECIMAL)
     #: the exchange-side stop-loss armed on the position (None: none; Bybit sends "" or "0")
-    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    stop_loss: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
     #: the exchange-side take-profit armed on the position (None: none)
-    take_profit: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    take_profit: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
     #: 0 in one-way mode; 1 (buy side) / 2 (sell side) on a hedge-mode account
     position_idx: int = 0
 
@@ -176,7 +171,7 @@ class ProtectionSet:
     """The exchange accepted the position's stop (``set_trading_stop`` succeeded)."""
 
     symbol: str
-    stop_loss: Decimal = attrs.field(validator=_positive_decimal)
+    stop_loss: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
 
 
 @attrs.frozen(kw_only=True)
@@ -230,6 +225,9 @@ class Flatten:
 
     origin: str = attrs.field(validator=attrs.validators.min_len(1))
 
+
+#: a report on one of our orders: each carries its ``order_link_id`` and ``order_id``
+OrderEvent = OrderAccepted | OrderPartiallyFilled | OrderFilled | OrderFailed
 
 Event = (
     BookUpdate

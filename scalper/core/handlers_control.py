@@ -10,7 +10,9 @@ the bot does not re-enter the moment it is flat; it is not a halt (Resume trades
 
 from __future__ import annotations
 
-from .machine import ROW_CLOCK_SLACK_MS, EngineCore
+from functools import partial
+
+from .closing import Closing
 from .model import (
     Alert,
     CancelOrder,
@@ -33,14 +35,18 @@ from .model import (
 )
 from .orderids import is_own_order_link_id
 from .pnl import utc_day
+from .table import STAY, Move, Step, and_then
 
 __all__ = ["ControlHandlers"]
 
+#: a closed-PnL row this much older (ms) than the position is not its exit (clock skew)
+ROW_CLOCK_SLACK_MS = 1_000
 
-class ControlHandlers(EngineCore):
+
+class ControlHandlers(Closing):
     """Handlers of position and order reads, switches, halts, resyncs, stops, controls."""
 
-    def _on_position(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> None:
+    def _on_position(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> Step:
         if event.symbol != self._symbol:
             if not event.is_flat:
                 out.append(
@@ -50,46 +56,48 @@ class ControlHandlers(EngineCore):
                         f"(current symbol {self._symbol})"
                     )
                 )
-            return
+            return STAY
         self._reads.position_needed = False
         self._reads.entry_read_pending = False
         if not event.is_flat:
             # What the exchange holds as a stop now; the once-per-value latch starts over.
             self._protection.held = event.stop_loss
             self._protection.sent = None
-        self._apply_snapshot(event, now_ms, out)
-        self._protect(out)
-        if (
-            event.is_flat
-            and self._position is None
-            and self._working is None
-            and not self._released_entries()
-        ):
-            self._reads.flat_confirmed = True
-            self._maybe_switch(out)
 
-    def _apply_snapshot(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> None:
+        def protect_or_confirm_flat() -> Step:
+            self._protect(out)
+            if (
+                event.is_flat
+                and self._position is None
+                and self._working is None
+                and not self._released_entries()
+            ):
+                self._reads.flat_confirmed = True
+                self._maybe_switch(out)
+            return STAY
+
+        return and_then(self._apply_snapshot(event, now_ms, out), protect_or_confirm_flat)
+
+    def _apply_snapshot(self, event: PositionSnapshot, now_ms: int, out: list[Command]) -> Step:
         working = self._working
         held = self._position
         if working is not None and working.purpose == "entry":
             if event.is_flat:
-                return  # may predate the fill: the entry's own outcome decides
+                return STAY  # may predate the fill: the entry's own outcome decides
             position = self._adopt(event, now_ms)
             self._release(working, out, cancel=True)
-            self._goto(
+            return Move(
                 EngineState.POSITION_OPEN,
                 f"position snapshot shows the entry filled: adopted {position.side.value} "
                 f"{position.size} @ {position.entry_price}",
-                out,
+                then=lambda: self._check_exits(now_ms, out),
             )
-            self._check_exits(now_ms, out)
-            return
         if working is not None:  # a close is working
             if event.is_flat:
                 self._release(working, out, cancel=False)
                 self._exit.extra = None
-                self._flat_after_close("position snapshot flat: close complete", now_ms, out)
-            elif held is not None and event.size != held.size:
+                return self._flat_after_close("position snapshot flat: close complete", now_ms, out)
+            if held is not None and event.size != held.size:
                 out.append(
                     Log(
                         level="debug",
@@ -105,17 +113,15 @@ class ControlHandlers(EngineCore):
                         event.size - working.start_size,
                         event.avg_price,
                     )
-            return
+            return STAY
         if event.is_flat:
             if held is None:
-                return
-            self._exited_on_exchange(
+                return STAY
+            return self._exited_on_exchange(
                 "position closed outside the bot (the exchange stop or an outside close)",
                 f"was {held.side.value} {held.size} @ {held.entry_price}",
-                now_ms,
                 out,
             )
-            return
         if held is None:
             position = self._adopt(event, now_ms)
             cause = (
@@ -123,9 +129,9 @@ class ControlHandlers(EngineCore):
                 f"@ {position.entry_price}"
             )
             out.append(Log(level="warning", message=cause))
-            self._goto(EngineState.POSITION_OPEN, cause, out)
-            self._check_exits(now_ms, out)
-            return
+            return Move(
+                EngineState.POSITION_OPEN, cause, then=lambda: self._check_exits(now_ms, out)
+            )
         if event.side is not held.side or event.size != held.size:
             position = self._adopt(event, now_ms)
             out.append(
@@ -137,8 +143,9 @@ class ControlHandlers(EngineCore):
             )
         elif held.entry_price is None and event.avg_price > 0:
             self._adopt(event, now_ms)
+        return STAY
 
-    def _on_open_orders(self, event: OpenOrders, _now_ms: int, out: list[Command]) -> None:
+    def _on_open_orders(self, event: OpenOrders, _now_ms: int, out: list[Command]) -> Step:
         listed = set(event.order_link_ids)
         working = self.working_order_link_id
         for link_id in event.order_link_ids:
@@ -164,8 +171,9 @@ class ControlHandlers(EngineCore):
         self._maybe_switch(out)
         if event.symbol == self._symbol:
             self._reads.orders_needed = False
+        return STAY
 
-    def _on_symbol(self, event: SymbolSelected, now_ms: int, out: list[Command]) -> None:
+    def _on_symbol(self, event: SymbolSelected, now_ms: int, out: list[Command]) -> Step:
         if event.symbol == self._symbol:
             self._instrument = event.instrument
             if self._pending is not None:
@@ -177,14 +185,14 @@ class ControlHandlers(EngineCore):
                     )
                 )
                 self._pending = None
-            return
+            return STAY
         if self._state is EngineState.HALTED and self._symbol is not None:
             # (a first symbol is taken even halted: a restored latch must still see,
             # protect and close what it holds)
             out.append(
                 Log(level="info", message=f"halted: symbol switch to {event.symbol} ignored")
             )
-            return
+            return STAY
         if self._symbol is None or (
             self._state is EngineState.IDLE
             and self._position is None
@@ -193,7 +201,7 @@ class ControlHandlers(EngineCore):
             and not self._released_entries()
         ):
             self._switch(event.symbol, event.instrument, out)
-            return
+            return STAY
         self._pending = (event.symbol, event.instrument)
         out.append(
             Log(
@@ -207,18 +215,19 @@ class ControlHandlers(EngineCore):
             # The entry is no longer wanted; its outcome still comes back as an event.
             out.append(working.cancel())
         elif working is None and self._position is not None:
-            self._check_exits(now_ms, out)
+            return self._check_exits(now_ms, out)
         elif working is None and self._symbol is not None:
             # Idle, but flat is only the engine's belief: a read confirms it first.
             out.append(RequestPosition(symbol=self._symbol))
+        return STAY
 
-    def _on_halt(self, event: Halt, now_ms: int, out: list[Command]) -> None:
+    def _on_halt(self, event: Halt, now_ms: int, out: list[Command]) -> Step:
         if self._state is EngineState.HALTED:
             out.append(Log(level="info", message=f"already halted; halt ({event.reason}) ignored"))
-            return
-        self._halt(event.reason, now_ms, out)
+            return STAY
+        return self._halt(event.reason, now_ms, out)
 
-    def _on_resync(self, event: Resync, _now_ms: int, out: list[Command]) -> None:
+    def _on_resync(self, event: Resync, _now_ms: int, out: list[Command]) -> Step:
         self._reads.resync()
         if event.market_gap:
             # trades on both sides of a gap would make one fake momentum move
@@ -233,23 +242,25 @@ class ControlHandlers(EngineCore):
         )
         if self._symbol is not None:
             out.append(RequestPosition(symbol=self._symbol))
+        return STAY
 
     # ------------------------------------------------------------ protection
 
-    def _on_protection_set(self, event: ProtectionSet, _now_ms: int, out: list[Command]) -> None:
+    def _on_protection_set(self, event: ProtectionSet, _now_ms: int, out: list[Command]) -> Step:
         if event.symbol != self._symbol:
             out.append(Log(level="info", message=f"stop on {event.symbol} set (not traded now)"))
-            return
+            return STAY
         self._protection.held = event.stop_loss
         self._protection.sent = None
         out.append(
             Log(level="info", message=f"exchange stop set on {event.symbol} at {event.stop_loss}")
         )
         self._protect(out)  # the wanted stop may have moved meanwhile
+        return STAY
 
     def _on_protection_failed(
         self, event: ProtectionFailed, now_ms: int, out: list[Command]
-    ) -> None:
+    ) -> Step:
         self._protection.sent = None
         working = self._working
         filling = working is not None and working.purpose == "entry" and working.filled_qty > 0
@@ -261,7 +272,7 @@ class ControlHandlers(EngineCore):
                     "no position of ours there now",
                 )
             )
-            return
+            return STAY
         self._protection.refused = event.reason
         out.append(
             Alert(
@@ -269,7 +280,7 @@ class ControlHandlers(EngineCore):
                 "closing the position now"
             )
         )
-        self._close_now(now_ms, out)
+        return self._close_now(now_ms, out)
 
     # ------------------------------------------------------------ operator controls
     #
@@ -280,7 +291,7 @@ class ControlHandlers(EngineCore):
     # the bot does not re-enter the moment it is flat; it is not a halt (Resume trades
     # again).
 
-    def _on_pause(self, event: Pause, _now_ms: int, out: list[Command]) -> None:
+    def _on_pause(self, event: Pause, _now_ms: int, out: list[Command]) -> Step:
         if self._operator.paused_by is not None:
             out.append(
                 Log(
@@ -289,7 +300,7 @@ class ControlHandlers(EngineCore):
                     f"already paused by {self._operator.paused_by}",
                 )
             )
-            return
+            return STAY
         self._operator.paused_by = event.origin
         out.append(Log(level="warning", message=f"paused by {event.origin}: no new entries"))
         working = self._working
@@ -297,33 +308,35 @@ class ControlHandlers(EngineCore):
             # an entry not yet filled is not an entry yet: withdraw it (a partial fill
             # comes back as a position, managed with its stops as usual)
             out.append(working.cancel())
+        return STAY
 
-    def _on_resume(self, event: Resume, _now_ms: int, out: list[Command]) -> None:
+    def _on_resume(self, event: Resume, _now_ms: int, out: list[Command]) -> Step:
         if self._operator.paused_by is None:
             out.append(Log(level="info", message=f"resume by {event.origin}: not paused"))
-            return
+            return STAY
         self._operator.paused_by = None
         self._operator.flatten_by = None
         note = f" (still halted: {self._halting.reason})" if self._halting.reason else ""
         out.append(
             Log(level="warning", message=f"resumed by {event.origin}: entries allowed{note}")
         )
+        return STAY
 
-    def _on_flatten(self, event: Flatten, now_ms: int, out: list[Command]) -> None:
+    def _on_flatten(self, event: Flatten, now_ms: int, out: list[Command]) -> Step:
         self._operator.paused_by = self._operator.paused_by or event.origin
         working = self._working
         if self._position is None and working is None:
             out.append(
                 Log(level="warning", message=f"flatten by {event.origin}: already flat; paused")
             )
-            return
+            return STAY
         self._operator.flatten_by = event.origin
         out.append(Log(level="warning", message=f"flatten by {event.origin}: closing; paused"))
-        self._close_now(now_ms, out)
+        return self._close_now(now_ms, out)
 
     # ------------------------------------------------------------ closed PnL
 
-    def _on_closed_pnl(self, event: ClosedPnlRows, now_ms: int, out: list[Command]) -> None:
+    def _on_closed_pnl(self, event: ClosedPnlRows, now_ms: int, out: list[Command]) -> Step:
         day = utc_day(now_ms)
         booked = self.risk.book.book_rows(event.rows, day, frozenset(self._order_ids))
         for entry in booked:
@@ -335,24 +348,24 @@ class ControlHandlers(EngineCore):
                     f"{row.exec_type}, {entry.kind}): day's realised moved by {entry.delta}",
                 )
             )
+        step: Step = STAY
         for entry in booked:
             if entry.kind == "foreign":
-                self._foreign_close(entry.row, now_ms, out)
-        self._check_kill_switch(now_ms, out)
+                step = and_then(step, partial(self._foreign_close, entry.row, out))
+        return and_then(step, lambda: self._kill_switch(now_ms, out))
 
-    def _foreign_close(self, row: ClosedPnl, now_ms: int, out: list[Command]) -> None:
+    def _foreign_close(self, row: ClosedPnl, out: list[Command]) -> Step:
         """A close not ours on the symbol we hold: the exchange stop, a liquidation, a human."""
         position = self._position
         if row.symbol != self._symbol or position is None:
-            return
+            return STAY
         if row.updated_ms < position.opened_ms - ROW_CLOCK_SLACK_MS:
-            return  # closed before this position existed: not its exit
-        assert self._symbol is not None
+            return STAY  # closed before this position existed: not its exit
+        step: Step = STAY
         if self._working is None and row.closed_size >= position.size:
-            self._exited_on_exchange(
+            step = self._exited_on_exchange(
                 f"position closed outside the bot by order {row.order_id} ({row.exec_type})",
                 f"was {position.side.value} {position.size} @ {position.entry_price}",
-                now_ms,
                 out,
             )
         else:
@@ -363,4 +376,4 @@ class ControlHandlers(EngineCore):
                 )
             )
         # the exchange settles what is left (and confirms flat for a switch)
-        out.append(RequestPosition(symbol=self._symbol))
+        return and_then(step, lambda: self._read_position(out))

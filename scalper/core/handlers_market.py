@@ -10,38 +10,28 @@ goes back (an entry to Idle with a cooldown, a close to PositionOpen to retry).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
-from .accounting import (
-    Position,
-    Working,
-)
-from .instrument import qty_for_notional, round_price, to_decimal
-from .machine import EngineCore
-from .model import (
-    Alert,
+from .accounting import Position, Working
+from .closing import Closing
+from .commands import Alert, Command, Log, PlaceOrder, RequestPosition
+from .events import (
     BookUpdate,
-    Command,
-    EngineState,
-    Log,
     OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
-    OrderIntent,
     OrderPartiallyFilled,
-    OrderType,
-    PlaceOrder,
-    RequestPosition,
-    Side,
     Tick,
-    TimeInForce,
     TradeTicks,
 )
+from .instrument import qty_for_notional, round_price, to_decimal
+from .table import STAY, Move, Step, and_then
+from .values import EngineState, OrderIntent, OrderType, Side, TimeInForce
 
 __all__ = ["MarketHandlers"]
 
 
-class MarketHandlers(EngineCore):
+class MarketHandlers(Closing):
     """Handlers of ``BookUpdate``, ``TradeTicks``, ``Tick`` and the order events."""
 
     def _signal_side(self) -> tuple[Side, float] | None:
@@ -52,43 +42,50 @@ class MarketHandlers(EngineCore):
 
     # ------------------------------------------------------------ market data
 
-    def _on_book(self, event: BookUpdate, now_ms: int, out: list[Command]) -> None:
+    def _on_book(self, event: BookUpdate, now_ms: int, out: list[Command]) -> Step:
         top = event.top
         if not self._is_current(top.symbol, "book", now_ms, out):
-            return
+            return STAY
         self._book = top
-        self._after_market(now_ms, out, entries=True)
+        return self._after_market(now_ms, out, entries=True)
 
-    def _on_trades(self, event: TradeTicks, now_ms: int, out: list[Command]) -> None:
+    def _on_trades(self, event: TradeTicks, now_ms: int, out: list[Command]) -> Step:
         if not self._is_current(event.symbol, "trades", now_ms, out) or not event.trades:
-            return
+            return STAY
         self.signals.add_trades(event.trades)
         newest = max(trade.ts_ms for trade in event.trades)
         if self._last_trade_ts is None or newest > self._last_trade_ts:
             self._last_trade_ts = newest
-        self._after_market(now_ms, out, entries=True)
+        return self._after_market(now_ms, out, entries=True)
 
-    def _on_tick(self, _event: Tick, now_ms: int, out: list[Command]) -> None:
-        self._after_market(now_ms, out, entries=False)
+    def _on_tick(self, _event: Tick, now_ms: int, out: list[Command]) -> Step:
+        return self._after_market(now_ms, out, entries=False)
 
-    def _after_market(self, now_ms: int, out: list[Command], *, entries: bool) -> None:
-        state = self._state
+    def _after_market(self, now_ms: int, out: list[Command], *, entries: bool) -> Step:
+        exits: Step = STAY
         if self._position is not None and self._working is None:
             # PositionOpen, or Halted while still holding: exits run on every event.
-            if state is EngineState.POSITION_OPEN and self._check_kill_switch(now_ms, out):
-                return
-            self._check_exits(now_ms, out)
+            if self._state is EngineState.POSITION_OPEN:
+                halt = self._kill_switch(now_ms, out)
+                if halt is not STAY:
+                    return halt
+            exits = self._check_exits(now_ms, out)
         if not entries:
-            return
+            return exits
+        return and_then(exits, lambda: self._entry_step(now_ms, out))
+
+    def _entry_step(self, now_ms: int, out: list[Command]) -> Step:
+        """In Idle an entry may be placed; elsewhere a signal is only noted."""
         if self._state is EngineState.IDLE:
-            self._maybe_enter(now_ms, out)
-        elif self._signal_side() is not None:
+            return self._maybe_enter(now_ms, out)
+        if self._signal_side() is not None:
             self._log_once(
                 "not-idle",
                 "info",
                 f"Not in Idle state ({self._state.value}), skipping entry signal",
                 out,
             )
+        return STAY
 
     # ------------------------------------------------------------ entries
 
@@ -116,23 +113,23 @@ class MarketHandlers(EngineCore):
             return "stale-trades", "trades stale or missing"
         return None
 
-    def _maybe_enter(self, now_ms: int, out: list[Command]) -> None:
+    def _maybe_enter(self, now_ms: int, out: list[Command]) -> Step:
         signal = self._signal_side()
         if signal is None:
-            return
+            return STAY
         side, momentum = signal
         block = self._entry_block(now_ms)
         if block is not None:
             key, why = block
             self._log_once(key, "debug", f"entry signal skipped: {why}", out)
-            return
+            return STAY
         book = self._book
         instrument = self._instrument
         symbol = self._symbol
         assert book is not None and instrument is not None and symbol is not None
         spread = book.spread_bps
         if spread > self.config.max_spread_bps:
-            return  # a wide spread is normal market state, not worth a log line
+            return STAY  # a wide spread is normal market state, not worth a log line
         cfg = self.config
         liquid = (
             spread < cfg.liquid_spread_bps
@@ -143,72 +140,62 @@ class MarketHandlers(EngineCore):
         sizing = qty_for_notional(instrument, cfg.position_usd, mid, market=liquid)
         if not sizing.ok:
             self._log_once("size", "info", f"entry refused: {sizing.refusal}", out)
-            return
+            return STAY
         notional = sizing.qty * mid
         refusal = self.risk.allow_entry(notional, now_ms, self._unrealised())
         if refusal is not None:
             self._log_once("risk", "info", f"entry refused by risk: {refusal}", out)
-            return
-        link_id = self._next_link_id("e")
-        trigger = cfg.risk.exchange_stop_trigger
+            return STAY
         if liquid:
             # a market fills near the mid used for sizing: the stop starts from there
-            intent = OrderIntent(
-                symbol=symbol,
-                side=side,
-                order_type=OrderType.MARKET,
-                qty=sizing.qty,
-                time_in_force=TimeInForce.IOC,
-                order_link_id=link_id,
-                stop_loss=self._exchange_stop(side, mid),
-                sl_trigger_by=trigger,
-            )
+            order_type, price, tif, fill_near = OrderType.MARKET, None, TimeInForce.IOC, mid
         else:
             touch = book.bid if side is Side.BUY else book.ask
             price = round_price(instrument, to_decimal(touch), side)
-            intent = OrderIntent(
-                symbol=symbol,
-                side=side,
-                order_type=OrderType.LIMIT,
-                qty=sizing.qty,
-                price=price,
-                time_in_force=TimeInForce.POST_ONLY,
-                order_link_id=link_id,
-                stop_loss=self._exchange_stop(side, price),
-                sl_trigger_by=trigger,
-            )
+            order_type, tif, fill_near = OrderType.LIMIT, TimeInForce.POST_ONLY, price
+        intent = OrderIntent(
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            qty=sizing.qty,
+            price=price,
+            time_in_force=tif,
+            order_link_id=self._next_link_id("e"),
+            stop_loss=self._exchange_stop(side, fill_near),
+            sl_trigger_by=cfg.risk.exchange_stop_trigger,
+        )
         self._working = Working(intent=intent, purpose="entry")
         self._reads.flat_confirmed = False
         self.risk.record_order(now_ms)
         out.append(PlaceOrder(intent=intent))
         direction = "long" if side is Side.BUY else "short"
-        self._goto(
+        return Move(
             EngineState.ORDER_PENDING,
             f"entry signal {direction} momentum={momentum:.6f} spread={spread:.2f}bps "
             f"qty={sizing.qty} {'market' if liquid else f'limit @ {intent.price}'}",
-            out,
         )
 
-    def _on_accepted(self, event: OrderAccepted, now_ms: int, out: list[Command]) -> None:
+    def _on_accepted(self, event: OrderAccepted, now_ms: int, out: list[Command]) -> Step:
         working = self._working_for(event, now_ms, out)
         if working is not None:
             working.order_id = event.order_id
             self._note_order_id(event)
+        return STAY
 
-    def _take_order_facts(self, working: Working, event: Any) -> None:
+    def _take_order_facts(self, working: Working, event: OrderEvent) -> None:
         """Keep the order id an outcome event may carry (for its closed-PnL row)."""
         self._note_order_id(event)
         if event.order_id and working.order_id is None:
             working.order_id = event.order_id
 
-    def _entry_fee(self, working: Working, event: Any) -> Decimal:
+    def _entry_fee(self, working: Working, event: OrderFilled | OrderFailed) -> Decimal:
         notional = working.filled_notional or Decimal(0)
         return self._fee_or_estimate(event.fee, notional)
 
-    def _on_partial(self, event: OrderPartiallyFilled, now_ms: int, out: list[Command]) -> None:
+    def _on_partial(self, event: OrderPartiallyFilled, now_ms: int, out: list[Command]) -> Step:
         working = self._working_for(event, now_ms, out)
         if working is None:
-            return
+            return STAY
         self._take_order_facts(working, event)
         if working.purpose == "entry":
             working.update_fill(event.filled_qty, event.avg_price)
@@ -223,11 +210,12 @@ class MarketHandlers(EngineCore):
             )
             # a partial fill is a real position: protect it on the exchange now
             self._protect(out)
-            return
+            return STAY
         self._close_progress(working, event.filled_qty, event.avg_price, event.fee, now_ms)
         if self._position is None:  # pragma: no cover - a partial that closes all is a fill
             self._working = None
-            self._close_ended_flat(working, f"close {working.link_id} filled", now_ms, out)
+            return self._close_ended_flat(f"close {working.link_id} filled", now_ms, out)
+        return STAY
 
     def _ended(
         self, event: OrderFilled | OrderFailed, now_ms: int, out: list[Command]
@@ -246,35 +234,33 @@ class MarketHandlers(EngineCore):
             working.update_fill(event.filled_qty, event.avg_price)
         return working
 
-    def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> None:
+    def _on_filled(self, event: OrderFilled, now_ms: int, out: list[Command]) -> Step:
         working = self._ended(event, now_ms, out)
         if working is None:
-            return
+            return STAY
         if working.purpose == "entry":
-            self._open_from_entry(
+            return self._open_from_entry(
                 working,
                 f"order filled qty={event.filled_qty} @ {event.avg_price}",
                 self._entry_fee(working, event),
                 now_ms,
                 out,
             )
-            return
         self._close_progress(working, event.filled_qty, event.avg_price, event.fee, now_ms)
         cause = f"close filled qty={event.filled_qty} @ {event.avg_price}"
         if self._position is None:
-            self._close_ended_flat(working, cause, now_ms, out)
-        else:
-            # A capped or raced close left some: re-issue for the rest at once.
-            out.append(Log(level="info", message=f"{cause}; {self._position.size} left"))
-            self._reissue_close(now_ms, out)
+            return self._close_ended_flat(cause, now_ms, out)
+        # A capped or raced close left some: re-issue for the rest at once.
+        out.append(Log(level="info", message=f"{cause}; {self._position.size} left"))
+        return self._reissue_close(now_ms, out)
 
-    def _on_failed(self, event: OrderFailed, now_ms: int, out: list[Command]) -> None:
+    def _on_failed(self, event: OrderFailed, now_ms: int, out: list[Command]) -> Step:
         working = self._ended(event, now_ms, out)
         if working is None:
-            return
+            return STAY
         if working.purpose == "entry":
             if working.filled_qty > 0:
-                self._open_from_entry(
+                return self._open_from_entry(
                     working,
                     f"entry order ended ({event.reason}) after partial fill "
                     f"qty={working.filled_qty}",
@@ -282,23 +268,23 @@ class MarketHandlers(EngineCore):
                     now_ms,
                     out,
                 )
-                return
             self.risk.start_cooldown(now_ms)
             # Order history can lag: "nothing filled" is only what was read. No new
             # entry until the position itself was read (a second entry could double it).
             self._reads.entry_read_pending = True
-            self._goto(EngineState.IDLE, f"entry order failed: {event.reason}", out)
-            assert self._symbol is not None
-            out.append(RequestPosition(symbol=self._symbol))
-            return
+            return Move(
+                EngineState.IDLE,
+                f"entry order failed: {event.reason}",
+                then=lambda: self._read_position(out),
+            )
         progressed = self._close_progress(
             working, event.filled_qty, event.avg_price, event.fee, now_ms
         )
         if self._position is None:
-            self._close_ended_flat(
-                working, f"close ended ({event.reason}) with all filled", now_ms, out
+            return self._close_ended_flat(
+                f"close ended ({event.reason}) with all filled", now_ms, out
             )
-        elif progressed > 0:
+        if progressed > 0:
             out.append(
                 Log(
                     level="info",
@@ -306,24 +292,26 @@ class MarketHandlers(EngineCore):
                     f"{self._position.size} left",
                 )
             )
-            self._reissue_close(now_ms, out)
-        else:
-            backoff = self.config.close_retry_backoff_ms
-            self._exit.retry_at = now_ms + backoff
-            out.append(Alert(message=f"close order failed: {event.reason}; retry in {backoff} ms"))
-            self._goto(
-                EngineState.POSITION_OPEN,
-                f"close failed: {event.reason}; retry in {backoff} ms",
-                out,
-            )
+            return self._reissue_close(now_ms, out)
+        backoff = self.config.close_retry_backoff_ms
+        self._exit.retry_at = now_ms + backoff
+        out.append(Alert(message=f"close order failed: {event.reason}; retry in {backoff} ms"))
+
+        def read_then_check() -> Step:
             # A refused reduce-only close often means the exchange is already flat:
             # read it now rather than retrying blind until the next reconcile.
             out.append(RequestPosition(symbol=working.intent.symbol))
-            self._check_kill_switch(now_ms, out)
+            return self._kill_switch(now_ms, out)
+
+        return Move(
+            EngineState.POSITION_OPEN,
+            f"close failed: {event.reason}; retry in {backoff} ms",
+            then=read_then_check,
+        )
 
     def _open_from_entry(
         self, working: Working, cause: str, entry_fee: Decimal, now_ms: int, out: list[Command]
-    ) -> None:
+    ) -> Step:
         asked = self._protection.sent  # a stop asked for during partial fills still stands
         self._set_position(
             Position(
@@ -335,8 +323,11 @@ class MarketHandlers(EngineCore):
             )
         )
         self._protection.sent = asked
-        self._goto(EngineState.POSITION_OPEN, cause, out)
-        assert self._symbol is not None
-        self._protect(out)
-        out.append(RequestPosition(symbol=self._symbol))
-        self._check_exits(now_ms, out)
+
+        def protect_and_watch() -> Step:
+            assert self._symbol is not None
+            self._protect(out)
+            out.append(RequestPosition(symbol=self._symbol))
+            return self._check_exits(now_ms, out)
+
+        return Move(EngineState.POSITION_OPEN, cause, then=protect_and_watch)

@@ -2,31 +2,31 @@
 
 ``EngineCore`` holds what the engine knows (its state, symbol, book, position, the
 one working order, the orders it let go, the orthogonal conditions of
-``core.conditions``) and the steps the handlers are made of: change state, decide and
-place an exit, apply a close's fill, adopt the exchange's position, ask for the
-exchange stop, switch symbol, halt. The handlers (``core.handlers_market``,
-``core.handlers_control``) and the table that picks them (``core.engine``) build on it.
+``core.conditions``), the one place the state changes (``_enter``, called by the
+engine's dispatch with the ``Move`` a handler returned), and the steps the handlers
+are made of: adopt the exchange's position, ask for the exchange stop, switch symbol,
+settle a late order report. Leaving a position is ``core.closing``; the handlers
+(``core.handlers_market``, ``core.handlers_control``) and the table that picks them
+(``core.engine``) build on these.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from .accounting import (
     Position,
     Purpose,
     Working,
     adopted,
-    apply_close_fill,
-    extra_position,
     fee_or_estimate,
     unrealised,
 )
 from .conditions import Exiting, Halting, Operator, Reads
 from .engine_config import EngineConfig
-from .exits import exchange_stop, exit_condition, levels
-from .instrument import round_qty, to_decimal
+from .exits import exchange_stop, levels
+from .instrument import to_decimal
 from .model import (
     Alert,
     BookTop,
@@ -34,11 +34,10 @@ from .model import (
     EngineState,
     Instrument,
     Log,
+    OrderAccepted,
+    OrderEvent,
     OrderFailed,
     OrderFilled,
-    OrderIntent,
-    OrderType,
-    PlaceOrder,
     PositionSnapshot,
     ProtectPosition,
     RequestClosedPnl,
@@ -46,18 +45,15 @@ from .model import (
     RiskState,
     Side,
     Subscribe,
-    TimeInForce,
     Transition,
 )
 from .orderids import LinkIds
 from .protection import Protection
 from .risk import RiskGate
 from .signals import SignalWindow
+from .table import STAY, Move, Step
 
-__all__ = ["ROW_CLOCK_SLACK_MS", "EngineCore", "EngineError"]
-
-#: a closed-PnL row this much older (ms) than the position is not its exit (clock skew)
-ROW_CLOCK_SLACK_MS = 1_000
+__all__ = ["EngineCore", "EngineError"]
 
 
 class EngineError(Exception):
@@ -142,20 +138,30 @@ class EngineCore:
 
     # ------------------------------------------------------------ helpers
 
-    def _goto(self, new: EngineState, cause: str, out: list[Command]) -> None:
-        """Change state, reporting it. Halted is final: other moves are only logged."""
+    def _set_state(self, new: EngineState, cause: str, out: list[Command]) -> None:
+        """The one place the state changes: reported as a ``Transition`` with its cause."""
         before = self._state
-        if before is EngineState.HALTED and new is not EngineState.HALTED:
-            out.append(Log(level="info", message=f"(halted) {cause}"))
-            return
-        if new is before:
-            return
         self._state = new
         self._logged.clear()
         out.append(Transition(before=before, after=new, cause=cause))
-        if new is EngineState.IDLE and self._position is None:
-            self._operator.flatten_by = None  # operator flatten done (or its entry never filled)
+
+    def _enter(self, move: Move, out: list[Command]) -> None:
+        """Make ``move``. Halted is final: other moves are only logged.
+
+        Entering Idle flat ends an operator flatten (done, or its entry never filled)
+        and applies a symbol switch that waited for it.
+        """
+        new = move.to
+        before = self._state
+        if before is EngineState.HALTED and new is not EngineState.HALTED:
+            out.append(Log(level="info", message=f"(halted) {move.cause}"))
+            return
+        if new is before:
+            return
+        self._set_state(new, move.cause, out)
         if new is EngineState.IDLE:
+            if self._position is None:
+                self._operator.flatten_by = None
             self._maybe_switch(out)
 
     def _maybe_switch(self, out: list[Command]) -> None:
@@ -309,105 +315,15 @@ class EngineCore:
             self._ignored[symbol] = (last, count)
         return False
 
-    # ------------------------------------------------------------ exits
-
-    def _check_kill_switch(self, now_ms: int, out: list[Command]) -> bool:
-        """Halt when today's loss (realised + unrealised) reached the limit."""
-        if self._state is EngineState.HALTED:
-            return False
-        unrealised = self._unrealised()
-        if not self.risk.loss_limit_breached(now_ms, unrealised):
-            return False
-        loss = self.risk.daily_loss(now_ms, unrealised)
-        reason = f"daily loss {loss} reached limit {self.config.risk.max_daily_loss_usd}"
-        self._halting.loss_latch = True
-        self._halting.latch_reason = reason
-        self._halt(reason, now_ms, out)
-        return True
-
-    def _exit_condition(self, now_ms: int) -> str | None:
-        position = self._position
-        assert position is not None
-        halting = self._halting
-        return exit_condition(
-            now_ms,
-            side=position.side,
-            entry_price=position.entry_price,
-            opened_ms=position.opened_ms,
-            price=self._mark_price(),
-            stop=self._stop,
-            target=self._target,
-            max_hold_ms=self.config.max_hold_ms,
-            protection_refused=self._protection.refused,
-            halt_flatten=(
-                halting.reason
-                if self._state is EngineState.HALTED and self.config.flatten_on_halt
-                else None
-            ),
-            flatten_by=self._operator.flatten_by,
-            switch_to=self._pending[0] if self._pending is not None else None,
-        )
-
-    def _check_exits(self, now_ms: int, out: list[Command]) -> None:
-        """With a position and no working order: decide an exit, or retry a failed close."""
-        if self._exit.reason is None:
-            self._exit.reason = self._exit_condition(now_ms)
-        if self._exit.reason is None:
-            return
-        if self._exit.retry_at is not None and now_ms < self._exit.retry_at:
-            return
-        self._place_close(self._exit.reason, now_ms, out)
-
-    def _close_now(self, now_ms: int, out: list[Command]) -> None:
-        """Leave the position at once (a refused stop, a flatten).
-
-        An entry still working is cancelled first: its outcome comes back as an event,
-        and a partial fill is a position that the exit rule then closes. With no order
-        working the exit is decided now, past any retry wait.
-        """
-        working = self._working
-        if working is not None and working.purpose == "entry":
-            out.append(working.cancel())
-        elif working is None:
-            self._exit.rearm()
-            self._check_exits(now_ms, out)
-
-    def _place_close(self, reason: str, now_ms: int, out: list[Command]) -> None:
-        position = self._position
-        instrument = self._instrument
-        symbol = self._symbol
-        assert position is not None and instrument is not None and symbol is not None
-        qty = min(round_qty(instrument, position.size), instrument.max_mkt_qty)
-        if qty <= 0:
-            self._log_once(
-                "dust",
-                "warning",
-                f"cannot close {position.size}: below the qty step {instrument.qty_step}",
-                out,
-            )
-            return
-        intent = OrderIntent(
-            symbol=symbol,
-            side=position.side.opposite,
-            order_type=OrderType.MARKET,
-            qty=qty,
-            time_in_force=TimeInForce.IOC,
-            reduce_only=True,
-            order_link_id=self._next_link_id("x"),
-        )
-        self._working = Working(intent=intent, purpose="close", start_size=position.size)
-        self._exit.extra = None
-        self._exit.retry_at = None
-        self.risk.record_order(now_ms)
-        out.append(PlaceOrder(intent=intent))
-        if self._state is EngineState.POSITION_OPEN:
-            self._goto(EngineState.CLOSING_POSITION, reason, out)
-        elif self._state is EngineState.HALTED:
-            out.append(Log(level="info", message=f"closing {qty} while halted ({reason})"))
-
     # ------------------------------------------------------------ order events
 
-    def _working_for(self, event: Any, now_ms: int, out: list[Command]) -> Working | None:
+    def _read_position(self, out: list[Command]) -> Step:
+        """Ask the exchange for the current symbol's position (it settles what is held)."""
+        assert self._symbol is not None
+        out.append(RequestPosition(symbol=self._symbol))
+        return STAY
+
+    def _working_for(self, event: OrderEvent, now_ms: int, out: list[Command]) -> Working | None:
         """The working order this event is about, or None (then handled as late)."""
         working = self._working
         if working is not None and event.order_link_id == working.link_id:
@@ -415,7 +331,7 @@ class EngineCore:
         self._on_late_order(event, now_ms, out)
         return None
 
-    def _on_late_order(self, event: Any, _now_ms: int, out: list[Command]) -> None:
+    def _on_late_order(self, event: OrderEvent, _now_ms: int, out: list[Command]) -> Step:
         link_id: str = event.order_link_id
         if not self.owns(link_id):
             raise EngineError(
@@ -423,7 +339,7 @@ class EngineCore:
             )
         self._note_order_id(event)
         terminal = isinstance(event, OrderFilled | OrderFailed)
-        filled = getattr(event, "filled_qty", Decimal(0)) > 0
+        filled = not isinstance(event, OrderAccepted) and event.filled_qty > 0
         released = self._released.get(link_id)
         symbol = released[0] if released is not None else self._symbol
         out.append(
@@ -447,88 +363,16 @@ class EngineCore:
                 if not filled and symbol is not None:
                     out.append(RequestPosition(symbol=symbol))
             self._maybe_switch(out)
+        return STAY
 
-    def _note_order_id(self, event: Any) -> None:
-        order_id: str = getattr(event, "order_id", "")
-        if order_id:
-            self._order_ids.add(order_id)
-
-    def _close_progress(
-        self,
-        working: Working,
-        cum_qty: Decimal,
-        avg: Decimal | None,
-        cum_fee: Decimal,
-        now_ms: int,
-    ) -> Decimal:
-        """Apply a close's cumulative fill to the position; book its provisional result
-        (the closed-PnL row of this order replaces it)."""
-        fill = apply_close_fill(
-            working, self._position, cum_qty, avg, cum_fee, self.config.risk.taker_fee_rate
-        )
-        if fill.delta <= 0:
-            return fill.delta
-        if fill.pnl is not None:
-            self.risk.book.book_provisional(working.order_id or "", fill.pnl)
-            if fill.pnl < 0:
-                self.risk.start_cooldown(now_ms)
-        if fill.left is None:
-            self._set_position(None)
-        else:
-            self._position = fill.left
-        return fill.delta
-
-    def _close_ended_flat(
-        self, working: Working, cause: str, now_ms: int, out: list[Command]
-    ) -> None:
-        """Our close filled all the engine held; a larger size read meanwhile is closed too."""
-        extra = self._exit.extra
-        self._exit.extra = None
-        if extra is not None:
-            side, size, entry = extra
-            out.append(
-                Log(
-                    level="warning",
-                    message=f"{cause}, but a position read during the close showed "
-                    f"{size} more: closing the rest",
-                )
-            )
-            rate = self.config.risk.taker_fee_rate
-            self._set_position(extra_position(side, size, entry, now_ms, rate))
-            self._protect(out)
-            self._reissue_close(now_ms, out)
-            return
-        self._flat_after_close(cause, now_ms, out)
-
-    def _flat_after_close(self, cause: str, now_ms: int, out: list[Command]) -> None:
-        self._set_position(None)
-        symbol = self._symbol
-        self._goto(EngineState.IDLE, cause, out)
-        if symbol is not None:
-            out.append(RequestPosition(symbol=symbol))
-            out.append(RequestClosedPnl(symbol=symbol))
-        self._check_kill_switch(now_ms, out)
-
-    def _reissue_close(self, now_ms: int, out: list[Command]) -> None:
-        reason = self._exit.reason or "close remaining size"
-        self._place_close(reason, now_ms, out)
+    def _note_order_id(self, event: OrderEvent) -> None:
+        if event.order_id:
+            self._order_ids.add(event.order_id)
 
     def _adopt(self, snapshot: PositionSnapshot, now_ms: int) -> Position:
         position = adopted(self._position, snapshot, now_ms, self.config.risk.taker_fee_rate)
         self._set_position(position)
         return position
-
-    def _exited_on_exchange(self, cause: str, detail: str, now_ms: int, out: list[Command]) -> None:
-        """The position ended without our close: the exchange stop, a liquidation, a human.
-
-        It is our position's exit: back to Idle, and its realised result is read from
-        the exchange's closed-PnL rows (it counts against the daily loss).
-        """
-        out.append(Alert(message=f"{cause}: {detail}"))
-        self._set_position(None)
-        self._goto(EngineState.IDLE, cause, out)
-        assert self._symbol is not None
-        out.append(RequestClosedPnl(symbol=self._symbol))
 
     def _release(self, working: Working, out: list[Command], *, cancel: bool) -> None:
         """Stop tracking the working order; its end is awaited as a late report."""
@@ -536,15 +380,3 @@ class EngineCore:
         self._released[working.link_id] = (working.intent.symbol, working.purpose)
         if cancel:
             out.append(working.cancel())
-
-    def _halt(self, reason: str, now_ms: int, out: list[Command]) -> None:
-        self._halting.reason = reason
-        self._pending = None
-        self._goto(EngineState.HALTED, f"halt: {reason}", out)
-        out.append(Alert(message=f"halted: {reason}"))
-        working = self._working
-        if working is not None and working.purpose == "entry":
-            out.append(working.cancel())
-        elif working is None and self._position is not None and self.config.flatten_on_halt:
-            self._exit.rearm()
-            self._check_exits(now_ms, out)

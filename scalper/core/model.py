@@ -12,106 +12,19 @@ The engine (``core.strategy``) consumes the *events* (``core.events``) and emits
 *commands* (``core.commands``), both built of the value types of ``core.values``;
 the trio shell carries commands out and feeds outcomes back as events. Bybit's wire
 names never appear here: ``bybit.parse`` translates at the edge.
+
+The names are those of the three modules' ``__all__`` (as asyncio's package does),
+so a type added there is exported here without a second list to keep in step.
 """
 
 from __future__ import annotations
 
-from .commands import (
-    Alert,
-    CancelOrder,
-    Command,
-    Log,
-    PersistRiskState,
-    PlaceOrder,
-    ProtectPosition,
-    RequestClosedPnl,
-    RequestPosition,
-    RiskState,
-    Subscribe,
-    Transition,
-)
-from .events import (
-    BookUpdate,
-    ClosedPnlRows,
-    Event,
-    Flatten,
-    Halt,
-    OpenOrders,
-    OrderAccepted,
-    OrderFailed,
-    OrderFilled,
-    OrderPartiallyFilled,
-    Pause,
-    PositionSnapshot,
-    ProtectionFailed,
-    ProtectionSet,
-    Resume,
-    Resync,
-    SymbolSelected,
-    Tick,
-    TradeTicks,
-)
-from .values import (
-    BookTop,
-    ClosedPnl,
-    EngineState,
-    Fill,
-    Instrument,
-    OrderIntent,
-    OrderStatus,
-    OrderType,
-    OrderUpdate,
-    Side,
-    TickerStat,
-    TimeInForce,
-    Trade,
-    TriggerBy,
-)
+from . import commands, events, values
+from .commands import *  # noqa: F403
+from .events import *  # noqa: F403
+from .values import *  # noqa: F403
 
-__all__ = [
-    "Alert",
-    "BookTop",
-    "BookUpdate",
-    "CancelOrder",
-    "ClosedPnl",
-    "ClosedPnlRows",
-    "Command",
-    "EngineState",
-    "Event",
-    "Fill",
-    "Flatten",
-    "Halt",
-    "Instrument",
-    "Log",
-    "OpenOrders",
-    "OrderAccepted",
-    "OrderFailed",
-    "OrderFilled",
-    "OrderIntent",
-    "OrderPartiallyFilled",
-    "OrderStatus",
-    "OrderType",
-    "OrderUpdate",
-    "Pause",
-    "PersistRiskState",
-    "PlaceOrder",
-    "PositionSnapshot",
-    "ProtectPosition",
-    "ProtectionFailed",
-    "ProtectionSet",
-    "RequestClosedPnl",
-    "RequestPosition",
-    "Resume",
-    "Resync",
-    "RiskState",
-    "Side",
-    "Subscribe",
-    "SymbolSelected",
-    "Tick",
-    "TickerStat",
-    "TimeInForce",
-    "Trade",
-    "TradeTicks",
-    "Transition",
-    "TriggerBy",
-]
+__all__: list[str] = []
+__all__ += commands.__all__
+__all__ += events.__all__
+__all__ += values.__all__

@@ -28,10 +28,10 @@ import attrs
 from .model import TriggerBy
 from .pnl import DAY_MS, DayBook, utc_day
 from .rules import (
+    POSITIVE_DECIMAL,
     check_fee_rate,
     check_int,
     check_percent,
-    check_positive_decimal,
     check_trigger,
     field_validator,
 )
@@ -41,15 +41,13 @@ __all__ = ["DAY_MS", "MINUTE_MS", "RiskGate", "RiskLimits"]
 #: the order-rate window
 MINUTE_MS = 60_000
 
-_positive_decimal = field_validator(check_positive_decimal)
-
 
 @attrs.frozen(kw_only=True)
 class RiskLimits:
     """The ``[risk]`` limits, plus the entry cooldown (``[strategy] cooldown_s`` in ms)."""
 
-    max_position_usd: Decimal = attrs.field(default=Decimal(5000), validator=_positive_decimal)
-    max_daily_loss_usd: Decimal = attrs.field(default=Decimal(100), validator=_positive_decimal)
+    max_position_usd: Decimal = attrs.field(default=Decimal(5000), validator=POSITIVE_DECIMAL)
+    max_daily_loss_usd: Decimal = attrs.field(default=Decimal(100), validator=POSITIVE_DECIMAL)
     max_orders_per_minute: int = attrs.field(default=20, validator=field_validator(check_int, ge=1))
     #: no entry for this long after a failed entry or a losing close
     cooldown_ms: int = attrs.field(default=5_000, validator=field_validator(check_int, ge=0))

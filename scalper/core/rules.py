@@ -23,7 +23,11 @@ from typing import Any, TypeVar
 import attrs
 
 __all__ = [
+    "DECIMAL",
     "LINK_PART_WHY",
+    "NON_NEGATIVE_DECIMAL",
+    "OPTIONAL_POSITIVE_DECIMAL",
+    "POSITIVE_DECIMAL",
     "RuleError",
     "RuleTypeError",
     "check_decimal",
@@ -86,10 +90,7 @@ def check_int(value: object, *, ge: int | None = None, le: int | None = None) ->
     """An ``int`` (not a bool) within ``[ge, le]``."""
     if type(value) is not int:
         raise RuleError(f"expected an integer, got {value!r}")
-    if ge is not None and value < ge:
-        raise RuleError(f"must be >= {ge}, got {value}")
-    if le is not None and value > le:
-        raise RuleError(f"must be <= {le}, got {value}")
+    _check_bounds(value, value, ge=ge, le=le, show=str)
     return value
 
 
@@ -102,13 +103,26 @@ def check_number(
     number = float(value)  # type: ignore[arg-type]
     if not math.isfinite(number):
         raise RuleError(f"must be a finite number, got {value}")
-    if gt is not None and number <= gt:
-        raise RuleError(f"must be > {gt:g}, got {value}")
-    if ge is not None and number < ge:
-        raise RuleError(f"must be >= {ge:g}, got {value}")
-    if le is not None and number > le:
-        raise RuleError(f"must be <= {le:g}, got {value}")
+    _check_bounds(value, number, gt=gt, ge=ge, le=le, show=lambda bound: f"{bound:g}")
     return number
+
+
+def _check_bounds(
+    value: object,
+    number: float,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    show: Callable[[float], str],
+) -> None:
+    """The range rule of ``check_int`` and ``check_number``; the reason shows ``value``."""
+    if gt is not None and number <= gt:
+        raise RuleError(f"must be > {show(gt)}, got {value}")
+    if ge is not None and number < ge:
+        raise RuleError(f"must be >= {show(ge)}, got {value}")
+    if le is not None and number > le:
+        raise RuleError(f"must be <= {show(le)}, got {value}")
 
 
 def check_percent(value: object, *, zero: bool = False, le: float = 100.0) -> float:
@@ -171,3 +185,14 @@ def field_validator(check: Callable[..., object], **kw: Any) -> Callable[[Any, A
             raise kind(f"{attribute.name} {exc}") from None
 
     return validate
+
+
+# The Decimal rules as attrs validators, named once for every attrs class of core.
+#: any finite Decimal (a fee, a PnL: may be negative)
+DECIMAL = field_validator(check_decimal)
+#: a Decimal > 0 (a price, a quantity, a limit)
+POSITIVE_DECIMAL = field_validator(check_positive_decimal)
+#: a Decimal >= 0 (a cumulative quantity, a size)
+NON_NEGATIVE_DECIMAL = field_validator(check_non_negative_decimal)
+#: None or a Decimal > 0 (an optional price, a stop)
+OPTIONAL_POSITIVE_DECIMAL = field_validator(check_optional_positive_decimal)

@@ -4,8 +4,11 @@ This module is the engine's public face; the parts live in their own core module
 
 * ``core.engine``: ``Engine`` and its transition table ``TABLE`` (state, event type)
   -> handler, the states each may move to; ``docs/engine.md`` is generated from it.
-* ``core.machine``: the engine's state and shared steps; ``core.handlers_market``
-  and ``core.handlers_control``: what each event does.
+* ``core.table``: the rows, and what a handler returns (``STAY`` or a ``Move``:
+  next state and cause), which only the engine's dispatch carries out.
+* ``core.machine``: the engine's state, the one place it changes, and shared steps;
+  ``core.closing``: leaving a position (exits, closes, halts);
+  ``core.handlers_market`` and ``core.handlers_control``: what each event does.
 * ``core.conditions`` and ``core.protection``: the orthogonal conditions (reconciling,
   the operator's pause and flatten, the halt and its latch, the exit, the exchange stop).
 * ``core.orderids``: our ``orderLinkId`` scheme; ``core.accounting``: position and PnL

@@ -1,25 +1,57 @@
-"""The engine's transition table as data, and its rendering as documentation.
+"""The engine's transition table as data, what a handler returns, and the docs.
 
 A ``Row`` says, for one (state, event type), which handler runs, what it does, and
 which states it may leave the engine in (besides staying). ``core.engine`` builds the
 table from typed rows (``on``: mypy checks that a handler takes the row's event type)
 and checks each move against its row; ``render`` prints it, so ``docs/engine.md`` is
 generated from the code (``python -m scalper.core.table``; a test keeps it equal).
+
+A handler never changes the state itself: it returns a ``Step``, ``STAY`` or a
+``Move`` (next state and cause). The engine checks the move against the row, makes
+it (one place reports every ``Transition``) and then runs the move's ``then``: what
+the handler does once in the new state, which may move again (an entry that fills
+and at once hits its stop goes OrderPending -> PositionOpen -> ClosingPosition).
+``and_then`` puts one step after another, so a handler reads in the order it acts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
 from .model import Command, EngineState
 
-__all__ = ["Row", "on", "render"]
+__all__ = ["STAY", "Move", "Row", "Step", "and_then", "on", "render"]
 
 E = TypeVar("E")
 M = TypeVar("M")
+
+
+@attrs.frozen
+class Move:
+    """Go to ``to`` because of ``cause``; then run ``then`` (in the new state)."""
+
+    to: EngineState
+    #: why, as the ``Transition`` (and the log and journal) say it
+    cause: str
+    #: what the handler does once there; its own step may move on
+    then: Callable[[], Step] | None = attrs.field(default=None, eq=False)
+
+
+#: what a handler (or a step of one) returns: a move, or ``STAY`` (None)
+Step: TypeAlias = Move | None
+#: stay in the current state
+STAY: Final = None
+
+
+def and_then(step: Step, rest: Callable[[], Step]) -> Step:
+    """``step`` (its move and all that follows it), and after it ``rest``."""
+    if step is None:
+        return rest()
+    first = step.then
+    return attrs.evolve(step, then=lambda: and_then(first() if first else STAY, rest))
 
 
 @attrs.frozen
@@ -27,8 +59,8 @@ class Row:
     """One (state, event type) entry of the table."""
 
     event: type[Any]
-    #: an unbound method of the engine: (engine, event, now_ms, out) -> None
-    handler: Callable[[Any, Any, int, list[Command]], None]
+    #: an unbound method of the engine: (engine, event, now_ms, out) -> Step
+    handler: Callable[[Any, Any, int, list[Command]], Step]
     #: what the handler does, for the documentation
     what: str
     #: states the handler may move to; staying is always allowed
@@ -37,7 +69,7 @@ class Row:
 
 def on(
     event: type[E],
-    handler: Callable[[M, E, int, list[Command]], None],
+    handler: Callable[[M, E, int, list[Command]], Step],
     what: str,
     *to: EngineState,
 ) -> Row:
@@ -56,6 +88,12 @@ def render(table: Mapping[EngineState, Mapping[type[Any], Row]]) -> str:
         "events it accepts, the handler that runs, and the states it may move to (it may",
         "always stay). An event type missing from a state's list is refused with",
         "`EngineError`, naming the state and the event, and nothing changes.",
+        "",
+        "A handler does not change the state: it returns `STAY` or a `Move` (next state",
+        "and cause, then what it does there). The engine checks every move against the",
+        "row, makes it and reports it as a `Transition` with that cause; one event may",
+        "move more than once (an entry that fills past its stop: OrderPending ->",
+        "PositionOpen -> ClosingPosition), each move checked.",
         "",
         "Orthogonal conditions hold across the states (`scalper/core/conditions.py`,",
         "`scalper/core/protection.py`): reconciling (position and open orders read since",

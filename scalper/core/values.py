@@ -12,11 +12,10 @@ from decimal import Decimal
 import attrs
 
 from .rules import (
-    check_decimal,
-    check_non_negative_decimal,
-    check_optional_positive_decimal,
-    check_positive_decimal,
-    field_validator,
+    DECIMAL,
+    NON_NEGATIVE_DECIMAL,
+    OPTIONAL_POSITIVE_DECIMAL,
+    POSITIVE_DECIMAL,
 )
 
 __all__ = [
@@ -88,13 +87,6 @@ class EngineState(enum.Enum):
     HALTED = "Halted"  #: kill switch: no new entries, ever, until restart
 
 
-# One rule per concept, shared with the settings loader and the engine config (core.rules).
-_decimal = field_validator(check_decimal)
-_positive_decimal = field_validator(check_positive_decimal)
-_non_negative_decimal = field_validator(check_non_negative_decimal)
-_optional_positive_decimal = field_validator(check_optional_positive_decimal)
-
-
 _SYMBOL = attrs.validators.and_(attrs.validators.instance_of(str), attrs.validators.min_len(1))
 
 
@@ -103,13 +95,13 @@ class Instrument:
     """Trading rules of one linear contract (from instruments-info)."""
 
     symbol: str = attrs.field(validator=_SYMBOL)
-    tick_size: Decimal = attrs.field(validator=_positive_decimal)
-    qty_step: Decimal = attrs.field(validator=_positive_decimal)
-    min_qty: Decimal = attrs.field(validator=_positive_decimal)
-    max_qty: Decimal = attrs.field(validator=_positive_decimal)
+    tick_size: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    qty_step: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    min_qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    max_qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
     #: market orders have their own, lower cap on Bybit
-    max_mkt_qty: Decimal = attrs.field(validator=_positive_decimal)
-    min_notional: Decimal = attrs.field(validator=_non_negative_decimal)
+    max_mkt_qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    min_notional: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
 
 
 @attrs.frozen(kw_only=True)
@@ -158,15 +150,15 @@ class OrderIntent:
     symbol: str = attrs.field(validator=_SYMBOL)
     side: Side
     order_type: OrderType
-    qty: Decimal = attrs.field(validator=_positive_decimal)
-    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    price: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     #: our client order id (Bybit's orderLinkId): <= 36 chars of [A-Za-z0-9_-]
     order_link_id: str = attrs.field(validator=attrs.validators.matches_re(r"[A-Za-z0-9_-]{1,36}"))
     #: a Full-mode stop-loss attached on the exchange with the order (covers the whole
     #: position the order opens); Bybit refuses it together with reduce_only
-    stop_loss: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
+    stop_loss: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
     #: the price that fires ``stop_loss``
     sl_trigger_by: TriggerBy = attrs.field(
         default=TriggerBy.MARK_PRICE, validator=attrs.validators.instance_of(TriggerBy)
@@ -239,11 +231,11 @@ class OrderUpdate:
     side: Side
     order_type: OrderType
     status: OrderStatus
-    qty: Decimal = attrs.field(validator=_non_negative_decimal)
-    price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
-    avg_price: Decimal | None = attrs.field(default=None, validator=_optional_positive_decimal)
-    cum_exec_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
-    leaves_qty: Decimal = attrs.field(default=Decimal(0), validator=_non_negative_decimal)
+    qty: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    price: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
+    avg_price: Decimal | None = attrs.field(default=None, validator=OPTIONAL_POSITIVE_DECIMAL)
+    cum_exec_qty: Decimal = attrs.field(default=Decimal(0), validator=NON_NEGATIVE_DECIMAL)
+    leaves_qty: Decimal = attrs.field(default=Decimal(0), validator=NON_NEGATIVE_DECIMAL)
     #: Bybit's rejectReason ("EC_NoError" when none)
     reject_reason: str = ""
     updated_ms: int = 0
@@ -254,7 +246,7 @@ class OrderUpdate:
     #: "CreateByLiq"... ("" when the row does not say)
     create_type: str = ""
     #: cumulative trading fee in the settle coin (cumFeeDetail USDT, else cumExecFee)
-    cum_fee: Decimal = attrs.field(default=Decimal(0), validator=_decimal)
+    cum_fee: Decimal = attrs.field(default=Decimal(0), validator=DECIMAL)
 
 
 @attrs.frozen(kw_only=True)
@@ -266,9 +258,9 @@ class Fill:
     order_link_id: str
     symbol: str = attrs.field(validator=_SYMBOL)
     side: Side
-    price: Decimal = attrs.field(validator=_positive_decimal)
-    qty: Decimal = attrs.field(validator=_positive_decimal)
-    fee: Decimal = attrs.field(validator=_decimal)
+    price: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    qty: Decimal = attrs.field(validator=POSITIVE_DECIMAL)
+    fee: Decimal = attrs.field(validator=DECIMAL)
     is_maker: bool
     exec_time_ms: int
 
@@ -285,11 +277,11 @@ class ClosedPnl:
     symbol: str = attrs.field(validator=_SYMBOL)
     order_id: str
     side: Side
-    qty: Decimal = attrs.field(validator=_non_negative_decimal)
-    closed_size: Decimal = attrs.field(validator=_non_negative_decimal)
-    avg_entry_price: Decimal = attrs.field(validator=_non_negative_decimal)
-    avg_exit_price: Decimal = attrs.field(validator=_non_negative_decimal)
-    closed_pnl: Decimal = attrs.field(validator=_decimal)
+    qty: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    closed_size: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    avg_entry_price: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    avg_exit_price: Decimal = attrs.field(validator=NON_NEGATIVE_DECIMAL)
+    closed_pnl: Decimal = attrs.field(validator=DECIMAL)
     #: "Trade", "BustTrade" (liquidation), "Settle", "AdlTrade"...
     exec_type: str
     created_ms: int

@@ -11,16 +11,18 @@ import pytest
 from scalper.core.engine import TABLE, TRANSITIONS, Engine
 from scalper.core.model import (
     ClosedPnl,
+    Command,
     EngineState,
     Halt,
     OrderFilled,
+    PositionSnapshot,
     RiskState,
     Side,
     Transition,
 )
 from scalper.core.pnl import DayBook
-from scalper.core.table import render
-from tests.unit._engine_helpers import T0, ready
+from scalper.core.table import STAY, Move, Step, and_then, render
+from tests.unit._engine_helpers import T0, book, holding, ready
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "engine.md"
 
@@ -92,3 +94,52 @@ def test_a_declared_move_passes() -> None:
     out = engine.handle(Halt(reason="test"), T0)
     assert engine.state is EngineState.HALTED
     assert any(isinstance(c, Transition) for c in out)
+
+
+def test_and_then_runs_the_rest_after_the_whole_chain_of_a_move() -> None:
+    done: list[str] = []
+
+    def second() -> Step:
+        done.append("second")
+        return Move(EngineState.POSITION_OPEN, "b")
+
+    def rest() -> Step:
+        done.append("rest")
+        return STAY
+
+    first = Move(EngineState.ORDER_PENDING, "a", then=second)
+    step = and_then(first, rest)
+    assert done == []  # nothing runs before the engine makes the first move
+    moves: list[EngineState] = []
+    while step is not STAY:
+        moves.append(step.to)
+        step = step.then() if step.then is not None else STAY
+    assert moves == [EngineState.ORDER_PENDING, EngineState.POSITION_OPEN]
+    assert done == ["second", "rest"]
+    assert and_then(STAY, lambda: first) is first  # staying: the rest runs at once
+
+
+def _adopt_past_the_stop() -> tuple[Engine, list[Command]]:
+    engine = ready()
+    engine.handle(book(bid=89.99, ask=90.01), T0)  # far below a long's stop from 100
+    return engine, engine.handle(holding(Side.BUY, "2", "100"), T0 + 1)
+
+
+def test_a_read_that_adopts_past_the_stop_moves_twice_in_one_event() -> None:
+    engine, out = _adopt_past_the_stop()
+    moves = [(c.before, c.after) for c in out if isinstance(c, Transition)]
+    assert moves == [
+        (EngineState.IDLE, EngineState.POSITION_OPEN),
+        (EngineState.POSITION_OPEN, EngineState.CLOSING_POSITION),
+    ]
+    assert engine.state is EngineState.CLOSING_POSITION
+
+
+def test_every_move_of_a_chain_is_checked_not_only_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = TABLE[EngineState.IDLE][PositionSnapshot]
+    narrowed = attrs.evolve(row, to=frozenset({EngineState.POSITION_OPEN}))
+    monkeypatch.setitem(TABLE[EngineState.IDLE], PositionSnapshot, narrowed)
+    with pytest.raises(AssertionError, match="PositionOpen -> ClosingPosition"):
+        _adopt_past_the_stop()
