@@ -14,7 +14,7 @@ each "handle + dispatch" whole: commands leave in the order the engine made them
 A timer feeds ``Tick`` so time rules (cooldowns, close retries, max hold) run even on
 a silent market.
 
-Issue 9's commands: ``ProtectPosition`` goes to execution (its own lane: the exchange
+The safety commands: ``ProtectPosition`` goes to execution (its own lane: the exchange
 stop never waits behind an order), ``RequestClosedPnl`` to reconcile (a read), and
 ``PersistRiskState`` straight to the journal (kind ``risk_state``: the day's realised
 total and the halt latch, restored at the next start). The runner also remembers every
@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import attrs
 import trio
 from loguru import logger
 
@@ -59,34 +60,23 @@ PositionRequest = str | RequestClosedPnl
 __all__ = ["OrderCommand", "PositionRequest", "StrategyRunner"]
 
 
+@attrs.define(eq=False)
 class StrategyRunner:
     """Owns the engine inside the trio program and routes its commands."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock_ms: Callable[[], int],
-        orders: trio.MemorySendChannel[OrderCommand],
-        subscriptions: trio.MemorySendChannel[str],
-        position_requests: trio.MemorySendChannel[PositionRequest],
-        journal: Journal,
-        metrics: Metrics,
-        # called on every timer turn; the sd_notify watchdog ping
-        heartbeat: Callable[[], None] | None = None,
-    ) -> None:
-        self.engine = engine
-        self._heartbeat = heartbeat
-        self._clock_ms = clock_ms
-        self._orders = orders
-        self._subscriptions = subscriptions
-        self._position_requests = position_requests
-        self._journal = journal
-        self._metrics = metrics
-        self._lock = trio.Lock()
-        self._changed = trio.Event()
-        #: symbols the engine placed an order on this session (reconcile watches them)
-        self.traded: set[str] = set()
+    engine: Engine
+    _clock_ms: Callable[[], int] = attrs.field(kw_only=True)
+    _orders: trio.MemorySendChannel[OrderCommand] = attrs.field(kw_only=True)
+    _subscriptions: trio.MemorySendChannel[str] = attrs.field(kw_only=True)
+    _position_requests: trio.MemorySendChannel[PositionRequest] = attrs.field(kw_only=True)
+    _journal: Journal = attrs.field(kw_only=True)
+    _metrics: Metrics = attrs.field(kw_only=True)
+    #: called on every timer turn; the sd_notify watchdog ping
+    _heartbeat: Callable[[], None] | None = attrs.field(default=None, kw_only=True)
+    _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    #: symbols the engine placed an order on this session (reconcile watches them)
+    traded: set[str] = attrs.field(factory=set, init=False)
 
     async def feed(self, event: Event) -> None:
         """Hand one event to the engine and carry out what it decides."""
