@@ -19,7 +19,7 @@ from loguru import logger
 from ..bybit.parse import ParseStats
 from ..bybit.rest import Credentials, wall_clock_ms
 from ..bybit.streams import PRIVATE_TOPICS, PrivateStream
-from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..bybit.ws import Connected, ConnectFn, Disconnected, WsOptions, WsPolicy, open_ws
 from ..core.model import Fill, OrderUpdate
 from .execution import OrderWatch
 from .metrics import Metrics
@@ -57,15 +57,15 @@ async def run_private(
     ``expires`` is judged by the exchange's clock, not ours.
     """
     credentials = Credentials(api_key=api_key, api_secret=api_secret)
-    async with open_ws(
-        url,
+    options = WsOptions(
         credentials=credentials,
         policy=policy or WsPolicy(),
         connect=connect,
         clock_ms=clock_ms,
         name="private",
         topics=PRIVATE_TOPICS,
-    ) as conn:
+    )
+    async with open_ws(url, options) as conn:
         # both streams count into the one shared metric, as each failure happens
         stream = PrivateStream(
             conn, stats=ParseStats(name="private", on_error=metrics.count_parse_error)

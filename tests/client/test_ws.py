@@ -19,7 +19,15 @@ import trio
 
 from scalper.bybit.auth import Credentials, ws_auth_signature
 from scalper.bybit.errors import StreamAuthError, StreamError
-from scalper.bybit.ws import Connected, Disconnected, WsConnection, WsLike, WsPolicy, open_ws
+from scalper.bybit.ws import (
+    Connected,
+    Disconnected,
+    WsConnection,
+    WsLike,
+    WsOptions,
+    WsPolicy,
+    open_ws,
+)
 
 KEY, SECRET = "ws-key", "ws-secret"
 POLICY = WsPolicy(
@@ -136,14 +144,14 @@ class FakeServer:
 
 
 def conn_for(server: FakeServer, **kw: Any) -> Any:
-    return open_ws(
-        "wss://fake/v5/public/linear",
+    options = WsOptions(
         connect=server.connect,
         policy=kw.pop("policy", POLICY),
         rng=random.Random(3),
         clock_ms=server.now_ms,
         **kw,
     )
+    return open_ws("wss://fake/v5/public/linear", options)
 
 
 async def next_item(conn: WsConnection) -> Any:
@@ -309,10 +317,12 @@ async def test_auth_refused_once_then_accepted_recovers(autojump_clock: Any) -> 
 
     async with open_ws(
         "x",
-        connect=connect,
-        credentials=Credentials(KEY, SECRET),
-        policy=POLICY,
-        clock_ms=server.now_ms,
+        WsOptions(
+            connect=connect,
+            credentials=Credentials(KEY, SECRET),
+            policy=POLICY,
+            clock_ms=server.now_ms,
+        ),
     ) as conn:
         assert await next_item(conn) == Connected("private", reconnect=False, count=1)
     assert len(server.conns) == 2
@@ -335,10 +345,12 @@ async def test_no_auth_reply_is_a_drop(autojump_clock: Any) -> None:
 
     async with open_ws(
         "x",
-        connect=connect,
-        credentials=Credentials(KEY, SECRET),
-        policy=POLICY,
-        clock_ms=server.now_ms,
+        WsOptions(
+            connect=connect,
+            credentials=Credentials(KEY, SECRET),
+            policy=POLICY,
+            clock_ms=server.now_ms,
+        ),
     ) as conn:
         # open_ws returned: the second connection authenticated
         assert len(server.conns) == 2
@@ -365,9 +377,7 @@ async def test_first_connection_gives_up_naming_the_url(autojump_clock: Any) -> 
     start = trio.current_time()
     async with open_ws(
         "wss://user:pw@wrong.example/v5/private?token=s3cret",
-        connect=server.connect,
-        policy=policy,
-        rng=random.Random(3),
+        WsOptions(connect=server.connect, policy=policy, rng=random.Random(3)),
     ) as conn:
         with pytest.raises(StreamError) as info:
             await next_item(conn)
