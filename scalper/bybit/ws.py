@@ -26,25 +26,25 @@ The caller sees a ``Disconnected(reason)`` marker when a connection is lost and 
 rebuild whatever state it derived from the stream (books, order state). Control
 replies are consumed here; only data frames reach the caller, as raw text, so the
 market-data hot path parses each frame once.
-
-Tests inject ``WsOptions.connect`` (a function ``url -> async context manager`` yielding
-anything with ``send_message``/``get_message``) and run under MockClock.
+Tests inject ``WsOptions.connect`` (any ``url -> async context manager`` of a ``WsLike``).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import trio
-import trio_websocket
 from loguru import logger
 
 from .errors import StreamAuthError, StreamError
 from .parse import ParseStats
 from .reconnect import Attempt, GiveUp, Reconnect, Verdict
-from .wsprotocol import AuthAccepted, AuthRefused, Phase, Refused, WsProtocol
+from .wsconnect import DROPS as _DROPS
+from .wsconnect import default_connect
+from .wsevents import AuthAccepted, AuthRefused, Refused
+from .wsprotocol import Phase, WsProtocol
 from .wstypes import (
     Connected,
     ConnectFn,
@@ -72,39 +72,12 @@ __all__ = [
 ]
 
 
-#: What ends a connection (and starts a reconnect) rather than the program.
-_DROPS: tuple[type[BaseException], ...] = (
-    trio_websocket.ConnectionClosed,
-    trio_websocket.HandshakeError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    trio.EndOfChannel,
-    OSError,
-)
-
-
-def default_connect(policy: WsPolicy) -> ConnectFn:
-    """The real connector: ``trio_websocket.open_websocket_url`` with our timeouts."""
-
-    def connect(url: str) -> AbstractAsyncContextManager[WsLike]:
-        cm: AbstractAsyncContextManager[WsLike] = trio_websocket.open_websocket_url(
-            url,
-            connect_timeout=policy.connect_timeout_s,
-            disconnect_timeout=policy.disconnect_timeout_s,
-            max_message_size=4 * 1024 * 1024,
-            message_queue_size=policy.message_queue_size,
-            receive_buffer_size=policy.receive_buffer_size,
-        )
-        return cm
-
-    return connect
-
-
 class _Dropped(Exception):
     """Internal: this connection is finished (reason in the message)."""
 
 
 _DROPPED: tuple[type[BaseException], ...] = (_Dropped, *_DROPS)
+_Task = Callable[[WsLike], Awaitable[None]]
 
 
 class WsConnection:
@@ -116,9 +89,9 @@ class WsConnection:
     def __init__(self, url: str, options: WsOptions | None = None) -> None:
         options = options or WsOptions()
         self.url = url
-        self.options = options
         self.policy = options.policy
         self.name = options.stream_name
+        self._log = logger.bind(stream=self.name)
         self._connect = options.connect or default_connect(options.policy)
         self._clock_ms = options.clock_ms
         stats = ParseStats(name=f"{self.name}-control")
@@ -204,7 +177,7 @@ class WsConnection:
         A fatal error (auth refused too often, ``max_failures`` reached) ends the
         iteration: the caller's ``async for`` raises it.
         """
-        log = logger.bind(stream=self.name)
+        log = self._log
         async with self._send_items:
             while True:
                 before = self.connections
@@ -230,7 +203,7 @@ class WsConnection:
                 attempt = Attempt(ready=ready, lived_s=lived, auth_refused=refused is not None)
                 decision = self._reconnect.ended(attempt)
                 if isinstance(decision, GiveUp):
-                    self._error = refused or self._gave_up(decision, reason)
+                    self._error = self._gave_up(decision, reason, refused)
                     log.error("{} stream stopped: {}", self.name, self._error)
                     return
                 log.warning(
@@ -241,14 +214,17 @@ class WsConnection:
                 )
                 await trio.sleep(decision.delay_s)
 
-    def _gave_up(self, decision: GiveUp, reason: str) -> StreamError:
+    def _gave_up(
+        self, decision: GiveUp, reason: str, refused: StreamAuthError | None
+    ) -> BaseException:
         n = decision.failures
+        if decision.verdict is Verdict.AUTH_REFUSED and refused is not None:
+            return refused
         if decision.verdict is Verdict.NEVER_CONNECTED:
-            return StreamError(
-                f"{self.name} stream: could not connect to {safe_url(self.url)} "
-                f"({n} attempts failed); last: {reason}"
-            )
-        return StreamError(f"{self.name} stream: {n} connections failed in a row; last: {reason}")
+            what = f"could not connect to {safe_url(self.url)} ({n} attempts failed)"
+        else:
+            what = f"{n} connections failed in a row"
+        return StreamError(f"{self.name} stream: {what}; last: {reason}")
 
     async def _session(self, ws: WsLike) -> str:
         """Serve one connection until it drops; returns why it dropped."""
@@ -281,16 +257,11 @@ class WsConnection:
         return self._drop_reason
 
     async def _connected(self) -> None:
-        self.connections += 1
+        self.connections = n = self.connections + 1
         self._last_ready = trio.current_time()
-        logger.bind(stream=self.name).info(
-            "{} stream connected (#{}), {} topic(s)",
-            self.name,
-            self.connections,
-            len(self._proto.wanted),
-        )
-        marker = Connected(self.name, reconnect=self.connections > 1, count=self.connections)
-        await self._send_items.send(marker)
+        topics = len(self._proto.wanted)
+        self._log.info("{} stream connected (#{}), {} topic(s)", self.name, n, topics)
+        await self._send_items.send(Connected(self.name, reconnect=n > 1, count=n))
         hook, self._started_hook = self._started_hook, None
         if hook is not None:
             hook()
@@ -308,12 +279,7 @@ class WsConnection:
             self._drop_reason = f"{type(exc).__name__}: {exc}"[:300]
         scope.cancel()
 
-    async def _guarded(
-        self,
-        fn: Callable[[WsLike], Awaitable[None]],
-        ws: WsLike,
-        scope: trio.CancelScope,
-    ) -> None:
+    async def _guarded(self, fn: _Task, ws: WsLike, scope: trio.CancelScope) -> None:
         """Run the reader or timer; a drop ends the whole session, not the program."""
         try:
             await fn(ws)
@@ -357,9 +323,7 @@ class WsConnection:
         proto = self._proto
         event = proto.receive(frame, trio.current_time())
         if type(event) is Refused:
-            logger.bind(stream=self.name).warning(
-                "{} stream: {} refused: {}", self.name, event.op, event.reason
-            )
+            self._log.warning("{} stream: {} refused: {}", self.name, event.op, event.reason)
         elif type(event) is AuthRefused:
             raise StreamAuthError(f"{self.name} stream auth refused: {event.reason}")
         elif type(event) is AuthAccepted:
@@ -397,7 +361,7 @@ class WsConnection:
         try:
             await self._flush(ws)
         except _DROPS as exc:
-            logger.bind(stream=self.name).debug("{} not sent ({}): drop pending", "ops", exc)
+            self._log.debug("{} not sent ({}): drop pending", "ops", exc)
 
 
 @asynccontextmanager

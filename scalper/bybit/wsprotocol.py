@@ -25,9 +25,9 @@ A call the table does not allow in the current state is a bug in the driver: it 
 that does not fit the state (an auth reply while OPEN, a refusal while CLOSING) is the
 peer's doing, not ours: it comes back as ``Ignored``.
 
-Data frames (they carry ``"topic"``; control replies never do) are returned untouched,
-so the market-data path parses each frame once, and ``is_data`` lets a driver route them
-without a call into the object per frame.
+The events are in ``wsevents``. Data frames (they carry ``"topic"``; control replies
+never do) are returned untouched, so the market-data path parses each frame once, and
+``is_data`` lets a driver route them without a call into the object per frame.
 """
 
 from __future__ import annotations
@@ -41,24 +41,21 @@ import orjson
 
 from .auth import Credentials, redact, ws_auth_signature
 from .parse import ControlMessage, ParseStats, parse_message
+from .wsevents import (
+    MALFORMED,
+    PONG,
+    AuthAccepted,
+    AuthRefused,
+    Ignored,
+    Refused,
+    Silent,
+    Subscribed,
+    Unsubscribed,
+    WsEvent,
+)
 from .wstypes import WsPolicy
 
-__all__ = [
-    "MAX_TOPICS_PER_REQUEST",
-    "AuthAccepted",
-    "AuthRefused",
-    "Ignored",
-    "Malformed",
-    "Phase",
-    "Pong",
-    "Refused",
-    "Silent",
-    "Subscribed",
-    "Unsubscribed",
-    "WsEvent",
-    "WsProtocol",
-    "is_data",
-]
+__all__ = ["MAX_TOPICS_PER_REQUEST", "Phase", "WsProtocol", "is_data"]
 
 #: topics in one subscribe/unsubscribe request (the strictest of Bybit's per-request limits)
 MAX_TOPICS_PER_REQUEST = 10
@@ -108,85 +105,6 @@ _NEXT: dict[Phase, dict[_Input, Phase]] = {
     },
     Phase.CLOSING: {_I.LOST: Phase.IDLE},
 }
-
-# ---------------------------------------------------------------- events
-
-
-@attrs.frozen
-class Pong:
-    """Bybit answered a ping."""
-
-
-@attrs.frozen
-class AuthAccepted:
-    """Bybit accepted our auth: the subscriptions are queued, the stream is OPEN."""
-
-
-@attrs.frozen
-class AuthRefused:
-    """Bybit refused our auth (``reason`` redacted); the connection is CLOSING."""
-
-    reason: str
-
-
-@attrs.frozen
-class Subscribed:
-    """Bybit confirmed a subscribe request of these topics."""
-
-    topics: tuple[str, ...]
-
-
-@attrs.frozen
-class Unsubscribed:
-    """Bybit confirmed an unsubscribe request of these topics."""
-
-    topics: tuple[str, ...]
-
-
-@attrs.frozen
-class Refused:
-    """Bybit refused one of our ops (``reason`` redacted). A refused subscribe leaves a
-    topic dead on this connection with nothing to revive it: the connection is CLOSING."""
-
-    op: str
-    topics: tuple[str, ...]
-    reason: str
-
-
-@attrs.frozen
-class Ignored:
-    """A well-formed frame with nothing to do in this state."""
-
-    op: str
-
-
-@attrs.frozen
-class Malformed:
-    """An unusable frame without a topic, counted in ``control_stats``."""
-
-
-@attrs.frozen
-class Silent:
-    """A deadline passed with no answer (no pong, no auth reply); the connection is CLOSING."""
-
-    reason: str
-
-
-#: what ``receive`` and ``tick`` report
-WsEvent = (
-    Pong
-    | AuthAccepted
-    | AuthRefused
-    | Subscribed
-    | Unsubscribed
-    | Refused
-    | Ignored
-    | Malformed
-    | Silent
-)
-
-_PONG = Pong()
-_MALFORMED = Malformed()
 
 
 @attrs.frozen
@@ -324,7 +242,7 @@ class WsProtocol:
             return frame
         msg = parse_message(frame, self.control_stats)
         if msg is None:
-            return _MALFORMED
+            return MALFORMED
         if not isinstance(msg, ControlMessage):
             return Ignored("")
         if self.phase is Phase.CLOSING:
@@ -333,7 +251,7 @@ class WsProtocol:
             if self.phase is Phase.OPEN and self._pong_by is not None:
                 self._pong_by = None
                 self._ping_at = now + self.policy.ping_interval_s
-            return _PONG
+            return PONG
         if msg.op == "auth":
             return self._auth_reply(msg, now)
         topics = self._answered(msg)

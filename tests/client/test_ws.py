@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -400,3 +401,19 @@ async def test_reconnects_after_a_first_success_retry_past_the_initial_limit(
         again = await next_item(conn)
         assert isinstance(again, Connected) and again.reconnect
     assert len(server.connect_times) == 12
+
+
+async def test_refused_auths_below_their_limit_end_as_a_first_connection_failure(
+    autojump_clock: Any,
+) -> None:
+    # Two refusals reach max_initial_failures before max_auth_failures (3): the stream
+    # never connected, and says so (naming the URL) rather than as an auth error.
+    server = FakeServer(private=True)
+    server.auth_ok = False
+    policy = attrs.evolve(POLICY, max_initial_failures=2)
+    async with conn_for(server, policy=policy, credentials=Credentials(KEY, SECRET)) as conn:
+        with pytest.raises(StreamError, match="could not connect") as info:
+            await next_item(conn)
+    assert not isinstance(info.value, StreamAuthError)
+    assert "2 attempts failed" in str(info.value) and "bad sig" in str(info.value)
+    assert len(server.conns) == 2

@@ -12,21 +12,18 @@ import pytest
 
 from scalper.bybit.auth import Credentials, ws_auth_signature
 from scalper.bybit.parse import ParseStats
-from scalper.bybit.wsprotocol import (
-    MAX_TOPICS_PER_REQUEST,
+from scalper.bybit.wsevents import (
     AuthAccepted,
     AuthRefused,
     Ignored,
     Malformed,
-    Phase,
     Pong,
     Refused,
     Silent,
     Subscribed,
     Unsubscribed,
-    WsProtocol,
-    is_data,
 )
+from scalper.bybit.wsprotocol import MAX_TOPICS_PER_REQUEST, Phase, WsProtocol, is_data
 from scalper.bybit.wstypes import WsPolicy
 
 KEY, SECRET = "proto-key", "proto-secret"
