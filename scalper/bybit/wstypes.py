@@ -93,16 +93,29 @@ def safe_url(url: str) -> str:
 
 @attrs.frozen(kw_only=True)
 class WsPolicy:
-    """Timing of one WebSocket connection (all seconds)."""
+    """Timing and patience of one WebSocket stream (durations in seconds).
 
+    The heartbeat and auth fields are read by ``wsprotocol``, the backoff and give-up
+    fields by ``reconnect``, the rest by the driver and its connectors.
+    """
+
+    #: a ping this long after the connection opened or the last pong (20 s is Bybit's
+    #: recommendation)
     ping_interval_s: float = 20.0
+    #: a ping unanswered this long means the connection is dead: replace it
     pong_timeout_s: float = 10.0
+    #: an auth unanswered this long is a drop (retried like any other)
     auth_timeout_s: float = 10.0
+    #: the auth signature's validity, from the clock in ``WsOptions.clock_ms``
     auth_expires_s: float = 5.0
+    #: TCP + TLS + WebSocket handshake, and the close handshake on the way out
     connect_timeout_s: float = 10.0
     disconnect_timeout_s: float = 2.0
+    #: the first reconnect waits about this long, each failure in a row doubles it,
+    #: up to ``backoff_max_s``
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: a connection up this long was healthy: the next reconnect waits the least again
     healthy_after_s: float = 60.0
     #: consecutive failed connection attempts before giving up, once a connection has
     #: succeeded (None: never give up -- a live bot rides out an exchange outage)
