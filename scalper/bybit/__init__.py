@@ -3,8 +3,9 @@
 ``errors`` (the error tree), ``auth`` (signing), ``rest`` (``BybitRest``, the REST
 facade over ``transport`` (one signed attempt), ``pacing`` (rate limits), ``retry``
 (retry loop and ``RetryPolicy``) and ``orders`` (idempotent order create)), ``ws``
-(``WsConnection``/``open_ws``), ``parse`` (wire JSON -> core types) and ``streams``
-(``PublicStream``/``PrivateStream``). The main names are re-exported here.
+(``WsConnection``/``open_ws``, the trio driver around the sans-IO ``wsprotocol`` and
+``reconnect``, configured by one ``WsOptions``), ``parse`` (wire JSON -> core types)
+and ``streams`` (``PublicStream``/``PrivateStream``). The main names are re-exported here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .errors import (
 from .parse import ParseStats, parse_message
 from .rest import BybitRest, Credentials, RetryPolicy
 from .streams import PrivateStream, PublicStream, open_private_stream, open_public_stream
-from .ws import Connected, Disconnected, WsConnection, WsPolicy, open_ws
+from .ws import Connected, Disconnected, WsConnection, WsOptions, WsPolicy, open_ws
 
 __all__ = [
     "AmbiguousOutcome",
@@ -68,6 +69,7 @@ __all__ = [
     "TimestampError",
     "TransportError",
     "WsConnection",
+    "WsOptions",
     "WsPolicy",
     "open_private_stream",
     "open_public_stream",
