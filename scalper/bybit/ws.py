@@ -44,7 +44,7 @@ from .reconnect import Attempt, GiveUp, Reconnect, Verdict
 from .wsconnect import DROPS as _DROPS
 from .wsconnect import default_connect
 from .wsevents import AuthAccepted, AuthRefused, Refused
-from .wsprotocol import Phase, WsProtocol
+from .wsprotocol import Phase, WsProtocol, is_data
 from .wstypes import (
     Connected,
     ConnectFn,
@@ -297,13 +297,12 @@ class WsConnection:
         # Its queue is private API, so this is only used where it is present.
         queued = getattr(getattr(ws, "_recv_channel", None), "receive_nowait", None)
         burst = self.policy.burst
+        data = is_data  # the protocol's own test, without a call into it per data frame
         while True:
             frame = await ws.get_message()
             taken = 0
             while True:
-                # wsprotocol.is_data, inlined: this line runs for every market-data frame
-                is_data = b'"topic"' in frame if type(frame) is bytes else '"topic"' in frame
-                if is_data:
+                if data(frame):
                     sink = self._sink
                     if sink is None:
                         await send(frame)
