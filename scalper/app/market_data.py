@@ -29,7 +29,7 @@ from loguru import logger
 
 from ..bybit.parse import ParseStats
 from ..bybit.streams import PublicStream
-from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..bybit.ws import Connected, ConnectFn, Disconnected, WsOptions, WsPolicy, open_ws
 from ..bybit.wsfast import wsproto_connect
 from ..core.model import BookUpdate, Instrument, TradeTicks
 from .feed import MarketFeed
@@ -97,7 +97,7 @@ async def run_market_data(
         # the public stream's own connection: no trio-websocket reader task and channel
         # between the socket and our reader (see bybit.wsfast)
         connect = wsproto_connect(policy.connect_timeout_s, policy.disconnect_timeout_s)
-    async with open_ws(url, policy=policy, connect=connect, name="public") as conn:
+    async with open_ws(url, WsOptions(policy=policy, connect=connect, name="public")) as conn:
         # both streams count into the one shared metric, as each failure happens
         stats = ParseStats(name="public", on_error=metrics.count_parse_error)
         stream = PublicStream(conn, stats=stats)

@@ -19,7 +19,7 @@ from loguru import logger
 from ..bybit.parse import ParseStats
 from ..bybit.rest import Credentials, wall_clock_ms
 from ..bybit.streams import PRIVATE_TOPICS, PrivateStream
-from ..bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from ..bybit.ws import Connected, ConnectFn, Disconnected, WsOptions, WsPolicy, open_ws
 from ..core.model import Fill, OrderUpdate
 from .metrics import Metrics
 from .order_tracking import OrderWatch
@@ -55,15 +55,15 @@ async def run_private(
     ``clock_ms`` should be the exchange-aligned clock (``BybitRest.now_ms``): the auth
     ``expires`` is judged by the exchange's clock, not ours.
     """
-    async with open_ws(
-        url,
+    options = WsOptions(
         credentials=credentials,
         policy=policy or WsPolicy(),
         connect=connect,
         clock_ms=clock_ms,
         name="private",
         topics=PRIVATE_TOPICS,
-    ) as conn:
+    )
+    async with open_ws(url, options) as conn:
         # both streams count into the one shared metric, as each failure happens
         stream = PrivateStream(
             conn, stats=ParseStats(name="private", on_error=metrics.count_parse_error)

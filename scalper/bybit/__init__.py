@@ -4,9 +4,10 @@
 (``BybitRest``, the REST facade: the endpoint groups ``market``, ``account`` and
 ``trading`` on ``endpoints``, over ``transport`` (one signed attempt), ``pacing`` (rate
 limits), ``retry`` (retry loop and ``RetryPolicy``) and ``orders`` (idempotent order
-create)), ``ws`` (``WsConnection``/``open_ws``), ``parse`` (stream frames -> messages,
-with ``messages``, ``rows`` (wire rows -> core types) and ``fields``) and ``streams``
-(``PublicStream``/``PrivateStream``). The main names are re-exported here.
+create)), ``ws`` (``WsConnection``/``open_ws``, the trio driver around the sans-IO
+``wsprotocol`` and ``reconnect``, configured by one ``WsOptions``), ``parse`` (stream frames
+-> messages, with ``messages``, ``rows`` (wire rows -> core types) and ``fields``) and
+``streams`` (``PublicStream``/``PrivateStream``). The main names are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .errors import *  # noqa: F403 -- the whole error tree, listed once in erro
 from .parse import ParseStats, parse_message
 from .rest import BybitRest, Credentials, RetryPolicy
 from .streams import PrivateStream, PublicStream, open_private_stream, open_public_stream
-from .ws import Connected, Disconnected, WsConnection, WsPolicy, open_ws
+from .ws import Connected, Disconnected, WsConnection, WsOptions, WsPolicy, open_ws
 
 __all__ = [
     "BybitRest",
@@ -28,6 +29,7 @@ __all__ = [
     "PublicStream",
     "RetryPolicy",
     "WsConnection",
+    "WsOptions",
     "WsPolicy",
     "open_private_stream",
     "open_public_stream",

@@ -26,19 +26,19 @@ Both count unparseable frames in ``stats`` (a ``ParseStats``) and never raise on
 
 from __future__ import annotations
 
-import random
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
+import attrs
 import trio
 from loguru import logger
 
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
-from .auth import Credentials, wall_clock_ms
+from .auth import Credentials
 from .decode import BookFrame, decode_public
 from .parse import (
     BookMessage,
@@ -51,7 +51,7 @@ from .parse import (
     WalletMessage,
     parse_message,
 )
-from .ws import Connected, ConnectFn, Disconnected, WsConnection, WsPolicy, open_ws
+from .ws import Connected, Disconnected, WsConnection, WsOptions, open_ws
 
 __all__ = [
     "BOOK_DEPTH",
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
-_DEFAULT_POLICY = WsPolicy()
+_DEFAULT_WS = WsOptions()  # frozen: sharing is safe
 _OK = BookStatus.OK
 
 PublicEvent = BookUpdate | TradeTicks | Connected | Disconnected
@@ -321,12 +321,10 @@ async def open_public_stream(
     tick_size: Decimal | str,
     *,
     depth: int = 50,
-    connect: ConnectFn | None = None,
-    policy: WsPolicy = _DEFAULT_POLICY,
-    rng: random.Random | None = None,
+    options: WsOptions = _DEFAULT_WS,
 ) -> AsyncIterator[PublicStream]:
     """A connected ``PublicStream`` following ``symbol``."""
-    async with open_ws(url, connect=connect, policy=policy, rng=rng, name="public") as conn:
+    async with open_ws(url, attrs.evolve(options, name=options.name or "public")) as conn:
         stream = PublicStream(conn, depth=depth)
         await stream.follow(symbol, tick_size)
         yield stream
@@ -334,23 +332,14 @@ async def open_public_stream(
 
 @asynccontextmanager
 async def open_private_stream(
-    url: str,
-    credentials: Credentials,
-    *,
-    connect: ConnectFn | None = None,
-    policy: WsPolicy = _DEFAULT_POLICY,
-    clock_ms: Callable[[], float] = wall_clock_ms,
-    rng: random.Random | None = None,
+    url: str, credentials: Credentials, *, options: WsOptions = _DEFAULT_WS
 ) -> AsyncIterator[PrivateStream]:
     """A connected, authenticated ``PrivateStream`` on ``PRIVATE_TOPICS``."""
-    async with open_ws(
-        url,
+    private = attrs.evolve(
+        options,
         credentials=credentials,
-        connect=connect,
-        policy=policy,
-        clock_ms=clock_ms,
-        rng=rng,
-        name="private",
+        name=options.name or "private",
         topics=PRIVATE_TOPICS,
-    ) as conn:
+    )
+    async with open_ws(url, private) as conn:
         yield PrivateStream(conn)

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from urllib.parse import urlsplit
 
+import attrs
 import trio
 import trio.lowlevel
 from wsproto import ConnectionType, WSConnection
@@ -46,30 +47,23 @@ class WsClosed(OSError):
     """The connection is closed (by the peer, or after a protocol error)."""
 
 
+@attrs.define(eq=False)
 class WsProtoConnection:
     """One client connection; see the module docstring."""
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        conn: WSConnection,
-        *,
-        receive_size: int,
-        max_message_size: int,
-        yield_every: int,
-    ) -> None:
-        self._stream = stream
-        self._conn = conn
-        self._receive_size = receive_size
-        self._max = max_message_size
-        self._yield_every = yield_every
-        self._messages: deque[str | bytes] = deque()
-        self._parts: list[str | bytes] = []
-        self._size = 0
-        self._since_yield = 0
-        self._closed: str | None = None
-        self._send_lock = trio.Lock()
-        self._fresh = True  # frames may have come with the handshake's last read
+    _stream: trio.abc.Stream
+    _conn: WSConnection
+    _receive_size: int = attrs.field(kw_only=True)
+    _max: int = attrs.field(kw_only=True, alias="max_message_size")
+    _yield_every: int = attrs.field(kw_only=True)
+    _messages: deque[str | bytes] = attrs.field(factory=deque, init=False)
+    _parts: list[str | bytes] = attrs.field(factory=list, init=False)
+    _size: int = attrs.field(default=0, init=False)
+    _since_yield: int = attrs.field(default=0, init=False)
+    _closed: str | None = attrs.field(default=None, init=False)
+    _send_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    #: frames may have come with the handshake's last read
+    _fresh: bool = attrs.field(default=True, init=False)
 
     async def send_message(self, message: str) -> None:
         """Send one text message."""

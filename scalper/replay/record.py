@@ -30,7 +30,7 @@ from scalper.bybit.errors import BybitError
 from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
 from scalper.bybit.rest import BybitRest, RetryPolicy
 from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
-from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsPolicy, open_ws
+from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsOptions, WsPolicy, open_ws
 from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import Instrument
 
@@ -140,10 +140,12 @@ async def record_stream(
             async with (
                 open_ws(
                     url,
-                    connect=connect,
-                    policy=policy or WsPolicy(),
-                    name="record",
-                    topics=topics_for(symbol),
+                    WsOptions(
+                        connect=connect,
+                        policy=policy or WsPolicy(),
+                        name="record",
+                        topics=topics_for(symbol),
+                    ),
                 ) as conn,
                 trio.open_nursery() as nursery,
             ):

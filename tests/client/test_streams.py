@@ -20,7 +20,7 @@ from scalper.bybit.streams import (
     open_private_stream,
     open_public_stream,
 )
-from scalper.bybit.ws import Connected, Disconnected, WsLike, open_ws
+from scalper.bybit.ws import Connected, Disconnected, WsLike, WsOptions, open_ws
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 from .test_ws import KEY, POLICY, SECRET, FakeServer, FakeWs
@@ -52,7 +52,7 @@ async def nxt(stream: Any) -> Any:
 async def test_public_book_invalid_resubscribes_and_snapshot_repairs(autojump_clock: Any) -> None:
     server = FakeServer()
     async with open_public_stream(
-        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+        "x", "BTCUSDT", "0.1", options=WsOptions(connect=server.connect, policy=POLICY)
     ) as stream:
         assert isinstance(stream, PublicStream)
         assert await nxt(stream) == Connected("public", reconnect=False, count=1)
@@ -89,7 +89,7 @@ async def test_unparseable_book_frame_invalidates_and_resubscribes(autojump_cloc
     # would reveal it (Bybit promises no gap-free u), so the book is re-requested at once.
     server = FakeServer()
     async with open_public_stream(
-        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+        "x", "BTCUSDT", "0.1", options=WsOptions(connect=server.connect, policy=POLICY)
     ) as stream:
         await nxt(stream)
         ws = server.ws
@@ -118,7 +118,7 @@ async def test_unparseable_book_frame_invalidates_and_resubscribes(autojump_cloc
 async def test_public_drop_invalidates_then_reconnect_resubscribes(autojump_clock: Any) -> None:
     server = FakeServer()
     async with open_public_stream(
-        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+        "x", "BTCUSDT", "0.1", options=WsOptions(connect=server.connect, policy=POLICY)
     ) as stream:
         await nxt(stream)
         server.ws.push(book("snapshot", 5, [["100.0", "1"]], [["100.5", "2"]]))
@@ -140,7 +140,7 @@ async def test_public_drop_invalidates_then_reconnect_resubscribes(autojump_cloc
 async def test_public_switch_symbol_and_trades(autojump_clock: Any) -> None:
     server = FakeServer()
     async with open_public_stream(
-        "x", "BTCUSDT", "0.1", connect=server.connect, policy=POLICY
+        "x", "BTCUSDT", "0.1", options=WsOptions(connect=server.connect, policy=POLICY)
     ) as stream:
         await nxt(stream)
         await stream.follow("ETHUSDT", "0.01")
@@ -170,7 +170,9 @@ async def test_public_switch_symbol_and_trades(autojump_clock: Any) -> None:
 async def test_private_stream_deduplicates_pushes(autojump_clock: Any) -> None:
     server = FakeServer(private=True)
     async with open_private_stream(
-        "x", Credentials(KEY, SECRET), connect=server.connect, policy=POLICY, clock_ms=server.now_ms
+        "x",
+        Credentials(KEY, SECRET),
+        options=WsOptions(connect=server.connect, policy=POLICY, clock_ms=server.now_ms),
     ) as stream:
         assert isinstance(stream, PrivateStream)
         assert await nxt(stream) == Connected("private", reconnect=False, count=1)
@@ -203,7 +205,9 @@ async def test_private_stream_deduplicates_pushes(autojump_clock: Any) -> None:
 async def test_amend_within_the_same_ms_is_not_a_duplicate(autojump_clock: Any) -> None:
     server = FakeServer(private=True)
     async with open_private_stream(
-        "x", Credentials(KEY, SECRET), connect=server.connect, policy=POLICY, clock_ms=server.now_ms
+        "x",
+        Credentials(KEY, SECRET),
+        options=WsOptions(connect=server.connect, policy=POLICY, clock_ms=server.now_ms),
     ) as stream:
         assert isinstance(await nxt(stream), Connected)
         order = sample("ws_private_order")
@@ -273,7 +277,7 @@ async def _sink_rounds(server: FakeServer) -> tuple[list[int], list[int], _Sink]
 
     policy = attrs.evolve(POLICY, burst=3)
     with trio.fail_after(60):
-        async with open_ws("x", connect=server.connect, policy=policy) as conn:
+        async with open_ws("x", WsOptions(connect=server.connect, policy=policy)) as conn:
             conn.deliver_to(sink)
             for u in range(1, 6):
                 server.ws.push(book("delta", u, [], []))

@@ -14,12 +14,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from scalper.bybit.auth import Credentials, ws_auth_signature
 from scalper.bybit.errors import StreamAuthError, StreamError
-from scalper.bybit.ws import Connected, Disconnected, WsConnection, WsLike, WsPolicy, open_ws
+from scalper.bybit.ws import (
+    Connected,
+    Disconnected,
+    WsConnection,
+    WsLike,
+    WsOptions,
+    WsPolicy,
+    open_ws,
+)
 
 KEY, SECRET = "ws-key", "ws-secret"
 POLICY = WsPolicy(
@@ -136,14 +145,14 @@ class FakeServer:
 
 
 def conn_for(server: FakeServer, **kw: Any) -> Any:
-    return open_ws(
-        "wss://fake/v5/public/linear",
+    options = WsOptions(
         connect=server.connect,
         policy=kw.pop("policy", POLICY),
         rng=random.Random(3),
         clock_ms=server.now_ms,
         **kw,
     )
+    return open_ws("wss://fake/v5/public/linear", options)
 
 
 async def next_item(conn: WsConnection) -> Any:
@@ -309,10 +318,12 @@ async def test_auth_refused_once_then_accepted_recovers(autojump_clock: Any) -> 
 
     async with open_ws(
         "x",
-        connect=connect,
-        credentials=Credentials(KEY, SECRET),
-        policy=POLICY,
-        clock_ms=server.now_ms,
+        WsOptions(
+            connect=connect,
+            credentials=Credentials(KEY, SECRET),
+            policy=POLICY,
+            clock_ms=server.now_ms,
+        ),
     ) as conn:
         assert await next_item(conn) == Connected("private", reconnect=False, count=1)
     assert len(server.conns) == 2
@@ -335,10 +346,12 @@ async def test_no_auth_reply_is_a_drop(autojump_clock: Any) -> None:
 
     async with open_ws(
         "x",
-        connect=connect,
-        credentials=Credentials(KEY, SECRET),
-        policy=POLICY,
-        clock_ms=server.now_ms,
+        WsOptions(
+            connect=connect,
+            credentials=Credentials(KEY, SECRET),
+            policy=POLICY,
+            clock_ms=server.now_ms,
+        ),
     ) as conn:
         # open_ws returned: the second connection authenticated
         assert len(server.conns) == 2
@@ -365,9 +378,7 @@ async def test_first_connection_gives_up_naming_the_url(autojump_clock: Any) -> 
     start = trio.current_time()
     async with open_ws(
         "wss://user:pw@wrong.example/v5/private?token=s3cret",
-        connect=server.connect,
-        policy=policy,
-        rng=random.Random(3),
+        WsOptions(connect=server.connect, policy=policy, rng=random.Random(3)),
     ) as conn:
         with pytest.raises(StreamError) as info:
             await next_item(conn)
@@ -390,3 +401,19 @@ async def test_reconnects_after_a_first_success_retry_past_the_initial_limit(
         again = await next_item(conn)
         assert isinstance(again, Connected) and again.reconnect
     assert len(server.connect_times) == 12
+
+
+async def test_refused_auths_below_their_limit_end_as_a_first_connection_failure(
+    autojump_clock: Any,
+) -> None:
+    # Two refusals reach max_initial_failures before max_auth_failures (3): the stream
+    # never connected, and says so (naming the URL) rather than as an auth error.
+    server = FakeServer(private=True)
+    server.auth_ok = False
+    policy = attrs.evolve(POLICY, max_initial_failures=2)
+    async with conn_for(server, policy=policy, credentials=Credentials(KEY, SECRET)) as conn:
+        with pytest.raises(StreamError, match="could not connect") as info:
+            await next_item(conn)
+    assert not isinstance(info.value, StreamAuthError)
+    assert "2 attempts failed" in str(info.value) and "bad sig" in str(info.value)
+    assert len(server.conns) == 2

@@ -18,7 +18,7 @@ import trio
 
 from scalper.bybit.rest import BybitRest, Credentials
 from scalper.bybit.streams import PublicStream, open_private_stream, open_public_stream
-from scalper.bybit.ws import Connected, Disconnected, WsPolicy
+from scalper.bybit.ws import Connected, Disconnected, WsOptions, WsPolicy
 from scalper.core.model import (
     BookUpdate,
     Fill,
@@ -102,7 +102,10 @@ async def test_public_drop_mid_stream_reconnects_and_book_matches(
 ) -> None:
     with trio.fail_after(30):
         async with open_public_stream(
-            sim.ws_public_url, "BTCUSDT", "0.10", policy=POLICY, rng=random.Random(1)
+            sim.ws_public_url,
+            "BTCUSDT",
+            "0.10",
+            options=WsOptions(policy=POLICY, rng=random.Random(1)),
         ) as stream:
             assert await stream.__anext__() == Connected("public", reconnect=False, count=1)
             for _ in range(20):
@@ -120,7 +123,10 @@ async def test_public_drop_mid_stream_reconnects_and_book_matches(
 async def test_silence_fires_pong_deadline_and_reconnects(sim: Sim) -> None:
     with trio.fail_after(30):
         async with open_public_stream(
-            sim.ws_public_url, "BTCUSDT", "0.10", policy=attrs.evolve(POLICY, pong_timeout_s=1.0)
+            sim.ws_public_url,
+            "BTCUSDT",
+            "0.10",
+            options=WsOptions(policy=attrs.evolve(POLICY, pong_timeout_s=1.0)),
         ) as stream:
             await valid_book(stream)
             sim.inject({"kind": "ws_silence", "count": 1, "stream": "public"})
@@ -136,7 +142,7 @@ async def test_malformed_and_out_of_order_are_counted_and_survived(
 ) -> None:
     with trio.fail_after(30):
         async with open_public_stream(
-            sim.ws_public_url, "BTCUSDT", "0.10", policy=POLICY
+            sim.ws_public_url, "BTCUSDT", "0.10", options=WsOptions(policy=POLICY)
         ) as stream:
             await valid_book(stream)
             sim.inject({"kind": "malformed_ws", "count": 5, "variant": "json"})
@@ -162,7 +168,9 @@ async def test_private_stream_delivers_order_fill_position_and_survives_drop(
     with trio.fail_after(30):
         await rest.sync_clock()
         async with open_private_stream(
-            sim.ws_private_url, Credentials(KEY, SECRET), policy=POLICY, clock_ms=rest.now_ms
+            sim.ws_private_url,
+            Credentials(KEY, SECRET),
+            options=WsOptions(policy=POLICY, clock_ms=rest.now_ms),
         ) as stream:
             assert await stream.__anext__() == Connected("private", reconnect=False, count=1)
             buy = OrderIntent(
