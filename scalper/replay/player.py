@@ -1,8 +1,8 @@
 """Replay a recording through the bot's own code: parse -> book -> engine, sans-IO.
 
-Each recorded frame goes through exactly what the market-data task does live
-(``scalper.bybit.parse.parse_message``, ``scalper.core.book.OrderBook.apply``, a book
-that turns invalid counts as a resync) and the result reaches
+Each recorded frame goes through the market-data protocol the live stream uses
+(``scalper.bybit.market.MarketData``: decoding, the book, the resync rule; a book that
+turns invalid counts as a resync) and the result reaches
 ``scalper.core.strategy.Engine.handle`` with ``now_ms`` = the frame's recorded receive
 time plus the exchange clock offset measured at record time (the live engine's clock is
 ``BybitRest.now_ms``, local + offset), so staleness, cooldown and max-hold rules see the
@@ -35,29 +35,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
-from typing import Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Final
 
-import attrs
-
-from scalper.bybit.decode import BookFrame, decode_public
-from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
-from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
-from scalper.core.book import BookStatus, OrderBook
+from scalper.bybit.market import BOOK_DEPTH, MarketData
+from scalper.bybit.parse import ParseStats
+from scalper.core.book import OrderBook
 from scalper.core.model import (
     Alert,
-    BookTop,
     BookUpdate,
     CancelOrder,
     Command,
     Event,
-    Instrument,
     Log,
     OrderFailed,
-    OrderIntent,
     PlaceOrder,
-    PositionSnapshot,
     ProtectionFailed,
     ProtectPosition,
     RequestClosedPnl,
@@ -66,15 +58,15 @@ from scalper.core.model import (
     Subscribe,
     SymbolSelected,
     Tick,
-    Trade,
     TradeTicks,
     Transition,
-    TriggerBy,
 )
 from scalper.core.strategy import Engine, EngineConfig
-from scalper.replay.venue import BacktestFill, MatchingVenue, VenueSettings
 
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
+from .summary import ReplaySummary, assumed_instrument
+from .venue import MatchingVenue, VenueSettings
+from .venue_protocol import Venue, VenueFactory
 
 __all__ = [
     "ReplayError",
@@ -96,130 +88,17 @@ UNKNOWN_EVENT: Final = "unknown_event"
 Emit = Callable[[str], None]
 
 
-class Venue(Protocol):
-    """What carries out the engine's orders during a replay; each call returns the events
-    to feed back (``research.venue.MatchingVenue`` is the one the commands use)."""
-
-    #: every execution so far, in order
-    fills: list[BacktestFill]
-    #: gross PnL realised so far, and the fees paid
-    realised_pnl: Decimal
-    fees: Decimal
-
-    def place(
-        self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
-    ) -> list[Event]: ...
-
-    def cancel(self, order_link_id: str, reason: str = "cancelled") -> list[Event]: ...
-
-    def expire(self, now_ms: int) -> list[Event]: ...
-
-    def settle(self, now_ms: int) -> list[Event]: ...
-
-    def on_book(self, top: BookTop, now_ms: int) -> list[Event]: ...
-
-    def on_trades(self, trades: Sequence[Trade], now_ms: int) -> list[Event]: ...
-
-    def snapshot_events(self, symbol: str) -> list[Event]: ...
-
-    def protect(self, symbol: str, stop_loss: Decimal, trigger_by: TriggerBy) -> list[Event]: ...
-
-    def closed_pnl(self, symbol: str | None) -> list[Event]: ...
-
-    def position(self) -> PositionSnapshot: ...
-
-    def unrealised(self, mark: float | None) -> Decimal: ...
-
-
-#: builds the venue of a replay from the replayed book and the instrument's rules
-VenueFactory = Callable[[OrderBook, Instrument], Venue]
+def _recorded_depth(header: RecordingHeader) -> int | str:
+    """The depth of the recorded book topic (older files without topics: the bot's)."""
+    topic = next((t for t in header.topics if t.startswith("orderbook.")), None)
+    if topic is None:
+        return BOOK_DEPTH
+    depth, _, symbol = topic.removeprefix("orderbook.").partition(".")
+    return depth if symbol == header.symbol else BOOK_DEPTH
 
 
 class ReplayError(Exception):
     """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
-
-
-def assumed_instrument(header: RecordingHeader) -> Instrument:
-    """Trading rules for a recording made without instruments-info (``--tick-size``).
-
-    Only the tick size is known; the rest is permissive (qty step 0.001, no minimum
-    notional), and the summary says so: sizes may differ from the bot's.
-    """
-    step = Decimal("0.001")
-    return Instrument(
-        symbol=header.symbol,
-        tick_size=header.tick_size,
-        qty_step=step,
-        min_qty=step,
-        max_qty=Decimal(1_000_000),
-        max_mkt_qty=Decimal(1_000_000),
-        min_notional=Decimal(0),
-    )
-
-
-@attrs.frozen(kw_only=True)
-class ReplaySummary:
-    """What a replay saw and did; ``render()`` gives the printed lines."""
-
-    symbol: str
-    records: int
-    frames: int
-    file_errors: Mapping[str, int]
-    parse_errors: Mapping[str, int]
-    book_messages: int
-    trade_messages: int
-    other_symbol_frames: int
-    resyncs: int
-    disconnects: int
-    reconnects: int
-    entries_placed: int
-    entries_filled: int
-    exits_placed: int
-    exits_filled: int
-    realised_pnl: Decimal
-    fees: Decimal
-    unrealised_pnl: Decimal
-    final_state: str
-    position: str
-    book_valid: bool
-    book_invalid_reason: str | None
-    duration_ms: int
-    instrument_assumed: bool
-    clock_offset_ms: int = 0
-
-    @property
-    def parse_error_total(self) -> int:
-        """Frames skipped by the parser."""
-        return sum(self.parse_errors.values())
-
-    def render(self) -> list[str]:
-        """The summary block, one string per line."""
-
-        def counts(c: Mapping[str, int]) -> str:
-            return ", ".join(f"{k}={v}" for k, v in sorted(c.items())) if c else "none"
-
-        book = "valid" if self.book_valid else f"invalid ({self.book_invalid_reason})"
-        lines = [
-            f"replay summary for {self.symbol} ({self.duration_ms / 1000:.3f}s recorded; "
-            f"engine clock = receive time {self.clock_offset_ms:+d} ms exchange offset)",
-            f"  records: {self.records} ({self.frames} frames); unreadable lines: "
-            f"{counts(self.file_errors)}",
-            f"  frames: {self.book_messages} book, {self.trade_messages} trades, "
-            f"{self.other_symbol_frames} other symbol; parse errors: {counts(self.parse_errors)}",
-            f"  book resyncs: {self.resyncs}; disconnects: {self.disconnects}; "
-            f"reconnects: {self.reconnects}; book at end: {book}",
-            f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
-            f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
-            f"  PnL: realised {self.realised_pnl:.4f} before fees, fees {self.fees:.4f}, "
-            f"net {self.realised_pnl - self.fees:.4f}; unrealised {self.unrealised_pnl:.4f} USDT",
-            f"  final state: {self.final_state}; position: {self.position}",
-        ]
-        if self.instrument_assumed:
-            lines.append(
-                "  note: instrument rules were not recorded (tick size only): "
-                "qty step 0.001 assumed, sizes may differ from the bot's"
-            )
-        return lines
 
 
 class Replayer:
@@ -246,23 +125,20 @@ class Replayer:
         self.symbol = header.symbol
         self.instrument = header.instrument or assumed_instrument(header)
         self.engine = Engine(config)
-        self.book = OrderBook(header.symbol, header.tick_size)
-        #: the recorded book topic (older files without topics: the bot's depth 50)
-        self._book_topic = next(
-            (t for t in header.topics if t.startswith("orderbook.")),
-            public_topics(header.symbol)[0],
-        )
+        self._offset = header.clock_offset_ms
+        #: engine time of the recording's start (output lines are stamped relative to it)
+        self._origin = header.start_ms + self._offset
+        self._now = self._origin
+        self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
+        #: the live stream's protocol, following the recorded book topic
+        self.market = MarketData(self.stats, depth=_recorded_depth(header))
+        self.market.follow(header.symbol, header.tick_size)
         self.venue: Venue
         if venue is None:
             settings = VenueSettings(confirm_timeout_ms=confirm_timeout_ms)
             self.venue = MatchingVenue(self.book, self.instrument, settings)
         else:
             self.venue = venue(self.book, self.instrument)
-        self._offset = header.clock_offset_ms
-        #: engine time of the recording's start (output lines are stamped relative to it)
-        self._origin = header.start_ms + self._offset
-        self._now = self._origin
-        self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
         self._emit = emit or (lambda _line: None)
         self._verbose = verbose
         self._tick_ms = tick_interval_ms
@@ -273,11 +149,8 @@ class Replayer:
         self._fills_shown = 0
         self.records = 0
         self.frames = 0
-        self.book_messages = 0
-        self.trade_messages = 0
-        #: public trades in those messages
+        #: public trades in the trade messages
         self.public_trades = 0
-        self.other_symbol_frames = 0
         self.resyncs = 0
         self.disconnects = 0
         self.reconnects = 0
@@ -285,6 +158,28 @@ class Replayer:
         self.exits_placed = 0
         #: markers this replayer does not know, counted like unreadable lines
         self.unknown_events: Counter[str] = Counter()
+
+    @property
+    def book(self) -> OrderBook:
+        """The replayed book (the protocol's)."""
+        book = self.market.book
+        assert book is not None  # followed in __init__
+        return book
+
+    @property
+    def book_messages(self) -> int:
+        """Book frames of the recorded symbol."""
+        return self.market.book_messages
+
+    @property
+    def trade_messages(self) -> int:
+        """Trade frames of the recorded symbol with at least one trade."""
+        return self.market.trade_messages
+
+    @property
+    def other_symbol_frames(self) -> int:
+        """Book and trade frames of another symbol."""
+        return self.market.other_symbol_frames
 
     # ------------------------------------------------------------ input
 
@@ -338,46 +233,38 @@ class Replayer:
                 self._run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
-        msg = decode_public(raw, self.stats)
-        if msg is None:
-            if invalidate_on_lost_frame(self.book, raw, self._book_topic):
-                self.resyncs += 1
-                self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
-                self._invalidate(self.book.invalid_reason or "lost frame", t)
-            return
-        if isinstance(msg, BookFrame | BookMessage):
-            if msg.symbol != self.symbol:
-                self.other_symbol_frames += 1
-                return
-            self.book_messages += 1
-            book = self.book
-            status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
-            if status is BookStatus.INVALIDATED:
-                self.resyncs += 1
-                self._line(t, f"book invalid ({book.invalid_reason}): resync")
-            top = book.top()
+        market = self.market
+        books, invalidations = market.book_messages, market.invalidations
+        event = market.frame(raw)
+        if market.invalidations != invalidations:
+            # live, the stream resubscribed here; the recording holds what that brought
+            market.take_resubscribe()
+            self.resyncs += 1
+            self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
+        if type(event) is BookUpdate:
+            self._run(event, t)
+            if event.top.valid:
+                filled = self.venue.on_book(event.top, t)
+                self._fill_lines(t)
+                for fill in filled:
+                    self._run(fill, t)
+        elif type(event) is TradeTicks:
+            trades = event.trades
+            self.public_trades += len(trades)
+            self._last_price = trades[-1].price
+            self._run(event, t)
+            filled = self.venue.on_trades(trades, t)
+            self._fill_lines(t)
+            for fill in filled:
+                self._run(fill, t)
+        elif market.book_messages != books:
+            # a delta dropped while the book waits for its snapshot: the engine is still
+            # shown the (invalid) top, so no rule runs on a book it cannot trust
+            top = self.book.top()
             if top is not None:
                 self._run(BookUpdate(top=top), t)
-                if top.valid:
-                    filled = self.venue.on_book(top, t)
-                    self._fill_lines(t)
-                    for event in filled:
-                        self._run(event, t)
-        elif isinstance(msg, TradesMessage):
-            if msg.symbol != self.symbol:
-                self.other_symbol_frames += 1
-                return
-            if not msg.trades:
-                return
-            self.trade_messages += 1
-            self.public_trades += len(msg.trades)
-            self._last_price = msg.trades[-1].price
-            self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
-            filled = self.venue.on_trades(msg.trades, t)
-            self._fill_lines(t)
-            for event in filled:
-                self._run(event, t)
-        # None (counted in self.stats) or a message type the bot ignores on this stream
+        # else: a lost frame of another topic (counted in self.stats), another symbol's
+        # frame (counted by the protocol), or a message type this stream ignores
 
     def _marker(self, record: EventRecord, t: int) -> None:
         event = record.event
@@ -402,12 +289,9 @@ class Replayer:
             self.unknown_events[UNKNOWN_EVENT] += 1
 
     def _invalidate(self, reason: str, t: int) -> None:
-        book = self.book
-        if book.valid:
-            book.invalidate(reason)
-        top = book.top()
-        if top is not None:
-            self._run(BookUpdate(top=top), t)  # tells the engine: no entries on this book
+        update = self.market.invalidate(reason, replace=False)
+        if update is not None:
+            self._run(update, t)  # tells the engine: no entries on this book
 
     # ------------------------------------------------------------ engine loop
 
