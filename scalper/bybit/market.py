@@ -30,12 +30,13 @@ returns: a resubscribe is a flag (``resync_due``) until the caller takes the act
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Final
 
 import attrs
 
-from scalper.core.book import BookStatus, OrderBook
+from scalper.core.book import BookStatus, Level, OrderBook
 from scalper.core.model import BookUpdate, TradeTicks
 
 from .decode import BookFrame, decode_public
@@ -175,6 +176,21 @@ class MarketData:
         if msg is None:
             return self._lost(raw)
         return None  # a message type this stream does not use
+
+    def book_message(
+        self, kind: str, bids: Collection[Level], asks: Collection[Level], u: int, ts_ms: int
+    ) -> BookStatus:
+        """Apply a book message of the followed symbol decoded elsewhere (an archive line
+        read by its importer), with ``frame``'s rule; the book's status."""
+        book = self.book
+        if book is None:
+            raise RuntimeError("apply before follow: no book to apply to")
+        self.book_messages += 1
+        status = book.apply(kind, bids, asks, u, ts_ms)
+        if status is BookStatus.INVALIDATED:
+            self.resync_due = True
+            self.invalidations += 1
+        return status
 
     def _lost(self, raw: str | bytes) -> BookUpdate | None:
         """A frame that could not be parsed (already counted by kind in ``stats``)."""
