@@ -31,11 +31,17 @@ class Venue(Protocol):
     """What carries out the engine's orders during a replay; each call returns the events
     to feed back (``replay.venue.MatchingVenue`` is the one the commands use)."""
 
-    #: every execution so far, in order
-    fills: list[BacktestFill]
-    #: gross PnL realised so far, and the fees paid
-    realised_pnl: Decimal
-    fees: Decimal
+    @property
+    def fills(self) -> list[BacktestFill]:
+        """Every execution so far, in order."""
+
+    @property
+    def realised_pnl(self) -> Decimal:
+        """Gross PnL realised so far."""
+
+    @property
+    def fees(self) -> Decimal:
+        """The fees paid so far."""
 
     def place(
         self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
