@@ -129,11 +129,6 @@ class PublicStream:
         """``seq`` (Bybit's cross sequence) of the last book message applied."""
         return self.market.last_seq
 
-    @property
-    def resync_due(self) -> bool:
-        """The book turned invalid and is not re-requested yet."""
-        return self.market.resync_due
-
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
         return self.market.topics(symbol)

@@ -34,7 +34,7 @@ output, line for line. ``replay(..., speed=X)`` only adds sleeps between records
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -42,27 +42,16 @@ from scalper.bybit.market import BOOK_DEPTH, MarketData
 from scalper.bybit.parse import ParseStats
 from scalper.core.book import OrderBook
 from scalper.core.model import (
-    Alert,
     BookUpdate,
-    CancelOrder,
-    Command,
-    Event,
-    Log,
     OrderFailed,
-    PlaceOrder,
-    ProtectionFailed,
-    ProtectPosition,
-    RequestClosedPnl,
-    RequestPosition,
     Resync,
-    Subscribe,
     SymbolSelected,
     Tick,
     TradeTicks,
-    Transition,
 )
 from scalper.core.strategy import Engine, EngineConfig
 
+from .loop import EngineLoop, ReplayError
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
 from .summary import ReplaySummary, assumed_instrument
 from .venue import MatchingVenue, VenueSettings
@@ -79,8 +68,6 @@ __all__ = [
     "replay",
 ]
 
-#: events handled for one input before the engine/venue loop is declared runaway
-_MAX_STEPS: Final = 1_000
 #: ticks older than this before the next record are skipped (one tick does their work)
 _MAX_TICK_GAP_MS: Final = 60_000
 UNKNOWN_EVENT: Final = "unknown_event"
@@ -95,10 +82,6 @@ def _recorded_depth(header: RecordingHeader) -> int | str:
         return BOOK_DEPTH
     depth, _, symbol = topic.removeprefix("orderbook.").partition(".")
     return depth if symbol == header.symbol else BOOK_DEPTH
-
-
-class ReplayError(Exception):
-    """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
 
 
 class Replayer:
@@ -140,13 +123,11 @@ class Replayer:
         else:
             self.venue = venue(self.book, self.instrument)
         self._emit = emit or (lambda _line: None)
-        self._verbose = verbose
+        self.loop = EngineLoop(self.engine, self.venue, self.book, self.symbol, self._line, verbose)
         self._tick_ms = tick_interval_ms
         self._next_tick: int | None = None
         self._started = False
-        self._last_price: float | None = None
         self._first_t: int | None = None
-        self._fills_shown = 0
         self.records = 0
         self.frames = 0
         #: public trades in the trade messages
@@ -154,8 +135,6 @@ class Replayer:
         self.resyncs = 0
         self.disconnects = 0
         self.reconnects = 0
-        self.entries_placed = 0
-        self.exits_placed = 0
         #: markers this replayer does not know, counted like unreadable lines
         self.unknown_events: Counter[str] = Counter()
 
@@ -165,21 +144,6 @@ class Replayer:
         book = self.market.book
         assert book is not None  # followed in __init__
         return book
-
-    @property
-    def book_messages(self) -> int:
-        """Book frames of the recorded symbol."""
-        return self.market.book_messages
-
-    @property
-    def trade_messages(self) -> int:
-        """Trade frames of the recorded symbol with at least one trade."""
-        return self.market.trade_messages
-
-    @property
-    def other_symbol_frames(self) -> int:
-        """Book and trade frames of another symbol."""
-        return self.market.other_symbol_frames
 
     # ------------------------------------------------------------ input
 
@@ -203,7 +167,7 @@ class Replayer:
         self._first_t = t
         self._now = t
         self._next_tick = t + self._tick_ms
-        self._run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
+        self.loop.run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
 
     def _advance(self, t: int) -> None:
         """Feed the timer ticks due before ``t`` (and expire unfilled orders)."""
@@ -217,8 +181,8 @@ class Replayer:
             for event in self.venue.expire(nxt):
                 if isinstance(event, OrderFailed):
                     self._line(nxt, f"order {event.order_link_id}: {event.reason}")
-                self._run(event, nxt)
-            self._run(Tick(), nxt)
+                self.loop.run(event, nxt)
+            self.loop.run(Tick(), nxt)
             nxt += self._tick_ms
         self._next_tick = nxt
 
@@ -226,11 +190,11 @@ class Replayer:
         """Outcomes the venue has ready by ``t`` (orders and cancels that were in flight)."""
         events = self.venue.settle(t)
         if events:
-            self._fill_lines(t)
+            self.loop.fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
                     self._line(t, f"order {event.order_link_id}: {event.reason}")
-                self._run(event, t)
+                self.loop.run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
         market = self.market
@@ -242,27 +206,27 @@ class Replayer:
             self.resyncs += 1
             self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
         if type(event) is BookUpdate:
-            self._run(event, t)
+            self.loop.run(event, t)
             if event.top.valid:
                 filled = self.venue.on_book(event.top, t)
-                self._fill_lines(t)
+                self.loop.fill_lines(t)
                 for fill in filled:
-                    self._run(fill, t)
+                    self.loop.run(fill, t)
         elif type(event) is TradeTicks:
             trades = event.trades
             self.public_trades += len(trades)
-            self._last_price = trades[-1].price
-            self._run(event, t)
+            self.loop.last_price = trades[-1].price
+            self.loop.run(event, t)
             filled = self.venue.on_trades(trades, t)
-            self._fill_lines(t)
+            self.loop.fill_lines(t)
             for fill in filled:
-                self._run(fill, t)
+                self.loop.run(fill, t)
         elif market.book_messages != books:
             # a delta dropped while the book waits for its snapshot: the engine is still
             # shown the (invalid) top, so no rule runs on a book it cannot trust
             top = self.book.top()
             if top is not None:
-                self._run(BookUpdate(top=top), t)
+                self.loop.run(BookUpdate(top=top), t)
         # else: a lost frame of another topic (counted in self.stats), another symbol's
         # frame (counted by the protocol), or a message type this stream ignores
 
@@ -276,7 +240,7 @@ class Replayer:
             self.reconnects += 1
             self._line(t, "stream reconnected: resync, book invalid until the next snapshot")
             self._invalidate("stream reconnected", t)
-            self._run(Resync(reason="public stream reconnected"), t)
+            self.loop.run(Resync(reason="public stream reconnected"), t)
         elif event == "gap":
             self.resyncs += 1
             self._line(t, f"archive gap ({record.reason}): book invalid until the next snapshot")
@@ -291,91 +255,7 @@ class Replayer:
     def _invalidate(self, reason: str, t: int) -> None:
         update = self.market.invalidate(reason, replace=False)
         if update is not None:
-            self._run(update, t)  # tells the engine: no entries on this book
-
-    # ------------------------------------------------------------ engine loop
-
-    def _run(self, event: Event, now: int) -> None:
-        """Handle ``event`` and everything the venue answers, at ``now``."""
-        first = self.engine.handle(event, now)
-        if not first:
-            return  # most market data: nothing to do (no queue built per frame)
-        queue: deque[Event] = deque()
-        for command in first:
-            self._report(command, now)
-        for command in first:
-            queue.extend(self._carry_out(command, now))
-        steps = 1
-        while queue:
-            steps += 1
-            if steps > _MAX_STEPS:
-                raise ReplayError(
-                    f"more than {_MAX_STEPS} engine events for one input at t={now}: "
-                    "the engine and the venue are looping"
-                )
-            commands = self.engine.handle(queue.popleft(), now)
-            for command in commands:
-                self._report(command, now)
-            for command in commands:
-                queue.extend(self._carry_out(command, now))
-
-    def _report(self, command: Command, t: int) -> None:
-        if isinstance(command, Transition):
-            self._line(t, f"{command.before.value} -> {command.after.value}: {command.cause}")
-        elif isinstance(command, Alert):
-            self._line(t, f"ALERT {command.message}")
-        elif isinstance(command, Log) and self._verbose:
-            self._line(t, f"[{command.level}] {command.message}")
-
-    def _carry_out(self, command: Command, t: int) -> list[Event]:
-        venue = self.venue
-        if isinstance(command, PlaceOrder):
-            intent = command.intent
-            if intent.reduce_only:
-                self.exits_placed += 1
-            else:
-                self.entries_placed += 1
-            top = self.book.top()
-            events = venue.place(intent, t, top if top and top.valid else None, self._last_price)
-            self._fill_lines(t)
-            for event in events:
-                if isinstance(event, OrderFailed):
-                    self._line(t, f"order {intent.order_link_id} failed: {event.reason}")
-            return events
-        if isinstance(command, CancelOrder):
-            events = venue.cancel(command.order_link_id)
-            if events:
-                self._line(t, f"order {command.order_link_id} cancelled")
-            return events
-        if isinstance(command, RequestPosition):
-            return venue.snapshot_events(command.symbol)
-        if isinstance(command, ProtectPosition):
-            events = venue.protect(command.symbol, command.stop_loss, command.trigger_by)
-            for event in events:
-                if isinstance(event, ProtectionFailed):
-                    self._line(t, f"exchange stop {command.stop_loss} refused: {event.reason}")
-            return events
-        if isinstance(command, RequestClosedPnl):
-            return venue.closed_pnl(command.symbol)
-        # PersistRiskState: nothing to journal in a replay; Log/Alert/Transition reported
-        if isinstance(command, Subscribe) and command.symbol != self.symbol:
-            self._line(t, f"engine asked for {command.symbol}: not in this recording")
-        return []
-
-    def _fill_lines(self, t: int) -> None:
-        """Print the fills made since the last call."""
-        fills = self.venue.fills
-        if len(fills) == self._fills_shown:
-            return
-        new, self._fills_shown = fills[self._fills_shown :], len(fills)
-        for fill in new:
-            kind = "close" if fill.reduce_only else "entry"
-            pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
-            self._line(
-                t,
-                f"fill {fill.side.value} {fill.qty} @ {fill.price} "
-                f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
-            )
+            self.loop.run(update, t)  # tells the engine: no entries on this book
 
     def _line(self, t: int, text: str) -> None:
         self._emit(f"{(t - self._origin) / 1000:+10.3f}s  {text}")
@@ -387,7 +267,7 @@ class Replayer:
         errors = Counter(file_errors or {})
         errors.update(self.unknown_events)
         top = self.book.top()
-        mark = top.mid if top is not None and top.valid else self._last_price
+        mark = top.mid if top is not None and top.valid else self.loop.last_price
         venue = self.venue
         position = venue.position()
         held = (
@@ -401,15 +281,15 @@ class Replayer:
             frames=self.frames,
             file_errors=dict(errors),
             parse_errors=dict(self.stats.counts),
-            book_messages=self.book_messages,
-            trade_messages=self.trade_messages,
-            other_symbol_frames=self.other_symbol_frames,
+            book_messages=self.market.book_messages,
+            trade_messages=self.market.trade_messages,
+            other_symbol_frames=self.market.other_symbol_frames,
             resyncs=self.resyncs,
             disconnects=self.disconnects,
             reconnects=self.reconnects,
-            entries_placed=self.entries_placed,
+            entries_placed=self.loop.entries_placed,
             entries_filled=sum(1 for f in venue.fills if not f.reduce_only),
-            exits_placed=self.exits_placed,
+            exits_placed=self.loop.exits_placed,
             exits_filled=sum(1 for f in venue.fills if f.reduce_only),
             realised_pnl=venue.realised_pnl,
             fees=venue.fees,
