@@ -97,17 +97,34 @@ async def fetch_clock_offset(rest_url: str, *, timeout_s: float = 5.0) -> int | 
 
 @attrs.define
 class RecordStats:
-    """What a recording captured (printed at the end, checked by tests)."""
+    """What a recording captured (printed at the end, checked by tests).
 
+    What the frames held (book and trade messages, parse errors by kind) is counted
+    by the market-data protocol that read them, and read from it here.
+    """
+
+    market: MarketData
     frames: int = 0
-    book_messages: int = 0
-    trade_messages: int = 0
     resubscribes: int = 0
     disconnects: int = 0
     reconnects: int = 0
     #: "duration", "interrupted" or "stream ended"
     stop_reason: str = ""
-    parse_errors: dict[str, int] = attrs.field(factory=dict)
+
+    @property
+    def book_messages(self) -> int:
+        """Book frames of the recorded symbol."""
+        return self.market.book_messages
+
+    @property
+    def trade_messages(self) -> int:
+        """Trade frames of the recorded symbol with at least one trade."""
+        return self.market.trade_messages
+
+    @property
+    def parse_errors(self) -> dict[str, int]:
+        """Frames that could not be parsed, by kind."""
+        return dict(self.market.stats.counts)
 
 
 async def record_stream(
@@ -128,8 +145,8 @@ async def record_stream(
 
     ``task_status.started()`` is called once subscribed (for ``nursery.start``).
     """
-    stats = RecordStats()
     market = MarketData(ParseStats(name="record"))
+    stats = RecordStats(market)
     topics = market.follow(symbol, tick_size)
     deadline = trio.move_on_after(seconds) if seconds is not None else nullcontext()
     stats.stop_reason = "duration"
@@ -172,9 +189,6 @@ async def record_stream(
         if stop is not None and stop.is_set():
             stats.stop_reason = "interrupted"
     finally:
-        stats.book_messages = market.book_messages
-        stats.trade_messages = market.trade_messages
-        stats.parse_errors = dict(market.stats.counts)
         writer.event(clock_ms(), "stopped", frames=stats.frames, reason=stats.stop_reason)
         writer.flush()
     return stats
