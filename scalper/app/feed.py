@@ -1,6 +1,7 @@
 """The market-data -> strategy hop: a coalescing mailbox, never blocking the socket reader.
 
-This is the one hop between the socket and the engine (DESIGN section 4): the
+This is the one hop between the socket and the engine: every extra hop (a task
+switch, a channel) adds its cost to each frame's tick-to-decision time, so the
 market-data side decodes a frame and applies it to the book in the socket reader's own
 task, then puts the result here with a plain, synchronous call; the strategy task takes
 it out. What it holds is not a queue but the *state the strategy has not seen yet*:
@@ -12,7 +13,8 @@ it out. What it holds is not a queue but the *state the strategy has not seen ye
   nothing for ``lag_after`` updates (64: the size of the channel this mailbox
   replaced) it is *lagging*: each replaced book then counts in
   ``Metrics.market_dropped`` and is logged at most once per ``log_interval_s`` with the
-  number since the last line, so a lagging strategy is never silent (the seed's fix 5).
+  number since the last line, so a lagging strategy is never silent, yet a long lag
+  cannot flood the log with one line per dropped update.
 * **every trade**: a dropped trade would be gone from the VWAP window for good, so
   trades accumulate (oldest first) and are handed over together, before the book.
   The backlog is bounded at ``max_pending_trades`` (the strategy's window is 100):
@@ -34,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
+import attrs
 import trio
 import trio.lowlevel
 from loguru import logger
@@ -51,37 +54,36 @@ _MAX_PENDING_TRADES = 1000
 _LAG_AFTER = 64
 
 
+@attrs.define(eq=False)
 class MarketFeed:
     """The mailbox between the market-data path and the strategy, with drop accounting."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        *,
-        clock: Callable[[], float] = trio.current_time,
-        log_interval_s: float = 5.0,
-        max_pending_trades: int = _MAX_PENDING_TRADES,
-        lag_after: int = _LAG_AFTER,
-    ) -> None:
-        self._metrics = metrics
-        self._clock = clock
-        self._log_interval_s = log_interval_s
-        self._max_trades = max_pending_trades
-        self._lag_after = lag_after
-        #: updates offered since the strategy last took one
-        self._since_take = 0
-        #: book updates replaced by a newer one while the strategy was busy (not lagging)
-        self.coalesced = 0
-        self._dropped_since_log = 0
-        self._last_log = -float("inf")
-        self._book: BookUpdate | None = None
-        self._book_at = 0.0
-        self._pending: list[Trade] = []
-        self._pending_symbol = ""
-        self._trades_at = 0.0
-        self._lot = trio.lowlevel.ParkingLot()
-        self._closed = False
-        #: the strategy's end of the hop
+    _metrics: Metrics = attrs.field(alias="metrics")
+    _clock: Callable[[], float] = attrs.field(
+        default=trio.current_time, kw_only=True, alias="clock"
+    )
+    _log_interval_s: float = attrs.field(default=5.0, kw_only=True, alias="log_interval_s")
+    _max_trades: int = attrs.field(
+        default=_MAX_PENDING_TRADES, kw_only=True, alias="max_pending_trades"
+    )
+    _lag_after: int = attrs.field(default=_LAG_AFTER, kw_only=True, alias="lag_after")
+    #: updates offered since the strategy last took one
+    _since_take: int = attrs.field(default=0, init=False)
+    #: book updates replaced by a newer one while the strategy was busy (not lagging)
+    coalesced: int = attrs.field(default=0, init=False)
+    _dropped_since_log: int = attrs.field(default=0, init=False)
+    _last_log: float = attrs.field(default=-float("inf"), init=False)
+    _book: BookUpdate | None = attrs.field(default=None, init=False)
+    _book_at: float = attrs.field(default=0.0, init=False)
+    _pending: list[Trade] = attrs.field(factory=list, init=False)
+    _pending_symbol: str = attrs.field(default="", init=False)
+    _trades_at: float = attrs.field(default=0.0, init=False)
+    _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+    #: the strategy's end of the hop
+    receiver: MarketReceiver = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
         self.receiver = MarketReceiver(self)
 
     @property

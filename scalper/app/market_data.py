@@ -2,22 +2,24 @@
 
 A trio channel hop costs more than decoding a delta and applying it to the book, so
 each data frame is decoded and applied right in the socket reader's task
-(``WsConnection.deliver_to`` with ``_ToFeed``, through ``bybit.streams.PublicStream``)
-and the result goes straight into the ``MarketFeed`` mailbox: one hop from socket to
-decision, with the latest book winning when the strategy lags, no per-message
-logging, no Decimal (DESIGN section 4). This task keeps the rest: symbol switches,
-book re-requests, and the connection markers.
+(``WsConnection.deliver_to`` with ``_ToFeed``, through the stream's
+``bybit.marketdata.MarketData``) and the result goes straight into the ``MarketFeed``
+mailbox: one hop from socket to decision, with the latest book winning when the
+strategy lags. Per frame there is no logging and no Decimal: at Bybit's 20 ms book
+pushes across a burst, either would cost more than the decision itself. This task
+keeps the rest: symbol switches, book re-requests, and the connection markers.
 
 It follows one symbol at a time. A switch (a symbol on ``subscriptions``) unsubscribes
 the old topics, starts an empty book and subscribes the new ones; frames of the old
-symbol still in flight are dropped by the stream, and the engine ignores them too
-(seed fix 4). A book that turns invalid is re-requested by the stream; a dropped
-connection invalidates it, and the engine is shown the invalid top so entries stop.
+symbol still in flight are dropped by the protocol, and the engine ignores a book of a
+symbol it did not select too, so a late frame can never be taken for the new symbol's
+market. A book that turns invalid is re-requested by the stream; a dropped connection
+invalidates it, and the engine is shown the invalid top so entries stop.
 
 A gap in the public data (a reconnect, or book frames lost and re-requested) is also
 reported through ``on_reconnect`` / ``on_gap``: the bot turns both into
 ``Resync(market_gap=True)``, so the engine clears its trade window instead of taking
-the first trade after the gap for momentum (issue 9).
+the first trade after the gap for momentum.
 """
 
 from __future__ import annotations
@@ -53,26 +55,29 @@ async def _follow(
 
 
 class _ToFeed:
-    """The frame sink run by the socket reader: stream (decode + book) -> feed."""
+    """The frame sink run by the socket reader: protocol (decode + book) -> feed."""
 
-    __slots__ = ("_feed", "_metrics", "_stream")
+    __slots__ = ("_feed", "_market", "_metrics", "_stream")
 
     def __init__(self, stream: PublicStream, feed: MarketFeed, metrics: Metrics) -> None:
         self._stream = stream
+        self._market = stream.market
         self._feed = feed
         self._metrics = metrics
 
     def frame(self, raw: str | bytes) -> None:
         stream = self._stream
         received_at = stream.received_at = trio.current_time()
-        event = stream.handle(raw)
+        market = self._market
+        event = market.frame(raw)
         if type(event) is BookUpdate:
             self._metrics.book_updates += 1
             self._feed.book_update(event, received_at)
         elif type(event) is TradeTicks:
             self._metrics.trade_messages += 1
             self._feed.trades(event.symbol, event.trades, received_at)
-        # a book that turned invalid is re-requested by stream.run_resyncs
+        if market.resync_due:
+            stream.wake_resyncs()  # run_resyncs re-requests the book
 
     def dropped(self, reason: str) -> None:
         self._stream.dropped(reason)

@@ -5,9 +5,10 @@ one run, on the same frames, mean a lot. So every row prints ours beside a basel
 the ratio (``x`` > 1: ours is better by that factor):
 
 * **pipeline**: synthetic Bybit frames -> decode -> book -> engine decision, in
-  process, no network. Ours: ``bybit.decode`` (msgspec structs), the integer-tick
-  ``OrderBook``. Baseline: ``json`` + a Decimal book sorted in full per update, the
-  same engine (what a straightforward port does). msgs/s, p50/p99 per message.
+  process, no network. Ours: the live path's ``bybit.marketdata.MarketData``
+  (``bybit.decode`` msgspec structs, the integer-tick ``OrderBook``). Baseline:
+  ``json`` + a Decimal book sorted in full per update, the same engine (what a
+  straightforward port does). msgs/s, p50/p99 per message.
 * **loopback**: a frame server in another process (``scalper.bench.server``) pushes
   ``orderbook.50`` deltas and ``publicTrade`` frames as fast as the socket takes them,
   over 127.0.0.1, to (a) the real market-data path: ``app.market_data`` (WebSocket
@@ -53,9 +54,8 @@ import attrs
 import trio
 from loguru import logger
 
-from ..bybit.decode import BookFrame, decode_public
-from ..bybit.parse import ParseStats, TradesMessage
-from ..core.book import OrderBook
+from ..bybit.marketdata import MarketData
+from ..bybit.parse import ParseStats
 from ..core.model import (
     BookTop,
     BookUpdate,
@@ -192,22 +192,20 @@ Step = Callable[[bytes], object]
 
 
 def ours() -> Step:
-    """Our hot path: typed decoding, integer-tick book, engine decision."""
-    stats = ParseStats(name="bench")
-    book = OrderBook(SYMBOL, TICK)
-    apply, top_of = book.apply, book.top
+    """Our hot path: the market-data protocol (typed decoding, integer-tick book), engine."""
+    market = MarketData(ParseStats(name="bench"))
+    market.follow(SYMBOL, TICK)
+    frame, book = market.frame, market.book
+    assert book is not None
     handle = _engine().handle
     now = 1_700_000_000_000
 
     def step(raw: bytes) -> object:
-        msg = decode_public(raw, stats)
-        if type(msg) is BookFrame:
-            apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
-            top = top_of()
-            if top is not None:
-                return handle(BookUpdate(top=top), now + msg.update_id)
-        elif type(msg) is TradesMessage:
-            return handle(TradeTicks(symbol=SYMBOL, trades=msg.trades), now)
+        event = frame(raw)
+        if type(event) is BookUpdate:
+            return handle(event, now + (book.update_id or 0))
+        if type(event) is TradeTicks:
+            return handle(event, now)
         return None
 
     return step

@@ -1,7 +1,8 @@
 """Typed streams on top of ``WsConnection``: one symbol's L2 book, and our private pushes.
 
-``PublicStream`` keeps the local book of the symbol it follows with
-``scalper.core.book.OrderBook`` and yields compact events::
+``PublicStream`` drives the market-data protocol (``bybit.marketdata.MarketData``: the
+book of the symbol it follows, and when to re-request it) on a connection and yields
+compact events::
 
     async with open_public_stream(url, "BTCUSDT", tick_size) as stream:
         async for event in stream:   # BookUpdate | TradeTicks | Connected | Disconnected
@@ -35,18 +36,16 @@ import attrs
 import trio
 from loguru import logger
 
-from scalper.core.book import BookStatus, OrderBook
+from scalper.core.book import OrderBook
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 from .auth import Credentials
-from .decode import BookFrame, decode_public
+from .marketdata import BOOK_DEPTH, MarketData, invalidate_on_lost_frame, public_topics
 from .parse import (
-    BookMessage,
     FillsMessage,
     OrdersMessage,
     ParseStats,
     PositionsMessage,
-    TradesMessage,
     WalletBalance,
     WalletMessage,
     parse_message,
@@ -69,23 +68,9 @@ __all__ = [
 
 PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 _DEFAULT_WS = WsOptions()  # frozen: sharing is safe
-_OK = BookStatus.OK
 
 PublicEvent = BookUpdate | TradeTicks | Connected | Disconnected
 PrivateEvent = OrderUpdate | Fill | PositionSnapshot | WalletBalance | Connected | Disconnected
-
-
-def invalidate_on_lost_frame(book: OrderBook, raw: str | bytes, topic: str) -> bool:
-    """After ``raw`` failed to parse: if it was a frame of ``topic`` (our book's), the
-    book missed a change it can never detect later, so mark it invalid. True when it
-    did (the caller then re-requests a snapshot); the bot, the recorder and the replay
-    all use this one rule so a replay resyncs exactly where the live stream did."""
-    if not book.valid:
-        return False
-    ours = topic.encode() in raw if isinstance(raw, bytes) else topic in raw
-    if ours:
-        book.invalidate("a frame of the book topic could not be parsed")
-    return ours
 
 
 class SeenSet:
@@ -105,50 +90,58 @@ class SeenSet:
         return True
 
 
-#: orderbook.50 pushes every 20 ms on linear: deep enough for sizing, cheap to apply
-BOOK_DEPTH = 50
-
-
-def public_topics(symbol: str, depth: int = BOOK_DEPTH) -> list[str]:
-    """The public topics the bot follows for ``symbol``: the book first, then trades."""
-    return [f"orderbook.{depth}.{symbol}", f"publicTrade.{symbol}"]
-
-
 class PublicStream:
-    """The L2 book and trades of one symbol. Iterate it for ``PublicEvent``s."""
+    """The L2 book and trades of one symbol. Iterate it for ``PublicEvent``s.
+
+    The rules (what a frame does to the book, when to re-request it) are
+    ``MarketData``'s; this class carries out its requests on the connection.
+    """
 
     def __init__(
         self, conn: WsConnection, *, depth: int = BOOK_DEPTH, stats: ParseStats | None = None
     ):
         self.conn = conn
-        self.depth = depth
-        self.stats = stats or ParseStats(name="public")
-        self.symbol: str | None = None
-        self.book: OrderBook | None = None
+        #: the market-data protocol: the book, the symbol, the parse counters
+        self.market = MarketData(stats or ParseStats(name="public"), depth=depth)
         #: times the book was re-requested because it turned invalid
         self.resyncs = 0
-        #: ``seq`` (Bybit's cross sequence) of the last book message applied
-        self.last_seq = 0
         #: trio time the last frame arrived, before parsing: tick-to-decision starts here
         self.received_at = 0.0
-        #: the book turned invalid and is not re-requested yet
-        self.resync_due = False
         self._resync_wanted = trio.Event()
+
+    @property
+    def stats(self) -> ParseStats:
+        """Unparseable public frames, by kind."""
+        return self.market.stats
+
+    @property
+    def symbol(self) -> str | None:
+        """The symbol followed (None before the first ``follow``)."""
+        return self.market.symbol
+
+    @property
+    def book(self) -> OrderBook | None:
+        """The followed symbol's book."""
+        return self.market.book
+
+    @property
+    def last_seq(self) -> int:
+        """``seq`` (Bybit's cross sequence) of the last book message applied."""
+        return self.market.last_seq
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
-        return public_topics(symbol, self.depth)
+        return self.market.topics(symbol)
 
     async def follow(self, symbol: str, tick_size: Decimal | str) -> None:
         """Switch to ``symbol`` (no-op if already following it)."""
-        if symbol == self.symbol:
+        market = self.market
+        old = market.symbol
+        if symbol == old:
             return
-        old = self.symbol
         if old is not None:
-            await self.conn.unsubscribe(self.topics(old))
-        self.symbol = symbol
-        self.book = OrderBook(symbol, tick_size)
-        await self.conn.subscribe(self.topics(symbol))
+            await self.conn.unsubscribe(market.topics(old))
+        await self.conn.subscribe(market.follow(symbol, tick_size))
         logger.bind(symbol=symbol).info("public stream: following {} (was {})", symbol, old)
 
     def __aiter__(self) -> PublicStream:
@@ -159,7 +152,9 @@ class PublicStream:
             item = await self.conn.__anext__()
             self.received_at = trio.current_time()
             if isinstance(item, str | bytes):
-                event = await self._frame(item)
+                event = self.handle(item)
+                if self.market.resync_due:
+                    await self._resync()
                 if event is not None:
                     return event
             elif isinstance(item, Disconnected):
@@ -168,68 +163,29 @@ class PublicStream:
             else:
                 return item
 
-    # ------------------------------------------------------------ the hot path
-
     def handle(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
         """Decode one frame and apply it to the book; the event for the strategy, or None.
 
         Synchronous, so it can run in the socket reader's task (``WsConnection.deliver_to``)
-        with no channel hop in between. A book that turned invalid sets ``resync_due``:
-        the caller (``__anext__``, or ``run_resyncs``) re-requests the snapshot.
+        with no channel hop in between; a book that turned invalid is then re-requested
+        by ``run_resyncs``, woken by ``wake_resyncs``.
         """
-        msg = decode_public(raw, self.stats)
-        if type(msg) is BookFrame or isinstance(msg, BookMessage):
-            book = self.book
-            if book is None or msg.symbol != self.symbol:
-                return None  # a late frame of the symbol we left
-            status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
-            if status is _OK:
-                self.last_seq = msg.seq
-                top = book.top()
-                return BookUpdate(top=top) if top is not None else None
-            if status is BookStatus.INVALID:
-                return None  # dropped while waiting for the repairing snapshot
-            self.last_seq = msg.seq
-            self._want_resync()
-            top = book.top()
-            return BookUpdate(top=top) if top is not None else None
-        if type(msg) is TradesMessage:
-            if msg.symbol != self.symbol or not msg.trades:
-                return None
-            return TradeTicks(symbol=msg.symbol, trades=msg.trades)
-        if msg is None:
-            return self._lost(raw)
-        return None
-
-    def dropped(self, reason: str) -> None:
-        """The connection was lost: the book misses whatever happened meanwhile."""
-        book = self.book
-        if book is not None:
-            book.invalidate(f"stream dropped: {reason}")
-
-    async def _frame(self, raw: str | bytes) -> BookUpdate | TradeTicks | None:
-        event = self.handle(raw)
-        if self.resync_due:
-            await self._resync()
+        event = self.market.frame(raw)
+        if self.market.resync_due:
+            self.wake_resyncs()
         return event
 
-    def _lost(self, raw: str | bytes) -> BookUpdate | None:
-        """A frame that could not be parsed (already counted). If it was one of our book's
-        deltas, the book now silently misses a change: Bybit documents no gap-free ``u``
-        to catch that later, so treat the book as invalid and ask for a fresh snapshot."""
-        book = self.book
-        if book is None or not invalidate_on_lost_frame(book, raw, self.topics(book.symbol)[0]):
-            return None
-        self._want_resync()
-        top = book.top()
-        return BookUpdate(top=top) if top is not None else None
+    def dropped(self, reason: str) -> BookUpdate | None:
+        """The connection was lost: the book misses whatever happened meanwhile. The
+        invalid top, for the engine (None before any book)."""
+        return self.market.invalidate(f"stream dropped: {reason}")
 
-    def _want_resync(self) -> None:
-        self.resync_due = True
+    def wake_resyncs(self) -> None:
+        """A frame turned the book invalid: let ``run_resyncs`` re-request it."""
         self._resync_wanted.set()
 
     async def run_resyncs(self, on_resync: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Re-request the book whenever ``handle`` found it invalid (for the reader-task
+        """Re-request the book whenever a frame made it invalid (for the reader-task
         mode, where ``handle`` cannot await). Runs until cancelled.
 
         ``on_resync`` is awaited after each re-request: frames were lost, and what was
@@ -238,22 +194,21 @@ class PublicStream:
         while True:
             await self._resync_wanted.wait()
             self._resync_wanted = trio.Event()
-            if self.resync_due:
+            if self.market.resync_due:
                 before = self.resyncs
                 await self._resync()
                 if on_resync is not None and self.resyncs != before:
                     await on_resync()
 
     async def _resync(self) -> None:
-        self.resync_due = False
-        book = self.book
-        if book is None:
+        action = self.market.take_resubscribe()
+        if action is None:
             return
         self.resyncs += 1
-        logger.bind(symbol=book.symbol).warning(
-            "book invalid ({}): resubscribing for a fresh snapshot", book.invalid_reason
+        logger.bind(symbol=self.market.symbol).warning(
+            "book invalid ({}): resubscribing for a fresh snapshot", action.reason
         )
-        await self.conn.resubscribe([self.topics(book.symbol)[0]])
+        await self.conn.resubscribe(list(action.topics))
 
 
 class PrivateStream:

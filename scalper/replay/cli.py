@@ -30,6 +30,7 @@ import trio
 from loguru import logger
 
 from ..config import BYBIT_HOSTS, Settings, SettingsError, load_settings, overrides_from_args
+from ..core.rules import check_positive_decimal
 from ..logging import configure_from_settings, configure_logging
 from .player import Replayer, play
 from .recording import (
@@ -55,6 +56,12 @@ class _Source:
 
     ws_url: str
     rest_url: str
+
+
+def _error(text: str, code: int) -> int:
+    """One ``error: ...`` line on stderr; the exit code (2: usage, 1: the run failed)."""
+    sys.stderr.write(f"error: {text}\n")
+    return code
 
 
 def _utc(ms: int) -> str:
@@ -105,12 +112,11 @@ def _tick_flag(value: str | None) -> Decimal | None:
     if value is None:
         return None
     try:
-        tick = Decimal(value)
+        return check_positive_decimal(Decimal(value))  # the rule of every tick size
     except InvalidOperation:
         raise _UsageError(f"--tick-size: {value!r} is not a number") from None
-    if not tick.is_finite() or tick <= 0:
-        raise _UsageError(f"--tick-size: must be > 0, got {value}")
-    return tick
+    except ValueError as exc:
+        raise _UsageError(f"--tick-size: {exc}") from None
 
 
 def main_record(args: argparse.Namespace) -> int:
@@ -120,8 +126,7 @@ def main_record(args: argparse.Namespace) -> int:
         tick_flag = _tick_flag(args.tick_size)
         source, settings = _record_source(args)
     except _UsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return _error(str(exc), 2)
     if settings is not None:
         configure_from_settings(settings)
     else:
@@ -135,11 +140,9 @@ def main_record(args: argparse.Namespace) -> int:
     try:
         return trio.run(_record, source, symbol, tick_flag, out, args.seconds)
     except _UsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return _error(str(exc), 2)
     except OSError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
+        return _error(str(exc), 1)
 
 
 async def _record(
@@ -233,25 +236,21 @@ def main_replay(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(config_path=args.config, overrides=overrides_from_args(args))
     except SettingsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return _error(str(exc), 2)
     speed = None if args.as_fast_as_possible else args.speed
     if speed is not None and not speed > 0:
-        sys.stderr.write(f"error: --speed: must be > 0, got {speed}\n")
-        return 2
+        return _error(f"--speed: must be > 0, got {speed}", 2)
     configure_from_settings(settings)
     path = Path(args.file)
     try:
         handle = open_recording(path)
     except OSError as exc:
-        sys.stderr.write(f"error: cannot read {path}: {exc.strerror or exc}\n")
-        return 2
+        return _error(f"cannot read {path}: {exc.strerror or exc}", 2)
     with handle:
         try:
             reader = RecordingReader(handle)
         except RecordingError as exc:
-            sys.stderr.write(f"error: {path}: {exc}\n")
-            return 2
+            return _error(f"{path}: {exc}", 2)
         header = reader.header
         out = sys.stdout
 

@@ -1,8 +1,8 @@
 """Replay a recording through the bot's own code: parse -> book -> engine, sans-IO.
 
-Each recorded frame goes through exactly what the market-data task does live
-(``scalper.bybit.parse.parse_message``, ``scalper.core.book.OrderBook.apply``, a book
-that turns invalid counts as a resync) and the result reaches
+Each recorded frame goes through the market-data protocol the live stream uses
+(``scalper.bybit.marketdata.MarketData``: decoding, the book, the resync rule; a book that
+turns invalid counts as a resync) and the result reaches
 ``scalper.core.strategy.Engine.handle`` with ``now_ms`` = the frame's recorded receive
 time plus the exchange clock offset measured at record time (the live engine's clock is
 ``BybitRest.now_ms``, local + offset), so staleness, cooldown and max-hold rules see the
@@ -34,47 +34,28 @@ output, line for line. ``replay(..., speed=X)`` only adds sleeps between records
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
-from typing import Final, Protocol
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Final
 
-import attrs
-
-from scalper.bybit.decode import BookFrame, decode_public
-from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
-from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
-from scalper.core.book import BookStatus, OrderBook
+from scalper.bybit.marketdata import BOOK_DEPTH, MarketData
+from scalper.bybit.parse import ParseStats
+from scalper.core.book import OrderBook
 from scalper.core.model import (
-    Alert,
-    BookTop,
     BookUpdate,
-    CancelOrder,
-    Command,
-    Event,
-    Instrument,
-    Log,
     OrderFailed,
-    OrderIntent,
-    PlaceOrder,
-    PositionSnapshot,
-    ProtectionFailed,
-    ProtectPosition,
-    RequestClosedPnl,
-    RequestPosition,
     Resync,
-    Subscribe,
     SymbolSelected,
     Tick,
-    Trade,
     TradeTicks,
-    Transition,
-    TriggerBy,
 )
 from scalper.core.strategy import Engine, EngineConfig
-from scalper.replay.venue import BacktestFill, MatchingVenue, VenueSettings
 
+from .loop import EngineLoop, ReplayError
 from .recording import EventRecord, FrameRecord, Record, RecordingHeader, RecordingReader
+from .summary import ReplaySummary, assumed_instrument
+from .venue import MatchingVenue, VenueSettings
+from .venue_protocol import Venue, VenueFactory
 
 __all__ = [
     "ReplayError",
@@ -87,8 +68,6 @@ __all__ = [
     "replay",
 ]
 
-#: events handled for one input before the engine/venue loop is declared runaway
-_MAX_STEPS: Final = 1_000
 #: ticks older than this before the next record are skipped (one tick does their work)
 _MAX_TICK_GAP_MS: Final = 60_000
 UNKNOWN_EVENT: Final = "unknown_event"
@@ -96,130 +75,13 @@ UNKNOWN_EVENT: Final = "unknown_event"
 Emit = Callable[[str], None]
 
 
-class Venue(Protocol):
-    """What carries out the engine's orders during a replay; each call returns the events
-    to feed back (``research.venue.MatchingVenue`` is the one the commands use)."""
-
-    #: every execution so far, in order
-    fills: list[BacktestFill]
-    #: gross PnL realised so far, and the fees paid
-    realised_pnl: Decimal
-    fees: Decimal
-
-    def place(
-        self, intent: OrderIntent, now_ms: int, top: BookTop | None, last_price: float | None
-    ) -> list[Event]: ...
-
-    def cancel(self, order_link_id: str, reason: str = "cancelled") -> list[Event]: ...
-
-    def expire(self, now_ms: int) -> list[Event]: ...
-
-    def settle(self, now_ms: int) -> list[Event]: ...
-
-    def on_book(self, top: BookTop, now_ms: int) -> list[Event]: ...
-
-    def on_trades(self, trades: Sequence[Trade], now_ms: int) -> list[Event]: ...
-
-    def snapshot_events(self, symbol: str) -> list[Event]: ...
-
-    def protect(self, symbol: str, stop_loss: Decimal, trigger_by: TriggerBy) -> list[Event]: ...
-
-    def closed_pnl(self, symbol: str | None) -> list[Event]: ...
-
-    def position(self) -> PositionSnapshot: ...
-
-    def unrealised(self, mark: float | None) -> Decimal: ...
-
-
-#: builds the venue of a replay from the replayed book and the instrument's rules
-VenueFactory = Callable[[OrderBook, Instrument], Venue]
-
-
-class ReplayError(Exception):
-    """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
-
-
-def assumed_instrument(header: RecordingHeader) -> Instrument:
-    """Trading rules for a recording made without instruments-info (``--tick-size``).
-
-    Only the tick size is known; the rest is permissive (qty step 0.001, no minimum
-    notional), and the summary says so: sizes may differ from the bot's.
-    """
-    step = Decimal("0.001")
-    return Instrument(
-        symbol=header.symbol,
-        tick_size=header.tick_size,
-        qty_step=step,
-        min_qty=step,
-        max_qty=Decimal(1_000_000),
-        max_mkt_qty=Decimal(1_000_000),
-        min_notional=Decimal(0),
-    )
-
-
-@attrs.frozen(kw_only=True)
-class ReplaySummary:
-    """What a replay saw and did; ``render()`` gives the printed lines."""
-
-    symbol: str
-    records: int
-    frames: int
-    file_errors: Mapping[str, int]
-    parse_errors: Mapping[str, int]
-    book_messages: int
-    trade_messages: int
-    other_symbol_frames: int
-    resyncs: int
-    disconnects: int
-    reconnects: int
-    entries_placed: int
-    entries_filled: int
-    exits_placed: int
-    exits_filled: int
-    realised_pnl: Decimal
-    fees: Decimal
-    unrealised_pnl: Decimal
-    final_state: str
-    position: str
-    book_valid: bool
-    book_invalid_reason: str | None
-    duration_ms: int
-    instrument_assumed: bool
-    clock_offset_ms: int = 0
-
-    @property
-    def parse_error_total(self) -> int:
-        """Frames skipped by the parser."""
-        return sum(self.parse_errors.values())
-
-    def render(self) -> list[str]:
-        """The summary block, one string per line."""
-
-        def counts(c: Mapping[str, int]) -> str:
-            return ", ".join(f"{k}={v}" for k, v in sorted(c.items())) if c else "none"
-
-        book = "valid" if self.book_valid else f"invalid ({self.book_invalid_reason})"
-        lines = [
-            f"replay summary for {self.symbol} ({self.duration_ms / 1000:.3f}s recorded; "
-            f"engine clock = receive time {self.clock_offset_ms:+d} ms exchange offset)",
-            f"  records: {self.records} ({self.frames} frames); unreadable lines: "
-            f"{counts(self.file_errors)}",
-            f"  frames: {self.book_messages} book, {self.trade_messages} trades, "
-            f"{self.other_symbol_frames} other symbol; parse errors: {counts(self.parse_errors)}",
-            f"  book resyncs: {self.resyncs}; disconnects: {self.disconnects}; "
-            f"reconnects: {self.reconnects}; book at end: {book}",
-            f"  entries: {self.entries_placed} placed, {self.entries_filled} filled; "
-            f"exits: {self.exits_placed} placed, {self.exits_filled} filled",
-            f"  PnL: realised {self.realised_pnl:.4f} before fees, fees {self.fees:.4f}, "
-            f"net {self.realised_pnl - self.fees:.4f}; unrealised {self.unrealised_pnl:.4f} USDT",
-            f"  final state: {self.final_state}; position: {self.position}",
-        ]
-        if self.instrument_assumed:
-            lines.append(
-                "  note: instrument rules were not recorded (tick size only): "
-                "qty step 0.001 assumed, sizes may differ from the bot's"
-            )
-        return lines
+def _recorded_depth(header: RecordingHeader) -> int | str:
+    """The depth of the recorded book topic (older files without topics: the bot's)."""
+    topic = next((t for t in header.topics if t.startswith("orderbook.")), None)
+    if topic is None:
+        return BOOK_DEPTH
+    depth, _, symbol = topic.removeprefix("orderbook.").partition(".")
+    return depth if symbol == header.symbol else BOOK_DEPTH
 
 
 class Replayer:
@@ -246,45 +108,42 @@ class Replayer:
         self.symbol = header.symbol
         self.instrument = header.instrument or assumed_instrument(header)
         self.engine = Engine(config)
-        self.book = OrderBook(header.symbol, header.tick_size)
-        #: the recorded book topic (older files without topics: the bot's depth 50)
-        self._book_topic = next(
-            (t for t in header.topics if t.startswith("orderbook.")),
-            public_topics(header.symbol)[0],
-        )
+        self._offset = header.clock_offset_ms
+        #: engine time of the recording's start (output lines are stamped relative to it)
+        self._origin = header.start_ms + self._offset
+        self._now = self._origin
+        self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
+        #: the live stream's protocol, following the recorded book topic
+        self.market = MarketData(self.stats, depth=_recorded_depth(header))
+        self.market.follow(header.symbol, header.tick_size)
         self.venue: Venue
         if venue is None:
             settings = VenueSettings(confirm_timeout_ms=confirm_timeout_ms)
             self.venue = MatchingVenue(self.book, self.instrument, settings)
         else:
             self.venue = venue(self.book, self.instrument)
-        self._offset = header.clock_offset_ms
-        #: engine time of the recording's start (output lines are stamped relative to it)
-        self._origin = header.start_ms + self._offset
-        self._now = self._origin
-        self.stats = ParseStats(name="replay", monotonic=lambda: self._now / 1000.0)
         self._emit = emit or (lambda _line: None)
-        self._verbose = verbose
+        self.loop = EngineLoop(self.engine, self.venue, self.book, self.symbol, self._line, verbose)
         self._tick_ms = tick_interval_ms
         self._next_tick: int | None = None
         self._started = False
-        self._last_price: float | None = None
         self._first_t: int | None = None
-        self._fills_shown = 0
         self.records = 0
         self.frames = 0
-        self.book_messages = 0
-        self.trade_messages = 0
-        #: public trades in those messages
+        #: public trades in the trade messages
         self.public_trades = 0
-        self.other_symbol_frames = 0
         self.resyncs = 0
         self.disconnects = 0
         self.reconnects = 0
-        self.entries_placed = 0
-        self.exits_placed = 0
         #: markers this replayer does not know, counted like unreadable lines
         self.unknown_events: Counter[str] = Counter()
+
+    @property
+    def book(self) -> OrderBook:
+        """The replayed book (the protocol's)."""
+        book = self.market.book
+        assert book is not None  # followed in __init__
+        return book
 
     # ------------------------------------------------------------ input
 
@@ -308,7 +167,7 @@ class Replayer:
         self._first_t = t
         self._now = t
         self._next_tick = t + self._tick_ms
-        self._run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
+        self.loop.run(SymbolSelected(symbol=self.symbol, instrument=self.instrument), t)
 
     def _advance(self, t: int) -> None:
         """Feed the timer ticks due before ``t`` (and expire unfilled orders)."""
@@ -322,8 +181,8 @@ class Replayer:
             for event in self.venue.expire(nxt):
                 if isinstance(event, OrderFailed):
                     self._line(nxt, f"order {event.order_link_id}: {event.reason}")
-                self._run(event, nxt)
-            self._run(Tick(), nxt)
+                self.loop.run(event, nxt)
+            self.loop.run(Tick(), nxt)
             nxt += self._tick_ms
         self._next_tick = nxt
 
@@ -331,53 +190,45 @@ class Replayer:
         """Outcomes the venue has ready by ``t`` (orders and cancels that were in flight)."""
         events = self.venue.settle(t)
         if events:
-            self._fill_lines(t)
+            self.loop.fill_lines(t)
             for event in events:
                 if isinstance(event, OrderFailed):
                     self._line(t, f"order {event.order_link_id}: {event.reason}")
-                self._run(event, t)
+                self.loop.run(event, t)
 
     def _frame(self, raw: str, t: int) -> None:
-        msg = decode_public(raw, self.stats)
-        if msg is None:
-            if invalidate_on_lost_frame(self.book, raw, self._book_topic):
-                self.resyncs += 1
-                self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
-                self._invalidate(self.book.invalid_reason or "lost frame", t)
-            return
-        if isinstance(msg, BookFrame | BookMessage):
-            if msg.symbol != self.symbol:
-                self.other_symbol_frames += 1
-                return
-            self.book_messages += 1
-            book = self.book
-            status = book.apply(msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms)
-            if status is BookStatus.INVALIDATED:
-                self.resyncs += 1
-                self._line(t, f"book invalid ({book.invalid_reason}): resync")
-            top = book.top()
+        market = self.market
+        books, invalidations = market.book_messages, market.invalidations
+        event = market.frame(raw)
+        if market.invalidations != invalidations:
+            # live, the stream resubscribed here; the recording holds what that brought
+            market.take_resubscribe()
+            self.resyncs += 1
+            self._line(t, f"book invalid ({self.book.invalid_reason}): resync")
+        if type(event) is BookUpdate:
+            self.loop.run(event, t)
+            if event.top.valid:
+                filled = self.venue.on_book(event.top, t)
+                self.loop.fill_lines(t)
+                for fill in filled:
+                    self.loop.run(fill, t)
+        elif type(event) is TradeTicks:
+            trades = event.trades
+            self.public_trades += len(trades)
+            self.loop.last_price = trades[-1].price
+            self.loop.run(event, t)
+            filled = self.venue.on_trades(trades, t)
+            self.loop.fill_lines(t)
+            for fill in filled:
+                self.loop.run(fill, t)
+        elif market.book_messages != books:
+            # a delta dropped while the book waits for its snapshot: the engine is still
+            # shown the (invalid) top, so no rule runs on a book it cannot trust
+            top = self.book.top()
             if top is not None:
-                self._run(BookUpdate(top=top), t)
-                if top.valid:
-                    filled = self.venue.on_book(top, t)
-                    self._fill_lines(t)
-                    for event in filled:
-                        self._run(event, t)
-        elif isinstance(msg, TradesMessage):
-            if msg.symbol != self.symbol:
-                self.other_symbol_frames += 1
-                return
-            if not msg.trades:
-                return
-            self.trade_messages += 1
-            self.public_trades += len(msg.trades)
-            self._last_price = msg.trades[-1].price
-            self._run(TradeTicks(symbol=msg.symbol, trades=msg.trades), t)
-            filled = self.venue.on_trades(msg.trades, t)
-            self._fill_lines(t)
-            for event in filled:
-                self._run(event, t)
-        # None (counted in self.stats) or a message type the bot ignores on this stream
+                self.loop.run(BookUpdate(top=top), t)
+        # else: a lost frame of another topic (counted in self.stats), another symbol's
+        # frame (counted by the protocol), or a message type this stream ignores
 
     def _marker(self, record: EventRecord, t: int) -> None:
         event = record.event
@@ -389,7 +240,7 @@ class Replayer:
             self.reconnects += 1
             self._line(t, "stream reconnected: resync, book invalid until the next snapshot")
             self._invalidate("stream reconnected", t)
-            self._run(Resync(reason="public stream reconnected"), t)
+            self.loop.run(Resync(reason="public stream reconnected"), t)
         elif event == "gap":
             self.resyncs += 1
             self._line(t, f"archive gap ({record.reason}): book invalid until the next snapshot")
@@ -402,96 +253,9 @@ class Replayer:
             self.unknown_events[UNKNOWN_EVENT] += 1
 
     def _invalidate(self, reason: str, t: int) -> None:
-        book = self.book
-        if book.valid:
-            book.invalidate(reason)
-        top = book.top()
-        if top is not None:
-            self._run(BookUpdate(top=top), t)  # tells the engine: no entries on this book
-
-    # ------------------------------------------------------------ engine loop
-
-    def _run(self, event: Event, now: int) -> None:
-        """Handle ``event`` and everything the venue answers, at ``now``."""
-        first = self.engine.handle(event, now)
-        if not first:
-            return  # most market data: nothing to do (no queue built per frame)
-        queue: deque[Event] = deque()
-        for command in first:
-            self._report(command, now)
-        for command in first:
-            queue.extend(self._carry_out(command, now))
-        steps = 1
-        while queue:
-            steps += 1
-            if steps > _MAX_STEPS:
-                raise ReplayError(
-                    f"more than {_MAX_STEPS} engine events for one input at t={now}: "
-                    "the engine and the venue are looping"
-                )
-            commands = self.engine.handle(queue.popleft(), now)
-            for command in commands:
-                self._report(command, now)
-            for command in commands:
-                queue.extend(self._carry_out(command, now))
-
-    def _report(self, command: Command, t: int) -> None:
-        if isinstance(command, Transition):
-            self._line(t, f"{command.before.value} -> {command.after.value}: {command.cause}")
-        elif isinstance(command, Alert):
-            self._line(t, f"ALERT {command.message}")
-        elif isinstance(command, Log) and self._verbose:
-            self._line(t, f"[{command.level}] {command.message}")
-
-    def _carry_out(self, command: Command, t: int) -> list[Event]:
-        venue = self.venue
-        if isinstance(command, PlaceOrder):
-            intent = command.intent
-            if intent.reduce_only:
-                self.exits_placed += 1
-            else:
-                self.entries_placed += 1
-            top = self.book.top()
-            events = venue.place(intent, t, top if top and top.valid else None, self._last_price)
-            self._fill_lines(t)
-            for event in events:
-                if isinstance(event, OrderFailed):
-                    self._line(t, f"order {intent.order_link_id} failed: {event.reason}")
-            return events
-        if isinstance(command, CancelOrder):
-            events = venue.cancel(command.order_link_id)
-            if events:
-                self._line(t, f"order {command.order_link_id} cancelled")
-            return events
-        if isinstance(command, RequestPosition):
-            return venue.snapshot_events(command.symbol)
-        if isinstance(command, ProtectPosition):
-            events = venue.protect(command.symbol, command.stop_loss, command.trigger_by)
-            for event in events:
-                if isinstance(event, ProtectionFailed):
-                    self._line(t, f"exchange stop {command.stop_loss} refused: {event.reason}")
-            return events
-        if isinstance(command, RequestClosedPnl):
-            return venue.closed_pnl(command.symbol)
-        # PersistRiskState: nothing to journal in a replay; Log/Alert/Transition reported
-        if isinstance(command, Subscribe) and command.symbol != self.symbol:
-            self._line(t, f"engine asked for {command.symbol}: not in this recording")
-        return []
-
-    def _fill_lines(self, t: int) -> None:
-        """Print the fills made since the last call."""
-        fills = self.venue.fills
-        if len(fills) == self._fills_shown:
-            return
-        new, self._fills_shown = fills[self._fills_shown :], len(fills)
-        for fill in new:
-            kind = "close" if fill.reduce_only else "entry"
-            pnl = f", realised {fill.realised:.4f}" if fill.reduce_only else ""
-            self._line(
-                t,
-                f"fill {fill.side.value} {fill.qty} @ {fill.price} "
-                f"({kind}, {'maker' if fill.maker else 'taker'}{pnl})",
-            )
+        update = self.market.invalidate(reason, replace=False)
+        if update is not None:
+            self.loop.run(update, t)  # tells the engine: no entries on this book
 
     def _line(self, t: int, text: str) -> None:
         self._emit(f"{(t - self._origin) / 1000:+10.3f}s  {text}")
@@ -503,7 +267,7 @@ class Replayer:
         errors = Counter(file_errors or {})
         errors.update(self.unknown_events)
         top = self.book.top()
-        mark = top.mid if top is not None and top.valid else self._last_price
+        mark = top.mid if top is not None and top.valid else self.loop.last_price
         venue = self.venue
         position = venue.position()
         held = (
@@ -517,15 +281,15 @@ class Replayer:
             frames=self.frames,
             file_errors=dict(errors),
             parse_errors=dict(self.stats.counts),
-            book_messages=self.book_messages,
-            trade_messages=self.trade_messages,
-            other_symbol_frames=self.other_symbol_frames,
+            book_messages=self.market.book_messages,
+            trade_messages=self.market.trade_messages,
+            other_symbol_frames=self.market.other_symbol_frames,
             resyncs=self.resyncs,
             disconnects=self.disconnects,
             reconnects=self.reconnects,
-            entries_placed=self.entries_placed,
+            entries_placed=self.loop.entries_placed,
             entries_filled=sum(1 for f in venue.fills if not f.reduce_only),
-            exits_placed=self.exits_placed,
+            exits_placed=self.loop.exits_placed,
             exits_filled=sum(1 for f in venue.fills if f.reduce_only),
             realised_pnl=venue.realised_pnl,
             fees=venue.fees,

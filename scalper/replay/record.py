@@ -4,11 +4,12 @@
 through the bot's own ``scalper.bybit.ws.open_ws`` (same heartbeat, reconnect and
 resubscribe) and writes every data frame, raw, with its local receive time.
 
-It also keeps the symbol's book, exactly as the market-data task does, for one reason:
-when the book turns invalid (a gap, a crossed book) the bot resubscribes and Bybit
-answers with a fresh snapshot. A recorder that did not do the same would capture a
-stream that never repairs, and the replay of everything after the first gap would be
-of an invalid book. So it resubscribes too (marked ``resubscribed`` in the file), and
+It also feeds every frame to the market-data protocol the bot's stream uses
+(``bybit.marketdata.MarketData``), for one reason: when the book turns invalid (a gap, a
+crossed book, a lost book frame) the bot resubscribes and Bybit answers with a fresh
+snapshot. A recorder that did not do the same would capture a stream that never
+repairs, and the replay of everything after the first gap would be of an invalid book.
+So it resubscribes where the protocol asks (marked ``resubscribed`` in the file), and
 connection drops and reconnects are marked (``disconnected`` / ``reconnected``) so the
 replay reproduces the resync the bot went through.
 """
@@ -25,13 +26,11 @@ import httpx
 import trio
 from loguru import logger
 
-from scalper.bybit.decode import BookFrame, decode_public
 from scalper.bybit.errors import BybitError
-from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage
+from scalper.bybit.marketdata import MarketData, public_topics
+from scalper.bybit.parse import ParseStats
 from scalper.bybit.rest import BybitRest, RetryPolicy
-from scalper.bybit.streams import invalidate_on_lost_frame, public_topics
 from scalper.bybit.ws import Connected, ConnectFn, Disconnected, WsOptions, WsPolicy, open_ws
-from scalper.core.book import BookStatus, OrderBook
 from scalper.core.model import Instrument
 
 from .recording import RecordingWriter
@@ -98,17 +97,34 @@ async def fetch_clock_offset(rest_url: str, *, timeout_s: float = 5.0) -> int | 
 
 @attrs.define
 class RecordStats:
-    """What a recording captured (printed at the end, checked by tests)."""
+    """What a recording captured (printed at the end, checked by tests).
 
+    What the frames held (book and trade messages, parse errors by kind) is counted
+    by the market-data protocol that read them, and read from it here.
+    """
+
+    market: MarketData
     frames: int = 0
-    book_messages: int = 0
-    trade_messages: int = 0
     resubscribes: int = 0
     disconnects: int = 0
     reconnects: int = 0
     #: "duration", "interrupted" or "stream ended"
     stop_reason: str = ""
-    parse_errors: dict[str, int] = attrs.field(factory=dict)
+
+    @property
+    def book_messages(self) -> int:
+        """Book frames of the recorded symbol."""
+        return self.market.book_messages
+
+    @property
+    def trade_messages(self) -> int:
+        """Trade frames of the recorded symbol with at least one trade."""
+        return self.market.trade_messages
+
+    @property
+    def parse_errors(self) -> dict[str, int]:
+        """Frames that could not be parsed, by kind."""
+        return dict(self.market.stats.counts)
 
 
 async def record_stream(
@@ -129,10 +145,9 @@ async def record_stream(
 
     ``task_status.started()`` is called once subscribed (for ``nursery.start``).
     """
-    stats = RecordStats()
-    parse_stats = ParseStats(name="record")
-    book = OrderBook(symbol, tick_size)
-    book_topic = topics_for(symbol)[0]
+    market = MarketData(ParseStats(name="record"))
+    stats = RecordStats(market)
+    topics = market.follow(symbol, tick_size)
     deadline = trio.move_on_after(seconds) if seconds is not None else nullcontext()
     stats.stop_reason = "duration"
     try:
@@ -144,7 +159,7 @@ async def record_stream(
                         connect=connect,
                         policy=policy or WsPolicy(),
                         name="record",
-                        topics=topics_for(symbol),
+                        topics=topics,
                     ),
                 ) as conn,
                 trio.open_nursery() as nursery,
@@ -157,28 +172,16 @@ async def record_stream(
                     if isinstance(item, str | bytes):
                         writer.frame(t, item)
                         stats.frames += 1
-                        msg = decode_public(item, parse_stats)
-                        if msg is None and invalidate_on_lost_frame(book, item, book_topic):
+                        market.frame(item)
+                        action = market.take_resubscribe()
+                        if action is not None:
                             stats.resubscribes += 1
-                            writer.event(t, "resubscribed", reason=book.invalid_reason)
-                            logger.warning("book frame lost: resubscribing")
-                            await conn.resubscribe([book_topic])
-                        elif isinstance(msg, TradesMessage):
-                            stats.trade_messages += 1
-                        elif isinstance(msg, BookFrame | BookMessage) and msg.symbol == symbol:
-                            stats.book_messages += 1
-                            status = book.apply(
-                                msg.kind, msg.bids, msg.asks, msg.update_id, msg.ts_ms
-                            )
-                            if status is BookStatus.INVALIDATED:
-                                reason = book.invalid_reason or "invalid"
-                                stats.resubscribes += 1
-                                writer.event(t, "resubscribed", reason=reason)
-                                logger.warning("book invalid ({}): resubscribing", reason)
-                                await conn.resubscribe([book_topic])
+                            writer.event(t, "resubscribed", reason=action.reason)
+                            logger.warning("book invalid ({}): resubscribing", action.reason)
+                            await conn.resubscribe(list(action.topics))
                     elif isinstance(item, Disconnected):
                         stats.disconnects += 1
-                        book.invalidate(f"stream dropped: {item.reason}")
+                        market.invalidate(f"stream dropped: {item.reason}")
                         writer.event(t, "disconnected", reason=item.reason)
                     elif isinstance(item, Connected) and item.reconnect:
                         stats.reconnects += 1
@@ -188,7 +191,6 @@ async def record_stream(
         if stop is not None and stop.is_set():
             stats.stop_reason = "interrupted"
     finally:
-        stats.parse_errors = dict(parse_stats.counts)
         writer.event(clock_ms(), "stopped", frames=stats.frames, reason=stats.stop_reason)
         writer.flush()
     return stats

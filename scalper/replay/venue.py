@@ -4,27 +4,15 @@ A backtest must fill orders the way the exchange would, not with a separate pape
 model, so this module *composes* the simulator's own ``sim.matching.Matcher`` (the code
 that fills the bot's orders in ``scalper run``) instead of re-implementing it:
 
-* ``RecordedBook`` is a ``sim.book.SimBook`` whose levels come from the replayed
-  ``core.book.OrderBook`` (recorded books have gaps between levels, which the synthetic
-  book never has, so walking and summing are overridden for sparse ladders). Before an
-  order reaches the matcher the mirror is loaded with the recorded depth, so a market
-  order walks the recorded levels (partial fills when they run out, Bybit's protection
-  price stops the walk 3 % through the touch). While an order rests only the touch is
-  mirrored, which is all the matcher's crossing rule reads.
-* **Queue position.** A PostOnly order joins the back of its level: it has ``ahead`` =
-  the recorded size at its price when it arrived. Recorded trades at its price eat
-  ``ahead`` first; only the volume beyond reaches the matcher (``fill_resting``), which
-  then fills the order as maker. A trade *through* the price, or the opposite touch
-  moving onto it, fills it whole (the matcher's rule). The level shrinking below
-  ``ahead`` (cancels ahead of us) shortens the queue: ``ahead = min(ahead, size)``.
+* The recorded market reaches the matcher through ``replay.mirror.BookMirror`` (depth
+  before an order is matched, the touch while orders rest, the mid as the mark), the
+  queue ahead of a resting order through ``replay.queue.QueuePosition``, and what the
+  matcher did comes back as fills and engine events through ``replay.orders``.
 * **Latency.** Orders and cancels reach the matcher ``latency_ms`` after the engine
   sent them (the book and tape move meanwhile); the outcome reaches the engine when it
   happens. An order still resting ``confirm_timeout_ms`` after it was sent is cancelled,
   as the bot's execution task does, and reported with its true filled quantity.
-* **Fees** are ours (maker 0.02 %, taker 0.055 % by default, settable): computed from
-  each execution's price, quantity and maker flag, so the matcher's constant rates do
-  not decide them.
-* **Exchange-side stops** are the matcher's own (reference section 8): an entry's
+* **Exchange-side stops** are the matcher's own, as on Bybit: an entry's
   ``OrderIntent.stop_loss`` goes with the order (``stopLoss``/``slTriggerBy``, Full
   mode) and is armed on the position when it fills; ``ProtectPosition`` is the
   matcher's ``set_trading_stop`` (answered at once: no latency on that call).
@@ -46,8 +34,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-import attrs
-
 from scalper.core.book import OrderBook
 from scalper.core.instrument import to_decimal
 from scalper.core.model import (
@@ -58,9 +44,7 @@ from scalper.core.model import (
     OpenOrders,
     OrderAccepted,
     OrderFailed,
-    OrderFilled,
     OrderIntent,
-    OrderPartiallyFilled,
     OrderType,
     PositionSnapshot,
     ProtectionFailed,
@@ -69,11 +53,14 @@ from scalper.core.model import (
     Trade,
     TriggerBy,
 )
-from scalper.sim.accounts import Account, Order, Position
+from scalper.sim.accounts import Account, Position
 from scalper.sim.errors import VenueError
-from scalper.sim.market import Market, PublicTrade
+from scalper.sim.market import Market
 from scalper.sim.matching import Matcher
 
+from .mirror import BookMirror
+from .orders import OrderOutcomes, Working
+from .queue import QueuePosition
 from .recorded import BacktestFill, RecordedBook, VenueSettings, spec_for
 
 __all__ = [
@@ -86,23 +73,6 @@ __all__ = [
 
 _ZERO = Decimal(0)
 _ACCOUNT = "backtest"
-#: levels of each side loaded into the mirror before an order is matched
-_QUEUE_SCAN_DEPTH = 25
-
-
-@attrs.define
-class _Working:
-    """One of our orders from the moment the engine sent it until it ended."""
-
-    intent: OrderIntent
-    sent_ms: int
-    order: Order | None = None
-    #: lots of the recorded queue ahead of it at its price
-    ahead: int = 0
-    reported_qty: Decimal = _ZERO
-    cancel_sent: bool = False
-    #: the cancel is the execution task's, after the confirmation timeout
-    timed_out: bool = False
 
 
 _InFlight = tuple[int, Literal["place", "cancel"], str]
@@ -114,14 +84,10 @@ class MatchingVenue:
     def __init__(self, book: OrderBook, instrument: Instrument, settings: VenueSettings) -> None:
         self.symbol = instrument.symbol
         self.settings = settings
-        self._book = book
         self._spec = spec_for(instrument)
-        self._tick = float(instrument.tick_size)
-        self._step = float(instrument.qty_step)
         self.market = Market((self._spec,), seed=1, rate=1.0)
         self._sm = self.market.symbols[self.symbol]
-        self._mirror = RecordedBook()
-        self._sm.book = self._mirror  # the synthetic book is never used
+        self._mirror = BookMirror(book, self._sm, instrument)
         self.account = Account(api_key=_ACCOUNT, api_secret="", balance=settings.balance)
         self.matcher = Matcher(
             self.market,
@@ -133,20 +99,30 @@ class MatchingVenue:
         self._now = 0
         self._exec_ms = 0
         self._inflight: deque[_InFlight] = deque()
-        self._working: dict[str, _Working] = {}
-        self._events: list[Event] = []
-        self._last_price: float | None = None
-        #: the recorded last trade and mid, on the tick grid (what stops compare with)
-        self._last_tick: int | None = None
-        self._mark_tick: int | None = None
-        self._tick_cache: dict[Decimal, int] = {}
-        #: every execution, in order
-        self.fills: list[BacktestFill] = []
-        self.realised_pnl = _ZERO
-        self.fees = _ZERO
+        self._working: dict[str, Working] = {}
+        self._outcomes = OrderOutcomes(settings, self._working, lambda: self._exec_ms)
+        self._queue = QueuePosition(
+            self.matcher, self.symbol, self._mirror, self._working,
+            instrument.qty_step, self._flushed,
+        )  # fmt: skip
         #: orders that reached the matcher, and stops it fired
         self.orders = 0
         self.stops_fired = 0
+
+    @property
+    def fills(self) -> list[BacktestFill]:
+        """Every execution, in order."""
+        return self._outcomes.fills
+
+    @property
+    def realised_pnl(self) -> Decimal:
+        """Gross PnL realised so far."""
+        return self._outcomes.realised_pnl
+
+    @property
+    def fees(self) -> Decimal:
+        """Fees paid so far (ours, not the matcher's)."""
+        return self._outcomes.fees
 
     # ------------------------------------------------------------ reading
 
@@ -196,7 +172,7 @@ class MatchingVenue:
         self._now = max(self._now, now_ms)
         if intent.symbol != self.symbol:
             return [OrderFailed(order_link_id=link, reason=f"no market for {intent.symbol}")]
-        self._working[link] = _Working(intent=intent, sent_ms=self._now)
+        self._working[link] = Working(intent=intent, sent_ms=self._now)
         self._inflight.append((self._now + self.settings.latency_ms, "place", link))
         return self.settle(self._now)
 
@@ -226,7 +202,7 @@ class MatchingVenue:
         if now_ms > self._now:
             self._now = now_ms
         inflight = self._inflight
-        if not inflight and not self._events:
+        if not inflight and not self._outcomes.events:
             return []  # the common case, once per frame: nothing on its way
         while inflight and inflight[0][0] <= now_ms:
             at, kind, link = inflight.popleft()
@@ -240,7 +216,7 @@ class MatchingVenue:
     def _arrive(self, link: str) -> None:
         working = self._working[link]
         intent = working.intent
-        self._load_depth()
+        self._mirror.load_depth()
         params: dict[str, Any] = {
             "symbol": intent.symbol,
             "side": intent.side.value,
@@ -256,21 +232,25 @@ class MatchingVenue:
             params["stopLoss"] = format(intent.stop_loss, "f")
             params["slTriggerBy"] = intent.sl_trigger_by.value
             params["tpslMode"] = "Full"
-        mark = len(self._events)
+        events = self._outcomes.events
+        mark = len(events)
         self.orders += 1
         try:
             order = self.matcher.create_order(self.account, params)
         except VenueError as exc:
             del self._working[link]
-            self._events.append(OrderFailed(order_link_id=link, reason=f"rejected: {exc}"))
+            events.append(OrderFailed(order_link_id=link, reason=f"rejected: {exc}"))
             return
-        self._events.insert(mark, OrderAccepted(order_link_id=link, order_id=order.order_id))
+        self._outcomes.events.insert(
+            mark, OrderAccepted(order_link_id=link, order_id=order.order_id)
+        )
         working.order = order
         if order.is_open and link in self._working:
-            tick = self._ticks(order.price)
-            side = self._mirror.bids if order.side == "Buy" else self._mirror.asks
+            tick = self._mirror.ticks(order.price)
+            lots = self._mirror.lots
+            side = lots.bids if order.side == "Buy" else lots.asks
             working.ahead = side.get(tick, 0)
-        self._sync_touch()
+        self._mirror.sync_touch()
 
     def _cancel_arrives(self, link: str) -> None:
         working = self._working.get(link)
@@ -285,16 +265,13 @@ class MatchingVenue:
         """A recorded book update: queues shorten, resting orders may be crossed, stops fire."""
         self._now = max(self._now, now_ms)
         self._exec_ms = now_ms
-        # the recorded mid stands in for the mark (the archives carry none)
-        mark = (top.bid + top.ask) / (2 * self._tick)
-        self._sm.mark_px = mark
-        self._mark_tick = max(1, round(mark))  # as SymbolMarket.mark_tick reads it
+        self._mirror.mark_from(top)
         pos = self.account.position(self.symbol)
         if pos.stop_loss or pos.take_profit:
             self._maybe_fire(pos)
         if self.matcher.resting[self.symbol]:
-            self._shorten_queues()
-            self._sync_touch()
+            self._queue.shorten()
+            self._mirror.sync_touch()
             self.matcher.fill_resting(self.symbol, [], now_ms)
             self._flushed(now_ms)  # fill_resting leaves the push to its caller
         return self._take_events()
@@ -305,68 +282,13 @@ class MatchingVenue:
         self._exec_ms = now_ms
         if not trades:
             return []
-        self._last_price = trades[-1].price
-        self._last_tick = round(self._last_price / self._tick)
+        self._mirror.last_from(trades)
         pos = self.account.position(self.symbol)
         if pos.stop_loss or pos.take_profit:
             self._maybe_fire(pos)
         if self.matcher.resting[self.symbol]:
-            self._fill_from_tape(trades, now_ms)
+            self._queue.fill_from_tape(trades, now_ms)
         return self._take_events()
-
-    def _fill_from_tape(self, trades: Sequence[Trade], now_ms: int) -> None:
-        tape = [
-            PublicTrade(
-                symbol=self.symbol,
-                tick=round(t.price / self._tick),
-                lots=max(1, round(t.qty / self._step)),
-                side=t.side.value,
-                ts=t.ts_ms,
-                trade_id="",
-                seq=0,
-                tick_direction="",
-            )
-            for t in trades
-        ]
-        left = [t.lots for t in tape]  # volume at a price not yet given to one of ours
-        resting = self.matcher.resting
-        entries = list(resting[self.symbol].items())
-        step = self._spec.qty_step
-        try:
-            for order_id, (account, order) in entries:
-                working = self._working.get(order.order_link_id)
-                if not order.is_open or working is None:
-                    continue
-                limit = self._ticks(order.price)
-                buy = order.side == "Buy"
-                taker = "Sell" if buy else "Buy"
-                reach: list[PublicTrade] = []
-                at_price: list[int] = []
-                for i, trade in enumerate(tape):
-                    if trade.side != taker:
-                        continue
-                    if (trade.tick < limit) if buy else (trade.tick > limit):
-                        reach.append(trade)  # traded through: the matcher fills it whole
-                    elif trade.tick == limit and left[i] > 0:
-                        eaten = min(working.ahead, left[i])
-                        working.ahead -= eaten
-                        beyond = left[i] - eaten
-                        if beyond > 0:
-                            reach.append(attrs.evolve(trade, lots=beyond))
-                            at_price.append(i)
-                if not reach:
-                    continue
-                before = order.cum_qty
-                resting[self.symbol] = {order_id: (account, order)}
-                self.matcher.fill_resting(self.symbol, reach, now_ms)
-                self._flushed(now_ms)  # fill_resting leaves the push to its caller
-                took = int((order.cum_qty - before) / step)
-                for i in at_price:  # what this order took at its price is gone for the next
-                    used = min(took, left[i])
-                    left[i] -= used
-                    took -= used
-        finally:
-            resting[self.symbol] = {k: v for k, v in entries if v[1].is_open}
 
     # ------------------------------------------------------------ stops
 
@@ -375,7 +297,7 @@ class MatchingVenue:
         if symbol != self.symbol:
             return [ProtectionFailed(symbol=symbol, reason=f"no market for {symbol}")]
         self._exec_ms = self._now
-        self._load_depth()  # the side rule compares with the last price or the mark now
+        self._mirror.load_depth()  # the side rule compares with the last price or the mark now
         params = {
             "symbol": symbol,
             "positionIdx": 0,
@@ -419,139 +341,30 @@ class MatchingVenue:
         ):
             if not price:
                 continue
-            tick = self._last_tick if by == "LastPrice" else self._mark_tick
+            tick = self._mirror.last_tick if by == "LastPrice" else self._mirror.mark_tick
             if tick is None:
                 continue
-            level = self._ticks(price)  # stops lie on the tick grid (the matcher checks)
+            level = self._mirror.ticks(price)  # stops lie on the tick grid (the matcher checks)
             falls = stop == long  # a long's stop-loss and a short's take-profit fire falling
             if (tick <= level) if falls else (tick >= level):
                 crossed = True
         if not crossed:
             return
         size = pos.size
-        self._load_depth()
-        if self._last_tick is not None:
-            self._sm.last_tick = self._last_tick
+        self._mirror.load_depth()
+        self._mirror.arm_last()
         self.matcher.check_stops(self.symbol, self._exec_ms)
         self._flushed(self._exec_ms)
         if self.account.position(self.symbol).size != size:
             self.stops_fired += 1
             # what the bot's reconcile reads after a fill it did not place
-            self._events.extend(self.snapshot_events(self.symbol))
+            self._outcomes.events.extend(self.snapshot_events(self.symbol))
 
     # ------------------------------------------------------------ internals
 
-    def _ticks(self, price: Decimal) -> int:
-        ticks = self._tick_cache.get(price)
-        if ticks is None:
-            ticks = self._tick_cache[price] = int(price / self._spec.tick_size)
-        return ticks
-
-    def _levels(self, side: Side, depth: int | None) -> list[tuple[int, int]]:
-        tick, step = self._tick, self._step
-        return [
-            (round(p / tick), max(1, round(s / step))) for p, s in self._book.levels(side, depth)
-        ]
-
-    def _load_depth(self) -> None:
-        """Mirror the recorded depth (both sides) so an order walks the recorded levels."""
-        self._mirror.load(self._levels(Side.BUY, None), self._levels(Side.SELL, None))
-        mirror = self._mirror
-        if mirror.has_bids and mirror.has_asks:
-            self._sm.mark_px = (mirror.bid_top + mirror.ask_top) / 2
-            self._mark_tick = max(1, round(self._sm.mark_px))
-        if self._last_price is not None:
-            self._sm.last_tick = round(self._last_price / self._tick)
-        elif self._mark_tick is not None:
-            self._sm.last_tick = self._mark_tick
-
-    def _sync_touch(self) -> None:
-        """Mirror only the touch: all the matcher's crossing rule reads while orders rest."""
-        self._mirror.load(self._levels(Side.BUY, 1), self._levels(Side.SELL, 1))
-
-    def _shorten_queues(self) -> None:
-        """A level smaller than the queue we assumed ahead of us: those ahead cancelled."""
-        sides: dict[str, dict[int, int]] = {}
-        for _order_id, (_account, order) in self.matcher.resting[self.symbol].items():
-            working = self._working.get(order.order_link_id)
-            if working is None or working.ahead == 0:
-                continue
-            key = order.side
-            if key not in sides:
-                side = Side.BUY if key == "Buy" else Side.SELL
-                sides[key] = dict(self._levels(side, _QUEUE_SCAN_DEPTH))
-            levels = sides[key]
-            tick = self._ticks(order.price)
-            deepest = min(levels) if key == "Buy" and levels else max(levels, default=tick)
-            inside = tick >= deepest if key == "Buy" else tick <= deepest
-            if inside:  # within the levels read: absent means nobody is left ahead
-                working.ahead = min(working.ahead, levels.get(tick, 0))
-
     def _flushed(self, _now: int) -> None:
-        """The matcher's end-of-operation hook: turn what changed into engine events."""
-        matcher = self.matcher
-        matcher.trades.clear()  # our own taker prints: the recorded tape is the market
-        batches, matcher.changes = matcher.changes, {}
-        for batch in batches.values():
-            for execution in batch.executions:
-                self._record(execution.order, execution.price, execution.qty, execution.is_maker,
-                             execution.exec_pnl)  # fmt: skip
-            for order in batch.orders.values():
-                self._report(order)
-
-    def _record(
-        self, order: Order, price: Decimal, qty: Decimal, maker: bool, realised: Decimal
-    ) -> None:
-        settings = self.settings
-        fee = price * qty * (settings.maker_fee if maker else settings.taker_fee)
-        side = Side.BUY if order.side == "Buy" else Side.SELL
-        self.realised_pnl += realised
-        self.fees += fee
-        self.fills.append(
-            BacktestFill(
-                t=self._exec_ms,
-                order_link_id=order.order_link_id,
-                side=side,
-                qty=qty,
-                price=price,
-                maker=maker,
-                fee=fee,
-                reduce_only=order.reduce_only,
-                realised=realised,
-            )
-        )
-
-    def _report(self, order: Order) -> None:
-        working = self._working.get(order.order_link_id)
-        if working is None:
-            return  # not ours (a stop's close), or already reported as ended
-        link = order.order_link_id
-        cum = order.cum_qty
-        avg = order.avg_price if cum > 0 else None
-        if order.status == "Filled":
-            assert avg is not None
-            del self._working[link]
-            self._events.append(OrderFilled(order_link_id=link, filled_qty=cum, avg_price=avg))
-        elif order.status == "PartiallyFilled" and cum > working.reported_qty:
-            assert avg is not None
-            working.reported_qty = cum
-            self._events.append(
-                OrderPartiallyFilled(order_link_id=link, filled_qty=cum, avg_price=avg)
-            )
-        elif not order.is_open:
-            del self._working[link]
-            reason = f"{order.status.lower()} ({order.reject_reason})"
-            if working.cancel_sent and order.cancel_type == "CancelByUser":
-                seconds = self.settings.confirm_timeout_ms / 1000
-                reason = (
-                    f"not filled within {seconds:g}s: cancelled"
-                    if working.timed_out
-                    else ("cancelled")
-                )
-            self._events.append(
-                OrderFailed(order_link_id=link, reason=reason, filled_qty=cum, avg_price=avg)
-            )
+        """The matcher's end-of-operation hook: what changed becomes fills and events."""
+        self._outcomes.take_changes(self.matcher)
 
     def _take_events(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
+        return self._outcomes.take_events()

@@ -315,8 +315,8 @@ def run_backtest(
         fills.extend(venue.fills)
         symbol_of.extend([header.symbol] * len(venue.fills))
         counts["records"] += player.records
-        counts["book_frames"] += player.book_messages
-        counts["trade_frames"] += player.trade_messages
+        counts["book_frames"] += player.market.book_messages
+        counts["trade_frames"] += player.market.trade_messages
         counts["trades"] += player.public_trades
         counts["parse_errors"] += sum(player.stats.counts.values())
         counts["file_errors"] += sum(reader.errors.values()) + sum(player.unknown_events.values())

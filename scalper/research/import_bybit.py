@@ -12,8 +12,8 @@ trades go first (a trade at ``T`` precedes the book delta that shows it). A line
 time goes backwards is kept at the previous time (counted as ``out_of_order``): the file
 stays ordered and nothing is lost.
 
-The book is checked as it streams with the bot's own rule (``core.book.OrderBook`` and
-``bybit.streams.invalidate_on_lost_frame``, as ``scalper record`` does): the archive's
+The book is checked as it streams with the bot's own rule (``bybit.marketdata.MarketData``
+and its ``invalidate_on_lost_frame``, as ``scalper record`` does): the archive's
 periodic snapshots reset it, and where the live stream would resync (a lost book line,
 or a ``u`` that skips: Bybit's archives number their lines one by one) a ``gap`` marker
 is written, so the replay invalidates its book at the same place and waits for the next
@@ -31,8 +31,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, cast
 
-from scalper.bybit.streams import invalidate_on_lost_frame
-from scalper.core.book import BookStatus, OrderBook
+from scalper.bybit.marketdata import MarketData, invalidate_on_lost_frame
+from scalper.bybit.parse import ParseStats
+from scalper.core.book import BookStatus
 from scalper.core.model import Instrument
 from scalper.replay.recording import RecordingHeader, RecordingWriter
 
@@ -82,7 +83,10 @@ def import_archives(
         )
     stats = ImportStats(symbol=symbol)
     writer = RecordingWriter(out, flush_interval_ms=60_000)
-    book = OrderBook(symbol, tick)
+    market = MarketData(ParseStats(name="import"))  # the bot's book rule, applied here
+    market.follow(symbol, tick)
+    book = market.book
+    assert book is not None
     header_written = False
     last_u: int | None = None
     merged = heapq.merge(
@@ -113,7 +117,7 @@ def import_archives(
                 book.invalidate("a line of the book archive could not be read")
                 _gap(writer, stats, t, "unreadable book line")
         else:
-            last_u = _book_line(writer, stats, book, t, raw, obj, last_u)
+            last_u = _book_line(writer, stats, market, t, raw, obj, last_u)
         if progress is not None and stats.records % _PROGRESS_EVERY == 0:
             progress(stats)
     if progress is not None:
@@ -130,13 +134,15 @@ def _gap(writer: RecordingWriter, stats: ImportStats, t: int, reason: str) -> No
 def _book_line(
     writer: RecordingWriter,
     stats: ImportStats,
-    book: OrderBook,
+    market: MarketData,
     t: int,
     raw: bytes,
     obj: dict[str, Any],
     last_u: int | None,
 ) -> int | None:
     """Write one book frame; keep the import's book with the bot's rule; mark gaps."""
+    book = market.book
+    assert book is not None
     data = obj["data"]
     kind = obj.get("type")
     u = data.get("u")
@@ -163,7 +169,7 @@ def _book_line(
         _gap(writer, stats, t, f"u={u} after {last_u}")
     writer.frame(t, raw)
     ts = obj.get("ts")
-    status = book.apply(str(kind), bids, asks, u, ts if type(ts) is int else t)
+    status = market.book_message(str(kind), bids, asks, u, ts if type(ts) is int else t)
     if status is BookStatus.INVALIDATED:
         stats.resyncs += 1  # the replay's own book finds this one in the same frame
     return u
