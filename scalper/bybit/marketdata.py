@@ -172,7 +172,7 @@ class MarketData:
             if not msg.trades:
                 return None
             self.trade_messages += 1
-            return TradeTicks(symbol=msg.symbol, trades=msg.trades)
+            return msg  # a TradesMessage is the engine's TradeTicks
         if msg is None:
             return self._lost(raw)
         return None  # a message type this stream does not use

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import attrs
 
-from scalper.core.model import Fill, OrderUpdate, PositionSnapshot, Trade
+from scalper.core.model import Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 __all__ = [
     "BookMessage",
@@ -49,12 +49,9 @@ class BookMessage:
     ts_ms: int
 
 
-@attrs.frozen(slots=True)
-class TradesMessage:
-    """Public trades of one symbol, oldest first."""
-
-    symbol: str
-    trades: tuple[Trade, ...]
+#: Public trades of one symbol, oldest first: the engine's own event, so the market-data
+#: protocol hands a parsed trade frame to the engine as it is.
+TradesMessage = TradeTicks
 
 
 @attrs.frozen(kw_only=True)

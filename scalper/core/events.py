@@ -54,9 +54,14 @@ class BookUpdate:
     top: BookTop
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class TradeTicks:
-    """Public trades, oldest first."""
+    """Public trades of one symbol, oldest first.
+
+    Also what the stream parsers return for a trade frame (``bybit.messages`` names it
+    ``TradesMessage``), so a frame becomes the engine's event with no copy. Positional
+    as well as keyword: the hot-path decoder builds one per trade frame.
+    """
 
     symbol: str
     trades: tuple[Trade, ...]
