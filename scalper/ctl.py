@@ -24,21 +24,6 @@ __all__ = ["main_ctl"]
 TIMEOUT_S = 10.0
 
 
-def _status_line(s: dict[str, Any]) -> str:
-    flags = []
-    if s.get("paused"):
-        flags.append(f"paused by {s.get('paused_by')}")
-    if s.get("halted"):
-        flags.append(f"halted: {s.get('halt_reason')}")
-    held = s.get("position")
-    position = f"{held['side']} {held['size']} @ {held['entry']}" if held else "flat"
-    extra = f" ({'; '.join(flags)})" if flags else ""
-    return (
-        f"{s.get('state')}{extra} | {s.get('symbol') or '-'} | {position} | "
-        f"day pnl {s.get('day_net_pnl')}"
-    )
-
-
 def _pnl_line(s: dict[str, Any]) -> str:
     held = s.get("position")
     upnl = held["upnl"] if held else "0"
@@ -97,7 +82,8 @@ def main_ctl(args: argparse.Namespace, load_settings: Callable[[], Settings] | N
         sys.stderr.write(f"scalper ctl: refused ({response.status_code}): {why or 'no reason'}\n")
         return 1
     if args.action == "status":
-        print(_status_line(body))  # noqa: T201 - the command's answer, not a log line
+        # the bot renders the line (the one its Telegram /status answers with)
+        print(body.get("line", ""))  # noqa: T201 - the command's answer, not a log line
     elif args.action == "pnl":
         print(_pnl_line(body))  # noqa: T201
     else:

@@ -141,7 +141,7 @@ class Control:
             log.info("command {} from {}", command, origin)
         if command == "status":
             status = self.status()
-            return Reply(ok=True, text=_status_line(status), data=status)
+            return Reply(ok=True, text=status["line"], data=status)
         if command == "pnl":
             pnl = self.pnl_view()
             return Reply(ok=True, text=_pnl_line(pnl), data=pnl)
@@ -194,7 +194,7 @@ class Control:
                 "upnl": f"{engine.unrealised_pnl():.4f}",
             }
         m = self.metrics
-        return {
+        status: dict[str, Any] = {
             "mode": self.mode,
             "session": self.session_tag,
             "ts_ms": now,
@@ -233,6 +233,9 @@ class Control:
                 for n in list(self.notifier.recent)[-10:]
             ],
         }
+        # rendered here, once, for every client: Telegram's /status, ``scalper ctl status``
+        status["line"] = _status_line(status)
+        return status
 
     def pnl_view(self) -> dict[str, Any]:
         """The day's and the session's PnL, and the round-trip count."""
