@@ -51,6 +51,16 @@ async def test_reads_are_open_on_loopback_commands_need_the_token() -> None:
         assert (await c.get("/nope")).status_code == 404
 
 
+async def test_status_carries_the_line_telegram_answers_with() -> None:
+    # rendered once, bot side: ``scalper ctl status`` prints this field as it comes
+    h = Harness()
+    async with client(h, TOKEN) as c:
+        line = (await c.get("/api/status")).json()["line"]
+    reply = await h.control.execute("status", "test")
+    assert line == reply.text and line.startswith(h.engine.state.value)
+    assert "| SOLUSDT |" in line and "day pnl" in line
+
+
 @pytest.mark.parametrize("path", ["/api/status", "/api/trades", "/metrics"])
 async def test_reads_need_the_token_beyond_loopback(path: str) -> None:
     h = Harness()

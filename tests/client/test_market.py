@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from scalper.bybit.marketdata import MarketData, Resubscribe
-from scalper.bybit.parse import ParseStats
+from scalper.bybit.parse import ParseStats, parse_message
 from scalper.core.book import BookStatus
 from scalper.core.model import BookUpdate, TradeTicks
 
@@ -66,6 +66,15 @@ def test_snapshot_and_delta_give_valid_tops_and_trades_give_ticks() -> None:
     assert isinstance(ticks, TradeTicks) and len(ticks.trades) == 2
     assert (market.book_messages, market.trade_messages) == (2, 1)
     assert market.take_resubscribe() is None and market.invalidations == 0
+
+
+def test_a_trade_frame_reaches_the_engine_as_parsed() -> None:
+    # one type for a trade frame: the parser's message is the engine's event
+    raw = trades(n=3)
+    parsed = parse_message(raw, ParseStats(name="generic"))
+    assert type(parsed) is TradeTicks
+    assert following().frame(raw) == parsed
+    assert following("ETHUSDT").frame(raw) is None  # another symbol's trades: not ours
 
 
 def test_out_of_order_delta_invalidates_and_asks_for_one_resubscribe() -> None:
