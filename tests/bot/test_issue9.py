@@ -5,13 +5,10 @@
   stay, and the stop line names the cause (exit 1);
 * a public-stream reconnect reaches the engine as ``Resync(market_gap=True)``;
 * the daily-loss latch survives a restart on the same journal, and ``--reset-halt``
-  lifts it (needs CORE's restored engine: skipped until it is there);
-* a hedge-mode account is refused, exit 2 (needs the simulator's hedge mode);
+  lifts it;
+* a hedge-mode account is refused, exit 2;
 * kill -9 while holding, then a price jump through the stop: the exchange's stop closes
-  the position (needs the simulator's trading-stop and CORE's protected entries).
-
-The skips are feature checks, not markers to remember: they lift themselves once the
-other halves of issue 9 are merged.
+  the position.
 """
 
 from __future__ import annotations
@@ -22,19 +19,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import attrs
 import httpx
 import pytest
 import trio
 
 from scalper.app.journal import JournalFailed, JournalRecord, read_records, run_journal
 from scalper.app.main import _leaves, stop_line
-from scalper.core.model import EngineState, Event, Resync, RiskState, Tick
-from scalper.core.risk import RiskLimits
-from scalper.core.strategy import Engine, EngineError
-from scalper.sim import Sim, SimConfig
-from scalper.sim import rest as sim_rest
-from tests.unit._engine_helpers import config as engine_test_config
+from scalper.core.model import EngineState, Event, Resync
+from scalper.core.strategy import Engine
+from scalper.sim import Sim
 
 from .conftest import LogCapture, bot_settings, running_bot, sim_exchange, wait_engine, wait_for
 from .test_process import Proc, exchange, sim_state, start_bot
@@ -52,35 +45,6 @@ HOLDING: dict[str, Any] = {
     "strategy__stop_loss_pct": 3.0,
     "strategy__take_profit_pct": 6.0,
 }
-
-
-def _sim_has_trading_stop() -> bool:
-    return "/v5/position/trading-stop" in getattr(sim_rest, "_ROUTES", {})
-
-
-def _sim_has_hedge_mode() -> bool:
-    return "hedge_mode" in attrs.fields_dict(SimConfig)
-
-
-def _core_protects_entries() -> bool:
-    return "exchange_stop_margin_pct" in attrs.fields_dict(RiskLimits)
-
-
-def _core_restores_the_latch() -> bool:
-    now = int(time.time() * 1000)
-    state = RiskState(
-        day=now // DAY_MS,
-        realised_net=Decimal(-50),
-        booked_order_ids=(),
-        halted=True,
-        halt_reason="daily loss",
-    )
-    engine = Engine(engine_test_config(), restored=state)
-    try:
-        engine.handle(Tick(), now)
-    except EngineError:
-        return False
-    return engine.state is EngineState.HALTED
 
 
 def _open(engine: Engine) -> bool:
@@ -173,8 +137,7 @@ async def test_a_failing_journal_cancels_our_orders_keeps_the_position_and_exits
         assert [(p["symbol"], p["size"], p.get("stopLoss")) for p in after] == [
             (p["symbol"], p["size"], p.get("stopLoss")) for p in before
         ]
-        if _sim_has_trading_stop() and _core_protects_entries():
-            assert after[0]["stopLoss"] not in ("", "0"), "the exchange stop is in place"
+        assert after[0]["stopLoss"] not in ("", "0"), "the exchange stop is in place"
     leaves = _leaves(caught.value)
     assert any(isinstance(e, JournalFailed) and "No space left" in str(e) for e in leaves)
     assert any("cancelling our working orders" in m for m in logs.errors())
@@ -215,10 +178,6 @@ async def test_a_public_reconnect_reaches_the_engine_as_a_market_gap(
 # ---------------------------------------------------------------- restart latch
 
 
-@pytest.mark.skipif(
-    not _core_restores_the_latch(),
-    reason="needs CORE's Engine(restored=...) (issue 9, branch i9-core): lifts at merge",
-)
 async def test_a_loss_halt_survives_a_restart_and_reset_halt_lifts_it(
     tmp_path: Path, logs: LogCapture
 ) -> None:
@@ -262,10 +221,6 @@ async def test_a_loss_halt_survives_a_restart_and_reset_halt_lifts_it(
 # ---------------------------------------------------------------- hedge mode
 
 
-@pytest.mark.skipif(
-    not _sim_has_hedge_mode(),
-    reason="needs the simulator's hedge mode (issue 9, branch i9-exch): lifts at merge",
-)
 def test_a_hedge_mode_account_is_refused_with_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = Proc(["exchange", "--port", "0", "--seed", "3", "--hedge-mode"])
     try:
@@ -290,11 +245,6 @@ def test_a_hedge_mode_account_is_refused_with_one_line_and_exit_2(tmp_path: Path
 # ---------------------------------------------------------------- the exchange stop
 
 
-@pytest.mark.skipif(
-    not (_sim_has_trading_stop() and _core_protects_entries()),
-    reason="needs the simulator's trading-stop (i9-exch) and CORE's protected entries "
-    "(i9-core): lifts at merge",
-)
 def test_kill_9_while_holding_then_the_exchange_stop_closes_the_position(
     tmp_path: Path,
 ) -> None:
