@@ -39,6 +39,8 @@ from wsproto.events import (
     TextMessage,
 )
 
+from .wsframes import FrameSplitter, FrameTooLarge
+
 __all__ = ["WsProtoConnection", "open_wsproto"]
 
 
@@ -57,6 +59,7 @@ class WsProtoConnection:
         receive_size: int,
         max_message_size: int,
         yield_every: int,
+        leftover: bytes = b"",
     ) -> None:
         self._stream = stream
         self._conn = conn
@@ -69,7 +72,11 @@ class WsProtoConnection:
         self._since_yield = 0
         self._closed: str | None = None
         self._send_lock = trio.Lock()
-        self._fresh = True  # frames may have come with the handshake's last read
+        # perf: data frames are cut out of the bytes here, wsproto sees only the rest
+        # (pings, close, fragments) as whole frames; see bybit.wsframes
+        self._frames = FrameSplitter(max_message_size)
+        self._leftover = leftover  # frames that came with the handshake's last read
+        self._fresh = True
 
     async def send_message(self, message: str) -> None:
         """Send one text message."""
@@ -82,7 +89,7 @@ class WsProtoConnection:
         messages = self._messages
         if self._fresh:
             self._fresh = False
-            await self._events()
+            await self._receive(self._leftover)
         if messages:
             self._since_yield += 1
             if self._since_yield >= self._yield_every:
@@ -97,9 +104,24 @@ class WsProtoConnection:
             if not data:
                 self._closed = "connection closed by the peer"
                 raise WsClosed(self._closed)
-            self._conn.receive_data(bytes(data))
-            await self._events()
+            await self._receive(bytes(data))
         return messages.popleft()
+
+    async def _receive(self, data: bytes) -> None:
+        # perf: the fast lane queues plain data frames; any other frame goes to wsproto
+        # whole and in order (its events are queued before the frames after it)
+        frames = self._frames
+        frames.feed(data)
+        while True:
+            try:
+                slow = frames.split(self._messages)
+            except FrameTooLarge as exc:
+                self._closed = str(exc)
+                raise WsClosed(self._closed) from None
+            if slow is None:
+                return
+            self._conn.receive_data(slow)
+            await self._events()
 
     async def _events(self) -> None:
         for event in self._conn.events():
@@ -143,18 +165,27 @@ class WsProtoConnection:
         await trio.aclose_forcefully(self._stream)
 
 
-async def _handshake(stream: trio.abc.Stream, conn: WSConnection, host: str, target: str) -> None:
+async def _handshake(stream: trio.abc.Stream, conn: WSConnection, host: str, target: str) -> bytes:
+    """Upgrade the connection; returns the bytes read past the HTTP response (frames)."""
     await stream.send_all(conn.send(Request(host=host, target=target)))
+    head = b""
     while True:
         data = await stream.receive_some(65536)
         if not data:
             raise WsClosed("connection closed during the WebSocket handshake")
-        conn.receive_data(bytes(data))
+        # perf: wsproto gets the response only, the frames after it go to the splitter
+        head += bytes(data)
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            continue
+        conn.receive_data(head[: end + 4])
+        rest, head = head[end + 4 :], b""
         for event in conn.events():
             if isinstance(event, AcceptConnection):
-                return
+                return rest
             if isinstance(event, RejectConnection | RejectData):
                 raise WsClosed(f"WebSocket handshake refused ({getattr(event, 'status_code', '')})")
+        head = rest  # no verdict yet (an interim response): read on
 
 
 @asynccontextmanager
@@ -186,7 +217,7 @@ async def open_wsproto(
             stream = await trio.open_tcp_stream(host, port)
         conn = WSConnection(ConnectionType.CLIENT)
         try:
-            await _handshake(stream, conn, netloc, target)
+            leftover = await _handshake(stream, conn, netloc, target)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
@@ -198,6 +229,7 @@ async def open_wsproto(
         receive_size=receive_size,
         max_message_size=max_message_size,
         yield_every=yield_every,
+        leftover=leftover,
     )
     try:
         yield ws
