@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    from . import make_frames  # the same synthetic stream as the in-process rows
+    from .frames import make_frames  # the same synthetic stream as the in-process rows
 
     frames = make_frames(args.frames, args.seed)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -16,13 +16,13 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
   deltas, until the next snapshot; the caller resubscribes when an ``apply*`` call
   returns ``BookStatus.INVALIDATED``.
 
-Hot path (DESIGN section 3): prices stay exact without Decimal. A price string is
-parsed once to an integer count of ticks (cached per string, since the same prices
-recur all the time); sizes are floats. Each side keeps a dict ``ticks -> size`` plus a
-sorted list of keys maintained with ``bisect``; the book is never sorted per update. Keys
-are signed so that the best level of *both* sides sits at the end of its list: bids
-store ``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore
-moves few elements, and the best level is ``keys[-1]``.
+Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
+of applying a delta). A price string is parsed once to an integer count of ticks (cached
+per string, since the same prices recur all the time); sizes are floats. Each side keeps
+a dict ``ticks -> size`` plus a sorted list of keys maintained with ``bisect``; the book
+is never sorted per update. Keys are signed so that the best level of *both* sides sits
+at the end of its list: bids store ``ticks``, asks store ``-ticks``. Inserting or
+deleting near the top therefore moves few elements, and the best level is ``keys[-1]``.
 """
 
 from __future__ import annotations
