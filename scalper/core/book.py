@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Literal
 
 from .model import BookTop, Side
+from .values import book_top
 
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
@@ -337,14 +338,14 @@ class OrderBook:
         bid = bid_keys[-1]
         ask = -ask_keys[-1]
         unit, scale = self._tick_units, self._scale
-        return BookTop(
-            symbol=self.symbol,
-            bid=bid * unit / scale,
-            bid_size=self._bids[bid],
-            ask=ask * unit / scale,
-            ask_size=self._asks[ask],
-            ts_ms=self.ts_ms,
-            valid=self.invalid_reason is None,
+        return book_top(
+            self.symbol,
+            bid * unit / scale,
+            self._bids[bid],
+            ask * unit / scale,
+            self._asks[ask],
+            self.ts_ms,
+            self.invalid_reason is None,
         )
 
     def levels(
