@@ -162,3 +162,11 @@ def test_a_partial_frame_waits_for_the_rest() -> None:
     splitter.feed(frame[-1:])
     assert splitter.split(out) is None
     assert list(out) == ["x" * 300]
+
+
+async def test_a_new_message_inside_a_fragmented_one_is_refused_by_wsproto() -> None:
+    start = _frame(0x01, b"frag-")  # text, not final
+    intruder = _frame(0x81, b"new")  # a whole new message before the continuation
+    got, sent_back = await _receive_all([start + intruder + _frame(0x80, b"end")], 5)
+    assert got == []
+    assert sent_back.startswith(b"\x88")
