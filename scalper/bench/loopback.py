@@ -26,9 +26,9 @@ import trio
 
 from ..core.model import BookUpdate, Event, TradeTicks
 from ..core.strategy import Engine
+from .clock import stamp_us
 from .frames import SYMBOL, bench_engine, instrument
 from .pipeline import pct
-from .server import stamp_us
 
 __all__ = ["Run", "ceiling_client", "frame_server", "our_client", "pybit_client"]
 
