@@ -243,14 +243,22 @@ def pybit_client(url: str, expect: int, timeout_s: float, stamped: bool) -> Run:
     return run
 
 
-async def ceiling_client(url: str, expect: int, timeout_s: float) -> Run:
-    """trio-websocket alone: receive frames, do nothing with them (opened by our own
-    connector, ``ws.default_connect``, so with the same queue and buffer settings)."""
+async def ceiling_client(url: str, expect: int, timeout_s: float, transport: str = "trio") -> Run:
+    """A transport alone: receive frames, do nothing with them. ``"trio"``:
+    trio-websocket, opened by ``ws.default_connect`` (the same queue and buffer
+    settings as the bot had); ``"wsfast"``: the bot's own ``bybit.wsfast`` connection."""
     from ..bybit.ws import WsPolicy, default_connect
+    from ..bybit.wsfast import wsproto_connect
 
+    policy = WsPolicy()
+    connect = (
+        default_connect(policy)
+        if transport == "trio"
+        else wsproto_connect(policy.connect_timeout_s, policy.disconnect_timeout_s)
+    )
     run = Run()
     clock = time.perf_counter
-    async with default_connect(WsPolicy())(url) as ws:
+    async with connect(url) as ws:
         topics = [f"orderbook.50.{SYMBOL}", f"publicTrade.{SYMBOL}"]
         cpu0 = time.process_time()
         t0 = clock()

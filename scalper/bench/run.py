@@ -97,6 +97,8 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
         r_pybit = pybit_client(url, expect, timeout, False)
         progress("loopback: trio-websocket receive-only")
         r_ceiling = trio.run(ceiling_client, url, expect, timeout)
+        progress("loopback: wsfast receive-only")
+        r_own = trio.run(ceiling_client, url, expect, timeout, "wsfast")
         result["loopback"] = {
             "frames": expect,
             "ours": r_ours.throughput(),
@@ -104,6 +106,9 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
             "receive_only": r_ceiling.throughput(),
             "ratio_vs_pybit": _ratio(r_ours.rate, r_pybit.rate),
             "share_of_ceiling": _ratio(r_ours.rate, r_ceiling.rate),
+            # ours no longer rides trio-websocket: its own transport's ceiling too
+            "receive_only_wsfast": r_own.throughput(),
+            "share_of_wsfast_ceiling": _ratio(r_ours.rate, r_own.rate),
         }
         result["latency"] = {}
         for rate in plan.rates:
