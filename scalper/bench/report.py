@@ -75,9 +75,9 @@ def render(result: dict[str, Any]) -> str:
         f"  (ours: {ours['decisions']:,} engine decisions, "
         f"{ours['superseded']:,} book updates superseded by a newer one first, "
         f"{ours['lag_dropped']:,} of them while lagging)",
-        f"  (our own transport, bybit.wsfast, receives alone "
-        f"{lo['receive_only_wsfast']['msgs_per_s']:,.0f} msg/s: ours reaches "
-        f"{lo['share_of_wsfast_ceiling']:.2f} of it)",
+        f"  (bybit.wsfast, the bot's own transport, receives alone "
+        f"{lo['receive_only_wsfast']['msgs_per_s']:,.0f} msg/s; decided at "
+        f"{lo['share_of_wsfast_ceiling']:.2f} of that)",
     ]
     for key, lat in result["latency"].items():
         lines.append(
