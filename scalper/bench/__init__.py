@@ -15,7 +15,8 @@ the ratio (``x`` > 1: ours is better by that factor):
   (the engine); (b) pybit's ``WebSocket`` client, with its own book handling and a
   callback that only counts; (c) a bare trio-websocket loop that only receives, opened
   by our ``ws.default_connect`` (64 KiB reads, a 256-message queue): the ceiling of the
-  transport the bot used before ``bybit.wsfast``. msgs/s = frames received, applied
+  transport the bot used before ``bybit.wsfast``; and (d) ``bybit.wsfast`` receiving
+  alone, the ceiling of the transport it uses now. msgs/s = frames received, applied
   and reflected in an engine decision, from the subscribe to the decision that
   includes the last frame.
 * **latency**: the same three-process set-up at a fixed 2,000 and 200 msgs/s; each
