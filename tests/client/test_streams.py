@@ -228,6 +228,7 @@ async def test_amend_within_the_same_ms_is_not_a_duplicate(autojump_clock: Any) 
         assert stream.duplicates == 1
 
 
+
 class _Sink:
     """A frame sink noting, for each frame, how many scheduling rounds had passed."""
 

@@ -24,7 +24,9 @@ async def _serve(nursery: trio.Nursery, handler: Any) -> int:
         ws = await request.accept()
         await handler(ws)
 
-    server = await nursery.start(trio_websocket.serve_websocket, on_request, "127.0.0.1", 0, None)
+    server = await nursery.start(
+        trio_websocket.serve_websocket, on_request, "127.0.0.1", 0, None
+    )
     return int(server.port)
 
 
@@ -57,7 +59,6 @@ async def test_messages_both_ways_fragments_and_pings() -> None:
 async def test_a_refused_handshake_is_an_error_that_counts_as_a_drop() -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-
             async def idle(ws: trio_websocket.WebSocketConnection) -> None:
                 await trio.sleep_forever()
 

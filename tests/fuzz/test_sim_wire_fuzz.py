@@ -184,8 +184,10 @@ def _ws_round(url: str, sent: list[str]) -> None:
         while time.monotonic() < deadline:
             reply = json.loads(ws.recv())
             assert reply.get("ret_msg") != "error:internal error", reply
-            if reply.get("req_id") == "fuzz-end" or (
-                reply.get("op") in ("pong", "ping") and (reply.get("req_id") == "fuzz-end")
+            if (
+                reply.get("req_id") == "fuzz-end"
+                or (reply.get("op") in ("pong", "ping")
+                and (reply.get("req_id") == "fuzz-end"))
             ):
                 return
         raise AssertionError("no pong after the fuzzed frames")
