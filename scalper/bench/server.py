@@ -32,18 +32,13 @@ import sys
 import threading
 import time
 
+from .clock import STAMP_BASE, stamp_us
+
 __all__ = ["STAMP_BASE", "frame_bytes", "main", "stamp_us"]
 
-#: stamps are this plus CLOCK_MONOTONIC in microseconds: a fixed width of 16 digits
-STAMP_BASE = 10**15
 _PLACEHOLDER = str(STAMP_BASE).encode()
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _STAMPED = re.compile(rb'("ts":|"T":|"cts":)\d+')
-
-
-def stamp_us() -> int:
-    """Now, as the server stamps frames (comparable across processes)."""
-    return STAMP_BASE + time.monotonic_ns() // 1000
 
 
 def frame_bytes(payload: bytes) -> bytes:
@@ -180,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    from . import make_frames  # the same synthetic stream as the in-process rows
+    from .frames import make_frames  # the same synthetic stream as the in-process rows
 
     frames = make_frames(args.frames, args.seed)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -24,6 +24,7 @@ from typing import Annotated, Final
 import msgspec
 
 from scalper.core.model import Side, Trade
+from scalper.core.values import trade
 
 from .parse import Message, ParseStats, TradesMessage, parse_message
 
@@ -114,6 +115,7 @@ def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
     """Trades of one frame, or None when a row is not usable (the generic parser then
     counts the failure by its kind)."""
     out: list[Trade] = []
+    append = out.append
     for row in rows:
         side = row.S
         if side == "Buy":
@@ -129,7 +131,7 @@ def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
             return None
         if not (price > 0 and qty > 0):
             return None
-        out.append(Trade(symbol=row.s, price=price, qty=qty, side=taker, ts_ms=row.T))
+        append(trade(row.s, price, qty, taker, row.T))
     return tuple(out)
 
 

@@ -16,13 +16,13 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
   deltas, until the next snapshot; the caller resubscribes when an ``apply*`` call
   returns ``BookStatus.INVALIDATED``.
 
-Hot path (DESIGN section 3): prices stay exact without Decimal. A price string is
-parsed once to an integer count of ticks (cached per string, since the same prices
-recur all the time); sizes are floats. Each side keeps a dict ``ticks -> size`` plus a
-sorted list of keys maintained with ``bisect``; the book is never sorted per update. Keys
-are signed so that the best level of *both* sides sits at the end of its list: bids
-store ``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore
-moves few elements, and the best level is ``keys[-1]``.
+Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
+of applying a delta). A price string is parsed once to an integer count of ticks (cached
+per string, since the same prices recur all the time); sizes are floats. Each side keeps
+a dict ``ticks -> size`` plus a sorted list of keys maintained with ``bisect``; the book
+is never sorted per update. Keys are signed so that the best level of *both* sides sits
+at the end of its list: bids store ``ticks``, asks store ``-ticks``. Inserting or
+deleting near the top therefore moves few elements, and the best level is ``keys[-1]``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Literal
 
 from .model import BookTop, Side
+from .values import book_top
 
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
@@ -337,14 +338,14 @@ class OrderBook:
         bid = bid_keys[-1]
         ask = -ask_keys[-1]
         unit, scale = self._tick_units, self._scale
-        return BookTop(
-            symbol=self.symbol,
-            bid=bid * unit / scale,
-            bid_size=self._bids[bid],
-            ask=ask * unit / scale,
-            ask_size=self._asks[ask],
-            ts_ms=self.ts_ms,
-            valid=self.invalid_reason is None,
+        return book_top(
+            self.symbol,
+            bid * unit / scale,
+            self._bids[bid],
+            ask * unit / scale,
+            self._asks[ask],
+            self.ts_ms,
+            self.invalid_reason is None,
         )
 
     def levels(

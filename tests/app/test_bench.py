@@ -35,6 +35,8 @@ KEYS = [
     ("loopback", "receive_only", "msgs_per_s"),
     ("loopback", "ratio_vs_pybit"),
     ("loopback", "share_of_ceiling"),
+    ("loopback", "receive_only_wsfast", "msgs_per_s"),
+    ("loopback", "share_of_wsfast_ceiling"),
     *[
         ("latency", rate, who, key)
         for rate in ("2000", "200")
@@ -81,7 +83,7 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
             assert isinstance(value, int | float), path
     # every client really received the stream (not a timeout with nothing measured)
     loop = result["loopback"]
-    for who in ("ours", "pybit", "receive_only"):
+    for who in ("ours", "pybit", "receive_only", "receive_only_wsfast"):
         assert loop[who]["frames"] == loop["frames"], who
         assert loop[who]["msgs_per_s"] > 0
     for rate in ("2000", "200"):
