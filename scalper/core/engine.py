@@ -5,8 +5,8 @@ a missing pair is an ``EngineError`` and changes nothing. The row's handler runs
 decisions are the commands it appended, and it returns its ``Step``, ``STAY`` or a
 ``Move`` to the next state. Only ``handle`` makes a move, after checking it is one
 the row declares, and then runs what the handler does in the new state (which may
-move again, checked the same way). The rows are typed (``core.table.on``), and the
-table is also the documentation: ``docs/engine.md`` is ``core.table.render(TABLE)``.
+move again, checked the same way). The rows are typed (``core.table.on``); the table
+is the documentation too (``docs/engine.md`` is ``core.table.render(TABLE)``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .model import (
     Tick,
     TradeTicks,
 )
-from .pnl import utc_day
+from .pnl import DAY_MS, utc_day
 from .table import STAY, Move, Row, on
 
 __all__ = ["TABLE", "TRANSITIONS", "Engine"]
@@ -179,11 +179,8 @@ class Engine(MarketHandlers, ControlHandlers):
         )
 
     def _persist_if_changed(self, out: list[Command]) -> None:
-        """Journal the risk state when it changed.
-
-        It changes only through the day book (which counts its changes) and the loss
-        latch, so most events compare three values instead of building the state.
-        """
+        """Journal the risk state when it changed: only the day book (which counts its
+        changes) and the loss latch change it, so most events compare three values."""
         book = self.risk.book
         if book.day is None:  # pragma: no cover - handle() always rolls first
             return
@@ -199,6 +196,8 @@ class Engine(MarketHandlers, ControlHandlers):
 
     def _roll_day(self, now_ms: int, out: list[Command]) -> None:
         """At the first event of a UTC day: reset the realised total and the loss latch."""
+        if self._restored is None and self.risk.book.day == now_ms // DAY_MS:
+            return  # the same day: every event but one a day
         restored, self._restored = self._restored, None
         day = utc_day(now_ms)
         if restored is not None:

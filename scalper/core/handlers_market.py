@@ -72,6 +72,8 @@ class MarketHandlers(Closing):
             exits = self._check_exits(now_ms, out)
         if not entries:
             return exits
+        if exits is STAY:  # the common case: no closure to build per event
+            return self._entry_step(now_ms, out)
         return and_then(exits, lambda: self._entry_step(now_ms, out))
 
     def _entry_step(self, now_ms: int, out: list[Command]) -> Step:

@@ -35,6 +35,9 @@ class SignalWindow:
         self._sum_q = 0.0
         self._evictions = 0
         self._last_price: float | None = None
+        # the momentum is read on every event but changes only with the trades
+        self._momentum: float | None = None
+        self._stale = False
 
     def reset(self) -> None:
         """Forget every trade (symbol switch)."""
@@ -43,6 +46,7 @@ class SignalWindow:
         self._sum_q = 0.0
         self._evictions = 0
         self._last_price = None
+        self._stale = True
 
     def add(self, price: float, qty: float) -> None:
         """Add one trade; the oldest leaves the window once it is full."""
@@ -51,6 +55,7 @@ class SignalWindow:
         self._sum_pq += price * qty
         self._sum_q += qty
         self._last_price = price
+        self._stale = True
         if len(trades) > self.window:
             old_p, old_q = trades.popleft()
             self._sum_pq -= old_p * old_q
@@ -93,6 +98,12 @@ class SignalWindow:
     @property
     def momentum(self) -> float | None:
         """(last - VWAP) / VWAP once ready, else None."""
+        if self._stale:
+            self._stale = False
+            self._momentum = self._compute_momentum()
+        return self._momentum
+
+    def _compute_momentum(self) -> float | None:
         if not self.ready or self._last_price is None:
             return None
         vwap = self.vwap
