@@ -71,7 +71,7 @@ class GiveUp:
     failures: int
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Reconnect:
     """The reconnect rule's state for one stream; ``ended`` after every attempt."""
 

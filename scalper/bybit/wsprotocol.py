@@ -117,7 +117,7 @@ class _Request:
 # ---------------------------------------------------------------- the protocol
 
 
-@attrs.define
+@attrs.define(eq=False)
 class WsProtocol:
     """One stream's side of Bybit's WebSocket protocol; see the module docstring."""
 
@@ -132,7 +132,7 @@ class WsProtocol:
     #: topics confirmed by Bybit on this connection
     confirmed: set[str] = attrs.field(factory=set, init=False)
     _wanted: dict[str, None] = attrs.field(factory=dict, init=False)  # an ordered set
-    _outbox: list[str] = attrs.field(factory=list, init=False)
+    _outbox: list[str] = attrs.field(factory=list, init=False, repr=False)  # has auth frames
     _pending: list[_Request] = attrs.field(factory=list, init=False)
     _req_ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _auth_by: float | None = attrs.field(default=None, init=False)

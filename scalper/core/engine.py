@@ -3,10 +3,11 @@
 ``Engine.handle(event, now_ms)`` looks the (state, event type) pair up in ``TABLE``;
 a missing pair is an ``EngineError`` and changes nothing. The row's handler runs: its
 decisions are the commands it appended, and it returns its ``Step``, ``STAY`` or a
-``Move`` to the next state. Only ``handle`` makes a move, after checking it is one
-the row declares, and then runs what the handler does in the new state (which may
-move again, checked the same way). The rows are typed (``core.table.on``); the table
-is the documentation too (``docs/engine.md`` is ``core.table.render(TABLE)``).
+``Move`` to the next state. Only ``handle`` makes a handler's move, after checking it
+is one the row declares, and then runs what the handler does in the new state (which
+may move again, checked the same way); the one move no handler makes is the day's end
+lifting a daily-loss halt, before the row is chosen. The rows are typed
+(``core.table.on``); the table is the documentation too (``docs/engine.md``).
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ class Engine(MarketHandlers, ControlHandlers):
         if row is None:
             raise EngineError(state, event, "not allowed by the transition table")
         out: list[Command] = []
-        self._roll_day(now_ms, out)  # the day's end may lift a daily-loss halt
+        self._roll_day(now_ms, out)
+        if self._state is not state:  # the day's end lifted a daily-loss halt: its row
+            row = TABLE[self._state][type(event)]  # (every state has a row of each event)
         step = row.handler(self, event, now_ms, out)
         while step is not STAY:
             self._check_declared(row, event, step)
@@ -160,10 +163,8 @@ class Engine(MarketHandlers, ControlHandlers):
         before = self._state
         if before is EngineState.HALTED or move.to is before or move.to in row.to:
             return  # (in Halted a move is only logged: Halted is final)
-        raise AssertionError(
-            f"{type(event).__name__} moved {before.value} -> {move.to.value}, "
-            "which the transition table does not declare"
-        )
+        event_name, moved = type(event).__name__, f"{before.value} -> {move.to.value}"
+        raise AssertionError(f"{event_name} moved {moved}, which the table does not declare")
 
     # ------------------------------------------------------------ the UTC day
 

@@ -39,7 +39,8 @@ from .table import STAY, Move, Step, and_then
 
 __all__ = ["ControlHandlers"]
 
-#: a closed-PnL row this much older (ms) than the position is not its exit (clock skew)
+#: a closed-PnL row this much older (ms) than the position is not its exit; a row less
+#: old than this may be either (clock skew, or the last position's close read late)
 ROW_CLOCK_SLACK_MS = 1_000
 
 
@@ -361,6 +362,12 @@ class ControlHandlers(Closing):
             return STAY
         if row.updated_ms < position.opened_ms - ROW_CLOCK_SLACK_MS:
             return STAY  # closed before this position existed: not its exit
+        if row.updated_ms < position.opened_ms:
+            # maybe the last position's close, read after this one opened: only the
+            # exchange can tell, so ask it rather than drop a position it still holds
+            note = f"closed PnL of order {row.order_id} predates the position: reading it"
+            out.append(Log(level="info", message=note))
+            return self._read_position(out)
         step: Step = STAY
         if self._working is None and row.closed_size >= position.size:
             step = self._exited_on_exchange(

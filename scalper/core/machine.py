@@ -2,8 +2,9 @@
 
 ``EngineCore`` holds what the engine knows (its state, symbol, book, position, the
 one working order, the orders it let go, the orthogonal conditions of
-``core.conditions``), the one place the state changes (``_enter``, called by the
-engine's dispatch with the ``Move`` a handler returned), and the steps the handlers
+``core.conditions``), the one place the state changes (``_set_state``: through
+``_enter``, which the engine's dispatch calls with the ``Move`` a handler returned,
+or the day's end lifting a daily-loss halt), and the steps the handlers
 are made of: adopt the exchange's position, ask for the exchange stop, switch symbol,
 settle a late order report. Leaving a position is ``core.closing``; the handlers
 (``core.handlers_market``, ``core.handlers_control``) and the table that picks them

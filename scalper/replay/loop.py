@@ -46,7 +46,7 @@ class ReplayError(Exception):
     """The replay cannot go on (a runaway engine/venue loop: a bug, not bad data)."""
 
 
-@attrs.define
+@attrs.define(eq=False)
 class EngineLoop:
     """Runs the engine against the venue until an input has played out. Sans-IO."""
 

@@ -48,7 +48,7 @@ class Working:
     timed_out: bool = False
 
 
-@attrs.define
+@attrs.define(eq=False)
 class OrderOutcomes:
     """Fills (with our fees) and engine events from the matcher's changes."""
 

@@ -30,7 +30,7 @@ __all__ = ["QueuePosition"]
 _QUEUE_SCAN_DEPTH: Final = 25
 
 
-@attrs.define
+@attrs.define(eq=False)
 class QueuePosition:
     """Decides what of the recorded tape reaches our resting orders."""
 

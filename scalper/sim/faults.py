@@ -199,7 +199,7 @@ class _Pending:
     left: int | None
 
 
-@attrs.define
+@attrs.define(eq=False)
 class FaultRegistry:
     """Pending REST and ping faults; the stream faults live on the hubs."""
 

@@ -86,7 +86,7 @@ class _Private:
     category: bool = True
 
 
-@attrs.define
+@attrs.define(eq=False)
 class RestApi:
     """The REST endpoints of the simulated venue ``ex``: routing, auth, rate limits."""
 

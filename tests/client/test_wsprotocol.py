@@ -258,3 +258,6 @@ def test_calls_the_state_does_not_allow_raise_and_change_nothing() -> None:
 def test_repr_hides_the_secret() -> None:
     proto = protocol(private=True)
     assert SECRET not in repr(proto) and KEY not in repr(proto)
+    # nor the auth frame queued between connecting and sending (key and signature)
+    proto.connection_made(0.0, 1_700_000_000_000)
+    assert KEY not in repr(proto) and '"auth"' not in repr(proto)

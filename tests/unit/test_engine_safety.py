@@ -234,6 +234,23 @@ def test_a_closed_pnl_row_not_ours_while_holding_is_the_exit(side: Side) -> None
     assert engine.position is not None
 
 
+@sides
+def test_a_row_just_older_than_the_position_is_checked_with_the_exchange(side: Side) -> None:
+    # A close of the last position can be read just after this one opened: within the
+    # clock slack only the exchange can say, so the engine reads the position instead
+    # of taking the row for this position's exit (it would drop a position still held).
+    engine = filled_entry(side, fee_config())
+    out = run(engine, [ClosedPnlRows(rows=(row("stop-0", "-3", ts=T0 - 25),))], T0 + 10)
+    assert view(out) == [
+        ("log", "info"),
+        ("log", "info"),
+        ("position?", SYM),
+        ("persist", D(-3), False),
+    ]
+    assert engine.position is not None
+    assert engine.state is EngineState.POSITION_OPEN
+
+
 # ------------------------------------------------------------ hole 2: every dollar
 
 
@@ -355,6 +372,20 @@ def test_a_new_utc_day_resets_the_realised_total_and_lifts_the_loss_latch() -> N
     run(engine, [Halt(reason="operator")], midnight - 5)
     run(engine, [book(ts=midnight + 1)], midnight + 1)
     assert engine.state is EngineState.HALTED
+
+
+def test_the_first_event_of_a_new_day_may_trade_after_the_halt_it_lifts() -> None:
+    # The day's end lifts the latch before the handler runs: the handler's own move
+    # (here an entry) is checked against the new state's row, not Halted's.
+    engine = ready(fee_config())
+    midnight = (T0 // DAY_MS + 1) * DAY_MS
+    run(engine, [ClosedPnlRows(rows=(row("m-1", "-150", ts=midnight - 10_000),))], midnight - 9_000)
+    run(engine, [book(bid=99.99, ask=100.01, ts=midnight - 100)], midnight - 100)
+    assert engine.state is EngineState.HALTED
+    out = run(engine, [momentum_trades(Side.BUY, ts=midnight + 100)], midnight + 100)
+    assert ("T", "Halted", "Idle") in view(out)
+    assert engine.state is EngineState.ORDER_PENDING
+    assert any(isinstance(c, PlaceOrder) for c in out)
 
 
 def test_restored_halt_of_the_same_day_starts_halted_and_trades_nothing() -> None:
