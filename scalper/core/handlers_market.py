@@ -80,8 +80,8 @@ class MarketHandlers(Closing):
         """In Idle an entry may be placed; elsewhere a signal is only noted."""
         if self._state is EngineState.IDLE:
             return self._maybe_enter(now_ms, out)
-        if self._signal_side() is not None:
-            self._log_once(
+        if "not-idle" not in self._logged and self._signal_side() is not None:
+            self._log_once(  # (checked first: this runs on every event outside Idle)
                 "not-idle",
                 "info",
                 f"Not in Idle state ({self._state.value}), skipping entry signal",
