@@ -107,7 +107,7 @@ def decode_public(raw: str | bytes, stats: ParseStats) -> PublicMessage | None:
         trades = _trades(data)  # type: ignore[arg-type]  # the union's array member
         if trades is not None:
             symbol = trades[0].symbol if trades else topic[12:]
-            return TradesMessage(symbol, trades)
+            return TradesMessage(symbol=symbol, trades=trades)
     return parse_message(raw, stats)
 
 

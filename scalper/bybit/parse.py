@@ -126,7 +126,7 @@ def _trades(obj: dict[str, Any]) -> TradesMessage:
             )
         )
     symbol = trades[0].symbol if trades else read_str(obj, "topic").partition(".")[2]
-    return TradesMessage(symbol, tuple(trades))
+    return TradesMessage(symbol=symbol, trades=tuple(trades))
 
 
 def _ticker(obj: dict[str, Any]) -> TickerMessage:

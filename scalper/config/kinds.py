@@ -194,6 +194,20 @@ def _str(*, empty: bool = True) -> Convert:
     return convert
 
 
+def _path(*, empty: bool = True) -> Convert:
+    """A file or directory path: a string the operating system can open (no NUL byte,
+    which every path call refuses with a bare ValueError far from the setting)."""
+    text_of = _str(empty=empty)
+
+    def convert(value: object, text: bool) -> str:
+        path: str = text_of(value, text)
+        if "\x00" in path:
+            raise _BadValue("a path cannot contain a NUL byte")
+        return path
+
+    return convert
+
+
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Convert:
     def convert(value: object, text: bool) -> str:
         if not isinstance(value, str):

@@ -32,9 +32,9 @@ from .kinds import (
     _link_part,
     _log_retention,
     _log_rotation,
+    _path,
     _secret,
     _setting,
-    _str,
     _str_list,
     _trigger,
     _url,
@@ -61,7 +61,7 @@ class ExchangeSettings:
     api_secret: Secret | None = _setting(None, _secret(), "API secret")  # noqa: RUF009
     # the secret read from a file only its owner can read
     api_secret_file: str = _setting(
-        "", _str(), 'file holding the API secret (mode 0600); "" = none'
+        "", _path(), 'file holding the API secret (mode 0600); "" = none'
     )
 
 
@@ -136,7 +136,7 @@ class RiskSettings:
 class JournalSettings:
     """``[journal]``: the SQLite record of what the bot did."""
 
-    path: str = _setting("journal.sqlite3", _str(empty=False), "journal file (SQLite)")
+    path: str = _setting("journal.sqlite3", _path(empty=False), "journal file (SQLite)")
 
 
 @attrs.frozen(kw_only=True)
@@ -145,7 +145,7 @@ class DataSettings:
 
     dir: str = _setting(
         "",
-        _str(),
+        _path(),
         '"" = the working directory in a checkout, else $XDG_DATA_HOME/scalper',
     )
 
@@ -156,7 +156,7 @@ class LogSettings:
 
     level: str = _setting("INFO", _choice(LOG_LEVELS, upper=True), "TRACE ... CRITICAL")
     format: str = _setting("human", _choice(LOG_FORMATS), "human | json")
-    file: str = _setting("", _str(), 'also write logs to this file; "" = no file')
+    file: str = _setting("", _path(), 'also write logs to this file; "" = no file')
     # history of log.file through loguru's own file sink
     rotation: str = _setting(
         "50 MB", _log_rotation(), 'new file at a size, an age or a time of day; "" = never'
@@ -185,7 +185,7 @@ class HttpSettings:
     token: Secret | None = _setting(  # noqa: RUF009
         None, _secret(), "bearer token for POST /api/* (SCALPER_HTTP__TOKEN); unset = refused"
     )
-    token_file: str = _setting("", _str(), 'read http.token from this file; "" = none')
+    token_file: str = _setting("", _path(), 'read http.token from this file; "" = none')
 
 
 @attrs.frozen(kw_only=True)

@@ -54,13 +54,12 @@ class BookUpdate:
     top: BookTop
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class TradeTicks:
     """Public trades of one symbol, oldest first.
 
     Also what the stream parsers return for a trade frame (``bybit.messages`` names it
-    ``TradesMessage``), so a frame becomes the engine's event with no copy. Positional
-    as well as keyword: the hot-path decoder builds one per trade frame.
+    ``TradesMessage``), so a frame becomes the engine's event with no copy.
     """
 
     symbol: str

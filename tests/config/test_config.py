@@ -725,3 +725,15 @@ def test_public_http_without_a_token_exits_2_naming_the_key(
     err = capsys.readouterr().err
     assert err.startswith("error: http.token: required when http.host is not loopback")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["exchange.api_secret_file", "journal.path", "data.dir", "log.file", "http.token_file"],
+)
+def test_a_path_with_a_nul_byte_is_a_bad_setting_naming_its_key(tmp_path: Path, key: str) -> None:
+    # the operating system refuses such a path with a bare ValueError far from the
+    # setting (found by the deep settings fuzz); it must be the one-line error instead
+    section, name = key.split(".")
+    text = error(tmp_path, config=f'[{section}]\n{name} = "a\\u0000b"\n')
+    assert text.startswith(f"{key}:") and "NUL" in text, text
