@@ -121,8 +121,8 @@ class PnlTracker:
         self._ledger.add(fill)
         self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
         if self._facts is not None:  # round trips, wins, today's net for the panel
-            report = self._ledger.report()
-            self._facts.trades, self._facts.wins = len(report.trips), report.wins
+            ledger = self._ledger  # running counts: a report per fill is O(fills)
+            self._facts.trades, self._facts.wins = ledger.trip_count, ledger.wins
             self._facts.add_net(fill.ts_ms, self._ledger.net - before)
 
     @property

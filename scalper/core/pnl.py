@@ -184,11 +184,18 @@ class Ledger:
         self._fills: list[Fill] = []
         self.fees = Decimal(0)
         self.realised = Decimal(0)
+        #: round trips with a positive PnL after fees (``Report.wins``, kept as they close)
+        self.wins = 0
 
     @property
     def net(self) -> Decimal:
         """Realised PnL minus fees so far."""
         return self.realised - self.fees
+
+    @property
+    def trip_count(self) -> int:
+        """Round trips closed so far."""
+        return len(self._trips)
 
     def add(self, fill: Fill) -> None:
         """Apply one fill: open, add to, reduce, close or flip the symbol's position."""
@@ -211,19 +218,19 @@ class Ledger:
             exit_fee = fill.fee * closed / fill.qty
             pos.fees -= entry_fees
             self.realised += pnl
-            self._trips.append(
-                RoundTrip(
-                    symbol=fill.symbol,
-                    side="Buy" if direction > 0 else "Sell",
-                    qty=closed,
-                    entry=pos.entry,
-                    exit=fill.price,
-                    pnl=pnl,
-                    closed_ms=fill.ts_ms,
-                    opened_ms=pos.opened_ms,
-                    fees=entry_fees + exit_fee,
-                )
+            trip = RoundTrip(
+                symbol=fill.symbol,
+                side="Buy" if direction > 0 else "Sell",
+                qty=closed,
+                entry=pos.entry,
+                exit=fill.price,
+                pnl=pnl,
+                closed_ms=fill.ts_ms,
+                opened_ms=pos.opened_ms,
+                fees=entry_fees + exit_fee,
             )
+            self._trips.append(trip)
+            self.wins += trip.net > 0
             remainder = abs(signed) - closed
             if remainder > 0:  # flipped through zero: the rest opens the other way
                 pos.size, pos.entry = -direction * remainder, fill.price
