@@ -14,8 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scalper.app.metrics import BUCKETS_S, LatencyStats
 from scalper.app.prom import HttpProbe, RateLimit, build_registry, render
-from scalper.core.model import OrderFilled, PlaceOrder, Side
-from tests.unit._engine_helpers import book, momentum_trades
+from scalper.core.model import Side
 
 from .test_remote_core import Harness
 
@@ -66,16 +65,7 @@ async def test_series_follow_the_engine_at_scrape_time(
     # a short position and a pause show on the next scrape
     await h.control.execute("pause", "tty")
     await h.control.execute("resume", "tty")
-    now = h.clock_ms()
-    await h.runner.feed(book(ts=now))
-    await h.runner.feed(momentum_trades(Side.SELL, ts=now))
-    entry = h.orders.receive_nowait()
-    assert isinstance(entry, PlaceOrder)
-    await h.runner.feed(
-        OrderFilled(
-            order_link_id=entry.intent.order_link_id, filled_qty=D("10.0"), avg_price=D(100)
-        )
-    )
+    await h.open_position(Side.SELL)
     await h.control.execute("pause", "tty")
     series = scrape(h)
     assert series["scalper_position_size"][()] == -10

@@ -90,6 +90,20 @@ class Harness:
         )
         self.notices = self.control.notifier.subscribe(50)
 
+    async def open_position(self, side: Side) -> PlaceOrder:
+        """A momentum signal on a fresh book, and its market entry filled (10 @ 100)."""
+        now = self.clock_ms()
+        await self.runner.feed(book(ts=now))
+        await self.runner.feed(momentum_trades(side, ts=now))
+        entry = self.orders.receive_nowait()
+        assert isinstance(entry, PlaceOrder)
+        await self.runner.feed(
+            OrderFilled(
+                order_link_id=entry.intent.order_link_id, filled_qty=D("10.0"), avg_price=D(100)
+            )
+        )
+        return entry
+
     def records(self, kind: str) -> list[JournalRecord]:
         out = []
         while True:
@@ -158,16 +172,8 @@ async def test_flatten_closes_a_position_with_reduce_only_and_stop_requests_shut
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     h = Harness()
+    await h.open_position(Side.BUY)
     now = h.clock_ms()
-    await h.runner.feed(book(ts=now))
-    await h.runner.feed(momentum_trades(Side.BUY, ts=now))
-    entry = h.orders.receive_nowait()
-    assert isinstance(entry, PlaceOrder)
-    await h.runner.feed(
-        OrderFilled(
-            order_link_id=entry.intent.order_link_id, filled_qty=D("10.0"), avg_price=D(100)
-        )
-    )
     await h.runner.feed(trades([100.0] * 10, ts=now))
     status = h.control.status()
     assert status["position"]["side"] == "Buy" and status["position"]["size"] == "10.0"
@@ -270,16 +276,7 @@ async def test_watcher_reports_entry_exit_halt_stream_and_loss(
     h.metrics.book_updates = 1
     async with trio.open_nursery() as nursery:
         await nursery.start(run_watch, h.control)
-        now = h.clock_ms()
-        await h.runner.feed(book(ts=now))
-        await h.runner.feed(momentum_trades(Side.BUY, ts=now))
-        entry = h.orders.receive_nowait()
-        assert isinstance(entry, PlaceOrder)
-        await h.runner.feed(
-            OrderFilled(
-                order_link_id=entry.intent.order_link_id, filled_qty=D("10.0"), avg_price=D(100)
-            )
-        )
+        await h.open_position(Side.BUY)
         await trio.testing.wait_all_tasks_blocked()
         assert [n.text for n in h.queued()] == [
             "entry Buy 10.0 SOLUSDT @ 100 (stop 99.5, take-profit 101)"
@@ -340,16 +337,7 @@ async def test_exit_notice_goes_out_without_fees_after_the_wait(
     h = Harness(ready(config()))
     async with trio.open_nursery() as nursery:
         await nursery.start(run_watch, h.control)
-        now = h.clock_ms()
-        await h.runner.feed(book(ts=now))
-        await h.runner.feed(momentum_trades(Side.SELL, ts=now))
-        entry = h.orders.receive_nowait()
-        assert isinstance(entry, PlaceOrder)
-        await h.runner.feed(
-            OrderFilled(
-                order_link_id=entry.intent.order_link_id, filled_qty=D("10.0"), avg_price=D(100)
-            )
-        )
+        await h.open_position(Side.SELL)
         await h.control.execute("flatten", "tty")
         close = _next_order(h.orders)
         assert isinstance(close, PlaceOrder)
