@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -126,26 +126,42 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
     if update is None:
         return OrderFailed(order_link_id=link_id, reason=why)
     if update.status is OrderStatus.FILLED and update.avg_price is not None:
-        # the exchange's order id: the engine matches the order's closed-PnL row by it
-        # (without it a close was booked provisionally for good and its row again)
-        return OrderFilled(
-            order_link_id=link_id,
-            filled_qty=update.cum_exec_qty,
-            avg_price=update.avg_price,
-            fee=update.cum_fee,
-            order_id=update.order_id,
-        )
+        return _fill_report(OrderFilled, link_id, update, update.avg_price)
     reason = f"{why}: {update.status.value}"
     if update.reject_reason and update.reject_reason != "EC_NoError":
         reason += f" ({update.reject_reason})"
-    avg = update.avg_price if update.cum_exec_qty > 0 else None
-    return OrderFailed(
+    return _failed(link_id, reason, update)
+
+
+_Report = TypeVar("_Report", OrderFilled, OrderPartiallyFilled)
+
+
+def _fill_report(kind: type[_Report], link_id: str, update: OrderUpdate, avg: Decimal) -> _Report:
+    """A fill of ours as the engine hears it: the order's cumulative fill, fee and id.
+
+    The exchange's order id goes with it: the engine matches the order's closed-PnL row
+    by it (without it a close was booked provisionally for good and its row again).
+    """
+    return kind(
         order_link_id=link_id,
-        reason=reason,
         filled_qty=update.cum_exec_qty,
         avg_price=avg,
         fee=update.cum_fee,
         order_id=update.order_id,
+    )
+
+
+def _failed(link_id: str, reason: str, seen: OrderUpdate | None) -> OrderFailed:
+    """An order's end without a complete fill, carrying what ``seen`` shows filled."""
+    if seen is None:
+        return OrderFailed(order_link_id=link_id, reason=reason)
+    return OrderFailed(
+        order_link_id=link_id,
+        reason=reason,
+        filled_qty=seen.cum_exec_qty,
+        avg_price=seen.avg_price if seen.cum_exec_qty > 0 else None,
+        fee=seen.cum_fee,
+        order_id=seen.order_id,
     )
 
 
@@ -262,17 +278,7 @@ async def _cancel_once(
 
 def _unclear(intent: OrderIntent, seen: OrderUpdate | None, why: str) -> OrderFailed:
     """An end nobody could confirm: what was last seen filled, marked ``unclear``."""
-    filled = seen.cum_exec_qty if seen is not None else Decimal(0)
-    avg = seen.avg_price if seen is not None and filled > 0 else None
-    fee = seen.cum_fee if seen is not None else Decimal(0)
-    return OrderFailed(
-        order_link_id=intent.order_link_id,
-        reason=f"unclear: {why}",
-        filled_qty=filled,
-        avg_price=avg,
-        fee=fee,
-        order_id=seen.order_id if seen is not None else "",
-    )
+    return _failed(intent.order_link_id, f"unclear: {why}", seen)
 
 
 async def execute_order(
@@ -292,15 +298,7 @@ async def execute_order(
 
     async def progress(update: OrderUpdate) -> None:
         if not update.status.is_final and update.avg_price is not None:
-            await report(
-                OrderPartiallyFilled(
-                    order_link_id=link_id,
-                    filled_qty=update.cum_exec_qty,
-                    avg_price=update.avg_price,
-                    fee=update.cum_fee,
-                    order_id=update.order_id,
-                )
-            )
+            await report(_fill_report(OrderPartiallyFilled, link_id, update, update.avg_price))
 
     with watch.watch(link_id) as pushes:
         with creates.creating(link_id):
