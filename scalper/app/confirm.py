@@ -40,6 +40,7 @@ from ..core.model import (
     OrderStatus,
     OrderUpdate,
 )
+from ..core.rules import int_field, number_field
 from .api import ExchangeApi
 from .metrics import Metrics
 from .order_tracking import Creates, OrderWatch
@@ -61,17 +62,17 @@ Report = Callable[[Event], Awaitable[None]]
 
 @attrs.frozen(kw_only=True)
 class ExecutionConfig:
-    """Timing of order confirmation."""
+    """Timing of order confirmation; ``[execution]`` settings pass the same number rules."""
 
-    poll_interval_s: float = 0.5
-    confirm_timeout_s: float = 10.0
+    poll_interval_s: float = number_field(0.5, gt=0)
+    confirm_timeout_s: float = number_field(10.0, gt=0)
     #: bound on one round of cancel + final read after a timeout
-    cancel_timeout_s: float = 5.0
+    cancel_timeout_s: float = number_field(5.0, gt=0)
     #: bound on all rounds: past it the order's outcome is reported ``unclear``
-    resolve_timeout_s: float = 30.0
+    resolve_timeout_s: float = number_field(30.0, gt=0)
     #: bound on one ProtectPosition (its retries included)
-    protect_timeout_s: float = 10.0
-    protect_attempts: int = 3
+    protect_timeout_s: float = number_field(10.0, gt=0)
+    protect_attempts: int = int_field(3, ge=1)
 
 
 async def confirm_order(

@@ -22,6 +22,7 @@ import attrs
 import trio
 from loguru import logger
 
+from ..core.rules import int_field, number_field
 from .backoff import backoff_delay
 from .errors import BybitError, RateLimited, RequestTimeout, TimestampError
 from .pacing import Pacer
@@ -32,20 +33,20 @@ __all__ = ["Retrier", "RetryPolicy"]
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """Bounds on retrying one call."""
+    """Bounds on retrying one call (a bound out of range is refused when it is made)."""
 
     #: sends per call, first try included
-    max_attempts: int = 5
+    max_attempts: int = int_field(5, ge=1)
     #: first backoff delay; doubles per attempt, with jitter in [50 %, 100 %]
-    base_delay_s: float = 0.2
-    max_delay_s: float = 5.0
+    base_delay_s: float = number_field(0.2, ge=0)
+    max_delay_s: float = number_field(5.0, ge=0)
     #: no new attempt starts after this much time since the call began
-    total_budget_s: float = 30.0
+    total_budget_s: float = number_field(30.0, gt=0)
     #: longest wait for a 10006 / exhausted-limit reset
-    max_rate_limit_wait_s: float = 10.0
+    max_rate_limit_wait_s: float = number_field(10.0, ge=0)
     #: pause before reading an order whose create had an unknown outcome, so a create
     #: still in flight on the server has landed
-    settle_delay_s: float = 0.3
+    settle_delay_s: float = number_field(0.3, ge=0)
 
 
 @attrs.define(eq=False)

@@ -42,6 +42,8 @@ __all__ = [
     "check_positive_decimal",
     "check_trigger",
     "field_validator",
+    "int_field",
+    "number_field",
 ]
 
 T = TypeVar("T")
@@ -196,3 +198,21 @@ POSITIVE_DECIMAL = field_validator(check_positive_decimal)
 NON_NEGATIVE_DECIMAL = field_validator(check_non_negative_decimal)
 #: None or a Decimal > 0 (an optional price, a stop)
 OPTIONAL_POSITIVE_DECIMAL = field_validator(check_optional_positive_decimal)
+
+
+# Field helpers: an attrs field with its default and its rule, for the option types of
+# the shells (retry, confirmation timing) that take the same number rules as settings.
+
+
+def number_field(
+    default: float, *, gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> float:
+    """An attrs field: a real number (``check_number``) in range, ``default`` if not given."""
+    return attrs.field(
+        default=default, validator=field_validator(check_number, gt=gt, ge=ge, le=le)
+    )
+
+
+def int_field(default: int, *, ge: int | None = None, le: int | None = None) -> int:
+    """An attrs field: an ``int`` (``check_int``) in ``[ge, le]``, ``default`` if not given."""
+    return attrs.field(default=default, validator=field_validator(check_int, ge=ge, le=le))
