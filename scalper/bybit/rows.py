@@ -9,7 +9,8 @@ a bad row), the stream parser calls it row by row through ``parse``. Bybit's fie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Final
 
@@ -56,12 +57,25 @@ __all__ = [
 ]
 
 
+@contextmanager
+def _model_rules(row_kind: str) -> Iterator[None]:
+    """A row whose values break a model type's rule (a negative qty) is a ``ParseError``.
+
+    The model's validators raise ``TypeError`` / ``ValueError``; the field readers' own
+    ``ParseError`` (a missing or malformed field) passes through as it is.
+    """
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise ParseError(BAD_VALUE, f"{row_kind}: {exc}") from exc
+
+
 def instrument_from_wire(row: Mapping[str, Any]) -> Instrument:
     """One ``instruments-info`` row -> ``Instrument``."""
     price = as_object(read_field(row, "priceFilter"), "priceFilter")
     lot = as_object(read_field(row, "lotSizeFilter"), "lotSizeFilter")
     max_qty = read_dec(lot, "maxOrderQty")
-    try:
+    with _model_rules("instrument"):
         return Instrument(
             symbol=read_str(row, "symbol"),
             tick_size=read_dec(price, "tickSize"),
@@ -71,8 +85,6 @@ def instrument_from_wire(row: Mapping[str, Any]) -> Instrument:
             max_mkt_qty=read_dec(lot, "maxMktOrderQty", empty=max_qty),
             min_notional=read_dec(lot, "minNotionalValue", empty=ZERO),
         )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(BAD_VALUE, f"instrument: {exc}") from exc
 
 
 def ticker_from_wire(row: Mapping[str, Any], *, partial: bool = False) -> Ticker:
@@ -95,7 +107,7 @@ def ticker_from_wire(row: Mapping[str, Any], *, partial: bool = False) -> Ticker
 
 def order_from_wire(row: Mapping[str, Any]) -> OrderUpdate:
     """An order row (REST realtime/history, or the ``order`` push) -> ``OrderUpdate``."""
-    try:
+    with _model_rules("order"):
         return OrderUpdate(
             symbol=read_str(row, "symbol"),
             order_id=read_str(row, "orderId"),
@@ -114,8 +126,6 @@ def order_from_wire(row: Mapping[str, Any]) -> OrderUpdate:
             create_type=_unset(read_opt_str(row, "createType")),
             cum_fee=_order_fee(row),
         )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(BAD_VALUE, f"order: {exc}") from exc
 
 
 #: the settle coin of every contract this bot trades
@@ -143,7 +153,7 @@ def _order_fee(row: Mapping[str, Any]) -> Decimal:
 def closed_pnl_from_wire(row: Mapping[str, Any]) -> ClosedPnl:
     """One closed-PnL row (``paths.POSITION_CLOSED_PNL``) -> ``ClosedPnl``; ``closedPnl``
     is net of fees."""
-    try:
+    with _model_rules("closed-pnl"):
         return ClosedPnl(
             symbol=read_str(row, "symbol"),
             order_id=read_str(row, "orderId"),
@@ -157,8 +167,6 @@ def closed_pnl_from_wire(row: Mapping[str, Any]) -> ClosedPnl:
             created_ms=read_int(row, "createdTime"),
             updated_ms=read_int(row, "updatedTime"),
         )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(BAD_VALUE, f"closed-pnl: {exc}") from exc
 
 
 def fill_from_wire(row: Mapping[str, Any]) -> Fill | None:
@@ -169,7 +177,7 @@ def fill_from_wire(row: Mapping[str, Any]) -> Fill | None:
     exec_type = read_opt_str(row, "execType", "Trade")
     if exec_type != "Trade":
         return None
-    try:
+    with _model_rules("execution"):
         return Fill(
             exec_id=read_str(row, "execId"),
             order_id=read_str(row, "orderId"),
@@ -182,8 +190,6 @@ def fill_from_wire(row: Mapping[str, Any]) -> Fill | None:
             is_maker=read_bool(row, "isMaker"),
             exec_time_ms=read_int(row, "execTime"),
         )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(BAD_VALUE, f"execution: {exc}") from exc
 
 
 def position_from_wire(row: Mapping[str, Any]) -> PositionSnapshot:
@@ -202,7 +208,7 @@ def position_from_wire(row: Mapping[str, Any]) -> PositionSnapshot:
     else:
         side = read_enum(Side, row, "side")
     price_key = "avgPrice" if "avgPrice" in row else "entryPrice"
-    try:
+    with _model_rules("position"):
         return PositionSnapshot(
             symbol=read_str(row, "symbol"),
             side=side,
@@ -214,8 +220,6 @@ def position_from_wire(row: Mapping[str, Any]) -> PositionSnapshot:
             take_profit=read_opt_price(row, "takeProfit"),
             position_idx=_position_idx(row),
         )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(BAD_VALUE, f"position: {exc}") from exc
 
 
 def _position_idx(row: Mapping[str, Any]) -> int:
