@@ -117,26 +117,28 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _number_text(value: object, text: bool, parse: Callable[[str], object], what: str) -> object:
+    """A number given as text (``_`` separators allowed) parsed; anything else as it is."""
+    if text and isinstance(value, str):
+        try:
+            return parse(value.strip().replace("_", ""))
+        except ValueError:
+            raise _BadValue(f"expected {what}, got {value!r}") from None
+    return value
+
+
 def _int(minimum: int | None = None, maximum: int | None = None) -> Convert:
     def convert(value: object, text: bool) -> int:
-        if text and isinstance(value, str):
-            try:
-                value = int(value.strip().replace("_", ""))
-            except ValueError:
-                raise _BadValue(f"expected an integer, got {value!r}") from None
-        return check_int(value, ge=minimum, le=maximum)  # the one rule (core.rules)
+        number = _number_text(value, text, int, "an integer")
+        return check_int(number, ge=minimum, le=maximum)  # the one rule (core.rules)
 
     return convert
 
 
 def _float(*, gt: float | None = None, ge: float | None = None, le: float | None = None) -> Convert:
     def convert(value: object, text: bool) -> float:
-        if text and isinstance(value, str):
-            try:
-                value = float(value.strip().replace("_", ""))
-            except ValueError:
-                raise _BadValue(f"expected a number, got {value!r}") from None
-        return check_number(value, gt=gt, ge=ge, le=le)  # the one rule (core.rules)
+        number = _number_text(value, text, float, "a number")
+        return check_number(number, gt=gt, ge=ge, le=le)  # the one rule (core.rules)
 
     return convert
 
