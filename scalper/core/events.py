@@ -209,25 +209,26 @@ class Tick:
 
 
 @attrs.frozen(kw_only=True)
-class Pause:
-    """The operator asks for no new entries; exits, protection and reconcile go on."""
+class _OperatorRequest:
+    """What an operator asked for, and who asked (the engine logs it with the request)."""
 
     #: who asked: ``tty``, ``http``, ``telegram:<chat id>``, ``restored``
     origin: str = attrs.field(validator=attrs.validators.min_len(1))
 
 
 @attrs.frozen(kw_only=True)
-class Resume:
-    """The operator allows entries again (a halt stays a halt)."""
-
-    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+class Pause(_OperatorRequest):
+    """The operator asks for no new entries; exits, protection and reconcile go on."""
 
 
 @attrs.frozen(kw_only=True)
-class Flatten:
-    """The operator asks to close the position now; it also pauses (no re-entry)."""
+class Resume(_OperatorRequest):
+    """The operator allows entries again (a halt stays a halt)."""
 
-    origin: str = attrs.field(validator=attrs.validators.min_len(1))
+
+@attrs.frozen(kw_only=True)
+class Flatten(_OperatorRequest):
+    """The operator asks to close the position now; it also pauses (no re-entry)."""
 
 
 #: a report on one of our orders: each carries its ``order_link_id`` and ``order_id``
