@@ -62,7 +62,7 @@ Report = Callable[[Event], Awaitable[None]]
 
 @attrs.frozen(kw_only=True)
 class ExecutionConfig:
-    """Timing of order confirmation; ``[execution]`` settings pass the same number rules."""
+    """Timing of order confirmation (a bound out of range is refused when it is made)."""
 
     poll_interval_s: float = number_field(0.5, gt=0)
     confirm_timeout_s: float = number_field(10.0, gt=0)
@@ -134,10 +134,12 @@ def outcome_event(intent: OrderIntent, update: OrderUpdate | None, why: str) -> 
     return _failed(link_id, reason, update)
 
 
-_Report = TypeVar("_Report", OrderFilled, OrderPartiallyFilled)
+_FillEvent = TypeVar("_FillEvent", OrderFilled, OrderPartiallyFilled)
 
 
-def _fill_report(kind: type[_Report], link_id: str, update: OrderUpdate, avg: Decimal) -> _Report:
+def _fill_report(
+    kind: type[_FillEvent], link_id: str, update: OrderUpdate, avg: Decimal
+) -> _FillEvent:
     """A fill of ours as the engine hears it: the order's cumulative fill, fee and id.
 
     The exchange's order id goes with it: the engine matches the order's closed-PnL row
