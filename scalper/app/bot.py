@@ -63,14 +63,13 @@ from .stopping import (
     sweep_our_orders,
 )
 from .strategy import StrategyRunner
-from .wiring import BotOptions, Connected, Endpoints, PnlTracker, Wiring, wire
+from .wiring import BotOptions, Connected, PnlTracker, Wiring, credentials, wire
 
 __all__ = [
     "FINAL_SWEEP_TIMEOUT_S",
     "JOURNAL_DRAIN_S",
     "BotHandle",
     "BotOptions",
-    "Endpoints",
     "HedgeModeError",
     "JournalWriter",
     "PnlTracker",
@@ -120,14 +119,14 @@ async def run_bot(
     timeout = httpx.Timeout(options.http_timeout_s, connect=min(5.0, options.http_timeout_s))
     probe = HttpProbe()  # order round-trip and rate-limit headroom, for /metrics
     async with httpx.AsyncClient(
-        base_url=options.endpoints.rest_url,
+        base_url=settings.exchange.rest_url,
         timeout=timeout,
         transport=options.http_transport,
         event_hooks=probe.event_hooks(),
     ) as http:
         rest = BybitRest(
             http,
-            options.credentials,
+            credentials(settings.exchange),
             recv_window_ms=settings.exchange.recv_window_ms,
         )
         await rest.sync_clock()
@@ -215,7 +214,8 @@ async def _trade(
 async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) -> None:
     """Start the trading tree's tasks in order, each ready before the next starts."""
     engine, metrics, rest, channels = w.engine, w.metrics, w.rest, w.channels
-    settings, endpoints = w.settings, options.endpoints
+    settings = w.settings
+    exchange = settings.exchange
     await trading.start(
         partial(
             run_status,
@@ -231,8 +231,8 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
     await trading.start(
         partial(
             run_private,
-            url=endpoints.ws_private_url,
-            credentials=options.credentials,
+            url=exchange.ws_private_url,
+            credentials=credentials(exchange),
             watch=w.watch,
             on_reconnect=w.resync,
             metrics=metrics,
@@ -282,7 +282,7 @@ async def _start_tasks(trading: trio.Nursery, w: Wiring, options: BotOptions) ->
     await trading.start(
         partial(
             run_market_data,
-            url=endpoints.ws_public_url,
+            url=exchange.ws_public_url,
             subscriptions=channels.subs_receive,
             feed=w.feed,
             instruments=w.instruments,

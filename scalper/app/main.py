@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import sys
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
+import attrs
 import trio
 from loguru import logger
 
 from ..bybit.errors import BybitError
-from ..config import Settings
+from ..config import Secret, Settings
 from ..logging import configure_from_settings
-from .bot import BotOptions, Endpoints, HedgeModeError, run_bot
+from .bot import BotOptions, HedgeModeError, run_bot
 from .journal import JournalFailed
 from .sdnotify import Notifier
 from .shutdown import ShutdownRequest, watch_signals
 from .status import StatusConsole
+
+if TYPE_CHECKING:
+    from ..sim import Sim
 
 __all__ = ["main_run"]
 
@@ -29,32 +34,48 @@ __all__ = ["main_run"]
 SIM_KEY, SIM_SECRET = "sim-key", "sim-secret"
 
 
-def _configured_endpoints(settings: Settings) -> Endpoints | None:
-    """Endpoints from the settings, or None when the built-in exchange must start.
+def _builtin_exchange(settings: Settings) -> bool:
+    """True when the built-in exchange must start: sim mode and no exchange configured.
 
     Outside sim mode the settings always hold all three URLs (``config`` fills in
     Bybit's hosts for the mode when they are not given).
     """
     ex = settings.exchange
-    if ex.mode == "sim" and not ex.rest_url:
-        return None
-    return Endpoints(
-        rest_url=ex.rest_url, ws_public_url=ex.ws_public_url, ws_private_url=ex.ws_private_url
+    return ex.mode == "sim" and not ex.rest_url
+
+
+def _with_sim_keys(settings: Settings) -> Settings:
+    """``settings`` signing with the simulator's key pair."""
+    exchange = attrs.evolve(
+        settings.exchange, api_key=Secret(SIM_KEY), api_secret=Secret(SIM_SECRET)
     )
+    return attrs.evolve(settings, exchange=exchange)
 
 
-def _credentials(settings: Settings) -> tuple[str, str]:
-    """API key and secret; in sim mode the simulator's defaults when none are set.
+def _on_simulator(settings: Settings, sim: Sim) -> Settings:
+    """The run's settings on the built-in simulator: its URLs and its key pair, so
+    that ``settings.exchange`` says where this run's exchange is, whichever it is."""
+    exchange = attrs.evolve(
+        settings.exchange,
+        rest_url=sim.rest_url,
+        ws_public_url=sim.ws_public_url,
+        ws_private_url=sim.ws_private_url,
+    )
+    return _with_sim_keys(attrs.evolve(settings, exchange=exchange))
+
+
+def _with_credentials(settings: Settings) -> Settings:
+    """The configured key pair; in sim mode the simulator's defaults when none are set.
 
     Never the simulator's for a real exchange: config refuses demo/testnet/live
     without keys, so the fallback cannot send sim credentials to Bybit.
     """
     ex = settings.exchange
     if ex.api_key is not None and ex.api_secret is not None:
-        return ex.api_key.reveal(), ex.api_secret.reveal()
+        return settings
     if ex.mode != "sim":
         raise ValueError("exchange.api_key: required outside sim mode")
-    return SIM_KEY, SIM_SECRET
+    return _with_sim_keys(settings)
 
 
 def _check_mode(settings: Settings, live: bool) -> str | None:
@@ -77,33 +98,21 @@ async def _run(
     reset_halt: bool = False,
 ) -> int:
     shutdown = ShutdownRequest()
-    endpoints = _configured_endpoints(settings)
+    options = BotOptions(
+        duration_s=duration_s, console=console, notifier=notifier, reset_halt=reset_halt
+    )
     with trio.CancelScope() as hard_stop:
         async with trio.open_nursery() as nursery:
             await nursery.start(watch_signals, shutdown, hard_stop)
             async with AsyncExitStack() as stack:
-                if endpoints is None:
+                if _builtin_exchange(settings):
                     from ..sim import SimConfig, open_sim
 
                     sim = await stack.enter_async_context(open_sim(SimConfig(port=0)))
-                    endpoints = Endpoints(
-                        rest_url=sim.rest_url,
-                        ws_public_url=sim.ws_public_url,
-                        ws_private_url=sim.ws_private_url,
-                    )
-                    key, secret = SIM_KEY, SIM_SECRET
+                    settings = _on_simulator(settings, sim)
                     logger.info("built-in simulated exchange at {}", sim.rest_url)
                 else:
-                    key, secret = _credentials(settings)
-                options = BotOptions(
-                    endpoints=endpoints,
-                    api_key=key,
-                    api_secret=secret,
-                    duration_s=duration_s,
-                    console=console,
-                    notifier=notifier,
-                    reset_halt=reset_halt,
-                )
+                    settings = _with_credentials(settings)
                 clean = await run_bot(settings, options, shutdown)
             nursery.cancel_scope.cancel()
     if hard_stop.cancelled_caught:

@@ -3,8 +3,8 @@
 ``wire`` builds, once per run, two attrs objects: ``Channels`` (every channel of the
 tree, both ends, sized in one place) and ``Wiring`` (the components and the callbacks
 the tasks report through), so each task's start in ``app.bot`` names what it is
-given. ``BotOptions`` is what the caller of a run decides beyond the settings (where
-the exchange is, the keys, the transports tests swap in).
+given. ``BotOptions`` is what the caller of a run decides beyond the settings (the
+run's length, the panel, the transports tests swap in).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from loguru import logger
 from ..bybit.errors import BybitError
 from ..bybit.rest import BybitRest, Credentials
 from ..bybit.ws import WsPolicy
-from ..config import Settings, engine_config
+from ..config import ExchangeSettings, Settings, engine_config
 from ..core.model import (
     Event,
     Instrument,
@@ -56,9 +56,9 @@ __all__ = [
     "BotOptions",
     "Channels",
     "Connected",
-    "Endpoints",
     "PnlTracker",
     "Wiring",
+    "credentials",
     "wire",
 ]
 
@@ -255,21 +255,13 @@ async def journal_outcome(
 
 
 @attrs.frozen(kw_only=True)
-class Endpoints:
-    """Where the exchange is."""
-
-    rest_url: str
-    ws_public_url: str
-    ws_private_url: str
-
-
-@attrs.frozen(kw_only=True)
 class BotOptions:
-    """How one run is wired: everything that is not a setting."""
+    """How one run is wired: everything that is not a setting.
 
-    endpoints: Endpoints
-    api_key: str = attrs.field(repr=False)
-    api_secret: str = attrs.field(repr=False)
+    Where the exchange is and the keys to sign with are settings (``[exchange]``):
+    the built-in simulator's URLs and keys are put there when it starts.
+    """
+
     #: stop gracefully after this long (``--duration``)
     duration_s: float | None = None
     console: StatusConsole | None = None
@@ -291,10 +283,17 @@ class BotOptions:
     # None: no notifications
     notifier: Notifier | None = None
 
-    @property
-    def credentials(self) -> Credentials:
-        """The key pair, as the REST client and the private stream both sign with it."""
-        return Credentials(api_key=self.api_key, api_secret=self.api_secret)
+
+def credentials(exchange: ExchangeSettings) -> Credentials:
+    """The key pair the REST client and the private stream both sign with, revealed
+    only here, where signing needs it.
+
+    A run needs both keys: config refuses a real exchange without them, and ``scalper
+    run`` gives a sim run the simulator's when none are set.
+    """
+    if exchange.api_key is None or exchange.api_secret is None:
+        raise ValueError("exchange.api_key and exchange.api_secret: a run signs with both")
+    return Credentials(api_key=exchange.api_key.reveal(), api_secret=exchange.api_secret.reveal())
 
 
 @attrs.frozen(kw_only=True)

@@ -211,8 +211,8 @@ async def _record(
     elapsed = time.monotonic() - started
     errors = sum(stats.parse_errors.values())
     sys.stdout.write(
-        f"captured {stats.frames} frames ({stats.book_messages} book, "
-        f"{stats.trade_messages} trades, {errors} unparseable) in {elapsed:.1f}s "
+        f"captured {stats.frames} frames ({stats.market.book_messages} book, "
+        f"{stats.market.trade_messages} trades, {errors} unparseable) in {elapsed:.1f}s "
         f"to {out}; {stats.reconnects} reconnects, {stats.resubscribes} resubscribes; "
         f"stopped: {stats.stop_reason}\n"
     )

@@ -99,8 +99,9 @@ async def fetch_clock_offset(rest_url: str, *, timeout_s: float = 5.0) -> int | 
 class RecordStats:
     """What a recording captured (printed at the end, checked by tests).
 
-    What the frames held (book and trade messages, parse errors by kind) is counted
-    by the market-data protocol that read them, and read from it here.
+    What the frames held is counted by the market-data protocol that read them: its
+    book and trade messages are read from ``market`` itself (as the backtest reads a
+    player's), the parse errors by kind as a plain dict from ``parse_errors``.
     """
 
     market: MarketData
@@ -110,16 +111,6 @@ class RecordStats:
     reconnects: int = 0
     #: "duration", "interrupted" or "stream ended"
     stop_reason: str = ""
-
-    @property
-    def book_messages(self) -> int:
-        """Book frames of the recorded symbol."""
-        return self.market.book_messages
-
-    @property
-    def trade_messages(self) -> int:
-        """Trade frames of the recorded symbol with at least one trade."""
-        return self.market.trade_messages
 
     @property
     def parse_errors(self) -> dict[str, int]:

@@ -18,10 +18,10 @@ import pytest
 import trio
 from loguru import logger
 
-from scalper.app.bot import BotHandle, BotOptions, Endpoints, run_bot
+from scalper.app.bot import BotHandle, BotOptions, run_bot
 from scalper.app.shutdown import ShutdownRequest
 from scalper.bybit.ws import WsPolicy
-from scalper.config import Settings, load_settings
+from scalper.config import Secret, Settings, load_settings
 from scalper.core.strategy import Engine
 from scalper.sim import Sim, SimConfig, open_sim
 
@@ -103,17 +103,16 @@ async def running_bot(
     ``option_overrides`` replace fields of the ``BotOptions`` (e.g. ``http_timeout_s``).
     """
     shutdown = ShutdownRequest()
-    options = BotOptions(
-        endpoints=Endpoints(
-            rest_url=sim.rest_url,
-            ws_public_url=sim.ws_public_url,
-            ws_private_url=sim.ws_private_url,
-        ),
-        api_key="sim-key",
-        api_secret="sim-secret",
-        ws_policy=FAST_WS,
-        tick_interval_s=0.1,
+    exchange = attrs.evolve(
+        settings.exchange,
+        rest_url=sim.rest_url,
+        ws_public_url=sim.ws_public_url,
+        ws_private_url=sim.ws_private_url,
+        api_key=Secret("sim-key"),
+        api_secret=Secret("sim-secret"),
     )
+    settings = attrs.evolve(settings, exchange=exchange)
+    options = BotOptions(ws_policy=FAST_WS, tick_interval_s=0.1)
     options = attrs.evolve(options, **option_overrides)
     async with trio.open_nursery() as nursery:
         handle: BotHandle = await nursery.start(run_bot, settings, options, shutdown)
