@@ -70,8 +70,13 @@ class OrderOutcomes:
         batches, matcher.changes = matcher.changes, {}
         for batch in batches.values():
             for execution in batch.executions:
-                self._record(execution.order, execution.price, execution.qty, execution.is_maker,
-                             execution.exec_pnl)  # fmt: skip
+                self._record(
+                    execution.order,
+                    execution.price,
+                    execution.qty,
+                    execution.is_maker,
+                    execution.exec_pnl,
+                )
             for order in batch.orders.values():
                 self._report(order)
 

@@ -102,9 +102,13 @@ class MatchingVenue:
         self._working: dict[str, Working] = {}
         self._outcomes = OrderOutcomes(settings, self._working, lambda: self._exec_ms)
         self._queue = QueuePosition(
-            self.matcher, self.symbol, self._mirror, self._working,
-            instrument.qty_step, self._flushed,
-        )  # fmt: skip
+            self.matcher,
+            self.symbol,
+            self._mirror,
+            self._working,
+            instrument.qty_step,
+            self._flushed,
+        )
         #: orders that reached the matcher, and stops it fired
         self.orders = 0
         self.stops_fired = 0

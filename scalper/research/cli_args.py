@@ -52,20 +52,28 @@ def add_sweep_args(parser: argparse.ArgumentParser) -> None:
 def add_import_args(parser: argparse.ArgumentParser) -> None:
     """Flags of ``scalper import-bybit``."""
     parser.add_argument(
-        "--book", action="append", default=[], required=True, metavar="FILE.zip",
+        "--book",
+        action="append",
+        default=[],
+        required=True,
+        metavar="FILE.zip",
         help="an order-book archive (YYYY-MM-DD_SYMBOL_ob500.data.zip); repeat for more days",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--trades", action="append", default=[], metavar="FILE.csv.gz",
+        "--trades",
+        action="append",
+        default=[],
+        metavar="FILE.csv.gz",
         help="a trade dump (SYMBOLYYYY-MM-DD.csv.gz); repeat for more days",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help=".jsonl, or .gz to compress")
     parser.add_argument("--tick-size", metavar="TICK", help="the symbol's tickSize")
     parser.add_argument("--qty-step", metavar="STEP", help="the symbol's qtyStep")
     parser.add_argument(
-        "--rest-url", metavar="URL",
+        "--rest-url",
+        metavar="URL",
         help="read the rules from this exchange's instruments-info (e.g. a scalper exchange)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--progress",
         choices=["auto", "on", "off"],

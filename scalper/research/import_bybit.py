@@ -255,9 +255,15 @@ def main_import(args: argparse.Namespace) -> int:
         with _open_out(out_path) as out:
             if bar is not None:
                 with bar:
-                    stats = import_archives(books, trades, out, tick_size=tick,
-                                            instrument=instrument, source=source,
-                                            progress=update)  # fmt: skip
+                    stats = import_archives(
+                        books,
+                        trades,
+                        out,
+                        tick_size=tick,
+                        instrument=instrument,
+                        source=source,
+                        progress=update,
+                    )
             else:
                 stats = import_archives(
                     books, trades, out, tick_size=tick, instrument=instrument, source=source

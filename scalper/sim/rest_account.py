@@ -167,5 +167,6 @@ class AccountEndpoints:
             "minAccuracy": "6",
             "withdrawPercentageFee": "0",
         }
-        return {"rows": [{"name": "USDT", "coin": "USDT", "remainAmount": "1000000",
-                          "chains": [chain]}]}  # fmt: skip
+        return {
+            "rows": [{"name": "USDT", "coin": "USDT", "remainAmount": "1000000", "chains": [chain]}]
+        }

@@ -144,5 +144,11 @@ class ProtectiveStops(MatchingCore):
         if order.is_open:
             # the book was too thin for the whole close: the rest at the mark (the
             # simulator's stand-in for Bybit's engine working the close through)
-            self._fill(account, order, self.mark(pos.symbol), order.qty - order.cum_qty,
-                       maker=False, now=now)  # fmt: skip
+            self._fill(
+                account,
+                order,
+                self.mark(pos.symbol),
+                order.qty - order.cum_qty,
+                maker=False,
+                now=now,
+            )

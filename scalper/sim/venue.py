@@ -51,8 +51,9 @@ class Exchange:
         }
         self.public = PublicHub(self.market)
         self.private = PrivateHub()
-        self.matcher = Matcher(self.market, self.accounts, seed=seed, clock=clock,
-                               flush=self._flush)  # fmt: skip
+        self.matcher = Matcher(
+            self.market, self.accounts, seed=seed, clock=clock, flush=self._flush
+        )
         self._last_advance: int | None = None
         self._carry = 0.0
         #: when True the market stands still (tests compare books at rest)
