@@ -144,6 +144,8 @@ def _fill_report(
 
     The exchange's order id goes with it: the engine matches the order's closed-PnL row
     by it (without it a close was booked provisionally for good and its row again).
+    ``avg`` is ``update.avg_price``, passed apart because the caller has checked it is
+    set (a fill event's price is never None).
     """
     return kind(
         order_link_id=link_id,

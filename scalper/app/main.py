@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import AsyncExitStack
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import attrs
@@ -17,7 +18,7 @@ import trio
 from loguru import logger
 
 from ..bybit.errors import BybitError
-from ..config import Secret, Settings
+from ..config import ExchangeSettings, Secret, Settings
 from ..logging import configure_from_settings
 from .bot import BotOptions, HedgeModeError, run_bot
 from .journal import JournalFailed
@@ -44,12 +45,22 @@ def _builtin_exchange(settings: Settings) -> bool:
     return ex.mode == "sim" and not ex.rest_url
 
 
+def _replace_exchange(settings: Settings, exchange: ExchangeSettings, origin: str) -> Settings:
+    """``settings`` with ``exchange``; ``sources`` names ``origin`` for each changed key,
+    so nothing that prints where a value came from names a source it did not come from."""
+    sources = dict(settings.sources)
+    for field in attrs.fields(ExchangeSettings):
+        if getattr(exchange, field.name) != getattr(settings.exchange, field.name):
+            sources[f"exchange.{field.name}"] = origin
+    return attrs.evolve(settings, exchange=exchange, sources=MappingProxyType(sources))
+
+
 def _with_sim_keys(settings: Settings) -> Settings:
     """``settings`` signing with the simulator's key pair."""
     exchange = attrs.evolve(
         settings.exchange, api_key=Secret(SIM_KEY), api_secret=Secret(SIM_SECRET)
     )
-    return attrs.evolve(settings, exchange=exchange)
+    return _replace_exchange(settings, exchange, "the simulator's key pair")
 
 
 def _on_simulator(settings: Settings, sim: Sim) -> Settings:
@@ -61,7 +72,7 @@ def _on_simulator(settings: Settings, sim: Sim) -> Settings:
         ws_public_url=sim.ws_public_url,
         ws_private_url=sim.ws_private_url,
     )
-    return _with_sim_keys(attrs.evolve(settings, exchange=exchange))
+    return _with_sim_keys(_replace_exchange(settings, exchange, "the built-in exchange"))
 
 
 def _with_credentials(settings: Settings) -> Settings:

@@ -222,3 +222,17 @@ async def test_duplicate_order_id_is_confirmed_by_reading_not_reported_rejected(
     event, _ = await _run(api, _intent())
     assert isinstance(event, OrderFilled)
     assert len(api.placed) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"protect_attempts": 0}, "protect_attempts must be >= 1, got 0"),
+        ({"confirm_timeout_s": 0}, "confirm_timeout_s must be > 0, got 0"),
+        ({"poll_interval_s": -0.5}, "poll_interval_s must be > 0, got -0.5"),
+    ],
+)
+def test_an_execution_bound_out_of_range_is_refused(changes: dict[str, float], reason: str) -> None:
+    # the confirmation loop's timings: a zero timeout would give up on every order
+    with pytest.raises(ValueError, match=f"^{reason}$"):
+        ExecutionConfig(**changes)  # type: ignore[arg-type]

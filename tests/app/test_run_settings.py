@@ -73,5 +73,10 @@ async def test_the_builtin_simulator_is_where_the_run_trades_with_its_own_keys()
     # the keys stay Secret in the settings: nothing shows them
     assert SIM_SECRET not in repr(run) and SIM_SECRET not in str(run)
     # the rest of the settings is the caller's
-    assert attrs.evolve(run, exchange=configured.exchange) == configured
+    assert attrs.evolve(run, exchange=configured.exchange, sources=configured.sources) == configured
+    # and where each changed value came from says so (check-config, log redaction)
+    assert run.sources["exchange.rest_url"] == "the built-in exchange"
+    assert run.sources["exchange.api_secret"] == "the simulator's key pair"
+    changed = ("rest_url", "ws_public_url", "ws_private_url", "api_key", "api_secret")
+    assert set(run.sources) == set(configured.sources) | {f"exchange.{k}" for k in changed}
     assert (ex.mode, ex.recv_window_ms) == ("sim", configured.exchange.recv_window_ms)
