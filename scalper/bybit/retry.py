@@ -24,7 +24,7 @@ from loguru import logger
 
 from ..core.rules import int_field, number_field
 from .backoff import backoff_delay
-from .errors import BybitError, RateLimited, RequestTimeout, TimestampError
+from .errors import BybitError, NotModified, RateLimited, RequestTimeout, TimestampError
 from .pacing import Pacer
 from .transport import Transport, encode_json, encode_query
 
@@ -126,7 +126,11 @@ class Retrier:
                 delay = await self.retry_delay(exc, attempt, deadline)
                 log = logger.bind(path=path, ret_code=getattr(exc, "ret_code", None))
                 if delay is None:
-                    log.warning("{} {} failed after {} attempt(s): {}", method, path, attempt, exc)
+                    # "already set" is an answer the callers take as success, not a failure
+                    level = "DEBUG" if isinstance(exc, NotModified) else "WARNING"
+                    log.log(
+                        level, "{} {} failed after {} attempt(s): {}", method, path, attempt, exc
+                    )
                     raise
                 log.info(
                     "{} {} failed ({}); retry {} in {:.3f}s", method, path, exc, attempt, delay

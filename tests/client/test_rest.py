@@ -869,7 +869,13 @@ async def test_set_trading_stop_not_modified_is_success_and_refusals_are_typed(
             "base_price:5000000000000??MarkPrice",
         ),
     )
-    await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))  # 34040: fine
+    warnings: list[str] = []
+    handler = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))  # 34040: fine
+    finally:
+        logger.remove(handler)
+    assert warnings == []  # success, not a failure worth a warning (an attached stop)
     with pytest.raises(InvalidRequest, match="zero position") as zero:
         await rest.set_trading_stop("BTCUSDT", stop_loss=Decimal("49000"))
     assert zero.value.ret_code == 10001 and not isinstance(zero.value, NotModified)
