@@ -73,8 +73,18 @@ class PnlSource(Protocol):
         """Realised PnL minus fees of this session."""
         ...
 
+    @property
+    def trip_count(self) -> int:
+        """Round trips closed this session."""
+        ...
+
+    @property
+    def wins(self) -> int:
+        """Round trips of this session with a positive PnL after fees."""
+        ...
+
     def trips(self) -> Sequence[RoundTrip]:
-        """Round trips closed this session, oldest first."""
+        """The latest round trips of this session (a bounded number), oldest first."""
         ...
 
 
@@ -241,13 +251,13 @@ class Control:
         """The day's and the session's PnL, and the round-trip count."""
         engine = self.engine
         now = int(self.clock_ms())
-        trips = self.pnl.trips()
         return {
             "day_net_pnl": f"{day_net_pnl(engine, now):.4f}",
             "session_net_pnl": f"{self.pnl.net:.4f}",
             "unrealised": f"{engine.unrealised_pnl():.4f}",
-            "round_trips": len(trips),
-            "wins": sum(1 for t in trips if t.pnl > 0),
+            "round_trips": self.pnl.trip_count,
+            # after fees, as the report and the panel count them
+            "wins": self.pnl.wins,
             "daily_loss_limit": str(engine.config.risk.max_daily_loss_usd),
         }
 

@@ -93,11 +93,11 @@ def _check(control: Control, seen: _Seen, now_s: float) -> None:
     elif position is None and seen.holding:
         seen.holding = False
         seen.exit_at = now_s
-        seen.trips_at_exit = len(control.pnl.trips())
+        seen.trips_at_exit = control.pnl.trip_count
         seen.exit_text = f"exit {symbol}"
     if seen.exit_at is not None:
         # the close's fill (with its fee) is booked shortly after the engine is flat
-        booked = len(control.pnl.trips()) > seen.trips_at_exit
+        booked = control.pnl.trip_count > seen.trips_at_exit
         if booked or now_s - seen.exit_at >= EXIT_PNL_WAIT_S:
             net = control.pnl.net - seen.net_at_entry
             trips = control.pnl.trips()

@@ -107,13 +107,18 @@ class Channels:
         )
 
 
+#: round trips (and fills) the live tracker keeps for the front ends; its totals and
+#: counts cover the whole run however long it is
+TRIPS_KEPT = 1000
+
+
 @attrs.define(eq=False)
 class PnlTracker:
     """Net realised PnL of this run, from the fills (shown by the status panel)."""
 
     _metrics: Metrics
     _facts: StatusFacts | None = None
-    _ledger: Ledger = attrs.field(init=False, factory=Ledger)
+    _ledger: Ledger = attrs.field(init=False, factory=lambda: Ledger(history=TRIPS_KEPT))
 
     def add(self, fill: Fill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
@@ -121,8 +126,7 @@ class PnlTracker:
         self._ledger.add(fill)
         self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
         if self._facts is not None:  # round trips, wins, today's net for the panel
-            ledger = self._ledger  # running counts: a report per fill is O(fills)
-            self._facts.trades, self._facts.wins = ledger.trip_count, ledger.wins
+            self._facts.trades, self._facts.wins = self.trip_count, self.wins
             self._facts.add_net(fill.ts_ms, self._ledger.net - before)
 
     @property
@@ -130,9 +134,19 @@ class PnlTracker:
         """Realised PnL minus fees of this run (the control core's ``PnlSource``)."""
         return self._ledger.net
 
+    @property
+    def trip_count(self) -> int:
+        """Round trips closed this run."""
+        return self._ledger.trip_count
+
+    @property
+    def wins(self) -> int:
+        """Round trips of this run with a positive PnL after fees."""
+        return self._ledger.wins
+
     def trips(self) -> tuple[RoundTrip, ...]:
-        """Round trips closed this run, oldest first."""
-        return self._ledger.report().trips
+        """The latest round trips of this run (at most ``TRIPS_KEPT``), oldest first."""
+        return self._ledger.trips
 
 
 @attrs.define(kw_only=True)

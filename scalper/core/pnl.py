@@ -17,6 +17,7 @@ Money is Decimal; the UTC day is ``now_ms // DAY_MS``, passed in (no clock here)
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -174,16 +175,23 @@ class Ledger:
     """Fills replayed one at a time through one-way positions (per symbol).
 
     Incremental, so the live bot can keep its PnL current at O(1) per fill;
-    ``build_report`` is the same ledger run over a whole journal.
+    ``build_report`` is the same ledger run over a whole journal. ``history`` bounds
+    what is kept of the fills, round trips and equity points (the newest ``history`` of
+    each): a bot that runs for months keeps its totals and counts exact without keeping
+    every fill in memory. None keeps everything (a report over a journal).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, history: int | None = None) -> None:
+        if history is not None and history < 1:
+            raise ValueError(f"history must be >= 1 or None, got {history}")
         self._positions: dict[str, _Position] = {}
-        self._trips: list[RoundTrip] = []
-        self._equity: list[tuple[int, Decimal]] = []
-        self._fills: list[Fill] = []
+        self._trips: deque[RoundTrip] = deque(maxlen=history)
+        self._equity: deque[tuple[int, Decimal]] = deque(maxlen=history)
+        self._fills: deque[Fill] = deque(maxlen=history)
         self.fees = Decimal(0)
         self.realised = Decimal(0)
+        #: round trips closed so far (all of them, however many ``history`` keeps)
+        self.trip_count = 0
         #: round trips with a positive PnL after fees (``Report.wins``, kept as they close)
         self.wins = 0
 
@@ -193,9 +201,9 @@ class Ledger:
         return self.realised - self.fees
 
     @property
-    def trip_count(self) -> int:
-        """Round trips closed so far."""
-        return len(self._trips)
+    def trips(self) -> tuple[RoundTrip, ...]:
+        """The round trips kept (all, or the newest ``history``), oldest first."""
+        return tuple(self._trips)
 
     def add(self, fill: Fill) -> None:
         """Apply one fill: open, add to, reduce, close or flip the symbol's position."""
@@ -230,6 +238,7 @@ class Ledger:
                 fees=entry_fees + exit_fee,
             )
             self._trips.append(trip)
+            self.trip_count += 1
             self.wins += trip.net > 0
             remainder = abs(signed) - closed
             if remainder > 0:  # flipped through zero: the rest opens the other way
@@ -242,7 +251,7 @@ class Ledger:
         self._equity.append((fill.ts_ms, self.net))
 
     def report(self, funding: Decimal = Decimal(0)) -> Report:
-        """Everything so far, as a ``Report``."""
+        """Everything kept so far, as a ``Report`` (all of it when ``history`` is None)."""
         return Report(
             trips=tuple(self._trips),
             fees=self.fees,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -28,7 +29,9 @@ from scalper.app.remote import (
 )
 from scalper.app.shutdown import ShutdownRequest
 from scalper.app.strategy import StrategyRunner
+from scalper.app.wiring import PnlTracker
 from scalper.core.model import CancelOrder, Halt, OrderFilled, PlaceOrder, ProtectPosition, Side
+from scalper.core.pnl import Fill
 from scalper.core.strategy import Engine
 from scalper.report import RoundTrip
 from tests.unit._engine_helpers import T0, book, config, momentum_trades, ready, trades
@@ -42,6 +45,14 @@ class FakePnl:
     def __init__(self) -> None:
         self.net = D(0)
         self.closed: list[RoundTrip] = []
+
+    @property
+    def trip_count(self) -> int:
+        return len(self.closed)
+
+    @property
+    def wins(self) -> int:
+        return sum(1 for trip in self.closed if trip.net > 0)
 
     def trips(self) -> list[RoundTrip]:
         return self.closed
@@ -351,3 +362,16 @@ async def test_exit_notice_goes_out_without_fees_after_the_wait(
         await trio.sleep(3)
         assert [n.text for n in h.queued()] == ["exit SOLUSDT: net pnl 0.0000"]
         nursery.cancel_scope.cancel()
+
+
+async def test_pnl_counts_wins_after_fees_from_the_runs_tracker() -> None:
+    # the front ends, the panel and the report count a win the same way: net of fees
+    harness = Harness()
+    tracker = PnlTracker(harness.metrics)
+    control = attrs.evolve(harness.control, pnl=tracker)
+    fee = D("0.6")  # a one-tick win that its two fees turn into a loss
+    for n, (side, price) in enumerate([("Buy", 100), ("Sell", 101), ("Buy", 100), ("Sell", 103)]):
+        tracker.add(Fill(ts_ms=n, symbol="SOLUSDT", side=side, qty=D(1), price=D(price), fee=fee))
+    view = control.pnl_view()
+    assert (view["round_trips"], view["wins"], view["session_net_pnl"]) == (2, 1, "1.6000")
+    assert [trip.exit for trip in tracker.trips()] == [D(101), D(103)]
