@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
 from loguru import logger
 
 from ..core.model import EngineState, Flatten, Pause, Resume
-from ..core.pnl import RoundTrip
+from ..core.pnl import Ledger
 from ..core.strategy import Engine
 from .journal import Journal, read_records
 from .metrics import Metrics
@@ -50,7 +50,6 @@ __all__ = [
     "Notice",
     "NoticeQueue",
     "Notifier",
-    "PnlSource",
     "Reply",
     "day_net_pnl",
     "restore_paused",
@@ -63,29 +62,6 @@ COMMANDS = ("status", "pnl", "pause", "resume", "flatten", "stop")
 ACTIONS = ("pause", "resume", "flatten", "stop")
 #: equity samples kept for the dashboard's sparkline (one per EQUITY_EVERY_S)
 EQUITY_POINTS = 720
-
-
-class PnlSource(Protocol):
-    """The session's fill ledger (``bot.PnlTracker``): net PnL and round trips."""
-
-    @property
-    def net(self) -> Decimal:
-        """Realised PnL minus fees of this session."""
-        ...
-
-    @property
-    def trip_count(self) -> int:
-        """Round trips closed this session."""
-        ...
-
-    @property
-    def wins(self) -> int:
-        """Round trips of this session with a positive PnL after fees."""
-        ...
-
-    def trips(self) -> Sequence[RoundTrip]:
-        """The latest round trips of this session (a bounded number), oldest first."""
-        ...
 
 
 def day_net_pnl(engine: Engine, now_ms: int) -> Decimal:
@@ -120,7 +96,8 @@ class Control:
     shutdown: ShutdownRequest
     journal: Journal
     metrics: Metrics
-    pnl: PnlSource
+    #: this session's fills (``wiring.PnlTracker`` feeds it): net PnL and round trips
+    pnl: Ledger
     clock_ms: Callable[[], int]
     mode: str
     session_tag: str
@@ -264,7 +241,7 @@ class Control:
     def trades(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest round trips, newest first."""
         out = []
-        for trip in list(self.pnl.trips())[-limit:][::-1]:
+        for trip in self.pnl.trips[-limit:][::-1]:
             out.append(
                 {
                     "symbol": trip.symbol,

@@ -100,7 +100,7 @@ def _check(control: Control, seen: _Seen, now_s: float) -> None:
         booked = control.pnl.trip_count > seen.trips_at_exit
         if booked or now_s - seen.exit_at >= EXIT_PNL_WAIT_S:
             net = control.pnl.net - seen.net_at_entry
-            trips = control.pnl.trips()
+            trips = control.pnl.trips
             detail = ""
             if booked and trips:
                 trip = trips[-1]

@@ -30,7 +30,7 @@ from ..core.model import (
     Resync,
     RiskState,
 )
-from ..core.pnl import Fill, Ledger, RoundTrip
+from ..core.pnl import Fill, Ledger
 from ..core.scanner import ScannerConfig
 from ..core.strategy import Engine, make_session_tag
 from .confirm import ExecutionConfig
@@ -114,39 +114,24 @@ TRIPS_KEPT = 1000
 
 @attrs.define(eq=False)
 class PnlTracker:
-    """Net realised PnL of this run, from the fills (shown by the status panel)."""
+    """Feeds this run's fills to its ledger and shows the result (metrics, the panel).
+
+    The control core reads ``ledger`` (net PnL, round trips and wins) directly.
+    """
 
     _metrics: Metrics
     _facts: StatusFacts | None = None
-    _ledger: Ledger = attrs.field(init=False, factory=lambda: Ledger(history=TRIPS_KEPT))
+    ledger: Ledger = attrs.field(init=False, factory=lambda: Ledger(history=TRIPS_KEPT))
 
     def add(self, fill: Fill) -> None:
         """Record one fill and refresh ``metrics.realised_pnl`` (net of fees)."""
-        before = self._ledger.net
-        self._ledger.add(fill)
-        self._metrics.realised_pnl = f"{self._ledger.net:.4f}"
+        ledger = self.ledger
+        before = ledger.net
+        ledger.add(fill)
+        self._metrics.realised_pnl = f"{ledger.net:.4f}"
         if self._facts is not None:  # round trips, wins, today's net for the panel
-            self._facts.trades, self._facts.wins = self.trip_count, self.wins
-            self._facts.add_net(fill.ts_ms, self._ledger.net - before)
-
-    @property
-    def net(self) -> Decimal:
-        """Realised PnL minus fees of this run (the control core's ``PnlSource``)."""
-        return self._ledger.net
-
-    @property
-    def trip_count(self) -> int:
-        """Round trips closed this run."""
-        return self._ledger.trip_count
-
-    @property
-    def wins(self) -> int:
-        """Round trips of this run with a positive PnL after fees."""
-        return self._ledger.wins
-
-    def trips(self) -> tuple[RoundTrip, ...]:
-        """The latest round trips of this run (at most ``TRIPS_KEPT``), oldest first."""
-        return self._ledger.trips
+            self._facts.trades, self._facts.wins = ledger.trip_count, ledger.wins
+            self._facts.add_net(fill.ts_ms, ledger.net - before)
 
 
 @attrs.define(kw_only=True)
@@ -367,7 +352,7 @@ async def wire(connected: Connected, journal: Journal) -> Wiring:
         shutdown=shutdown,
         journal=journal,
         metrics=metrics,
-        pnl=pnl,
+        pnl=pnl.ledger,
         clock_ms=rest.now_ms,
         mode=settings.exchange.mode,
         session_tag=session_tag,

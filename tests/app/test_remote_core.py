@@ -31,31 +31,11 @@ from scalper.app.shutdown import ShutdownRequest
 from scalper.app.strategy import StrategyRunner
 from scalper.app.wiring import PnlTracker
 from scalper.core.model import CancelOrder, Halt, OrderFilled, PlaceOrder, ProtectPosition, Side
-from scalper.core.pnl import Fill
+from scalper.core.pnl import Fill, Ledger
 from scalper.core.strategy import Engine
-from scalper.report import RoundTrip
 from tests.unit._engine_helpers import T0, book, config, momentum_trades, ready, trades
 
 D = Decimal
-
-
-class FakePnl:
-    """The ledger's two figures, set by the test."""
-
-    def __init__(self) -> None:
-        self.net = D(0)
-        self.closed: list[RoundTrip] = []
-
-    @property
-    def trip_count(self) -> int:
-        return len(self.closed)
-
-    @property
-    def wins(self) -> int:
-        return sum(1 for trip in self.closed if trip.net > 0)
-
-    def trips(self) -> list[RoundTrip]:
-        return self.closed
 
 
 def _next_order(orders: Any) -> Any:
@@ -88,7 +68,7 @@ class Harness:
             metrics=self.metrics,
         )
         self.shutdown = ShutdownRequest()
-        self.pnl = FakePnl()
+        self.pnl = Ledger()  # the session's fills: the test adds them
         self.control = Control(
             runner=self.runner,
             shutdown=self.shutdown,
@@ -302,18 +282,17 @@ async def test_watcher_reports_entry_exit_halt_stream_and_loss(
             )
         )
         await trio.testing.wait_all_tasks_blocked()
-        h.pnl.net = D("-10.12")
-        h.pnl.closed.append(
-            RoundTrip(
-                symbol="SOLUSDT",
-                side="Buy",
-                qty=D("10.0"),
-                entry=D(100),
-                exit=D(99),
-                pnl=D(-10),
-                closed_ms=0,
+        for side, price in (("Buy", 100), ("Sell", 99)):  # 10 @ 100 -> 99, fees 0.12
+            h.pnl.add(
+                Fill(
+                    ts_ms=0,
+                    symbol="SOLUSDT",
+                    side=side,
+                    qty=D("10.0"),
+                    price=D(price),
+                    fee=D("0.06"),
+                )
             )
-        )
         await trio.sleep(1.5)
         kinds = [(n.kind, n.text) for n in h.queued()]
         assert ("halt", "halted: test halt") in kinds
@@ -368,10 +347,10 @@ async def test_pnl_counts_wins_after_fees_from_the_runs_tracker() -> None:
     # the front ends, the panel and the report count a win the same way: net of fees
     harness = Harness()
     tracker = PnlTracker(harness.metrics)
-    control = attrs.evolve(harness.control, pnl=tracker)
+    control = attrs.evolve(harness.control, pnl=tracker.ledger)
     fee = D("0.6")  # a one-tick win that its two fees turn into a loss
     for n, (side, price) in enumerate([("Buy", 100), ("Sell", 101), ("Buy", 100), ("Sell", 103)]):
         tracker.add(Fill(ts_ms=n, symbol="SOLUSDT", side=side, qty=D(1), price=D(price), fee=fee))
     view = control.pnl_view()
     assert (view["round_trips"], view["wins"], view["session_net_pnl"]) == (2, 1, "1.6000")
-    assert [trip.exit for trip in tracker.trips()] == [D(101), D(103)]
+    assert [trip.exit for trip in tracker.ledger.trips] == [D(101), D(103)]
