@@ -11,14 +11,22 @@ import argparse
 __all__ = ["add_backtest_args", "add_import_args", "add_sweep_args"]
 
 
+def _repeatable(
+    parser: argparse.ArgumentParser, flag: str, metavar: str, help: str, *, required: bool = False
+) -> None:
+    """A flag that may be given more than once: its values collect in a list."""
+    parser.add_argument(
+        flag, action="append", default=[], required=required, metavar=metavar, help=help
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="recordings (.jsonl or .gz)")
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="a bot setting, or backtest.maker_fee / backtest.taker_fee / backtest.latency_ms",
+        "SECTION.KEY=VALUE",
+        "a bot setting, or backtest.maker_fee / backtest.taker_fee / backtest.latency_ms",
     )
     parser.add_argument("--latency-ms", type=int, metavar="N", help="order and cancel latency")
     parser.add_argument(
@@ -37,13 +45,12 @@ def add_backtest_args(parser: argparse.ArgumentParser) -> None:
 def add_sweep_args(parser: argparse.ArgumentParser) -> None:
     """Flags of ``scalper sweep``."""
     _common(parser)
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--grid",
-        action="append",
-        default=[],
+        "SECTION.KEY=V1,V2,...",
+        "values to try for one key (the sweep runs the cartesian product)",
         required=True,
-        metavar="SECTION.KEY=V1,V2,...",
-        help="values to try for one key (the sweep runs the cartesian product)",
     )
     parser.add_argument("--workers", type=int, metavar="N", help="local processes (default: cores)")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
@@ -51,20 +58,18 @@ def add_sweep_args(parser: argparse.ArgumentParser) -> None:
 
 def add_import_args(parser: argparse.ArgumentParser) -> None:
     """Flags of ``scalper import-bybit``."""
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--book",
-        action="append",
-        default=[],
+        "FILE.zip",
+        "an order-book archive (YYYY-MM-DD_SYMBOL_ob500.data.zip); repeat for more days",
         required=True,
-        metavar="FILE.zip",
-        help="an order-book archive (YYYY-MM-DD_SYMBOL_ob500.data.zip); repeat for more days",
     )
-    parser.add_argument(
+    _repeatable(
+        parser,
         "--trades",
-        action="append",
-        default=[],
-        metavar="FILE.csv.gz",
-        help="a trade dump (SYMBOLYYYY-MM-DD.csv.gz); repeat for more days",
+        "FILE.csv.gz",
+        "a trade dump (SYMBOLYYYY-MM-DD.csv.gz); repeat for more days",
     )
     parser.add_argument("--out", required=True, metavar="FILE", help=".jsonl, or .gz to compress")
     parser.add_argument("--tick-size", metavar="TICK", help="the symbol's tickSize")
