@@ -44,18 +44,29 @@ class MarketHandlers(Closing):
 
     def _on_book(self, event: BookUpdate, now_ms: int, out: list[Command]) -> Step:
         top = event.top
-        if not self._is_current(top.symbol, "book", now_ms, out):
-            return STAY
+        if top.symbol != self._symbol:
+            return self._ignore_other(top.symbol, "book", now_ms, out)
         self._book = top
+        if self._position is None:  # flat (the common case): no exits to run
+            return self._entry_step(now_ms, out)
         return self._after_market(now_ms, out, entries=True)
 
     def _on_trades(self, event: TradeTicks, now_ms: int, out: list[Command]) -> Step:
-        if not self._is_current(event.symbol, "trades", now_ms, out) or not event.trades:
+        if event.symbol != self._symbol:
+            return self._ignore_other(event.symbol, "trades", now_ms, out)
+        trades = event.trades
+        if not trades:
             return STAY
-        self.signals.add_trades(event.trades)
-        newest = max(trade.ts_ms for trade in event.trades)
-        if self._last_trade_ts is None or newest > self._last_trade_ts:
+        self.signals.add_trades(trades)
+        newest = trades[0].ts_ms
+        for trade in trades:  # (a loop: a frame holds a few trades, max() costs more)
+            if trade.ts_ms > newest:
+                newest = trade.ts_ms
+        last = self._last_trade_ts
+        if last is None or newest > last:
             self._last_trade_ts = newest
+        if self._position is None:  # flat (the common case): no exits to run
+            return self._entry_step(now_ms, out)
         return self._after_market(now_ms, out, entries=True)
 
     def _on_tick(self, _event: Tick, now_ms: int, out: list[Command]) -> Step:

@@ -50,28 +50,43 @@ class SignalWindow:
 
     def add(self, price: float, qty: float) -> None:
         """Add one trade; the oldest leaves the window once it is full."""
-        trades = self._trades
-        trades.append((price, qty))
-        self._sum_pq += price * qty
-        self._sum_q += qty
-        self._last_price = price
-        self._stale = True
-        if len(trades) > self.window:
-            old_p, old_q = trades.popleft()
-            self._sum_pq -= old_p * old_q
-            self._sum_q -= old_q
-            self._evictions += 1
-            if self._evictions >= self.window:
-                # Why: add/subtract of floats drifts; a full recompute every `window`
-                # evictions keeps the sums exact to rounding at O(1) amortised cost.
-                self._evictions = 0
-                self._sum_pq = sum(p * q for p, q in trades)
-                self._sum_q = sum(q for _, q in trades)
+        self._add_pairs(((price, qty),))
 
     def add_trades(self, trades: Iterable[Trade]) -> None:
         """Add public trades, oldest first."""
-        for trade in trades:
-            self.add(trade.price, trade.qty)
+        self._add_pairs([(trade.price, trade.qty) for trade in trades])
+
+    def _add_pairs(self, pairs: Iterable[tuple[float, float]]) -> None:
+        # The running sums live in locals for the whole batch (a trade frame carries
+        # several trades): the same additions in the same order as one trade at a
+        # time, so the floats are bit for bit those of a trade-by-trade update.
+        trades = self._trades
+        append = trades.append
+        window = self.window
+        sum_pq = self._sum_pq
+        sum_q = self._sum_q
+        last = self._last_price
+        for pair in pairs:
+            price, qty = pair
+            append(pair)
+            sum_pq += price * qty
+            sum_q += qty
+            last = price
+            if len(trades) > window:
+                old_p, old_q = trades.popleft()
+                sum_pq -= old_p * old_q
+                sum_q -= old_q
+                self._evictions += 1
+                if self._evictions >= window:
+                    # Why: add/subtract of floats drifts; a full recompute every `window`
+                    # evictions keeps the sums exact to rounding at O(1) amortised cost.
+                    self._evictions = 0
+                    sum_pq = sum(p * q for p, q in trades)
+                    sum_q = sum(q for _, q in trades)
+        self._stale = True  # (the momentum is a function of the window: recomputing is safe)
+        self._sum_pq = sum_pq
+        self._sum_q = sum_q
+        self._last_price = last
 
     @property
     def count(self) -> int:
