@@ -23,10 +23,11 @@ from typing import Annotated, Final
 
 import msgspec
 
+from scalper.core.hotpath import trade_ticks
 from scalper.core.model import Side, Trade
 from scalper.core.values import trade
 
-from .parse import Message, ParseStats, TradesMessage, parse_message
+from .parse import Message, ParseStats, parse_message
 
 __all__ = ["BookFrame", "PublicDecoder", "PublicMessage", "decode_public"]
 
@@ -83,14 +84,21 @@ PublicMessage = BookFrame | Message
 
 _DECODE: Final = msgspec.json.Decoder(_Frame).decode
 _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
+#: bound on a stream's memo of trade price and size strings (cleared when full)
+_FLOATS_MAX: Final = 1 << 14
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 
 
-def decode_public(raw: str | bytes, stats: ParseStats) -> PublicMessage | None:
+def decode_public(
+    raw: str | bytes, stats: ParseStats, floats: dict[str, float] | None = None
+) -> PublicMessage | None:
     """One public frame -> ``BookFrame`` / ``TradesMessage`` / another message, or None.
 
     Never raises for bad input; failures are counted in ``stats`` by ``parse_message``.
+    ``floats`` is the caller's memo of trade price and size strings (``float(str)`` is
+    a correctly rounded decimal parse, 0.15 us, and trades repeat their prices): a
+    stream keeps one across its frames; without it every string is parsed.
     """
     try:
         frame = _DECODE(raw)
@@ -104,18 +112,20 @@ def decode_public(raw: str | bytes, stats: ParseStats) -> PublicMessage | None:
             return BookFrame(data.s, kind, data.b, data.a, data.u, data.seq, frame.ts)
         return parse_message(raw, stats)
     if topic.startswith("publicTrade."):
-        trades = _trades(data)  # type: ignore[arg-type]  # the union's array member
+        # the union's array member
+        trades = _trades(data, {} if floats is None else floats)  # type: ignore[arg-type]
         if trades is not None:
             symbol = trades[0].symbol if trades else topic[12:]
-            return TradesMessage(symbol=symbol, trades=trades)
+            return trade_ticks(symbol, trades)  # a TradesMessage
     return parse_message(raw, stats)
 
 
-def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
+def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...] | None:
     """Trades of one frame, or None when a row is not usable (the generic parser then
-    counts the failure by its kind)."""
+    counts the failure by its kind). ``floats``: the memo of ``float(str)``."""
     out: list[Trade] = []
     append = out.append
+    memo = floats.get
     for row in rows:
         side = row.S
         if side == "Buy":
@@ -124,25 +134,40 @@ def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
             taker = _SELL
         else:
             return None
-        try:
-            price = float(row.p)
-            qty = float(row.v)
-        except ValueError:
-            return None
-        if not (price > 0 and qty > 0):
+        price = memo(row.p)
+        if price is None:
+            price = _parse_float(row.p, floats)
+        qty = memo(row.v)
+        if qty is None:
+            qty = _parse_float(row.v, floats)
+        if not (price is not None and qty is not None and price > 0 and qty > 0):
             return None
         append(trade(row.s, price, qty, taker, row.T))
     return tuple(out)
 
 
+def _parse_float(text: str, floats: dict[str, float]) -> float | None:
+    """``float(text)`` (None when it is not a number), remembered in ``floats``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if len(floats) >= _FLOATS_MAX:
+        floats.clear()
+    floats[text] = value
+    return value
+
+
 class PublicDecoder:
     """``decode_public`` bound to one ``ParseStats`` (the stream's)."""
 
-    __slots__ = ("stats",)
+    __slots__ = ("floats", "stats")
 
     def __init__(self, stats: ParseStats) -> None:
         self.stats = stats
+        #: the memo of trade price and size strings, across this stream's frames
+        self.floats: dict[str, float] = {}
 
     def __call__(self, raw: str | bytes) -> PublicMessage | None:
         """Decode one frame (see ``decode_public``)."""
-        return decode_public(raw, self.stats)
+        return decode_public(raw, self.stats, self.floats)

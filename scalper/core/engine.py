@@ -168,7 +168,7 @@ class Engine(MarketHandlers, ControlHandlers):
     def _check_declared(self, row: Row, event: Event, move: Move) -> None:
         """A move the row does not declare is an engine bug: the table would be wrong."""
         before = self._state
-        if before is EngineState.HALTED or move.to is before or move.to in row.to:
+        if before is HALTED or move.to is before or move.to in row.to:
             return  # (in Halted a move is only logged: Halted is final)
         event_name, moved = type(event).__name__, f"{before.value} -> {move.to.value}"
         raise AssertionError(f"{event_name} moved {moved}, which the table does not declare")

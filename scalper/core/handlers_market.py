@@ -30,6 +30,11 @@ from .values import EngineState, OrderIntent, OrderType, Side, TimeInForce
 
 __all__ = ["MarketHandlers"]
 
+# Read on every market event: a module constant, not an attribute lookup on the Enum
+# class (its metaclass makes that ~0.08 us in CPython 3.11).
+_IDLE = EngineState.IDLE
+_POSITION_OPEN = EngineState.POSITION_OPEN
+
 
 class MarketHandlers(Closing):
     """Handlers of ``BookUpdate``, ``TradeTicks``, ``Tick`` and the order events."""
@@ -76,7 +81,7 @@ class MarketHandlers(Closing):
         exits: Step = STAY
         if self._position is not None and self._working is None:
             # PositionOpen, or Halted while still holding: exits run on every event.
-            if self._state is EngineState.POSITION_OPEN:
+            if self._state is _POSITION_OPEN:
                 halt = self._kill_switch(now_ms, out)
                 if halt is not STAY:
                     return halt
@@ -89,7 +94,7 @@ class MarketHandlers(Closing):
 
     def _entry_step(self, now_ms: int, out: list[Command]) -> Step:
         """In Idle an entry may be placed; elsewhere a signal is only noted."""
-        if self._state is EngineState.IDLE:
+        if self._state is _IDLE:
             return self._maybe_enter(now_ms, out)
         if "not-idle" not in self._logged and self._signal_side() is not None:
             self._log_once(  # (checked first: this runs on every event outside Idle)

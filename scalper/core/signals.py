@@ -13,11 +13,14 @@ switch resets it: a VWAP mixing two symbols means nothing).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from .model import Trade
 
 __all__ = ["SignalWindow"]
+
+_PRICE_QTY: Callable[[Trade], tuple[float, float]] = attrgetter("price", "qty")
 
 
 class SignalWindow:
@@ -54,7 +57,7 @@ class SignalWindow:
 
     def add_trades(self, trades: Iterable[Trade]) -> None:
         """Add public trades, oldest first."""
-        self._add_pairs([(trade.price, trade.qty) for trade in trades])
+        self._add_pairs(map(_PRICE_QTY, trades))
 
     def _add_pairs(self, pairs: Iterable[tuple[float, float]]) -> None:
         # The running sums live in locals for the whole batch (a trade frame carries
@@ -63,6 +66,8 @@ class SignalWindow:
         trades = self._trades
         append = trades.append
         window = self.window
+        count = len(trades)
+        evictions = self._evictions
         sum_pq = self._sum_pq
         sum_q = self._sum_q
         last = self._last_price
@@ -72,18 +77,21 @@ class SignalWindow:
             sum_pq += price * qty
             sum_q += qty
             last = price
-            if len(trades) > window:
-                old_p, old_q = trades.popleft()
-                sum_pq -= old_p * old_q
-                sum_q -= old_q
-                self._evictions += 1
-                if self._evictions >= window:
-                    # Why: add/subtract of floats drifts; a full recompute every `window`
-                    # evictions keeps the sums exact to rounding at O(1) amortised cost.
-                    self._evictions = 0
-                    sum_pq = sum(p * q for p, q in trades)
-                    sum_q = sum(q for _, q in trades)
+            if count < window:
+                count += 1
+                continue
+            old_p, old_q = trades.popleft()
+            sum_pq -= old_p * old_q
+            sum_q -= old_q
+            evictions += 1
+            if evictions >= window:
+                # Why: add/subtract of floats drifts; a full recompute every `window`
+                # evictions keeps the sums exact to rounding at O(1) amortised cost.
+                evictions = 0
+                sum_pq = sum([p * q for p, q in trades])
+                sum_q = sum([q for _, q in trades])
         self._stale = True  # (the momentum is a function of the window: recomputing is safe)
+        self._evictions = evictions
         self._sum_pq = sum_pq
         self._sum_q = sum_q
         self._last_price = last
