@@ -124,9 +124,7 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
     """Trades of one frame, or None when a row is not usable (the generic parser then
     counts the failure by its kind). ``floats``: the memo of ``float(str)``."""
     out: list[Trade] = []
-    append = out.append
-    memo = floats.get
-    for row in rows:
+    for row in rows:  # (a frame has a few rows: no bound methods kept in locals)
         side = row.S
         if side == "Buy":
             taker = _BUY
@@ -134,15 +132,15 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
             taker = _SELL
         else:
             return None
-        price = memo(row.p)
+        price = floats.get(row.p)
         if price is None:
             price = _parse_float(row.p, floats)
-        qty = memo(row.v)
+        qty = floats.get(row.v)
         if qty is None:
             qty = _parse_float(row.v, floats)
         if not (price is not None and qty is not None and price > 0 and qty > 0):
             return None
-        append(trade(row.s, price, qty, taker, row.T))
+        out.append(trade(row.s, price, qty, taker, row.T))
     return tuple(out)
 
 

@@ -64,7 +64,6 @@ class SignalWindow:
         # several trades): the same additions in the same order as one trade at a
         # time, so the floats are bit for bit those of a trade-by-trade update.
         trades = self._trades
-        append = trades.append
         window = self.window
         count = len(trades)
         evictions = self._evictions
@@ -73,7 +72,7 @@ class SignalWindow:
         last = self._last_price
         for pair in pairs:
             price, qty = pair
-            append(pair)
+            trades.append(pair)
             sum_pq += price * qty
             sum_q += qty
             last = price
