@@ -13,8 +13,10 @@ the message or counts the failure in ``ParseStats`` by kind, exactly as before. 
 malformed frame is still counted once and skipped, and the error kinds do not change.
 
 Book levels stay wire strings: ``scalper.core.book.OrderBook`` turns a price string
-straight into integer ticks (cached per string) and a size string into a float, and
+straight into integer ticks and a size string into a float (both cached per string), and
 validates each level while it does, so no Decimal and no float round-trip per price.
+A trade's price and size strings go through the caller's memo of ``float`` (a stream
+keeps one): trades repeat their prices, and ``float(str)`` is the costliest step left.
 """
 
 from __future__ import annotations

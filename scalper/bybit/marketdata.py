@@ -25,7 +25,8 @@ to a book. Its rules:
 * ``follow`` switches symbol: an empty book, the new topics.
 
 The hot method ``frame`` allocates nothing beyond the decoded message and the event it
-returns: a resubscribe is a flag (``resync_due``) until the caller takes the action.
+returns (and, for a number string not seen before, an entry in a bounded memo): a
+resubscribe is a flag (``resync_due``) until the caller takes the action.
 """
 
 from __future__ import annotations
