@@ -45,8 +45,11 @@ Level = Sequence[str]
 _INF = float("inf")
 _NO_SNAPSHOT = "no snapshot yet"
 _PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
-#: Bound on each per-book cache of parsed price and size strings (cleared when full).
+#: Bound on the per-book cache of parsed price strings (cleared when it fills up).
 _CACHE_MAX = 1 << 16
+#: Bound on the per-book cache of parsed size strings: sizes vary more than prices, so
+#: a smaller bound keeps the cache at about a megabyte when they do not repeat.
+_SIZES_MAX = 1 << 14
 
 
 class BookStatus(enum.Enum):
@@ -312,7 +315,7 @@ class OrderBook:
         size = _parse_size(size_str)
         if type(size_str) is str:
             sizes = self._sizes
-            if len(sizes) >= _CACHE_MAX:
+            if len(sizes) >= _SIZES_MAX:
                 sizes.clear()
             sizes[size_str] = size
         return size

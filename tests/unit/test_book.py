@@ -542,7 +542,7 @@ def test_cached_sizes_apply_exactly_as_parsed_ones(messages: list[tuple]) -> Non
 
 
 def test_size_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(book_module, "_CACHE_MAX", 4)
+    monkeypatch.setattr(book_module, "_SIZES_MAX", 4)
     book = make_book("1")
     book.apply_snapshot([], [], 2, 0)
     for u, size in enumerate(range(1, 20), start=3):
