@@ -21,7 +21,7 @@ keeps one): trades repeat their prices, and ``float(str)`` is the costliest step
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -79,7 +79,9 @@ class _Frame(msgspec.Struct, gc=False):
     data: _BookData | list[_TradeRow]
     ts: _Int  # required, as parse_message requires it of a book (a trade frame without
     #          it is rare enough to take the fallback)
-    type: str = ""
+    # The literal strings, not a new string per frame; any other type takes the fallback
+    # (a book then fails there as it would here, a trade frame decodes the same).
+    type: Literal["snapshot", "delta", ""] = ""
 
 
 PublicMessage = BookFrame | Message
