@@ -17,34 +17,30 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
   returns ``BookStatus.INVALIDATED``.
 
 Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
-of applying a delta). A price string is parsed once to an integer count of ticks (cached
-per string, since the same prices recur all the time); sizes are floats. Each side keeps
-a dict ``ticks -> size`` plus a sorted list of keys maintained with ``bisect``; the book
-is never sorted per update. Keys are signed so that the best level of *both* sides sits
-at the end of its list: bids store ``ticks``, asks store ``-ticks``. Inserting or
-deleting near the top therefore moves few elements, and the best level is ``keys[-1]``.
+of applying a delta). A price string is read once to an integer count of ticks by
+``core.levels`` (cached per string, since the same prices recur all the time); sizes are
+floats, cached per string too. Each side keeps a dict ``ticks -> size`` plus a sorted
+list of keys maintained with ``bisect``; the book is never sorted per update. Keys are
+signed so that the best level of *both* sides sits at the end of its list: bids store
+``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore moves
+few elements, and the best level is ``keys[-1]``.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from bisect import bisect_left, insort
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import Literal
 
+from .levels import Level, TickGrid, parse_size, reason
 from .model import BookTop, Side
 from .values import book_top
 
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
-#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it.
-Level = Sequence[str]
-
-_INF = float("inf")
 _NO_SNAPSHOT = "no snapshot yet"
-_PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).
 _CACHE_MAX = 1 << 16
 #: Bound on the per-book cache of parsed size strings: sizes vary more than prices, so
@@ -68,10 +64,6 @@ _INVALIDATED = BookStatus.INVALIDATED
 _INVALID = BookStatus.INVALID
 
 
-class _BadLevel(ValueError):
-    """A level that cannot be applied (malformed number, off-grid price)."""
-
-
 class OrderBook:
     """L2 book of one symbol with exact integer-tick prices and incremental best levels.
 
@@ -86,10 +78,10 @@ class OrderBook:
         "_bid_keys",
         "_bids",
         "_cache",
+        "_grid",
         "_scale",
         "_sizes",
         "_tick_units",
-        "_unit_digits",
         "invalid_reason",
         "symbol",
         "ts_ms",
@@ -104,9 +96,9 @@ class OrderBook:
         assert isinstance(exponent, int)  # finite, checked above
         digits = max(0, -exponent)
         #: prices are parsed to "units" of 10**-digits, then divided by the tick in units
-        self._unit_digits = digits
         self._scale: int = 10**digits
         self._tick_units = int(tick * self._scale)
+        self._grid = TickGrid(digits, self._tick_units)
         self.symbol = symbol
         #: ``u`` of the last applied message (None before the first snapshot)
         self.update_id: int | None = None
@@ -159,7 +151,7 @@ class OrderBook:
                 if asks:
                     self._merge(self._asks, self._ask_keys, asks, -1)
             except (ValueError, TypeError) as exc:
-                return self._fail(_reason(exc))
+                return self._fail(reason(exc))
             self.update_id = update_id
             self.ts_ms = ts_ms
             bid_keys = self._bid_keys
@@ -197,7 +189,7 @@ class OrderBook:
             # The repair itself failed: drop the book and say so (the caller asks again).
             self._bids, self._asks, self._bid_keys, self._ask_keys = {}, {}, [], []
             self.update_id = update_id
-            self.invalid_reason = _reason(exc)
+            self.invalid_reason = reason(exc)
             return _INVALIDATED
         self._bids = new_bids
         self._asks = new_asks
@@ -226,7 +218,7 @@ class OrderBook:
             self._merge(self._bids, self._bid_keys, bids, 1)
             self._merge(self._asks, self._ask_keys, asks, -1)
         except (ValueError, TypeError) as exc:
-            return self._fail(_reason(exc))
+            return self._fail(reason(exc))
         self.update_id = update_id
         self.ts_ms = ts_ms
         return self._check_crossed()
@@ -254,7 +246,7 @@ class OrderBook:
             ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
-            size = _parse_size(size_str)
+            size = parse_size(size_str)
             if size > 0.0:
                 side[ticks] = size
             else:
@@ -291,19 +283,7 @@ class OrderBook:
 
     def _parse_price(self, price: str) -> int:
         """Exact tick count of a price string (slow path; the result is cached)."""
-        match = _PRICE_RE.fullmatch(price) if isinstance(price, str) else None
-        if match is None or not (match.group(1) or match.group(2)):
-            raise _BadLevel(f"malformed price {price!r}")
-        whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
-        digits = self._unit_digits
-        if len(frac) > digits:
-            raise _BadLevel(f"price {price} is off the tick grid")
-        units = int(whole or "0") * self._scale + int(frac.ljust(digits, "0") or "0")
-        ticks, rest = divmod(units, self._tick_units)
-        if rest:
-            raise _BadLevel(f"price {price} is off the tick grid")
-        if ticks <= 0:
-            raise _BadLevel(f"price {price} is not positive")
+        ticks = self._grid.ticks(price)
         cache = self._cache
         if len(cache) >= _CACHE_MAX:
             cache.clear()
@@ -312,7 +292,7 @@ class OrderBook:
 
     def _parse_size(self, size_str: str) -> float:
         """A size string as a float, finite and >= 0 (slow path; cached when a string)."""
-        size = _parse_size(size_str)
+        size = parse_size(size_str)
         if type(size_str) is str:
             sizes = self._sizes
             if len(sizes) >= _SIZES_MAX:
@@ -402,18 +382,3 @@ class OrderBook:
             f"OrderBook({self.symbol}, u={self.update_id}, {len(self._bids)} bids, "
             f"{len(self._asks)} asks, {state})"
         )
-
-
-def _reason(exc: Exception) -> str:
-    """Invalid-book reason for a level that could not be applied."""
-    return str(exc) if isinstance(exc, _BadLevel) else f"malformed level: {exc}"
-
-
-def _parse_size(size_str: str) -> float:
-    try:
-        size = float(size_str)
-    except (TypeError, ValueError):
-        raise _BadLevel(f"malformed size {size_str!r}") from None
-    if not 0.0 <= size < _INF:
-        raise _BadLevel(f"malformed size {size_str!r}")
-    return size

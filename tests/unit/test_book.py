@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from scalper.core import book as book_module
 from scalper.core.book import BookStatus, Level, OrderBook
+from scalper.core.levels import BadLevel
 from scalper.core.model import BookTop, Side
 
 OK = BookStatus.OK
@@ -498,7 +499,7 @@ class UncachedBook(OrderBook):
             try:
                 size = float(size_str)
             except (TypeError, ValueError):
-                raise book_module._BadLevel(f"malformed size {size_str!r}") from None
+                raise BadLevel(f"malformed size {size_str!r}") from None
             if 0.0 < size < float("inf"):
                 if ticks not in side:
                     insort(keys, sign * ticks)
@@ -507,7 +508,7 @@ class UncachedBook(OrderBook):
                 if side.pop(ticks, None) is not None:
                     del keys[bisect_left(keys, sign * ticks)]
             else:
-                raise book_module._BadLevel(f"malformed size {size_str!r}")
+                raise BadLevel(f"malformed size {size_str!r}")
 
 
 _SIZES = ["0", "0.0", "-0", "1", "2.5", "2.50", "10", "x", "-1", "nan", "inf", "1_0", " 5", ""]
