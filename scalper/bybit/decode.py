@@ -13,20 +13,23 @@ the message or counts the failure in ``ParseStats`` by kind, exactly as before. 
 malformed frame is still counted once and skipped, and the error kinds do not change.
 
 Book levels stay wire strings: ``scalper.core.book.OrderBook`` turns a price string
-straight into integer ticks (cached per string) and a size string into a float, and
+straight into integer ticks and a size string into a float (both cached per string), and
 validates each level while it does, so no Decimal and no float round-trip per price.
+A trade's price and size strings go through the caller's memo of ``float`` (a stream
+keeps one): trades repeat their prices, and ``float(str)`` is the costliest step left.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
+from scalper.core.hotpath import trade_ticks
 from scalper.core.model import Side, Trade
 from scalper.core.values import trade
 
-from .parse import Message, ParseStats, TradesMessage, parse_message
+from .parse import Message, ParseStats, parse_message
 
 __all__ = ["BookFrame", "PublicDecoder", "PublicMessage", "decode_public"]
 
@@ -76,21 +79,30 @@ class _Frame(msgspec.Struct, gc=False):
     data: _BookData | list[_TradeRow]
     ts: _Int  # required, as parse_message requires it of a book (a trade frame without
     #          it is rare enough to take the fallback)
-    type: str = ""
+    # The literal strings, not a new string per frame; any other type takes the fallback
+    # (a book then fails there as it would here, a trade frame decodes the same).
+    type: Literal["snapshot", "delta", ""] = ""
 
 
 PublicMessage = BookFrame | Message
 
 _DECODE: Final = msgspec.json.Decoder(_Frame).decode
 _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
+#: bound on a stream's memo of trade price and size strings (cleared when full)
+_FLOATS_MAX: Final = 1 << 14
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 
 
-def decode_public(raw: str | bytes, stats: ParseStats) -> PublicMessage | None:
+def decode_public(
+    raw: str | bytes, stats: ParseStats, floats: dict[str, float] | None = None
+) -> PublicMessage | None:
     """One public frame -> ``BookFrame`` / ``TradesMessage`` / another message, or None.
 
     Never raises for bad input; failures are counted in ``stats`` by ``parse_message``.
+    ``floats`` is the caller's memo of trade price and size strings (``float(str)`` is
+    a correctly rounded decimal parse, 0.15 us, and trades repeat their prices): a
+    stream keeps one across its frames; without it every string is parsed.
     """
     try:
         frame = _DECODE(raw)
@@ -104,19 +116,19 @@ def decode_public(raw: str | bytes, stats: ParseStats) -> PublicMessage | None:
             return BookFrame(data.s, kind, data.b, data.a, data.u, data.seq, frame.ts)
         return parse_message(raw, stats)
     if topic.startswith("publicTrade."):
-        trades = _trades(data)  # type: ignore[arg-type]  # the union's array member
+        # the union's array member
+        trades = _trades(data, {} if floats is None else floats)  # type: ignore[arg-type]
         if trades is not None:
             symbol = trades[0].symbol if trades else topic[12:]
-            return TradesMessage(symbol=symbol, trades=trades)
+            return trade_ticks(symbol, trades)  # a TradesMessage
     return parse_message(raw, stats)
 
 
-def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
+def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...] | None:
     """Trades of one frame, or None when a row is not usable (the generic parser then
-    counts the failure by its kind)."""
+    counts the failure by its kind). ``floats``: the memo of ``float(str)``."""
     out: list[Trade] = []
-    append = out.append
-    for row in rows:
+    for row in rows:  # (a frame has a few rows: no bound methods kept in locals)
         side = row.S
         if side == "Buy":
             taker = _BUY
@@ -124,25 +136,40 @@ def _trades(rows: list[_TradeRow]) -> tuple[Trade, ...] | None:
             taker = _SELL
         else:
             return None
-        try:
-            price = float(row.p)
-            qty = float(row.v)
-        except ValueError:
+        price = floats.get(row.p)
+        if price is None:
+            price = _parse_float(row.p, floats)
+        qty = floats.get(row.v)
+        if qty is None:
+            qty = _parse_float(row.v, floats)
+        if not (price is not None and qty is not None and price > 0 and qty > 0):
             return None
-        if not (price > 0 and qty > 0):
-            return None
-        append(trade(row.s, price, qty, taker, row.T))
+        out.append(trade(row.s, price, qty, taker, row.T))
     return tuple(out)
+
+
+def _parse_float(text: str, floats: dict[str, float]) -> float | None:
+    """``float(text)`` (None when it is not a number), remembered in ``floats``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if len(floats) >= _FLOATS_MAX:
+        floats.clear()
+    floats[text] = value
+    return value
 
 
 class PublicDecoder:
     """``decode_public`` bound to one ``ParseStats`` (the stream's)."""
 
-    __slots__ = ("stats",)
+    __slots__ = ("floats", "stats")
 
     def __init__(self, stats: ParseStats) -> None:
         self.stats = stats
+        #: the memo of trade price and size strings, across this stream's frames
+        self.floats: dict[str, float] = {}
 
     def __call__(self, raw: str | bytes) -> PublicMessage | None:
         """Decode one frame (see ``decode_public``)."""
-        return decode_public(raw, self.stats)
+        return decode_public(raw, self.stats, self.floats)

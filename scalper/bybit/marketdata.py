@@ -25,7 +25,8 @@ to a book. Its rules:
 * ``follow`` switches symbol: an empty book, the new topics.
 
 The hot method ``frame`` allocates nothing beyond the decoded message and the event it
-returns: a resubscribe is a flag (``resync_due``) until the caller takes the action.
+returns (and, for a number string not seen before, an entry in a bounded memo): a
+resubscribe is a flag (``resync_due``) until the caller takes the action.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Final
 import attrs
 
 from scalper.core.book import BookStatus, Level, OrderBook
+from scalper.core.hotpath import book_update
 from scalper.core.model import BookUpdate, TradeTicks
 
 from .decode import BookFrame, decode_public
@@ -93,6 +95,7 @@ class MarketData:
     """
 
     __slots__ = (
+        "_floats",
         "book",
         "book_messages",
         "book_topic",
@@ -124,6 +127,8 @@ class MarketData:
         self.other_symbol_frames = 0
         #: times a frame turned the book invalid (a bad frame, or a lost one of the book)
         self.invalidations = 0
+        #: the decoder's memo of trade price and size strings (``decode_public``)
+        self._floats: dict[str, float] = {}
 
     def topics(self, symbol: str) -> list[str]:
         """The topics followed for ``symbol``."""
@@ -149,7 +154,7 @@ class MarketData:
         ``take_resubscribe``) and still returns the now invalid top, so the engine
         stops entries on it.
         """
-        msg = decode_public(raw, self.stats)
+        msg = decode_public(raw, self.stats, self._floats)
         if type(msg) is BookFrame or isinstance(msg, BookMessage):
             book = self.book
             if book is None or msg.symbol != self.symbol:
@@ -164,7 +169,7 @@ class MarketData:
                 self.resync_due = True
                 self.invalidations += 1
             top = book.top()
-            return BookUpdate(top=top) if top is not None else None
+            return book_update(top) if top is not None else None
         if type(msg) is TradesMessage:
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1

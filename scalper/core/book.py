@@ -17,36 +17,35 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
   returns ``BookStatus.INVALIDATED``.
 
 Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
-of applying a delta). A price string is parsed once to an integer count of ticks (cached
-per string, since the same prices recur all the time); sizes are floats. Each side keeps
-a dict ``ticks -> size`` plus a sorted list of keys maintained with ``bisect``; the book
-is never sorted per update. Keys are signed so that the best level of *both* sides sits
-at the end of its list: bids store ``ticks``, asks store ``-ticks``. Inserting or
-deleting near the top therefore moves few elements, and the best level is ``keys[-1]``.
+of applying a delta). A price string is read once to an integer count of ticks by
+``core.levels`` (cached per string, since the same prices recur all the time); sizes are
+floats, cached per string too. Each side keeps a dict ``ticks -> size`` plus a sorted
+list of keys maintained with ``bisect``; the book is never sorted per update. Keys are
+signed so that the best level of *both* sides sits at the end of its list: bids store
+``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore moves
+few elements, and the best level is ``keys[-1]``.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from bisect import bisect_left, insort
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import Literal
 
+from .levels import Level, TickGrid, parse_size, reason
 from .model import BookTop, Side
 from .values import book_top
 
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
-#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it.
-Level = Sequence[str]
-
-_INF = float("inf")
 _NO_SNAPSHOT = "no snapshot yet"
-_PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).
 _CACHE_MAX = 1 << 16
+#: Bound on the per-book cache of parsed size strings: sizes vary more than prices, so
+#: a smaller bound keeps the cache at about a megabyte when they do not repeat.
+_SIZES_MAX = 1 << 14
 
 
 class BookStatus(enum.Enum):
@@ -57,8 +56,12 @@ class BookStatus(enum.Enum):
     INVALID = "invalid"  #: already invalid; message dropped until the next snapshot
 
 
-class _BadLevel(ValueError):
-    """A level that cannot be applied (malformed number, off-grid price)."""
+# Module constants: reading a member off an Enum class is a metaclass attribute lookup
+# (~0.08 us in CPython 3.11, a global read is a tenth of it), and ``apply`` returns one
+# per frame.
+_OK = BookStatus.OK
+_INVALIDATED = BookStatus.INVALIDATED
+_INVALID = BookStatus.INVALID
 
 
 class OrderBook:
@@ -75,9 +78,10 @@ class OrderBook:
         "_bid_keys",
         "_bids",
         "_cache",
+        "_grid",
         "_scale",
+        "_sizes",
         "_tick_units",
-        "_unit_digits",
         "invalid_reason",
         "symbol",
         "ts_ms",
@@ -92,9 +96,9 @@ class OrderBook:
         assert isinstance(exponent, int)  # finite, checked above
         digits = max(0, -exponent)
         #: prices are parsed to "units" of 10**-digits, then divided by the tick in units
-        self._unit_digits = digits
         self._scale: int = 10**digits
         self._tick_units = int(tick * self._scale)
+        self._grid = TickGrid(digits, self._tick_units)
         self.symbol = symbol
         #: ``u`` of the last applied message (None before the first snapshot)
         self.update_id: int | None = None
@@ -107,6 +111,7 @@ class OrderBook:
         self._bid_keys: list[int] = []  # ticks, ascending: best bid last
         self._ask_keys: list[int] = []  # -ticks, ascending: best ask last
         self._cache: dict[str, int] = {}
+        self._sizes: dict[str, float] = {}
 
     # ------------------------------------------------------------ state
 
@@ -146,14 +151,14 @@ class OrderBook:
                 if asks:
                     self._merge(self._asks, self._ask_keys, asks, -1)
             except (ValueError, TypeError) as exc:
-                return self._fail(_reason(exc))
+                return self._fail(reason(exc))
             self.update_id = update_id
             self.ts_ms = ts_ms
             bid_keys = self._bid_keys
             ask_keys = self._ask_keys
             if bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]:
                 return self._check_crossed()
-            return BookStatus.OK
+            return _OK
         if msg_type == "snapshot":
             return self.apply_snapshot(bids, asks, update_id, ts_ms)
         return self._fail(f"unknown message type {msg_type!r}")
@@ -184,8 +189,8 @@ class OrderBook:
             # The repair itself failed: drop the book and say so (the caller asks again).
             self._bids, self._asks, self._bid_keys, self._ask_keys = {}, {}, [], []
             self.update_id = update_id
-            self.invalid_reason = _reason(exc)
-            return BookStatus.INVALIDATED
+            self.invalid_reason = reason(exc)
+            return _INVALIDATED
         self._bids = new_bids
         self._asks = new_asks
         self._bid_keys = sorted(new_bids)
@@ -204,7 +209,7 @@ class OrderBook:
         if self.invalid_reason is not None:
             if self.update_id is None:
                 return self._fail("delta before snapshot")
-            return BookStatus.INVALID  # dropped: waiting for the repairing snapshot
+            return _INVALID  # dropped: waiting for the repairing snapshot
         last = self.update_id
         assert last is not None  # a valid book has had a snapshot
         if update_id <= last:
@@ -213,7 +218,7 @@ class OrderBook:
             self._merge(self._bids, self._bid_keys, bids, 1)
             self._merge(self._asks, self._ask_keys, asks, -1)
         except (ValueError, TypeError) as exc:
-            return self._fail(_reason(exc))
+            return self._fail(reason(exc))
         self.update_id = update_id
         self.ts_ms = ts_ms
         return self._check_crossed()
@@ -222,8 +227,8 @@ class OrderBook:
         """Turn invalid; report INVALIDATED only on the change, so the caller asks once."""
         if self.invalid_reason is None or self.invalid_reason is _NO_SNAPSHOT:
             self.invalid_reason = reason
-            return BookStatus.INVALIDATED
-        return BookStatus.INVALID  # keep the first reason: it is the cause
+            return _INVALIDATED
+        return _INVALID  # keep the first reason: it is the cause
 
     def _check_crossed(self) -> BookStatus:
         bid_keys = self._bid_keys
@@ -232,8 +237,8 @@ class OrderBook:
             bid = self._price(bid_keys[-1])
             ask = self._price(-ask_keys[-1])
             self.invalid_reason = f"crossed book: best bid {bid} >= best ask {ask}"
-            return BookStatus.INVALIDATED
-        return BookStatus.OK
+            return _INVALIDATED
+        return _OK
 
     def _fill(self, side: dict[int, float], levels: Iterable[Level]) -> None:
         cache = self._cache
@@ -241,7 +246,7 @@ class OrderBook:
             ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
-            size = _parse_size(size_str)
+            size = parse_size(size_str)
             if size > 0.0:
                 side[ticks] = size
             else:
@@ -251,47 +256,49 @@ class OrderBook:
         self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
     ) -> None:
         # The hot loop: one dict lookup turns the price string into ticks (cached), one
-        # float() reads the size; the sorted key list moves only when a level appears or
-        # disappears. Locals are bound once because attribute lookups dominate here.
-        cache_get = self._cache.get
+        # the size string into a float (cached); the sorted key list moves only when a
+        # level appears or disappears.
+        # Sizes are cached per string too: ``float(str)`` is a correctly rounded decimal
+        # parse (~0.15 us), a dict hit a fifth of that, and a book's sizes repeat. (No
+        # bound ``.get`` kept in a local: a delta has one to three levels, and binding
+        # allocates a method object per call.)
+        cache = self._cache
+        sizes = self._sizes
         for price, size_str in levels:
-            ticks = cache_get(price)
+            ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
             try:
-                size = float(size_str)
-            except (TypeError, ValueError):
-                raise _BadLevel(f"malformed size {size_str!r}") from None
-            if 0.0 < size < _INF:
+                size = sizes.get(size_str)
+            except TypeError:  # unhashable: not a size string (the slow path says why)
+                size = None
+            if size is None:
+                size = self._parse_size(size_str)
+            if size:  # a parsed size is finite and >= 0: positive sets, zero deletes
                 if ticks not in side:
                     insort(keys, sign * ticks)
                 side[ticks] = size
-            elif size == 0.0:
-                if side.pop(ticks, None) is not None:
-                    del keys[bisect_left(keys, sign * ticks)]
-            else:
-                raise _BadLevel(f"malformed size {size_str!r}")
+            elif side.pop(ticks, None) is not None:
+                del keys[bisect_left(keys, sign * ticks)]
 
     def _parse_price(self, price: str) -> int:
         """Exact tick count of a price string (slow path; the result is cached)."""
-        match = _PRICE_RE.fullmatch(price) if isinstance(price, str) else None
-        if match is None or not (match.group(1) or match.group(2)):
-            raise _BadLevel(f"malformed price {price!r}")
-        whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
-        digits = self._unit_digits
-        if len(frac) > digits:
-            raise _BadLevel(f"price {price} is off the tick grid")
-        units = int(whole or "0") * self._scale + int(frac.ljust(digits, "0") or "0")
-        ticks, rest = divmod(units, self._tick_units)
-        if rest:
-            raise _BadLevel(f"price {price} is off the tick grid")
-        if ticks <= 0:
-            raise _BadLevel(f"price {price} is not positive")
+        ticks = self._grid.ticks(price)
         cache = self._cache
         if len(cache) >= _CACHE_MAX:
             cache.clear()
         cache[price] = ticks
         return ticks
+
+    def _parse_size(self, size_str: str) -> float:
+        """A size string as a float, finite and >= 0 (slow path; cached when a string)."""
+        size = parse_size(size_str)
+        if type(size_str) is str:
+            sizes = self._sizes
+            if len(sizes) >= _SIZES_MAX:
+                sizes.clear()
+            sizes[size_str] = size
+        return size
 
     # ------------------------------------------------------------ reading
 
@@ -375,18 +382,3 @@ class OrderBook:
             f"OrderBook({self.symbol}, u={self.update_id}, {len(self._bids)} bids, "
             f"{len(self._asks)} asks, {state})"
         )
-
-
-def _reason(exc: Exception) -> str:
-    """Invalid-book reason for a level that could not be applied."""
-    return str(exc) if isinstance(exc, _BadLevel) else f"malformed level: {exc}"
-
-
-def _parse_size(size_str: str) -> float:
-    try:
-        size = float(size_str)
-    except (TypeError, ValueError):
-        raise _BadLevel(f"malformed size {size_str!r}") from None
-    if not 0.0 <= size < _INF:
-        raise _BadLevel(f"malformed size {size_str!r}")
-    return size

@@ -147,21 +147,28 @@ class Engine(MarketHandlers, ControlHandlers):
         if row is None:
             raise EngineError(state, event, "not allowed by the transition table")
         out: list[Command] = []
-        self._roll_day(now_ms, out)
-        if self._state is not state:  # the day's end lifted a daily-loss halt: its row
-            row = TABLE[self._state][type(event)]  # (every state has a row of each event)
+        risk_book = self.risk.book
+        if self._restored is not None or risk_book.day != now_ms // DAY_MS:
+            self._roll_day(now_ms, out)  # the first event of a UTC day: one a day
+            if self._state is not state:  # the day's end lifted a daily-loss halt: its row
+                row = TABLE[self._state][type(event)]  # (every state has a row of each event)
         step = row.handler(self, event, now_ms, out)
         while step is not STAY:
             self._check_declared(row, event, step)
             self._enter(step, out)
             step = step.then() if step.then is not None else STAY
-        self._persist_if_changed(out)
+        # The risk state is journaled when it changed: only the day book (which counts
+        # its changes) and the loss latch change it, so most events compare three values.
+        halting = self._halting
+        key = (risk_book.version, halting.loss_latch, halting.latch_reason)
+        if key != self._persisted_key:
+            self._persist(key, out)
         return out
 
     def _check_declared(self, row: Row, event: Event, move: Move) -> None:
         """A move the row does not declare is an engine bug: the table would be wrong."""
         before = self._state
-        if before is EngineState.HALTED or move.to is before or move.to in row.to:
+        if before is HALTED or move.to is before or move.to in row.to:
             return  # (in Halted a move is only logged: Halted is final)
         event_name, moved = type(event).__name__, f"{before.value} -> {move.to.value}"
         raise AssertionError(f"{event_name} moved {moved}, which the table does not declare")
@@ -179,15 +186,9 @@ class Engine(MarketHandlers, ControlHandlers):
             halt_reason=self._halting.latch_reason if self._halting.loss_latch else None,
         )
 
-    def _persist_if_changed(self, out: list[Command]) -> None:
-        """Journal the risk state when it changed: only the day book (which counts its
-        changes) and the loss latch change it, so most events compare three values."""
-        book = self.risk.book
-        if book.day is None:  # pragma: no cover - handle() always rolls first
-            return
-        halting = self._halting
-        key = (book.version, halting.loss_latch, halting.latch_reason)
-        if key == self._persisted_key:
+    def _persist(self, key: tuple[int, bool, str | None], out: list[Command]) -> None:
+        """Journal the risk state (``key``: what it is computed from changed)."""
+        if self.risk.book.day is None:  # pragma: no cover - handle() always rolls first
             return
         self._persisted_key = key
         state = self.risk_state()
@@ -196,9 +197,8 @@ class Engine(MarketHandlers, ControlHandlers):
             out.append(PersistRiskState(state=state))
 
     def _roll_day(self, now_ms: int, out: list[Command]) -> None:
-        """At the first event of a UTC day: reset the realised total and the loss latch."""
-        if self._restored is None and self.risk.book.day == now_ms // DAY_MS:
-            return  # the same day: every event but one a day
+        """At the first event of a UTC day (or of a restored run): reset the realised
+        total and the loss latch. ``handle`` calls it only then."""
         restored, self._restored = self._restored, None
         day = utc_day(now_ms)
         if restored is not None:

@@ -30,6 +30,11 @@ from .values import EngineState, OrderIntent, OrderType, Side, TimeInForce
 
 __all__ = ["MarketHandlers"]
 
+# Read on every market event: a module constant, not an attribute lookup on the Enum
+# class (its metaclass makes that ~0.08 us in CPython 3.11).
+_IDLE = EngineState.IDLE
+_POSITION_OPEN = EngineState.POSITION_OPEN
+
 
 class MarketHandlers(Closing):
     """Handlers of ``BookUpdate``, ``TradeTicks``, ``Tick`` and the order events."""
@@ -44,18 +49,29 @@ class MarketHandlers(Closing):
 
     def _on_book(self, event: BookUpdate, now_ms: int, out: list[Command]) -> Step:
         top = event.top
-        if not self._is_current(top.symbol, "book", now_ms, out):
-            return STAY
+        if top.symbol != self._symbol:
+            return self._ignore_other(top.symbol, "book", now_ms, out)
         self._book = top
+        if self._position is None:  # flat (the common case): no exits to run
+            return self._entry_step(now_ms, out)
         return self._after_market(now_ms, out, entries=True)
 
     def _on_trades(self, event: TradeTicks, now_ms: int, out: list[Command]) -> Step:
-        if not self._is_current(event.symbol, "trades", now_ms, out) or not event.trades:
+        if event.symbol != self._symbol:
+            return self._ignore_other(event.symbol, "trades", now_ms, out)
+        trades = event.trades
+        if not trades:
             return STAY
-        self.signals.add_trades(event.trades)
-        newest = max(trade.ts_ms for trade in event.trades)
-        if self._last_trade_ts is None or newest > self._last_trade_ts:
+        self.signals.add_trades(trades)
+        newest = trades[0].ts_ms
+        for trade in trades:  # (a loop: a frame holds a few trades, max() costs more)
+            if trade.ts_ms > newest:
+                newest = trade.ts_ms
+        last = self._last_trade_ts
+        if last is None or newest > last:
             self._last_trade_ts = newest
+        if self._position is None:  # flat (the common case): no exits to run
+            return self._entry_step(now_ms, out)
         return self._after_market(now_ms, out, entries=True)
 
     def _on_tick(self, _event: Tick, now_ms: int, out: list[Command]) -> Step:
@@ -65,7 +81,7 @@ class MarketHandlers(Closing):
         exits: Step = STAY
         if self._position is not None and self._working is None:
             # PositionOpen, or Halted while still holding: exits run on every event.
-            if self._state is EngineState.POSITION_OPEN:
+            if self._state is _POSITION_OPEN:
                 halt = self._kill_switch(now_ms, out)
                 if halt is not STAY:
                     return halt
@@ -78,7 +94,7 @@ class MarketHandlers(Closing):
 
     def _entry_step(self, now_ms: int, out: list[Command]) -> Step:
         """In Idle an entry may be placed; elsewhere a signal is only noted."""
-        if self._state is EngineState.IDLE:
+        if self._state is _IDLE:
             return self._maybe_enter(now_ms, out)
         if "not-idle" not in self._logged and self._signal_side() is not None:
             self._log_once(  # (checked first: this runs on every event outside Idle)

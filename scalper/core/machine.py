@@ -295,10 +295,8 @@ class EngineCore:
         out.append(Subscribe(symbol=symbol))
         out.append(RequestPosition(symbol=symbol))
 
-    def _is_current(self, symbol: str, kind: str, now_ms: int, out: list[Command]) -> bool:
-        """True for data of the current symbol; other symbols' data is ignored."""
-        if symbol == self._symbol:
-            return True
+    def _ignore_other(self, symbol: str, kind: str, now_ms: int, out: list[Command]) -> Step:
+        """Data of ``symbol``, not the current one: ignored, with a rate-limited log."""
         last, count = self._ignored.get(symbol, (None, 0))
         count += 1
         if last is None or now_ms - last >= self.config.ignore_log_interval_ms:
@@ -314,7 +312,7 @@ class EngineCore:
             self._ignored[symbol] = (now_ms, 0)
         else:
             self._ignored[symbol] = (last, count)
-        return False
+        return STAY
 
     # ------------------------------------------------------------ order events
 

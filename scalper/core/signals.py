@@ -13,11 +13,14 @@ switch resets it: a VWAP mixing two symbols means nothing).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from .model import Trade
 
 __all__ = ["SignalWindow"]
+
+_PRICE_QTY: Callable[[Trade], tuple[float, float]] = attrgetter("price", "qty")
 
 
 class SignalWindow:
@@ -50,28 +53,47 @@ class SignalWindow:
 
     def add(self, price: float, qty: float) -> None:
         """Add one trade; the oldest leaves the window once it is full."""
-        trades = self._trades
-        trades.append((price, qty))
-        self._sum_pq += price * qty
-        self._sum_q += qty
-        self._last_price = price
-        self._stale = True
-        if len(trades) > self.window:
-            old_p, old_q = trades.popleft()
-            self._sum_pq -= old_p * old_q
-            self._sum_q -= old_q
-            self._evictions += 1
-            if self._evictions >= self.window:
-                # Why: add/subtract of floats drifts; a full recompute every `window`
-                # evictions keeps the sums exact to rounding at O(1) amortised cost.
-                self._evictions = 0
-                self._sum_pq = sum(p * q for p, q in trades)
-                self._sum_q = sum(q for _, q in trades)
+        self._add_pairs(((price, qty),))
 
     def add_trades(self, trades: Iterable[Trade]) -> None:
         """Add public trades, oldest first."""
-        for trade in trades:
-            self.add(trade.price, trade.qty)
+        self._add_pairs(map(_PRICE_QTY, trades))
+
+    def _add_pairs(self, pairs: Iterable[tuple[float, float]]) -> None:
+        # The running sums live in locals for the whole batch (a trade frame carries
+        # several trades): the same additions in the same order as one trade at a
+        # time, so the floats are bit for bit those of a trade-by-trade update.
+        trades = self._trades
+        window = self.window
+        count = len(trades)
+        evictions = self._evictions
+        sum_pq = self._sum_pq
+        sum_q = self._sum_q
+        last = self._last_price
+        for pair in pairs:
+            price, qty = pair
+            trades.append(pair)
+            sum_pq += price * qty
+            sum_q += qty
+            last = price
+            if count < window:
+                count += 1
+                continue
+            old_p, old_q = trades.popleft()
+            sum_pq -= old_p * old_q
+            sum_q -= old_q
+            evictions += 1
+            if evictions >= window:
+                # Why: add/subtract of floats drifts; a full recompute every `window`
+                # evictions keeps the sums exact to rounding at O(1) amortised cost.
+                evictions = 0
+                sum_pq = sum([p * q for p, q in trades])
+                sum_q = sum([q for _, q in trades])
+        self._stale = True  # (the momentum is a function of the window: recomputing is safe)
+        self._evictions = evictions
+        self._sum_pq = sum_pq
+        self._sum_q = sum_q
+        self._last_price = last
 
     @property
     def count(self) -> int:

@@ -90,6 +90,11 @@ class EngineState(enum.Enum):
     CLOSING_POSITION = "ClosingPosition"  #: reduce-only close sent
     HALTED = "Halted"  #: kill switch: no new entries, ever, until restart
 
+    # An identity hash: ``Enum``'s own hashes the member's name in Python code, and the
+    # engine looks its table up by state on every event. Members are singletons
+    # compared by identity, so this hash agrees with ``==``.
+    __hash__ = object.__hash__
+
 
 _SYMBOL = attrs.validators.and_(attrs.validators.instance_of(str), attrs.validators.min_len(1))
 

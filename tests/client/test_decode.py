@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.bench import make_frames
+from scalper.bybit import decode as decode_module
 from scalper.bybit.decode import BookFrame, decode_public
-from scalper.bybit.parse import BookMessage, ParseStats, parse_message
+from scalper.bybit.parse import BookMessage, ParseStats, TradesMessage, parse_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bybit"
 
@@ -197,3 +198,26 @@ def test_an_integer_beyond_64_bits_is_read_alike_on_both_paths(path: Any, value:
 def test_random_mutations_of_valid_frames_agree(case: Any, value: Any) -> None:
     base, path = case
     _assert_same(_with(base, path, value))
+
+
+def test_a_streams_float_memo_changes_no_result() -> None:
+    """One memo across a stream's frames (as ``MarketData`` keeps it): every frame decodes
+    to what it decodes to without one, broken prices and sizes included, and the memo
+    holds exactly ``float`` of each string it kept."""
+    memo: dict[str, float] = {}
+    frames = [*make_frames(300), *BROKEN, *(raw for raw in make_frames(300) if b"Trade" in raw)]
+    for raw in frames:
+        alone, shared = ParseStats(), ParseStats()
+        assert _norm(decode_public(raw, shared, memo)) == _norm(decode_public(raw, alone))
+        assert shared.counts == alone.counts
+    assert len(memo) > 10
+    assert all(repr(value) == repr(float(text)) for text, value in memo.items())
+
+
+def test_the_float_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode_module, "_FLOATS_MAX", 3)
+    memo: dict[str, float] = {}
+    for i in range(1, 10):
+        msg = decode_public(_with(TRADES, ("data", 0, "p"), f"{i}.5"), ParseStats(), memo)
+        assert isinstance(msg, TradesMessage) and msg.trades[0].price == i + 0.5
+    assert 0 < len(memo) <= 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+from collections.abc import Iterable
 from decimal import Decimal
 
 import pytest
@@ -9,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalper.core import book as book_module
-from scalper.core.book import BookStatus, OrderBook
+from scalper.core.book import BookStatus, Level, OrderBook
+from scalper.core.levels import BadLevel
 from scalper.core.model import BookTop, Side
 
 OK = BookStatus.OK
@@ -476,3 +479,74 @@ def test_book_matches_naive_reference(messages: list[tuple]) -> None:  # type: i
                 assert book.best_bid() == ref.levels("bid")[0]
             if ref.asks:
                 assert book.best_ask() == ref.levels("ask")[0]
+
+
+# ---------------------------------------------------------------- the size cache
+
+
+class UncachedBook(OrderBook):
+    """A book whose deltas parse every size string with ``float`` (no size cache)."""
+
+    __slots__ = ()
+
+    def _merge(
+        self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
+    ) -> None:
+        for price, size_str in levels:
+            ticks = self._cache.get(price)
+            if ticks is None:
+                ticks = self._parse_price(price)
+            try:
+                size = float(size_str)
+            except (TypeError, ValueError):
+                raise BadLevel(f"malformed size {size_str!r}") from None
+            if 0.0 < size < float("inf"):
+                if ticks not in side:
+                    insort(keys, sign * ticks)
+                side[ticks] = size
+            elif size == 0.0:
+                if side.pop(ticks, None) is not None:
+                    del keys[bisect_left(keys, sign * ticks)]
+            else:
+                raise BadLevel(f"malformed size {size_str!r}")
+
+
+_SIZES = ["0", "0.0", "-0", "1", "2.5", "2.50", "10", "x", "-1", "nan", "inf", "1_0", " 5", ""]
+_delta_levels = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=30),
+        st.one_of(st.sampled_from(_SIZES), st.sampled_from([None, 3.0, 7, ["1"], ("2",)])),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_delta_levels, _delta_levels, st.booleans()), min_size=1, max_size=30))
+def test_cached_sizes_apply_exactly_as_parsed_ones(messages: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Repeated, malformed and oddly typed sizes (unhashable ones too): the same status,
+    reason, levels and top whether a size came from the cache or was parsed."""
+    cached, uncached = OrderBook("X", TICK), UncachedBook("X", TICK)
+    for book in (cached, uncached):
+        book.apply_snapshot([["5", "1"]], [["40", "1"]], 1, 0)
+    for u, (raw_bids, raw_asks, snapshot) in enumerate(messages, start=2):
+        bids = [[_price_str(t, 0), s] for t, s in raw_bids]
+        asks = [[_price_str(t + 52, 0), s] for t, s in raw_asks]
+        kind = "snapshot" if snapshot else "delta"
+        results = [
+            (b.apply(kind, bids, asks, u, u), b.invalid_reason, b.levels("bid"), b.levels("ask"))
+            for b in (cached, uncached)
+        ]
+        assert results[0] == results[1]
+        assert cached.top() == uncached.top()
+    assert not uncached._sizes
+
+
+def test_size_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(book_module, "_SIZES_MAX", 4)
+    book = make_book("1")
+    book.apply_snapshot([], [], 2, 0)
+    for u, size in enumerate(range(1, 20), start=3):
+        assert book.apply_delta([["7", str(size)]], [], u, 0) is OK
+    assert 0 < len(book._sizes) <= 4
+    assert book.levels(Side.BUY) == [(7.0, 19.0)]

@@ -16,6 +16,7 @@ outside closes. After every event it checks the invariants DESIGN section 8 name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -50,7 +51,7 @@ from scalper.core.model import (
     TradeTicks,
     Transition,
 )
-from scalper.core.strategy import Engine
+from scalper.core.strategy import Engine, EngineConfig
 
 from ._engine_helpers import OTHER, SYM, T0, config, select
 
@@ -278,10 +279,14 @@ def test_a_switch_never_leaves_a_position_behind(data: st.DataObject) -> None:
 
 
 def _run_random_sequence(
-    data: st.DataObject, flatten: bool, halt_draw: int, weights: dict[str, int]
+    data: st.DataObject,
+    flatten: bool,
+    halt_draw: int,
+    weights: dict[str, int],
+    make_harness: Callable[[EngineConfig], Harness] | None = None,
 ) -> None:
     cfg = config(flatten_on_halt=flatten, max_hold_ms=5_000, window=10, min_ticks=3)
-    harness = Harness(Engine(cfg))
+    harness = Harness(Engine(cfg)) if make_harness is None else make_harness(cfg)
     # a quarter of the runs may halt; the rest exercise trading for longer
     actions = [
         name

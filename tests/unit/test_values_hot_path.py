@@ -1,11 +1,14 @@
-"""The hot-path builders ``book_top`` and ``trade`` make exactly the value the keyword
-constructor makes: equal, same hash and repr, and just as frozen afterwards."""
+"""The hot-path builders ``book_top``, ``trade``, ``book_update`` and ``trade_ticks`` make
+exactly the value the keyword constructor makes: equal, same hash and repr, and just as
+frozen afterwards; and the classes they build have nothing such a builder would skip."""
 
 from __future__ import annotations
 
 import attrs
 import pytest
 
+from scalper.core.hotpath import book_update, trade_ticks
+from scalper.core.model import BookUpdate, TradeTicks
 from scalper.core.values import BookTop, Side, Trade, book_top, trade
 
 
@@ -34,3 +37,31 @@ def test_trade_is_the_same_frozen_value_as_the_constructor_builds() -> None:
     assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.qty = 1.0  # type: ignore[misc]
+
+
+def test_book_update_and_trade_ticks_are_the_constructors_values() -> None:
+    top = book_top("SOLUSDT", 150.01, 2.5, 150.02, 7.0, 5, True)
+    fast, slow = book_update(top), BookUpdate(top=top)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert fast.top is top
+    trades = (trade("SOLUSDT", 150.0, 0.3, Side.SELL, 42),)
+    fast_ticks, slow_ticks = (
+        trade_ticks("SOLUSDT", trades),
+        TradeTicks(symbol="SOLUSDT", trades=trades),
+    )
+    assert fast_ticks == slow_ticks and repr(fast_ticks) == repr(slow_ticks)
+    assert book_update(top) != BookUpdate(top=book_top("X", 1.0, 1.0, 2.0, 1.0, 5, True))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.top = top  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast_ticks.symbol = "X"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [BookTop, Trade, BookUpdate, TradeTicks])
+def test_the_built_classes_have_no_validator_converter_or_post_init(cls: type) -> None:
+    """A builder sets the slots directly: a check added to one of these classes would be
+    skipped on the hot path, so adding one must fail here first."""
+    for field in attrs.fields(cls):
+        assert field.validator is None and field.converter is None, field.name
+    assert not hasattr(cls, "__attrs_post_init__")
+    assert not hasattr(cls, "__attrs_pre_init__")

@@ -1,0 +1,71 @@
+"""A book level's wire strings read exactly: a price to a count of ticks, a size to a float.
+
+Why a module of its own: this is the one place that decides what a well-formed level is
+(``core.book`` caches what it returns per string and applies it). A price is read as a
+decimal string straight into an integer number of ticks, so prices stay exact without a
+Decimal per level; a price that is not a plain non-negative decimal, lies between two
+ticks or is not positive, and a size that is not a finite number >= 0, raise
+``BadLevel`` with the reason the book reports when it turns invalid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["BadLevel", "Level", "TickGrid", "parse_size", "reason"]
+
+#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it.
+Level = Sequence[str]
+
+_INF = float("inf")
+_PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
+
+
+class BadLevel(ValueError):
+    """A level that cannot be applied (malformed number, off-grid price)."""
+
+
+class TickGrid:
+    """The price grid of an instrument: ``tick_units`` ticks of ``10**-digits``."""
+
+    __slots__ = ("digits", "scale", "tick_units")
+
+    def __init__(self, digits: int, tick_units: int) -> None:
+        #: prices are read in "units" of 10**-digits, then divided by the tick in units
+        self.digits = digits
+        self.scale: int = 10**digits
+        self.tick_units = tick_units
+
+    def ticks(self, price: str) -> int:
+        """The exact tick count of a price string."""
+        match = _PRICE_RE.fullmatch(price) if isinstance(price, str) else None
+        if match is None or not (match.group(1) or match.group(2)):
+            raise BadLevel(f"malformed price {price!r}")
+        whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+        digits = self.digits
+        if len(frac) > digits:
+            raise BadLevel(f"price {price} is off the tick grid")
+        units = int(whole or "0") * self.scale + int(frac.ljust(digits, "0") or "0")
+        ticks, rest = divmod(units, self.tick_units)
+        if rest:
+            raise BadLevel(f"price {price} is off the tick grid")
+        if ticks <= 0:
+            raise BadLevel(f"price {price} is not positive")
+        return ticks
+
+
+def parse_size(size_str: str) -> float:
+    """A size string as a float, finite and >= 0 (zero deletes a level)."""
+    try:
+        size = float(size_str)
+    except (TypeError, ValueError):
+        raise BadLevel(f"malformed size {size_str!r}") from None
+    if not 0.0 <= size < _INF:
+        raise BadLevel(f"malformed size {size_str!r}")
+    return size
+
+
+def reason(exc: Exception) -> str:
+    """Invalid-book reason for a level that could not be applied."""
+    return str(exc) if isinstance(exc, BadLevel) else f"malformed level: {exc}"
