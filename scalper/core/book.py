@@ -19,7 +19,7 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
 Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
 of applying a delta). A price string is read once to an integer count of ticks by
 ``core.levels`` (cached per string, since the same prices recur all the time); sizes are
-floats, cached per string too. Each side keeps a dict ``ticks -> size`` plus a sorted
+floats. Each side keeps a dict ``ticks -> size`` plus a sorted
 list of keys maintained with ``bisect``; the book is never sorted per update. Keys are
 signed so that the best level of *both* sides sits at the end of its list: bids store
 ``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore moves
@@ -43,9 +43,6 @@ __all__ = ["BookStatus", "Level", "OrderBook"]
 _NO_SNAPSHOT = "no snapshot yet"
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).
 _CACHE_MAX = 1 << 16
-#: Bound on the per-book cache of parsed size strings: sizes vary more than prices, so
-#: a smaller bound keeps the cache at about a megabyte when they do not repeat.
-_SIZES_MAX = 1 << 14
 
 
 class BookStatus(enum.Enum):
@@ -80,7 +77,6 @@ class OrderBook:
         "_cache",
         "_grid",
         "_scale",
-        "_sizes",
         "_tick_units",
         "invalid_reason",
         "symbol",
@@ -111,7 +107,6 @@ class OrderBook:
         self._bid_keys: list[int] = []  # ticks, ascending: best bid last
         self._ask_keys: list[int] = []  # -ticks, ascending: best ask last
         self._cache: dict[str, int] = {}
-        self._sizes: dict[str, float] = {}
 
     # ------------------------------------------------------------ state
 
@@ -255,25 +250,17 @@ class OrderBook:
     def _merge(
         self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
     ) -> None:
-        # The hot loop: one dict lookup turns the price string into ticks (cached), one
-        # the size string into a float (cached); the sorted key list moves only when a
-        # level appears or disappears.
-        # Sizes are cached per string too: ``float(str)`` is a correctly rounded decimal
-        # parse (~0.15 us), a dict hit a fifth of that, and a book's sizes repeat. (No
-        # bound ``.get`` kept in a local: a delta has one to three levels, and binding
-        # allocates a method object per call.)
+        # The hot loop: one dict lookup turns the price string into ticks (cached: prices
+        # recur near the mid), ``parse_size`` the size string into a float (not cached:
+        # a real book's sizes rarely repeat); the sorted key list moves only when a level
+        # appears or disappears. (No bound ``.get`` kept in a local: a delta has one to
+        # three levels, and binding allocates a method object per call.)
         cache = self._cache
-        sizes = self._sizes
         for price, size_str in levels:
             ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
-            try:
-                size = sizes.get(size_str)
-            except TypeError:  # unhashable: not a size string (the slow path says why)
-                size = None
-            if size is None:
-                size = self._parse_size(size_str)
+            size = parse_size(size_str)
             if size:  # a parsed size is finite and >= 0: positive sets, zero deletes
                 if ticks not in side:
                     insort(keys, sign * ticks)
@@ -289,16 +276,6 @@ class OrderBook:
             cache.clear()
         cache[price] = ticks
         return ticks
-
-    def _parse_size(self, size_str: str) -> float:
-        """A size string as a float, finite and >= 0 (slow path; cached when a string)."""
-        size = parse_size(size_str)
-        if type(size_str) is str:
-            sizes = self._sizes
-            if len(sizes) >= _SIZES_MAX:
-                sizes.clear()
-            sizes[size_str] = size
-        return size
 
     # ------------------------------------------------------------ reading
 

@@ -481,11 +481,11 @@ def test_book_matches_naive_reference(messages: list[tuple]) -> None:  # type: i
                 assert book.best_ask() == ref.levels("ask")[0]
 
 
-# ---------------------------------------------------------------- the size cache
+# ---------------------------------------------------------------- sizes as float() reads them
 
 
 class UncachedBook(OrderBook):
-    """A book whose deltas parse every size string with ``float`` (no size cache)."""
+    """A reference book whose deltas parse every size with a plain ``float`` call."""
 
     __slots__ = ()
 
@@ -523,9 +523,9 @@ _delta_levels = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_delta_levels, _delta_levels, st.booleans()), min_size=1, max_size=30))
-def test_cached_sizes_apply_exactly_as_parsed_ones(messages: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_sizes_apply_exactly_as_float_parses_them(messages: list[tuple]) -> None:  # type: ignore[type-arg]
     """Repeated, malformed and oddly typed sizes (unhashable ones too): the same status,
-    reason, levels and top whether a size came from the cache or was parsed."""
+    reason, levels and top as the reference merge that calls ``float`` per size."""
     cached, uncached = OrderBook("X", TICK), UncachedBook("X", TICK)
     for book in (cached, uncached):
         book.apply_snapshot([["5", "1"]], [["40", "1"]], 1, 0)
@@ -539,14 +539,3 @@ def test_cached_sizes_apply_exactly_as_parsed_ones(messages: list[tuple]) -> Non
         ]
         assert results[0] == results[1]
         assert cached.top() == uncached.top()
-    assert not uncached._sizes
-
-
-def test_size_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(book_module, "_SIZES_MAX", 4)
-    book = make_book("1")
-    book.apply_snapshot([], [], 2, 0)
-    for u, size in enumerate(range(1, 20), start=3):
-        assert book.apply_delta([["7", str(size)]], [], u, 0) is OK
-    assert 0 < len(book._sizes) <= 4
-    assert book.levels(Side.BUY) == [(7.0, 19.0)]
