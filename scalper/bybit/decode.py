@@ -12,15 +12,27 @@ a malformed or wrongly typed frame) goes to ``parse_message`` unchanged, which r
 the message or counts the failure in ``ParseStats`` by kind, exactly as before. So a
 malformed frame is still counted once and skipped, and the error kinds do not change.
 
-Book levels stay wire strings: ``scalper.core.book.OrderBook`` turns a price string
-straight into integer ticks and a size string into a float (both cached per string), and
-validates each level while it does, so no Decimal and no float round-trip per price.
+A book level's price stays a wire string: ``scalper.core.book.OrderBook`` turns it
+straight into integer ticks (exact, no Decimal, no float round-trip) and validates it.
+Its size is read to a float here, in C: the levels are decoded by a second, lax decoder
+(``strict=False`` is a setting of the whole decoder in msgspec, so the frame itself stays
+with the strict one, where no int field takes a string or a float; the lax one sees only
+the ``[price, size]`` pairs, typed ``tuple[str, float]``). Lax mode reads a JSON string
+into a float by msgspec's JSON number grammar, correctly rounded, so a size it accepts
+has the value ``float(size)`` has; it refuses what that grammar refuses (``" 1"``,
+``"01"``, ``"1_0"``, ``".5"``, ``"+1"``, ``""``), and the bounds on ``_Size`` refuse
+``nan``, ``inf`` and negatives, which lax mode would read. Whatever it refuses, the
+frame goes to ``parse_message`` with its strings, and the book reads them as it always
+did: a bad size invalidates the book with the same reason, a size like ``"01"`` is
+applied as ``1.0``. The one difference is the sign of a zero (``"-0"`` reads 0.0), and a
+zero size deletes its level either way.
 A trade's price and size strings go through the caller's memo of ``float`` (a stream
 keeps one): trades repeat their prices, and ``float(str)`` is the costliest step left.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -40,8 +52,12 @@ __all__ = ["BookFrame", "PublicDecoder", "PublicMessage", "decode_public"]
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
+#: a level's size as the book takes it: finite and >= 0 (NaN fails both bounds)
+_Size = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
+
+
 class BookFrame(msgspec.Struct, frozen=True, gc=False):
-    """One ``orderbook.{depth}.{symbol}`` frame, levels left as wire strings.
+    """One ``orderbook.{depth}.{symbol}`` frame: prices as wire strings, sizes as floats.
 
     The same attribute names as ``parse.BookMessage``, so the stream applies either one
     with ``OrderBook.apply(kind, bids, asks, update_id, ts_ms)``.
@@ -49,8 +65,8 @@ class BookFrame(msgspec.Struct, frozen=True, gc=False):
 
     symbol: str
     kind: str  #: "snapshot" or "delta"
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: list[tuple[str, float]]
+    asks: list[tuple[str, float]]
     update_id: int
     seq: int
     ts_ms: int
@@ -58,8 +74,8 @@ class BookFrame(msgspec.Struct, frozen=True, gc=False):
 
 class _BookData(msgspec.Struct, gc=False):
     s: str
-    b: list[tuple[str, str]]
-    a: list[tuple[str, str]]
+    b: msgspec.Raw  # the levels: read by ``_LEVELS``, the lax decoder
+    a: msgspec.Raw
     u: _Int
     seq: _Int = 0
 
@@ -87,6 +103,8 @@ class _Frame(msgspec.Struct, gc=False):
 PublicMessage = BookFrame | Message
 
 _DECODE: Final = msgspec.json.Decoder(_Frame).decode
+#: lax: a size string is read to a float (only the levels are decoded with it)
+_LEVELS: Final = msgspec.json.Decoder(list[tuple[str, _Size]], strict=False).decode
 _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 #: bound on a stream's memo of trade price and size strings (cleared when full)
 _FLOATS_MAX: Final = 1 << 14
@@ -113,7 +131,12 @@ def decode_public(
     if type(data) is _BookData:
         kind = frame.type
         if (kind == "delta" or kind == "snapshot") and topic.startswith("orderbook."):
-            return BookFrame(data.s, kind, data.b, data.a, data.u, data.seq, frame.ts)
+            try:
+                bids = _LEVELS(data.b)
+                asks = _LEVELS(data.a)
+            except _ERRORS:
+                return parse_message(raw, stats)
+            return BookFrame(data.s, kind, bids, asks, data.u, data.seq, frame.ts)
         return parse_message(raw, stats)
     if topic.startswith("publicTrade."):
         # the union's array member

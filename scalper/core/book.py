@@ -19,11 +19,11 @@ Rules (Bybit's ``websocket/public/orderbook.mdx``, plus our integrity checks):
 Hot path: prices stay exact without Decimal (a Decimal per level cost more than the rest
 of applying a delta). A price string is read once to an integer count of ticks by
 ``core.levels`` (cached per string, since the same prices recur all the time); sizes are
-floats. Each side keeps a dict ``ticks -> size`` plus a sorted
-list of keys maintained with ``bisect``; the book is never sorted per update. Keys are
-signed so that the best level of *both* sides sits at the end of its list: bids store
-``ticks``, asks store ``-ticks``. Inserting or deleting near the top therefore moves
-few elements, and the best level is ``keys[-1]``.
+floats, read by the decoder in C or here from their strings. Each side keeps a dict
+``ticks -> size`` plus a sorted list of keys maintained with ``bisect``; the book is
+never sorted per update. Keys are signed so that the best level of *both* sides sits at
+the end of its list: bids store ``ticks``, asks store ``-ticks``. Inserting or deleting
+near the top therefore moves few elements, and the best level is ``keys[-1]``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .values import book_top
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
 _NO_SNAPSHOT = "no snapshot yet"
+_INF = float("inf")
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).
 _CACHE_MAX = 1 << 16
 
@@ -237,11 +238,12 @@ class OrderBook:
 
     def _fill(self, side: dict[int, float], levels: Iterable[Level]) -> None:
         cache = self._cache
-        for price, size_str in levels:
+        for price, size in levels:
             ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
-            size = parse_size(size_str)
+            if type(size) is not float or not 0.0 <= size < _INF:
+                size = parse_size(size)
             if size > 0.0:
                 side[ticks] = size
             else:
@@ -251,17 +253,21 @@ class OrderBook:
         self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
     ) -> None:
         # The hot loop: one dict lookup turns the price string into ticks (cached: prices
-        # recur near the mid), ``parse_size`` the size string into a float (not cached:
-        # a real book's sizes rarely repeat); the sorted key list moves only when a level
-        # appears or disappears. (No bound ``.get`` kept in a local: a delta has one to
-        # three levels, and binding allocates a method object per call.)
+        # recur near the mid). A size the decoder read already is a float: only its range
+        # is checked here; a string (or anything else) goes through ``parse_size``, which
+        # reads it and refuses what is not finite and >= 0, a float too, with the same
+        # reason. Sizes are not cached: a real book's sizes rarely repeat. The sorted key
+        # list moves only when a level appears or disappears. (No bound ``.get`` kept in
+        # a local: a delta has one to three levels, and binding allocates a method object
+        # per call.)
         cache = self._cache
-        for price, size_str in levels:
+        for price, size in levels:
             ticks = cache.get(price)
             if ticks is None:
                 ticks = self._parse_price(price)
-            size = parse_size(size_str)
-            if size:  # a parsed size is finite and >= 0: positive sets, zero deletes
+            if type(size) is not float or not 0.0 <= size < _INF:
+                size = parse_size(size)
+            if size:  # a checked size is finite and >= 0: positive sets, zero deletes
                 if ticks not in side:
                     insort(keys, sign * ticks)
                 side[ticks] = size

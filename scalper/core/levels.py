@@ -1,7 +1,7 @@
 """A book level's wire strings read exactly: a price to a count of ticks, a size to a float.
 
 Why a module of its own: this is the one place that decides what a well-formed level is
-(``core.book`` caches what it returns per string and applies it). A price is read as a
+(``core.book`` caches the tick counts per price string and applies the levels). A price is read as a
 decimal string straight into an integer number of ticks, so prices stay exact without a
 Decimal per level; a price that is not a plain non-negative decimal, lies between two
 ticks or is not positive, and a size that is not a finite number >= 0, raise
@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 __all__ = ["BadLevel", "Level", "TickGrid", "parse_size", "reason"]
 
-#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it.
-Level = Sequence[str]
+#: One wire level: ``[price_str, size_str]`` exactly as Bybit sends it, or with the size
+#: already read to a float by a decoder (``bybit.decode`` does it in C); either way the
+#: book applies the size only when it is finite and >= 0.
+Level = Sequence[str] | tuple[str, float]
 
 _INF = float("inf")
 _PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
@@ -55,8 +57,8 @@ class TickGrid:
         return ticks
 
 
-def parse_size(size_str: str) -> float:
-    """A size string as a float, finite and >= 0 (zero deletes a level)."""
+def parse_size(size_str: str | float) -> float:
+    """A size string (or a float) as a float, finite and >= 0 (zero deletes a level)."""
     try:
         size = float(size_str)
     except (TypeError, ValueError):

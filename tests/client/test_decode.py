@@ -10,6 +10,7 @@ mutations of valid frames (hypothesis).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,19 @@ def _norm(msg: Any) -> Any:
 
 
 def _level(level: Any) -> Any:
-    return tuple(level) if isinstance(level, list | tuple) else level
+    """A level as a tuple, its size as the number the book reads from it: the typed path
+    reads a size to a float in C, the generic parser leaves the string to the book."""
+    if not isinstance(level, list | tuple):
+        return level
+    out = tuple(level)
+    if len(out) == 2 and isinstance(out[1], str):
+        try:
+            size = float(out[1])
+        except ValueError:
+            return out
+        if math.isfinite(size):
+            return (out[0], size)
+    return out
 
 
 def _both(raw: str | bytes) -> tuple[Any, Any, ParseStats, ParseStats]:

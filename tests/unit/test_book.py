@@ -515,7 +515,12 @@ _SIZES = ["0", "0.0", "-0", "1", "2.5", "2.50", "10", "x", "-1", "nan", "inf", "
 _delta_levels = st.lists(
     st.tuples(
         st.integers(min_value=1, max_value=30),
-        st.one_of(st.sampled_from(_SIZES), st.sampled_from([None, 3.0, 7, ["1"], ("2",)])),
+        st.one_of(
+            st.sampled_from(_SIZES),
+            st.sampled_from([None, 3.0, 7, ["1"], ("2",)]),
+            # floats, as the typed decoder hands them over: the book checks their range
+            st.sampled_from([0.0, -0.0, 2.5, -1.0, float("nan"), float("inf"), -float("inf")]),
+        ),
     ),
     max_size=4,
 )
