@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal, localcontext
 from typing import Any
 
 import msgspec
@@ -146,6 +147,20 @@ _size_strings = st.one_of(
 @given(_size_strings)
 def test_a_random_decimal_string_reads_as_float_reads_it_or_is_refused(text: str) -> None:
     _check_string(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.floats(min_value=5e-324, max_value=1.7e308), st.sampled_from([-1, 0, 1]))
+def test_a_size_halfway_between_two_floats_rounds_as_float_rounds_it(x: float, nudge: int) -> None:
+    """The hardest decimal strings for a float parser: the exact midpoint between two
+    neighbouring floats (up to hundreds of digits), and the decimals just beside it."""
+    with localcontext() as exact:
+        exact.prec = 1200  # enough for any midpoint: no rounding in the arithmetic
+        mid = (Decimal(x) + Decimal(math.nextafter(x, math.inf))) / 2
+        if nudge:
+            mid = mid.next_plus() if nudge > 0 else mid.next_minus()
+        text = f"{mid:e}"
+    assert _lax(text) == float(text)
 
 
 @settings(max_examples=500, deadline=None)
