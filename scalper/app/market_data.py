@@ -75,7 +75,7 @@ class _ToFeed:
             self._feed.book_update(event, received_at)
         elif type(event) is TradeTicks:
             self._metrics.trade_messages += 1
-            self._feed.trades(event.symbol, event.trades, received_at)
+            self._feed.trade_ticks(event, received_at)
         if market.resync_due:
             stream.wake_resyncs()  # run_resyncs re-requests the book
 
@@ -122,7 +122,7 @@ async def run_market_data(
                     feed.book_update(event, stream.received_at)
                 elif isinstance(event, TradeTicks):
                     metrics.trade_messages += 1
-                    feed.trades(event.symbol, event.trades, stream.received_at)
+                    feed.trade_ticks(event, stream.received_at)
                 elif isinstance(event, Disconnected):
                     logger.warning("public stream dropped: {}", event.reason)
                     top = stream.book.top() if stream.book is not None else None
