@@ -83,6 +83,10 @@ class StrategyRunner:
     _heartbeat: Callable[[], None] | None = attrs.field(default=None, kw_only=True)
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    #: tasks in ``wait_until``: with none, a change needs no new ``_changed`` event
+    _waiters: int = attrs.field(default=0, init=False)
+    #: the run's clock (``trio.current_time`` without its lookups, for each message)
+    _now: Callable[[], float] = attrs.field(default=trio.current_time, init=False)
     #: symbols the engine placed an order on this session (reconcile watches them)
     traded: set[str] = attrs.field(factory=set, init=False)
     #: commands of a message handled in the reader's task, not carried out yet
@@ -122,8 +126,12 @@ class StrategyRunner:
 
     async def wait_until(self, predicate: Callable[[Engine], bool]) -> None:
         """Wait until ``predicate(engine)`` holds (re-checked after every event)."""
-        while not predicate(self.engine):
-            await self._changed.wait()
+        self._waiters += 1
+        try:
+            while not predicate(self.engine):
+                await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     async def _dispatch(self, command: Command) -> None:
         symbol = self.engine.symbol or "-"
@@ -177,7 +185,7 @@ class StrategyRunner:
         latency = self._metrics.tick_to_decision
         async for received_at, message in market:
             await self._feed_market(message)
-            latency.add(trio.current_time() - received_at)
+            latency.add(self._now() - received_at)
 
     async def _feed_market(self, event: Event) -> None:
         """``feed`` for market data, minus its lock checkpoint when the lock is free.
@@ -230,7 +238,7 @@ class StrategyRunner:
             self._backlog_at = received_at
             self._backlog_lot.unpark()
             return True
-        self._metrics.tick_to_decision.add(trio.current_time() - received_at)
+        self._metrics.tick_to_decision.add(self._now() - received_at)
         self._notify_changed()
         return True
 
@@ -242,7 +250,7 @@ class StrategyRunner:
             return
         while backlog:
             await self._dispatch(backlog.pop(0))
-        self._metrics.tick_to_decision.add(trio.current_time() - self._backlog_at)
+        self._metrics.tick_to_decision.add(self._now() - self._backlog_at)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -253,9 +261,8 @@ class StrategyRunner:
             self._notify_changed()
 
     def _notify_changed(self) -> None:
-        changed = self._changed
-        if changed.statistics().tasks_waiting:
-            changed.set()
+        if self._waiters:
+            self._changed.set()
             self._changed = trio.Event()
 
     async def _control_loop(self, control: trio.MemoryReceiveChannel[Event]) -> None:
@@ -280,6 +287,7 @@ class StrategyRunner:
         """Run until cancelled (the bot's shutdown sequence ends it)."""
         direct = isinstance(market, MarketReceiver)
         self._control = control
+        self._now = trio.lowlevel.current_clock().current_time
         if direct:
             market.deliver_to(self._market_now)
         try:
