@@ -37,6 +37,8 @@ Why: at a steady market rate each frame is its own wake-up, and handing it to an
 task costs a second scheduler pass (a wake-up, an epoll call, the task switch) that
 measured as more CPU than the decision itself. Only an idle strategy is skipped over,
 so nothing is reordered: whenever a message is pending, every later one queues behind it.
+A frame with more of its socket read behind it (``more``) is always kept: a burst
+coalesces into the latest book as before, instead of one decision per frame.
 """
 
 from __future__ import annotations
@@ -122,10 +124,13 @@ class MarketFeed:
         """Offer a book top; False when it was counted as dropped (strategy lagging)."""
         return self.book_update(BookUpdate(top=top), received_at)
 
-    def book_update(self, update: BookUpdate, received_at: float) -> bool:
-        """Offer a book update (as ``book``, without wrapping the top again)."""
+    def book_update(self, update: BookUpdate, received_at: float, more: bool = False) -> bool:
+        """Offer a book update (as ``book``, without wrapping the top again). ``more``:
+        other updates follow at once (one socket read's burst): kept, never handed over,
+        so the burst coalesces as it would for a busy strategy."""
         # a parked receiver has taken everything: nothing pending to keep the order of
-        if self._lot and self._handler is not None and self._handler(received_at, update):
+        handler = self._handler
+        if not more and handler is not None and self._lot and handler(received_at, update):
             self._since_take = 0
             return True
         superseded = self._book is not None
@@ -141,11 +146,12 @@ class MarketFeed:
             return self._dropped(1)
         return True
 
-    def trade_ticks(self, ticks: TradeTicks, received_at: float) -> bool:
+    def trade_ticks(self, ticks: TradeTicks, received_at: float, more: bool = False) -> bool:
         """Offer a trade message (as ``trades``, without unpacking it when it is taken
-        at once)."""
+        at once; ``more`` as for ``book_update``)."""
         if (
-            self._lot
+            not more
+            and self._lot
             and self._handler is not None
             and len(ticks.trades) <= self._max_trades
             and self._handler(received_at, ticks)

@@ -57,10 +57,11 @@ async def _follow(
 class _ToFeed:
     """The frame sink run by the socket reader: protocol (decode + book) -> feed."""
 
-    __slots__ = ("_feed", "_market", "_metrics", "_now", "_stream")
+    __slots__ = ("_conn", "_feed", "_market", "_metrics", "_now", "_stream")
 
     def __init__(self, stream: PublicStream, feed: MarketFeed, metrics: Metrics) -> None:
         self._stream = stream
+        self._conn = stream.conn
         self._market = stream.market
         self._feed = feed
         self._metrics = metrics
@@ -72,12 +73,14 @@ class _ToFeed:
         received_at = stream.received_at = self._now()
         market = self._market
         event = market.frame(raw)
+        # more frames of this read follow: the feed keeps this one (a burst coalesces)
+        more = self._conn.more
         if type(event) is BookUpdate:
             self._metrics.book_updates += 1
-            self._feed.book_update(event, received_at)
+            self._feed.book_update(event, received_at, more)
         elif type(event) is TradeTicks:
             self._metrics.trade_messages += 1
-            self._feed.trade_ticks(event, received_at)
+            self._feed.trade_ticks(event, received_at, more)
         if market.resync_due:
             stream.wake_resyncs()  # run_resyncs re-requests the book
 

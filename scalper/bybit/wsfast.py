@@ -77,6 +77,12 @@ class WsProtoConnection:
     def _splitter(self) -> FrameSplitter:
         return FrameSplitter(self._max)
 
+    @property
+    def buffered(self) -> deque[str | bytes]:
+        """Messages already cut out of the bytes read, not returned yet: while it is not
+        empty, the message just returned is part of a burst (``WsConnection.more``)."""
+        return self._messages
+
     async def send_message(self, message: str) -> None:
         """Send one text message."""
         if self._closed is not None:
@@ -117,23 +123,21 @@ class WsProtoConnection:
             if not data:
                 self._closed = "connection closed by the peer"
                 raise WsClosed(self._closed)
-            self._frames.feed(data)
-            slow = self._split()
+            slow = self._split(data)
             if slow is not None:  # not a plain data frame: wsproto's, then the rest
                 await self._slow(slow)
         return messages.popleft()
 
     async def _receive(self, data: bytes) -> None:
-        self._frames.feed(data)
-        slow = self._split()
+        slow = self._split(data)
         if slow is not None:
             await self._slow(slow)
 
-    def _split(self) -> bytes | None:
+    def _split(self, data: bytes = b"") -> bytes | None:
         # perf: the fast lane queues plain data frames; any other frame goes to wsproto
         # whole and in order (its events are queued before the frames after it)
         try:
-            return self._frames.split(self._messages)
+            return self._frames.split(self._messages, data)
         except FrameTooLarge as exc:
             self._closed = str(exc)
             raise WsClosed(self._closed) from None

@@ -2,7 +2,8 @@
 (the socket reader), and that shortcut keeps every rule of the usual hop: the engine
 sees messages in their order, a control event on its way goes first, the commands leave
 in the order the engine made them (a backlog the next lock holder carries out first),
-and a lagging strategy still gets the latest book with every trade.
+and a lagging strategy, or a burst of frames from one socket read, still comes down to
+the latest book with every trade.
 
 MockClock throughout; every wait is ``wait_all_tasks_blocked`` (no real time, no loop
 without a bound).
@@ -184,3 +185,18 @@ async def test_a_trade_message_over_the_backlog_bound_is_trimmed_as_before(
         assert r.h.metrics.market_dropped == 1
         await trio.testing.wait_all_tasks_blocked()
         assert r.engine.seen == [_trades(2, 3)]
+
+
+async def test_a_burst_of_one_read_coalesces_even_for_an_idle_runner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(NumberingEngine()) as r:
+        now = trio.current_time()
+        r.feed.book_update(_book(1), now, more=True)  # more of the read follows
+        r.feed.trade_ticks(_trades(2), now, more=True)
+        r.feed.book_update(_book(3), now, more=True)
+        r.feed.book_update(_book(4), now)  # the read's last: the strategy is awake now
+        assert r.engine.seen == []
+        await trio.testing.wait_all_tasks_blocked()
+        assert r.engine.seen == [_trades(2), _book(4)]  # latest book wins, trades kept
+        assert r.feed.coalesced == 2

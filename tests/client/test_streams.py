@@ -304,3 +304,58 @@ async def test_a_sink_takes_queued_frames_in_bursts_without_a_checkpoint_each(
     # one frame per reader run: trio may run the ticker and the reader in either order
     # within a round, so two frames can share a count, never three
     assert not any(rounds[i] == rounds[i + 1] == rounds[i + 2] for i in range(3))
+
+
+class _BufferedWs(FakeWs):
+    """The fake, telling how many frames it holds already, as ``bybit.wsfast`` does."""
+
+    @property
+    def buffered(self) -> Any:
+        channel = self._from_server
+
+        class _Count:
+            def __len__(self) -> int:
+                return channel.statistics().current_buffer_used
+
+        return _Count()
+
+
+class _BufferedServer(FakeServer):
+    @asynccontextmanager
+    async def connect(self, url: str) -> AsyncIterator[WsLike]:
+        ws = _BufferedWs(self)
+        self.conns.append(ws)
+        try:
+            yield ws
+        finally:
+            ws.drop()
+
+
+async def test_the_sink_is_told_which_frames_have_more_of_their_read_behind_them(
+    autojump_clock: Any,
+) -> None:
+    server = _BufferedServer()
+    seen: list[tuple[int, bool]] = []
+
+    class Sink:
+        def frame(self, raw: str | bytes) -> None:
+            seen.append((json.loads(raw)["data"]["u"], conn.more))
+
+        def dropped(self, reason: str) -> None:
+            pass
+
+    with trio.fail_after(60):
+        async with open_ws("x", WsOptions(connect=server.connect, policy=POLICY)) as conn:
+            conn.deliver_to(Sink())
+            for u in range(1, 4):  # one read's worth: three frames at once
+                server.ws.push(book("delta", u, [], []))
+            for _ in range(10):
+                if len(seen) == 3:
+                    break
+                await trio.lowlevel.checkpoint()
+            server.ws.push(book("delta", 4, [], []))  # alone
+            for _ in range(10):
+                if len(seen) == 4:
+                    break
+                await trio.lowlevel.checkpoint()
+    assert seen == [(1, True), (2, True), (3, False), (4, False)]
