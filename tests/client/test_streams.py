@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from scalper.bybit.streams import (
     open_private_stream,
     open_public_stream,
 )
-from scalper.bybit.ws import Connected, Disconnected, WsLike, WsOptions, open_ws
+from scalper.bybit.ws import Connected, Disconnected, WsOptions, open_ws
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 from .test_ws import KEY, POLICY, SECRET, FakeServer, FakeWs
@@ -256,14 +254,7 @@ class _QueuedWs(FakeWs):
 
 
 class _QueuedServer(FakeServer):
-    @asynccontextmanager
-    async def connect(self, url: str) -> AsyncIterator[WsLike]:
-        ws = _QueuedWs(self)
-        self.conns.append(ws)
-        try:
-            yield ws
-        finally:
-            ws.drop()
+    ws_kind = _QueuedWs
 
 
 async def _sink_rounds(server: FakeServer) -> tuple[list[int], list[int], _Sink]:
@@ -321,14 +312,7 @@ class _BufferedWs(FakeWs):
 
 
 class _BufferedServer(FakeServer):
-    @asynccontextmanager
-    async def connect(self, url: str) -> AsyncIterator[WsLike]:
-        ws = _BufferedWs(self)
-        self.conns.append(ws)
-        try:
-            yield ws
-        finally:
-            ws.drop()
+    ws_kind = _BufferedWs
 
 
 async def test_the_sink_is_told_which_frames_have_more_of_their_read_behind_them(
