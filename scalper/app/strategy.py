@@ -251,6 +251,7 @@ class StrategyRunner:
         while backlog:
             await self._dispatch(backlog.pop(0))
         self._metrics.tick_to_decision.add(self._now() - self._backlog_at)
+        self._notify_changed()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -258,7 +259,6 @@ class StrategyRunner:
                 await self._backlog_lot.park()
             async with self._lock:
                 await self._flush_backlog()
-            self._notify_changed()
 
     def _notify_changed(self) -> None:
         if self._waiters:
