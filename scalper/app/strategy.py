@@ -248,7 +248,9 @@ class StrategyRunner:
             self._backlog_lot.unpark()
             return True
         self._metrics.tick_to_decision.add(self._now() - received_at)
-        self._notify_changed()
+        if self._waiters:  # _notify_changed, without the call for each message
+            self._changed.set()
+            self._changed = trio.Event()
         return True
 
     async def _flush_backlog(self) -> None:

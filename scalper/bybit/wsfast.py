@@ -73,6 +73,15 @@ class WsProtoConnection:
     #: frames may have come with the handshake's last read
     _fresh: bool = attrs.field(default=True, init=False)
 
+    #: the socket's descriptor on plain TCP (-1 under TLS), looked up once: the close
+    #: that frees it sets ``_closed`` first (``aclose``), so it is never read stale
+    _fd: int = attrs.field(init=False)
+
+    @_fd.default
+    def _plain_fd(self) -> int:
+        stream = self._stream
+        return stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+
     @_frames.default
     def _splitter(self) -> FrameSplitter:
         return FrameSplitter(self._max)
@@ -101,7 +110,7 @@ class WsProtoConnection:
                 self._since_yield = 0
                 await trio.lowlevel.checkpoint()
             return messages.popleft()
-        stream = self._stream
+        fd = self._fd
         while not messages:
             if self._closed is not None:
                 raise WsClosed(self._closed)
@@ -110,15 +119,14 @@ class WsProtoConnection:
             # error translation) and a coroutine level of our own cost a third of a
             # steady-rate wake-up. TLS keeps receive_some. A socket closed during the
             # wait wakes it with ClosedResourceError (trio notifies waiters on close).
-            if type(stream) is trio.SocketStream:
-                fd = stream.socket.fileno()
+            if fd >= 0:
                 await trio.lowlevel.wait_readable(fd)  # a checkpoint
                 try:
                     data = os.read(fd, self._receive_size)  # a closed one: EBADF
                 except BlockingIOError:
                     continue
             else:
-                data = bytes(await stream.receive_some(self._receive_size))
+                data = bytes(await self._stream.receive_some(self._receive_size))
             self._since_yield = 0
             if not data:
                 self._closed = "connection closed by the peer"
