@@ -4,8 +4,10 @@ A trio channel hop costs more than decoding a delta and applying it to the book,
 each data frame is decoded and applied right in the socket reader's task
 (``WsConnection.deliver_to`` with ``_ToFeed``, through the stream's
 ``bybit.marketdata.MarketData``) and the result goes straight into the ``MarketFeed``
-mailbox: one hop from socket to decision, with the latest book winning when the
-strategy lags. Per frame there is no logging and no Decimal: at Bybit's 20 ms book
+mailbox: at most one hop from socket to decision, with the latest book winning when
+the strategy lags (or a socket read brings a burst). A frame that finds the strategy
+idle is decided on in the reader's task itself (``MarketFeed.deliver_to``): no hop.
+Per frame there is no logging and no Decimal: at Bybit's 20 ms book
 pushes across a burst, either would cost more than the decision itself. This task
 keeps the rest: symbol switches, book re-requests, and the connection markers.
 
