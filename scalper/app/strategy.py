@@ -32,7 +32,7 @@ reading those positions after a switch.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sized
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -96,10 +96,6 @@ class StrategyRunner:
         factory=trio.lowlevel.ParkingLot, init=False
     )
     _control: trio.MemoryReceiveChannel[Event] | None = attrs.field(default=None, init=False)
-    #: the control channel's parked receivers, where trio's channel shows them (its
-    #: ``statistics()`` builds an object per call: measured as a third of the cost of a
-    #: message taken at once); None: ask ``statistics()``
-    _control_waiting: Sized | None = attrs.field(default=None, init=False)
 
     async def feed(self, event: Event) -> None:
         """Hand one event to the engine and carry out what it decides."""
@@ -229,14 +225,9 @@ class StrategyRunner:
         """
         if self._lock.locked() or self._backlog:
             return False
-        waiting = self._control_waiting
-        if waiting is not None:
-            if not waiting:
-                return False
-        else:
-            control = self._control
-            if control is None or not control.statistics().tasks_waiting_receive:
-                return False
+        control = self._control
+        if control is None or not control.statistics().tasks_waiting_receive:
+            return False
         try:
             commands = self.engine.handle(message, self._clock_ms())
         except EngineError as exc:
@@ -298,8 +289,6 @@ class StrategyRunner:
         """Run until cancelled (the bot's shutdown sequence ends it)."""
         direct = isinstance(market, MarketReceiver)
         self._control = control
-        waiting = getattr(getattr(control, "_state", None), "receive_tasks", None)
-        self._control_waiting = waiting if isinstance(waiting, Sized) else None
         self._now = trio.lowlevel.current_clock().current_time
         if direct:
             market.deliver_to(self._market_now)
@@ -313,4 +302,4 @@ class StrategyRunner:
         finally:
             if direct:
                 market.deliver_to(None)
-            self._control = self._control_waiting = None
+            self._control = None

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import pytest
 import trio
 import trio.testing
 
@@ -70,49 +68,22 @@ def _trades(*ids: int) -> TradeTicks:
     return TradeTicks(symbol="SOLUSDT", trades=trades)
 
 
-class PublicOnly:
-    """A control channel showing only trio's public API (``statistics`` and receiving),
-    for the runner's fallback when the channel's receivers cannot be seen directly."""
-
-    def __init__(self, channel: trio.MemoryReceiveChannel[Event]) -> None:
-        self._channel = channel
-
-    def statistics(self) -> trio.MemoryChannelStatistics:
-        return self._channel.statistics()
-
-    def __aiter__(self) -> PublicOnly:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self._channel.__anext__()
-
-    async def __aenter__(self) -> PublicOnly:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._channel.aclose()
-
-
 class Running:
     """A runner on a feed and a control channel, in the test's nursery."""
 
-    def __init__(
-        self, engine: ScriptedEngine, feed: MarketFeed, h: Harness, public_only: bool
-    ) -> None:
+    def __init__(self, engine: ScriptedEngine, feed: MarketFeed, h: Harness) -> None:
         self.engine, self.feed, self.h = engine, feed, h
         self.control_send, control = trio.open_memory_channel[Event](4)
-        self.control: Any = PublicOnly(control) if public_only else control
+        self.control = control
 
     def orders(self) -> list[str]:
         return [c.order_link_id for c in self.h.drain(self.h.orders)]
 
 
 @asynccontextmanager
-async def running(
-    engine: ScriptedEngine, *, public_only: bool = False, **feed_kw: int
-) -> AsyncIterator[Running]:
+async def running(engine: ScriptedEngine, **feed_kw: int) -> AsyncIterator[Running]:
     h = Harness(engine)
-    r = Running(engine, MarketFeed(h.metrics, **feed_kw), h, public_only)
+    r = Running(engine, MarketFeed(h.metrics, **feed_kw), h)
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda **kw: h.runner.run(r.feed.receiver, r.control, tick_interval_s=1e6, **kw)
@@ -138,11 +109,10 @@ async def test_an_idle_runner_decides_in_the_senders_task(
         assert r.engine.seen[-1] == _trades(4)
 
 
-@pytest.mark.parametrize("public_only", [False, True])
 async def test_a_control_event_on_its_way_is_handled_before_a_later_market_message(
-    autojump_clock: trio.testing.MockClock, public_only: bool
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with running(NumberingEngine(), public_only=public_only) as r:
+    async with running(NumberingEngine()) as r:
         r.control_send.send_nowait(Halt(reason="x"))  # handed to the control loop
         update = _book(1)
         r.feed.book_update(update, trio.current_time())
