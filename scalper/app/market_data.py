@@ -4,8 +4,10 @@ A trio channel hop costs more than decoding a delta and applying it to the book,
 each data frame is decoded and applied right in the socket reader's task
 (``WsConnection.deliver_to`` with ``_ToFeed``, through the stream's
 ``bybit.marketdata.MarketData``) and the result goes straight into the ``MarketFeed``
-mailbox: one hop from socket to decision, with the latest book winning when the
-strategy lags. Per frame there is no logging and no Decimal: at Bybit's 20 ms book
+mailbox: at most one hop from socket to decision, with the latest book winning when
+the strategy lags (or a socket read brings a burst). A frame that finds the strategy
+idle is decided on in the reader's task itself (``MarketFeed.deliver_to``): no hop.
+Per frame there is no logging and no Decimal: at Bybit's 20 ms book
 pushes across a burst, either would cost more than the decision itself. This task
 keeps the rest: symbol switches, book re-requests, and the connection markers.
 
@@ -57,25 +59,30 @@ async def _follow(
 class _ToFeed:
     """The frame sink run by the socket reader: protocol (decode + book) -> feed."""
 
-    __slots__ = ("_feed", "_market", "_metrics", "_stream")
+    __slots__ = ("_conn", "_feed", "_market", "_metrics", "_now", "_stream")
 
     def __init__(self, stream: PublicStream, feed: MarketFeed, metrics: Metrics) -> None:
         self._stream = stream
+        self._conn = stream.conn
         self._market = stream.market
         self._feed = feed
         self._metrics = metrics
+        # the run's clock: trio.current_time without its two lookups per frame
+        self._now = trio.lowlevel.current_clock().current_time
 
     def frame(self, raw: str | bytes) -> None:
         stream = self._stream
-        received_at = stream.received_at = trio.current_time()
+        received_at = stream.received_at = self._now()
         market = self._market
         event = market.frame(raw)
+        # more frames of this read follow: the feed keeps this one (a burst coalesces)
+        more = self._conn.more
         if type(event) is BookUpdate:
             self._metrics.book_updates += 1
-            self._feed.book_update(event, received_at)
+            self._feed.book_update(event, received_at, more)
         elif type(event) is TradeTicks:
             self._metrics.trade_messages += 1
-            self._feed.trades(event.symbol, event.trades, received_at)
+            self._feed.trade_ticks(event, received_at, more)
         if market.resync_due:
             stream.wake_resyncs()  # run_resyncs re-requests the book
 
@@ -122,7 +129,7 @@ async def run_market_data(
                     feed.book_update(event, stream.received_at)
                 elif isinstance(event, TradeTicks):
                     metrics.trade_messages += 1
-                    feed.trades(event.symbol, event.trades, stream.received_at)
+                    feed.trade_ticks(event, stream.received_at)
                 elif isinstance(event, Disconnected):
                     logger.warning("public stream dropped: {}", event.reason)
                     top = stream.book.top() if stream.book is not None else None

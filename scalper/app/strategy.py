@@ -11,6 +11,14 @@ ahead of an order outcome, or a lossy send would drop one):
 Both loops run in one nursery and share the engine. ``Engine.handle`` is synchronous,
 but carrying out its commands awaits (a full execution channel waits), so a lock keeps
 each "handle + dispatch" whole: commands leave in the order the engine made them.
+
+A market message that finds this runner idle (its market loop waiting on an empty feed,
+its control loop waiting on an empty channel, the lock free) is handled at once in the
+socket reader's task (``MarketFeed.deliver_to``): one scheduler pass per frame instead
+of two, at a steady rate the larger part of the bot's CPU. The reader cannot await, so
+the commands of such a message wait in a backlog for the flush task; until they have
+left, every other message goes the usual way, and whoever holds the lock carries out
+the backlog before handling anything: the commands still leave in the engine's order.
 A timer feeds ``Tick`` so time rules (cooldowns, close retries, max hold) run even on
 a silent market.
 
@@ -48,7 +56,7 @@ from ..core.model import (
 )
 from ..core.strategy import Engine, EngineError
 from .control import send_control
-from .feed import MarketReceiver
+from .feed import MarketMessage, MarketReceiver
 from .journal import Journal
 from .metrics import Metrics
 from .risk_state import risk_state_data
@@ -75,12 +83,24 @@ class StrategyRunner:
     _heartbeat: Callable[[], None] | None = attrs.field(default=None, kw_only=True)
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    #: tasks in ``wait_until``: with none, a change needs no new ``_changed`` event
+    _waiters: int = attrs.field(default=0, init=False)
+    #: the run's clock (``trio.current_time`` without its lookups, for each message)
+    _now: Callable[[], float] = attrs.field(default=trio.current_time, init=False)
     #: symbols the engine placed an order on this session (reconcile watches them)
     traded: set[str] = attrs.field(factory=set, init=False)
+    #: commands of a message handled in the reader's task, not carried out yet
+    _backlog: list[Command] = attrs.field(factory=list, init=False)
+    _backlog_at: float = attrs.field(default=0.0, init=False)
+    _backlog_lot: trio.lowlevel.ParkingLot = attrs.field(
+        factory=trio.lowlevel.ParkingLot, init=False
+    )
+    _control: trio.MemoryReceiveChannel[Event] | None = attrs.field(default=None, init=False)
 
     async def feed(self, event: Event) -> None:
         """Hand one event to the engine and carry out what it decides."""
         async with self._lock:
+            await self._flush_backlog()
             try:
                 commands = self.engine.handle(event, self._clock_ms())
             except EngineError as exc:
@@ -101,12 +121,17 @@ class StrategyRunner:
         dropped (counted) by the feed. Tests use it to make the lag deterministic.
         """
         async with self._lock:
+            await self._flush_backlog()
             yield
 
     async def wait_until(self, predicate: Callable[[Engine], bool]) -> None:
         """Wait until ``predicate(engine)`` holds (re-checked after every event)."""
-        while not predicate(self.engine):
-            await self._changed.wait()
+        self._waiters += 1
+        try:
+            while not predicate(self.engine):
+                await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     async def _dispatch(self, command: Command) -> None:
         symbol = self.engine.symbol or "-"
@@ -160,7 +185,7 @@ class StrategyRunner:
         latency = self._metrics.tick_to_decision
         async for received_at, message in market:
             await self._feed_market(message)
-            latency.add(trio.current_time() - received_at)
+            latency.add(self._now() - received_at)
 
     async def _feed_market(self, event: Event) -> None:
         """``feed`` for market data, minus its lock checkpoint when the lock is free.
@@ -171,7 +196,7 @@ class StrategyRunner:
         dispatch, keeps "handle + dispatch" whole exactly as ``feed`` does.
         """
         lock = self._lock
-        if lock.locked():
+        if lock.locked() or self._backlog:
             await self.feed(event)
             return
         # No await between the check and handle(): nothing else can take the lock, so
@@ -188,9 +213,58 @@ class StrategyRunner:
                     await self._dispatch(command)
             finally:
                 lock.release()
-        changed = self._changed
-        if changed.statistics().tasks_waiting:
-            changed.set()
+        self._notify_changed()
+
+    def _market_now(self, received_at: float, message: MarketMessage) -> bool:
+        """Handle a market message in the sender's task if nothing may come before it.
+
+        Refused (False) while the lock is held or a backlog waits, and while a control
+        event is on its way (the control loop is not waiting on an empty channel): it
+        was sent first, so it is handled first. The feed asks only while the market loop
+        waits with nothing pending. Commands go to the backlog, for the flush task.
+        """
+        if self._lock.locked() or self._backlog:
+            return False
+        control = self._control
+        if control is None or not control.statistics().tasks_waiting_receive:
+            return False
+        try:
+            commands = self.engine.handle(message, self._clock_ms())
+        except EngineError as exc:
+            logger.error("engine refused {}: {}", type(message).__name__, exc)
+            return True
+        if commands:
+            self._backlog.extend(commands)
+            self._backlog_at = received_at
+            self._backlog_lot.unpark()
+            return True
+        self._metrics.tick_to_decision.add(self._now() - received_at)
+        if self._waiters:  # _notify_changed, without the call for each message
+            self._changed.set()
+            self._changed = trio.Event()
+        return True
+
+    async def _flush_backlog(self) -> None:
+        """Carry out the backlog's commands in order (the caller holds the lock); its
+        message's decision time counts once they have left, as for any other message."""
+        backlog = self._backlog
+        if not backlog:
+            return
+        while backlog:
+            await self._dispatch(backlog.pop(0))
+        self._metrics.tick_to_decision.add(self._now() - self._backlog_at)
+        self._notify_changed()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            if not self._backlog:
+                await self._backlog_lot.park()
+            async with self._lock:
+                await self._flush_backlog()
+
+    def _notify_changed(self) -> None:
+        if self._waiters:
+            self._changed.set()
             self._changed = trio.Event()
 
     async def _control_loop(self, control: trio.MemoryReceiveChannel[Event]) -> None:
@@ -213,8 +287,19 @@ class StrategyRunner:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until cancelled (the bot's shutdown sequence ends it)."""
-        async with market, control, trio.open_nursery() as nursery:
-            nursery.start_soon(self._market_loop, market)
-            nursery.start_soon(self._control_loop, control)
-            nursery.start_soon(self._timer, tick_interval_s)
-            task_status.started()
+        direct = isinstance(market, MarketReceiver)
+        self._control = control
+        self._now = trio.lowlevel.current_clock().current_time
+        if direct:
+            market.deliver_to(self._market_now)
+        try:
+            async with market, control, trio.open_nursery() as nursery:
+                nursery.start_soon(self._market_loop, market)
+                nursery.start_soon(self._control_loop, control)
+                nursery.start_soon(self._timer, tick_interval_s)
+                nursery.start_soon(self._flush_loop)
+                task_status.started()
+        finally:
+            if direct:
+                market.deliver_to(None)
+            self._control = None

@@ -58,7 +58,8 @@ def render(result: dict[str, Any]) -> str:
         "scalper bench: ours vs baseline, one run (x > 1: ours better by that factor)",
         f"machine: {result['machine']['cpus']} cpus, python {result['machine']['python']}; "
         f"before: {result['machine']['uptime_before']}",
-        f"pipeline: {p['frames']:,} synthetic frames -> decode -> book -> engine, no network "
+        f"pipeline: {p['frames']:,} synthetic frames -> decode -> book -> engine, no network, "
+        f"best of {p['rounds']} passes each, taking turns "
         "(baseline: json + Decimal book + full sort, same engine)",
         *_rows(p["ours"], p["naive"], _PIPELINE_ROWS),
         f"loopback: {lo['frames']:,} frames from a server process over 127.0.0.1 as fast as "

@@ -21,7 +21,7 @@ import trio
 from .frames import make_frames
 from .loopback import ceiling_client, frame_server, our_client, pybit_client
 from .orderpath import order_path
-from .pipeline import bench_memory, bench_pipeline, naive, ours, pct
+from .pipeline import bench_memory, bench_pipelines, naive, ours, pct
 
 __all__ = ["BenchPlan", "run_bench"]
 
@@ -31,6 +31,8 @@ class BenchPlan:
     """How much of everything one bench run does."""
 
     pipeline_frames: int = 200_000
+    #: passes of each pipeline, taking turns; the best counts
+    pipeline_rounds: int = 3
     loopback_frames: int = 100_000
     loopback_timeout_s: float = 30.0
     rates: tuple[float, ...] = (2_000.0, 200.0)
@@ -45,6 +47,7 @@ class BenchPlan:
         """Every row on small counts: proves the bench runs, measures nothing."""
         return cls(
             pipeline_frames=3_000,
+            pipeline_rounds=1,
             loopback_frames=2_000,
             loopback_timeout_s=15.0,
             rate_seconds=0.5,
@@ -76,11 +79,13 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
     started = time.perf_counter()
     frames = make_frames(plan.pipeline_frames)
     progress("pipeline")
-    bench_pipeline(frames[:2000], ours)  # warm both paths: no first-call costs measured
-    bench_pipeline(frames[:2000], naive)
-    o, b = bench_pipeline(frames, ours), bench_pipeline(frames, naive)
+    paths = {"ours": ours, "naive": naive}
+    bench_pipelines(frames[:2000], paths, 1)  # warm both paths: no first-call costs measured
+    measured = bench_pipelines(frames, paths, plan.pipeline_rounds)
+    o, b = measured["ours"], measured["naive"]
     result["pipeline"] = {
         "frames": len(frames),
+        "rounds": plan.pipeline_rounds,
         "ours": o,
         "naive": b,
         "ratio": o["msgs_per_s"] / b["msgs_per_s"],

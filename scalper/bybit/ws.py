@@ -32,7 +32,7 @@ Tests inject ``WsOptions.connect`` (any ``url -> async context manager`` of a ``
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 
 import trio
@@ -114,6 +114,9 @@ class WsConnection:
         #: called once, when the first connection is ready (``open_ws`` waits on it)
         self._started_hook: Callable[[], None] | None = None
         self._sink: FrameSink | None = None
+        #: while the sink is handed a frame: more frames of the same read follow it
+        #: (known for transports that expose ``buffered``, as ``bybit.wsfast`` does)
+        self.more = False
 
     def __repr__(self) -> str:
         return f"WsConnection({self.name}, {safe_url(self.url)!r}, topics={self.topics})"
@@ -296,6 +299,7 @@ class WsConnection:
         # coalesces (latest book wins) instead of waking the strategy once per frame.
         # Its queue is private API, so this is only used where it is present.
         queued = getattr(getattr(ws, "_recv_channel", None), "receive_nowait", None)
+        pending: Sized = getattr(ws, "buffered", ())
         burst = self.policy.burst
         data = is_data  # the protocol's own test, without a call into it per data frame
         while True:
@@ -307,6 +311,7 @@ class WsConnection:
                     if sink is None:
                         await send(frame)
                     else:
+                        self.more = len(pending) > 0
                         sink.frame(frame)  # get_message() above was this loop's checkpoint
                 else:
                     await self._control(ws, frame)

@@ -73,9 +73,24 @@ class WsProtoConnection:
     #: frames may have come with the handshake's last read
     _fresh: bool = attrs.field(default=True, init=False)
 
+    #: the socket's descriptor on plain TCP (-1 under TLS), looked up once: the close
+    #: that frees it sets ``_closed`` first (``aclose``), so it is never read stale
+    _fd: int = attrs.field(init=False)
+
+    @_fd.default
+    def _plain_fd(self) -> int:
+        stream = self._stream
+        return stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+
     @_frames.default
     def _splitter(self) -> FrameSplitter:
         return FrameSplitter(self._max)
+
+    @property
+    def buffered(self) -> deque[str | bytes]:
+        """Messages already cut out of the bytes read, not returned yet: while it is not
+        empty, the message just returned is part of a burst (``WsConnection.more``)."""
+        return self._messages
 
     async def send_message(self, message: str) -> None:
         """Send one text message."""
@@ -95,47 +110,52 @@ class WsProtoConnection:
                 self._since_yield = 0
                 await trio.lowlevel.checkpoint()
             return messages.popleft()
+        fd = self._fd
         while not messages:
             if self._closed is not None:
                 raise WsClosed(self._closed)
-            data = await self._read()  # a checkpoint
+            # perf: on plain TCP, wait for the socket and read it directly, right here:
+            # trio's receive_some (a recv that fails first, its conflict detector, its
+            # error translation) and a coroutine level of our own cost a third of a
+            # steady-rate wake-up. TLS keeps receive_some. A socket closed during the
+            # wait wakes it with ClosedResourceError (trio notifies waiters on close).
+            if fd >= 0:
+                await trio.lowlevel.wait_readable(fd)  # a checkpoint
+                try:
+                    data = os.read(fd, self._receive_size)  # a closed one: EBADF
+                except BlockingIOError:
+                    continue
+            else:
+                data = bytes(await self._stream.receive_some(self._receive_size))
             self._since_yield = 0
             if not data:
                 self._closed = "connection closed by the peer"
                 raise WsClosed(self._closed)
-            await self._receive(data)
+            slow = self._split(data)
+            if slow is not None:  # not a plain data frame: wsproto's, then the rest
+                await self._slow(slow)
         return messages.popleft()
 
-    async def _read(self) -> bytes:
-        # perf: on plain TCP, wait for the socket and read it directly: trio's
-        # receive_some (a recv that fails first, its conflict detector, its error
-        # translation) cost a third of a steady-rate wake-up. TLS keeps receive_some.
-        stream = self._stream
-        if type(stream) is not trio.SocketStream:
-            return bytes(await stream.receive_some(self._receive_size))
-        sock = stream.socket
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            try:
-                return os.read(sock.fileno(), self._receive_size)  # a closed one: EBADF
-            except BlockingIOError:
-                continue
-
     async def _receive(self, data: bytes) -> None:
+        slow = self._split(data)
+        if slow is not None:
+            await self._slow(slow)
+
+    def _split(self, data: bytes = b"") -> bytes | None:
         # perf: the fast lane queues plain data frames; any other frame goes to wsproto
         # whole and in order (its events are queued before the frames after it)
-        frames = self._frames
-        frames.feed(data)
-        while True:
-            try:
-                slow = frames.split(self._messages)
-            except FrameTooLarge as exc:
-                self._closed = str(exc)
-                raise WsClosed(self._closed) from None
-            if slow is None:
-                return
-            self._conn.receive_data(slow)
+        try:
+            return self._frames.split(self._messages, data)
+        except FrameTooLarge as exc:
+            self._closed = str(exc)
+            raise WsClosed(self._closed) from None
+
+    async def _slow(self, frame: bytes | None) -> None:
+        """Hand ``frame`` to wsproto, and so each next frame that needs it."""
+        while frame is not None:
+            self._conn.receive_data(frame)
             await self._events()
+            frame = self._split()
 
     async def _events(self) -> None:
         for event in self._conn.events():

@@ -45,10 +45,11 @@ class FrameSplitter:
         """Append bytes read from the socket."""
         self._buffer = self._buffer + data if self._buffer else data
 
-    def split(self, messages: deque[str | bytes]) -> bytes | None:
+    def split(self, messages: deque[str | bytes], data: bytes = b"") -> bytes | None:
         """Append every fast-lane message to ``messages`` up to the next frame that
-        needs wsproto; return that frame whole, or None once no complete frame is left."""
-        buf = self._buffer
+        needs wsproto; return that frame whole, or None once no complete frame is left.
+        ``data``: bytes just read, fed first (one call per read instead of two)."""
+        buf = self._buffer + data if self._buffer else data
         size = len(buf)
         pos = 0
         slow: bytes | None = None

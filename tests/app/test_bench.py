@@ -13,6 +13,7 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 
 from scalper.bench import make_frames, naive, ours, render
 
@@ -98,3 +99,25 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
     assert all(re.search(r"ours .* baseline .* x\s*\d+\.\d\d$", row) for row in rows)
     for label in ("pipeline:", "loopback:", "latency at 2,000", "latency at 200", "order path:"):
         assert label in text
+
+
+def test_the_pipelines_take_turns_and_the_best_pass_counts() -> None:
+    from scalper.bench.pipeline import bench_pipelines
+
+    made: list[str] = []
+
+    def path(name: str) -> Callable[[], Callable[[bytes], object]]:
+        def make() -> Callable[[bytes], object]:
+            made.append(name)
+            return lambda raw: None
+
+        return make
+
+    frames = [b"x"] * 50
+    out = bench_pipelines(frames, {"ours": path("ours"), "naive": path("naive")}, 3)
+    # three passes each, alternating, then one timed pass each for the percentiles
+    assert made == ["ours", "naive"] * 3 + ["ours", "naive"]
+    for figures in out.values():
+        assert len(figures["passes"]) == 3
+        assert figures["msgs_per_s"] == max(figures["passes"])
+        assert {"p50_us", "p99_us"} <= set(figures)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from scalper.bybit.streams import (
     open_private_stream,
     open_public_stream,
 )
-from scalper.bybit.ws import Connected, Disconnected, WsLike, WsOptions, open_ws
+from scalper.bybit.ws import Connected, Disconnected, WsOptions, open_ws
 from scalper.core.model import BookUpdate, Fill, OrderUpdate, PositionSnapshot, TradeTicks
 
 from .test_ws import KEY, POLICY, SECRET, FakeServer, FakeWs
@@ -256,14 +254,7 @@ class _QueuedWs(FakeWs):
 
 
 class _QueuedServer(FakeServer):
-    @asynccontextmanager
-    async def connect(self, url: str) -> AsyncIterator[WsLike]:
-        ws = _QueuedWs(self)
-        self.conns.append(ws)
-        try:
-            yield ws
-        finally:
-            ws.drop()
+    ws_kind = _QueuedWs
 
 
 async def _sink_rounds(server: FakeServer) -> tuple[list[int], list[int], _Sink]:
@@ -304,3 +295,51 @@ async def test_a_sink_takes_queued_frames_in_bursts_without_a_checkpoint_each(
     # one frame per reader run: trio may run the ticker and the reader in either order
     # within a round, so two frames can share a count, never three
     assert not any(rounds[i] == rounds[i + 1] == rounds[i + 2] for i in range(3))
+
+
+class _BufferedWs(FakeWs):
+    """The fake, telling how many frames it holds already, as ``bybit.wsfast`` does."""
+
+    @property
+    def buffered(self) -> Any:
+        channel = self._from_server
+
+        class _Count:
+            def __len__(self) -> int:
+                return channel.statistics().current_buffer_used
+
+        return _Count()
+
+
+class _BufferedServer(FakeServer):
+    ws_kind = _BufferedWs
+
+
+async def test_the_sink_is_told_which_frames_have_more_of_their_read_behind_them(
+    autojump_clock: Any,
+) -> None:
+    server = _BufferedServer()
+    seen: list[tuple[int, bool]] = []
+
+    class Sink:
+        def frame(self, raw: str | bytes) -> None:
+            seen.append((json.loads(raw)["data"]["u"], conn.more))
+
+        def dropped(self, reason: str) -> None:
+            pass
+
+    with trio.fail_after(60):
+        async with open_ws("x", WsOptions(connect=server.connect, policy=POLICY)) as conn:
+            conn.deliver_to(Sink())
+            for u in range(1, 4):  # one read's worth: three frames at once
+                server.ws.push(book("delta", u, [], []))
+            for _ in range(10):
+                if len(seen) == 3:
+                    break
+                await trio.lowlevel.checkpoint()
+            server.ws.push(book("delta", 4, [], []))  # alone
+            for _ in range(10):
+                if len(seen) == 4:
+                    break
+                await trio.lowlevel.checkpoint()
+    assert seen == [(1, True), (2, True), (3, False), (4, False)]

@@ -111,6 +111,9 @@ class FakeWs:
 
 
 class FakeServer:
+    #: the connections it hands out (a subclass may expose more of them)
+    ws_kind: type[FakeWs] = FakeWs
+
     def __init__(self, *, private: bool = False) -> None:
         self.private = private
         self.conns: list[FakeWs] = []
@@ -132,7 +135,7 @@ class FakeServer:
         if self.refuse > 0:
             self.refuse -= 1
             raise OSError("connection refused")
-        ws = FakeWs(self)
+        ws = self.ws_kind(self)
         self.conns.append(ws)
         try:
             yield ws

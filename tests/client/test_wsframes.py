@@ -164,6 +164,24 @@ def test_a_partial_frame_waits_for_the_rest() -> None:
     assert list(out) == ["x" * 300]
 
 
+def test_bytes_handed_to_split_are_the_same_as_fed_first() -> None:
+    frames = _frame(0x81, b"a" * 200) + _frame(0x82, b"b" * 3) + _frame(0x81, b"c")
+    ping = _frame(0x89, b"p")
+    stream = frames + ping + _frame(0x81, b"d")
+    fed, given = FrameSplitter(max_size=1 << 20), FrameSplitter(max_size=1 << 20)
+    out_fed: deque[str | bytes] = deque()
+    out_given: deque[str | bytes] = deque()
+    slow_fed, slow_given = [], []
+    for i in range(0, len(stream), 7):  # cuts through headers and payloads
+        piece = stream[i : i + 7]
+        fed.feed(piece)
+        slow_fed.append(fed.split(out_fed))
+        slow_given.append(given.split(out_given, piece))
+    assert slow_given == slow_fed and ping in slow_given  # the ping, whole, once
+    assert fed.split(out_fed) is None and given.split(out_given) is None
+    assert list(out_given) == list(out_fed) == ["a" * 200, b"bbb", "c", "d"]
+
+
 async def test_a_new_message_inside_a_fragmented_one_is_refused_by_wsproto() -> None:
     start = _frame(0x01, b"frag-")  # text, not final
     intruder = _frame(0x81, b"new")  # a whole new message before the continuation
