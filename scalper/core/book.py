@@ -237,17 +237,22 @@ class OrderBook:
         return _OK
 
     def _fill(self, side: dict[int, float], levels: Iterable[Level]) -> None:
-        cache = self._cache
-        for price, size in levels:
-            ticks = cache.get(price)
-            if ticks is None:
-                ticks = self._parse_price(price)
-            if type(size) is not float or not 0.0 <= size < _INF:
-                size = parse_size(size)
-            if size > 0.0:
-                side[ticks] = size
+        for price, size in levels:  # a snapshot: rare, so one call per level is fine
+            ticks, checked = self._read_level(price, size)
+            if checked > 0.0:
+                side[ticks] = checked
             else:
                 side.pop(ticks, None)
+
+    def _read_level(self, price: str, size: str | float) -> tuple[int, float]:
+        """A level as ``(ticks, size)``: the price through the cache, the size checked
+        (``_merge`` spells the same out inline: it runs for every delta's levels)."""
+        ticks = self._cache.get(price)
+        if ticks is None:
+            ticks = self._parse_price(price)
+        if type(size) is not float or not 0.0 <= size < _INF:
+            size = parse_size(size)
+        return ticks, size
 
     def _merge(
         self, side: dict[int, float], keys: list[int], levels: Iterable[Level], sign: int
