@@ -251,7 +251,12 @@ class StrategyRunner:
         if not backlog:
             return
         while backlog:
-            await self._dispatch(backlog.pop(0))
+            # taken off once carried out: a caller cancelled on the way (a deadline on
+            # ``feed``, a full channel) leaves this command and the rest to the next
+            # holder, as it would its own. (A PlaceOrder cancelled between its journal
+            # line and its send is journaled again, and sent once.)
+            await self._dispatch(backlog[0])
+            del backlog[0]
         self._metrics.tick_to_decision.add(self._now() - self._backlog_at)
         self._notify_changed()
 

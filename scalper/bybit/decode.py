@@ -106,6 +106,8 @@ _DECODE: Final = msgspec.json.Decoder(_Frame).decode
 #: lax: a size string is read to a float (only the levels are decoded with it)
 _LEVELS: Final = msgspec.json.Decoder(list[tuple[str, _Size]], strict=False).decode
 _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
+#: past a float's range: ``float("1e999")`` is inf, not a price
+_INF = float("inf")
 #: bound on a stream's memo of trade price and size strings (cleared when full)
 _FLOATS_MAX: Final = 1 << 14
 _BUY: Final = Side.BUY
@@ -165,7 +167,7 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
         qty = floats.get(row.v)
         if qty is None:
             qty = _parse_float(row.v, floats)
-        if not (price is not None and qty is not None and price > 0 and qty > 0):
+        if not (price is not None and qty is not None and 0 < price < _INF and 0 < qty < _INF):
             return None
         out.append(trade(row.s, price, qty, taker, row.T))
     return tuple(out)

@@ -125,6 +125,10 @@ class ParseStats:
         return out
 
 
+#: a float's limit: what lies beyond it (or is not a number) is not a market figure
+_INF = float("inf")
+
+
 def loads(raw: str | bytes) -> Any:
     """JSON text -> Python object (orjson)."""
     return orjson.loads(raw)
@@ -219,9 +223,12 @@ def read_float(d: Mapping[str, Any], key: str, *, required: bool) -> float | Non
     if s == "":
         return None
     try:
-        return float(s)
+        value = float(s)
     except ValueError:
         raise ParseError(BAD_VALUE, f"{key!r}={s!r} is not a number") from None
+    if not -_INF < value < _INF:  # "inf", "1e999", "nan": no market number is one
+        raise ParseError(BAD_VALUE, f"{key!r}={s!r} is not finite")
+    return value
 
 
 def read_enum(cls: Callable[[str], _E], d: Mapping[str, Any], key: str) -> _E:

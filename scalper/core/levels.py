@@ -21,6 +21,9 @@ __all__ = ["BadLevel", "Level", "TickGrid", "parse_size", "reason"]
 Level = Sequence[str] | tuple[str, float]
 
 _INF = float("inf")
+#: digits before the point a price may have: a quadrillion USDT is no contract's price,
+#: and past this the tick count no longer fits a float (the book's prices are floats)
+_MAX_WHOLE_DIGITS = 15
 _PRICE_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 
 
@@ -44,7 +47,9 @@ class TickGrid:
         match = _PRICE_RE.fullmatch(price) if isinstance(price, str) else None
         if match is None or not (match.group(1) or match.group(2)):
             raise BadLevel(f"malformed price {price!r}")
-        whole, frac = match.group(1), (match.group(2) or "").rstrip("0")
+        whole, frac = match.group(1).lstrip("0"), (match.group(2) or "").rstrip("0")
+        if len(whole) > _MAX_WHOLE_DIGITS:
+            raise BadLevel(f"price {price[:24]}... is out of range ({len(whole)} digits)")
         digits = self.digits
         if len(frac) > digits:
             raise BadLevel(f"price {price} is off the tick grid")

@@ -81,8 +81,10 @@ class Running:
 
 
 @asynccontextmanager
-async def running(engine: ScriptedEngine, **feed_kw: int) -> AsyncIterator[Running]:
-    h = Harness(engine)
+async def running(
+    engine: ScriptedEngine, orders: int = 16, **feed_kw: int
+) -> AsyncIterator[Running]:
+    h = Harness(engine, orders=orders)
     r = Running(engine, MarketFeed(h.metrics, **feed_kw), h)
     async with trio.open_nursery() as nursery:
         await nursery.start(
@@ -159,6 +161,23 @@ async def test_whoever_takes_the_lock_carries_out_the_backlog_first(
         await trio.testing.wait_all_tasks_blocked()
         assert engine.seen == [_book(1), _book(2)]
         assert r.orders() == ["2a", "2b"]
+
+
+async def test_a_caller_cancelled_while_carrying_out_the_backlog_loses_none_of_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    engine = NumberingEngine(busy=(BookUpdate,))
+    async with running(engine, orders=1) as r:
+        r.h.orders_send.send_nowait(CancelOrder(symbol="SOLUSDT", order_link_id="pre"))
+        r.feed.book_update(_book(1), trio.current_time())  # handled now: 1a, 1b wait
+        with trio.move_on_after(1) as gave_up:  # a caller with a deadline, on a full channel
+            await r.h.runner.feed(Halt(reason="x"))
+        assert gave_up.cancelled_caught and engine.seen == [_book(1)]
+        sent: list[str] = []
+        for _ in range(5):  # the flush task carries out what the caller could not
+            sent += r.orders()
+            await trio.testing.wait_all_tasks_blocked()
+        assert sent == ["pre", "1a", "1b"]
 
 
 async def test_a_lagging_runner_still_gets_the_latest_book_and_every_trade(

@@ -150,6 +150,10 @@ BROKEN = [
     _with(TRADES, ("data", 0, "S"), "Hold"),
     _with(TRADES, ("data", 0, "p"), "-1"),
     _with(TRADES, ("data", 0, "p"), "nan"),
+    # beyond a float: refused on both paths, not a trade at price inf
+    _with(TRADES, ("data", 0, "p"), "inf"),
+    _with(TRADES, ("data", 0, "p"), "1e999"),
+    _with(TRADES, ("data", 1, "v"), "Infinity"),
     _with(TRADES, ("data", 0, "p"), "abc"),
     _with(TRADES, ("data", 1, "v"), "0"),
     _with(TRADES, ("data", 0, "T"), "1700000000000"),  # a decimal-string time is fine
@@ -234,3 +238,11 @@ def test_the_float_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         msg = decode_public(_with(TRADES, ("data", 0, "p"), f"{i}.5"), ParseStats(), memo)
         assert isinstance(msg, TradesMessage) and msg.trades[0].price == i + 0.5
     assert 0 < len(memo) <= 3
+
+
+@pytest.mark.parametrize(("key", "value"), [("p", "inf"), ("p", "1e999"), ("v", "Infinity")])
+def test_a_trade_beyond_a_floats_range_is_counted_and_skipped(key: str, value: str) -> None:
+    # a trade at price inf would make an infinite momentum: an entry signal from garbage
+    stats = ParseStats()
+    assert decode_public(_with(TRADES, ("data", 0, key), value), stats) is None
+    assert stats.counts == {"bad_value": 1}

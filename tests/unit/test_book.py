@@ -241,6 +241,9 @@ def test_invalidate_by_the_shell() -> None:
         (["100.005", "1"], "price 100.005 is off the tick grid"),
         (["100.0001", "1"], "price 100.0001 is off the tick grid"),
         (["0", "1"], "price 0 is not positive"),
+        # past a float's range the top cannot be computed: refused, not an OverflowError
+        (["1" * 400, "1"], f"price {'1' * 24}... is out of range (400 digits)"),
+        (["9" * 16, "1"], f"price {'9' * 16}... is out of range (16 digits)"),
         (["100", "x"], "malformed size 'x'"),
         (["100", "-1"], "malformed size '-1'"),
         (["100", "nan"], "malformed size 'nan'"),
