@@ -86,6 +86,12 @@ def render(result: dict[str, Any]) -> str:
             f"decided (baseline: pybit callback); ours {lat['ours']['decided']:,} decided"
         )
         lines += _rows(lat["ours"], lat["pybit"], _LATENCY_ROWS)
+        floor = lat["receive_only_wsfast"]["cpu_pct"]
+        share = lat["ours"]["cpu_pct"] / floor if floor else 0.0
+        lines.append(
+            f"  (bybit.wsfast receiving alone at this rate, nothing decided: CPU {floor:.2f} %; "
+            f"receiving and deciding costs x{share:.2f} that)"
+        )
     lines.append(
         f"order path: {op['rounds']} Market IOC orders on the simulator (ours: private push; "
         f"baseline: REST polling every {op['poll_interval_ms']:g} ms)"

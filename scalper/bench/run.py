@@ -124,11 +124,16 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
             lo = trio.run(our_client, url, count + 1, wait, True)
             progress(f"latency at {rate:g} msgs/s: pybit")
             lp = pybit_client(url, count + 1, wait, True)
+            # the floor: the bot's own transport receiving alone, nothing decided (at a
+            # low rate each frame is its own wake-up, and the wake-up is most of the cost)
+            progress(f"latency at {rate:g} msgs/s: wsfast receive-only")
+            floor = trio.run(ceiling_client, url, count + 1, wait, "wsfast")
             result["latency"][f"{rate:g}"] = {
                 "rate": rate,
                 "seconds": plan.rate_seconds,
                 "ours": lo.latency(),
                 "pybit": lp.latency(),
+                "receive_only_wsfast": {"cpu_pct": floor.cpu_pct, "frames": floor.frames},
             }
 
     progress("order path")

@@ -44,6 +44,7 @@ KEYS = [
         for who in ("ours", "pybit")
         for key in ("p50_us", "p99_us", "p999_us", "cpu_pct", "decided")
     ],
+    *[("latency", rate, "receive_only_wsfast", "cpu_pct") for rate in ("2000", "200")],
     ("order_path", "push", "p50_ms"),
     ("order_path", "push", "p99_ms"),
     ("order_path", "rest_poll", "p50_ms"),
@@ -91,6 +92,7 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
         assert result["latency"][rate]["ours"]["decided"] > 0
         assert result["latency"][rate]["pybit"]["decided"] > 0
         assert not math.isnan(result["latency"][rate]["ours"]["p99_us"])
+        assert result["latency"][rate]["receive_only_wsfast"]["frames"] > 0  # the floor ran
     assert result["order_path"]["push"]["p99_ms"] > 0
 
     text = render(result)
@@ -99,6 +101,7 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
     assert all(re.search(r"ours .* baseline .* x\s*\d+\.\d\d$", row) for row in rows)
     for label in ("pipeline:", "loopback:", "latency at 2,000", "latency at 200", "order path:"):
         assert label in text
+    assert text.count("wsfast receiving alone at this rate") == 2
 
 
 def test_the_pipelines_take_turns_and_the_best_pass_counts() -> None:
