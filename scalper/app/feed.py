@@ -208,7 +208,10 @@ class MarketFeed:
         """Wait for the next message. Raises ``trio.EndOfChannel`` after ``close``."""
         # Checkpoint first, take after: a message is never lost to a cancellation, and
         # a strategy that yields here lets more updates coalesce before it takes one.
-        await trio.lowlevel.checkpoint()
+        # With nothing pending, parking is the checkpoint: one first would cost one
+        # more scheduler pass per message at a steady rate.
+        if self._book is not None or self._pending:
+            await trio.lowlevel.checkpoint()
         while True:
             item = self.take_nowait()
             if item is not None:
@@ -245,19 +248,10 @@ class MarketReceiver:
         return self
 
     async def __anext__(self) -> tuple[float, MarketMessage]:
-        feed = self._feed
-        # perf: with nothing pending, parking is this call's checkpoint; a checkpoint
-        # first would cost one more scheduler pass per message at a steady rate. With
-        # something pending, yield first as MarketFeed.receive does (a burst coalesces).
-        if feed._book is not None or feed._pending:
-            await trio.lowlevel.checkpoint()
-        while True:
-            item = feed.take_nowait()
-            if item is not None:
-                return item
-            if feed._closed:
-                raise StopAsyncIteration
-            await feed._lot.park()
+        try:
+            return await self._feed.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
 
     async def receive(self) -> tuple[float, MarketMessage]:
         """The next message (see ``MarketFeed.receive``)."""
