@@ -31,7 +31,8 @@ def make_frames(n: int, seed: int = 7) -> list[bytes]:
     """A snapshot then ``n`` frames: book deltas, and a trade frame every 5th.
 
     Deltas change 1-3 of the 50 levels a side (a delete only of a level in the book,
-    as Bybit's stream does: pybit's book fails on anything else).
+    as Bybit's stream does: pybit's book fails on anything else). Book sizes rarely
+    repeat, prices do (50 levels around a mid that moves a few ticks).
     """
     rng = random.Random(seed)
     frames = []
@@ -41,11 +42,16 @@ def make_frames(n: int, seed: int = 7) -> list[bytes]:
     def px(ticks: int) -> str:
         return f"{ticks / 100:.2f}"
 
+    def size(value: float) -> str:
+        # three decimals: a level's sizes rarely repeat, as on a real book (at one
+        # decimal this stream had ~5,000 size strings, which flattered any cache of them)
+        return f"{value:.3f}"
+
     def book_frame(kind: str, b: dict[int, float], a: dict[int, float], u: int) -> bytes:
         data = {
             "s": SYMBOL,
-            "b": [[px(p), f"{s:.1f}"] for p, s in sorted(b.items(), reverse=True)],
-            "a": [[px(p), f"{s:.1f}"] for p, s in sorted(a.items())],
+            "b": [[px(p), size(s)] for p, s in sorted(b.items(), reverse=True)],
+            "a": [[px(p), size(s)] for p, s in sorted(a.items())],
             "u": u,
             "seq": 1000 + u,
         }
