@@ -128,10 +128,7 @@ class MarketFeed:
         """Offer a book update (as ``book``, without wrapping the top again). ``more``:
         other updates follow at once (one socket read's burst): kept, never handed over,
         so the burst coalesces as it would for a busy strategy."""
-        # a parked receiver has taken everything: nothing pending to keep the order of
-        handler = self._handler
-        if not more and handler is not None and self._lot and handler(received_at, update):
-            self._since_take = 0
+        if self._taken_at_once(update, received_at, more):
             return True
         superseded = self._book is not None
         self._book = update
@@ -149,16 +146,21 @@ class MarketFeed:
     def trade_ticks(self, ticks: TradeTicks, received_at: float, more: bool = False) -> bool:
         """Offer a trade message (as ``trades``, without unpacking it when it is taken
         at once; ``more`` as for ``book_update``)."""
-        if (
-            not more
-            and self._lot
-            and self._handler is not None
-            and len(ticks.trades) <= self._max_trades
-            and self._handler(received_at, ticks)
-        ):
-            self._since_take = 0
+        if len(ticks.trades) <= self._max_trades and self._taken_at_once(ticks, received_at, more):
             return True
         return self._keep_trades(ticks.symbol, ticks.trades, received_at)
+
+    def _taken_at_once(self, message: MarketMessage, received_at: float, more: bool) -> bool:
+        """True when the handler took ``message`` in the sender's task (``deliver_to``).
+
+        Asked only while the receiver is parked (it has taken everything: nothing is
+        pending whose order the message could jump) and no more of a burst follows.
+        """
+        handler = self._handler
+        if more or handler is None or not self._lot or not handler(received_at, message):
+            return False
+        self._since_take = 0
+        return True
 
     def trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
         """Offer trades; they are kept until taken. False when the backlog overflowed."""

@@ -110,8 +110,7 @@ class StrategyRunner:
                 return
             for command in commands:
                 await self._dispatch(command)
-        self._changed.set()
-        self._changed = trio.Event()
+        self._notify_changed()
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
@@ -239,9 +238,7 @@ class StrategyRunner:
             self._backlog_lot.unpark()
             return True
         self._metrics.tick_to_decision.add(self._now() - received_at)
-        if self._waiters:  # _notify_changed, without the call for each message
-            self._changed.set()
-            self._changed = trio.Event()
+        self._notify_changed()
         return True
 
     async def _flush_backlog(self) -> None:
@@ -268,6 +265,7 @@ class StrategyRunner:
                 await self._flush_backlog()
 
     def _notify_changed(self) -> None:
+        """Wake the ``wait_until`` callers (with none waiting, no new event is made)."""
         if self._waiters:
             self._changed.set()
             self._changed = trio.Event()
