@@ -11,6 +11,7 @@ ints or strings; ``""`` often stands for "not set". The readers spell those rule
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -125,10 +126,6 @@ class ParseStats:
         return out
 
 
-#: a float's limit: what lies beyond it (or is not a number) is not a market figure
-_INF = float("inf")
-
-
 def loads(raw: str | bytes) -> Any:
     """JSON text -> Python object (orjson)."""
     return orjson.loads(raw)
@@ -226,7 +223,7 @@ def read_float(d: Mapping[str, Any], key: str, *, required: bool) -> float | Non
         value = float(s)
     except ValueError:
         raise ParseError(BAD_VALUE, f"{key!r}={s!r} is not a number") from None
-    if not -_INF < value < _INF:  # "inf", "1e999", "nan": no market number is one
+    if not math.isfinite(value):  # "inf", "1e999", "nan": no market number is one
         raise ParseError(BAD_VALUE, f"{key!r}={s!r} is not finite")
     return value
 
