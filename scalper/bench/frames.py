@@ -74,7 +74,7 @@ def make_frames(n: int, seed: int = 7) -> list[bytes]:
                     "T": 1_700_000_000_000 + u,
                     "s": SYMBOL,
                     "S": rng.choice(("Buy", "Sell")),
-                    "v": f"{rng.uniform(0.1, 20):.1f}",
+                    "v": size(rng.uniform(0.1, 20)),  # trade sizes rarely repeat either
                     "p": px(price),
                     "L": "PlusTick",
                     "i": f"t{u}-{k}",
