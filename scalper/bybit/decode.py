@@ -26,8 +26,9 @@ frame goes to ``parse_message`` with its strings, and the book reads them as it 
 did: a bad size invalidates the book with the same reason, a size like ``"01"`` is
 applied as ``1.0``. The one difference is the sign of a zero (``"-0"`` reads 0.0), and a
 zero size deletes its level either way.
-A trade's price and size strings go through the caller's memo of ``float`` (a stream
-keeps one): trades repeat their prices, and ``float(str)`` is the costliest step left.
+A trade's price string goes through the caller's memo of ``float`` (a stream keeps one):
+trades repeat their prices, and ``float(str)`` is the costliest step left. Its size does
+not: sizes rarely repeat, and a memo that misses costs more than the parse.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ _LEVELS: Final = msgspec.json.Decoder(list[tuple[str, _Size]], strict=False).dec
 _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 #: past a float's range: ``float("1e999")`` is inf, not a price
 _INF = float("inf")
-#: bound on a stream's memo of trade price and size strings (cleared when full)
+#: bound on a stream's memo of trade price strings (cleared when full)
 _FLOATS_MAX: Final = 1 << 14
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -120,9 +121,9 @@ def decode_public(
     """One public frame -> ``BookFrame`` / ``TradesMessage`` / another message, or None.
 
     Never raises for bad input; failures are counted in ``stats`` by ``parse_message``.
-    ``floats`` is the caller's memo of trade price and size strings (``float(str)`` is
-    a correctly rounded decimal parse, 0.15 us, and trades repeat their prices): a
-    stream keeps one across its frames; without it every string is parsed.
+    ``floats`` is the caller's memo of trade price strings (``float(str)`` is a
+    correctly rounded decimal parse, 0.15 us, and trades repeat their prices): a
+    stream keeps one across its frames; without it every price is parsed.
     """
     try:
         frame = _DECODE(raw)
@@ -151,7 +152,7 @@ def decode_public(
 
 def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...] | None:
     """Trades of one frame, or None when a row is not usable (the generic parser then
-    counts the failure by its kind). ``floats``: the memo of ``float(str)``."""
+    counts the failure by its kind). ``floats``: the memo of prices' ``float(str)``."""
     out: list[Trade] = []
     for row in rows:  # (a frame has a few rows: no bound methods kept in locals)
         side = row.S
@@ -164,9 +165,10 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
         price = floats.get(row.p)
         if price is None:
             price = _parse_float(row.p, floats)
-        qty = floats.get(row.v)
-        if qty is None:
-            qty = _parse_float(row.v, floats)
+        try:
+            qty = float(row.v)
+        except ValueError:
+            qty = None
         if not (price is not None and qty is not None and 0 < price < _INF and 0 < qty < _INF):
             return None
         out.append(trade(row.s, price, qty, taker, row.T))
@@ -192,7 +194,7 @@ class PublicDecoder:
 
     def __init__(self, stats: ParseStats) -> None:
         self.stats = stats
-        #: the memo of trade price and size strings, across this stream's frames
+        #: the memo of trade price strings, across this stream's frames
         self.floats: dict[str, float] = {}
 
     def __call__(self, raw: str | bytes) -> PublicMessage | None:

@@ -25,7 +25,7 @@ to a book. Its rules:
 * ``follow`` switches symbol: an empty book, the new topics.
 
 The hot method ``frame`` allocates nothing beyond the decoded message and the event it
-returns (and, for a number string not seen before, an entry in a bounded memo): a
+returns (and, for a trade price not seen before, an entry in a bounded memo): a
 resubscribe is a flag (``resync_due``) until the caller takes the action.
 """
 
@@ -127,7 +127,7 @@ class MarketData:
         self.other_symbol_frames = 0
         #: times a frame turned the book invalid (a bad frame, or a lost one of the book)
         self.invalidations = 0
-        #: the decoder's memo of trade price and size strings (``decode_public``)
+        #: the decoder's memo of trade price strings (``decode_public``)
         self._floats: dict[str, float] = {}
 
     def topics(self, symbol: str) -> list[str]:
