@@ -92,6 +92,11 @@ def render(result: dict[str, Any]) -> str:
             f"  (bybit.wsfast receiving alone at this rate, nothing decided: CPU {floor:.2f} %; "
             f"receiving and deciding costs x{share:.2f} that)"
         )
+        wake = lat["wakeup_floor"]
+        lines.append(
+            f"  (the wake-up alone, the stream read and dropped: a plain poll loop "
+            f"{wake['plain']['cpu_pct']:.2f} %, one trio task {wake['trio']['cpu_pct']:.2f} %)"
+        )
     lines.append(
         f"order path: {op['rounds']} Market IOC orders on the simulator (ours: private push; "
         f"baseline: REST polling every {op['poll_interval_ms']:g} ms)"

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import trio
 
+from .floor import floor_client
 from .frames import make_frames
 from .loopback import ceiling_client, frame_server, our_client, pybit_client
 from .orderpath import order_path
@@ -128,12 +129,19 @@ def run_bench(plan: BenchPlan, progress: Callable[[str], None] = lambda s: None)
             # low rate each frame is its own wake-up, and the wake-up is most of the cost)
             progress(f"latency at {rate:g} msgs/s: wsfast receive-only")
             floor = trio.run(ceiling_client, url, count + 1, wait, "wsfast")
+            # and under it the wake-up alone: the stream's bytes read and dropped by a
+            # plain poll loop, then by one trio task (what the scheduler adds)
+            progress(f"latency at {rate:g} msgs/s: wake-up floor")
+            loops = {loop: floor_client(url, plan.rate_seconds, loop) for loop in ("plain", "trio")}
             result["latency"][f"{rate:g}"] = {
                 "rate": rate,
                 "seconds": plan.rate_seconds,
                 "ours": lo.latency(),
                 "pybit": lp.latency(),
                 "receive_only_wsfast": {"cpu_pct": floor.cpu_pct, "frames": floor.frames},
+                "wakeup_floor": {
+                    loop: {"cpu_pct": r.cpu_pct, "reads": r.frames} for loop, r in loops.items()
+                },
             }
 
     progress("order path")

@@ -45,6 +45,12 @@ KEYS = [
         for key in ("p50_us", "p99_us", "p999_us", "cpu_pct", "decided")
     ],
     *[("latency", rate, "receive_only_wsfast", "cpu_pct") for rate in ("2000", "200")],
+    *[
+        ("latency", rate, "wakeup_floor", loop, key)
+        for rate in ("2000", "200")
+        for loop in ("plain", "trio")
+        for key in ("cpu_pct", "reads")
+    ],
     ("order_path", "push", "p50_ms"),
     ("order_path", "push", "p99_ms"),
     ("order_path", "rest_poll", "p50_ms"),
@@ -93,6 +99,8 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
         assert result["latency"][rate]["pybit"]["decided"] > 0
         assert not math.isnan(result["latency"][rate]["ours"]["p99_us"])
         assert result["latency"][rate]["receive_only_wsfast"]["frames"] > 0  # the floor ran
+        for loop in ("plain", "trio"):  # and so did the wake-up floor's loops, on the stream
+            assert result["latency"][rate]["wakeup_floor"][loop]["reads"] > 0, (rate, loop)
     assert result["order_path"]["push"]["p99_ms"] > 0
 
     text = render(result)
@@ -102,6 +110,7 @@ def test_quick_bench_runs_and_reports_every_row_and_key() -> None:
     for label in ("pipeline:", "loopback:", "latency at 2,000", "latency at 200", "order path:"):
         assert label in text
     assert text.count("wsfast receiving alone at this rate") == 2
+    assert text.count("the wake-up alone, the stream read and dropped") == 2
 
 
 def test_the_pipelines_take_turns_and_the_best_pass_counts() -> None:
