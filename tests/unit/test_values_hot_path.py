@@ -4,6 +4,8 @@ frozen afterwards; and the classes they build have nothing such a builder would 
 
 from __future__ import annotations
 
+import inspect
+
 import attrs
 import pytest
 
@@ -65,3 +67,17 @@ def test_the_built_classes_have_no_validator_converter_or_post_init(cls: type) -
         assert field.validator is None and field.converter is None, field.name
     assert not hasattr(cls, "__attrs_post_init__")
     assert not hasattr(cls, "__attrs_pre_init__")
+
+
+def test_the_builders_take_the_fields_in_order_and_build_the_class_itself() -> None:
+    """``book_top`` and ``trade`` are generated from the fields: positional in the
+    fields' order (a reordered class must not swap two floats silently), and the value
+    is of the class itself (a subclass would compare unequal to the constructor's)."""
+    for builder, cls in ((book_top, BookTop), (trade, Trade)):
+        names = [field.name for field in attrs.fields(cls)]
+        assert list(inspect.signature(builder).parameters) == names
+    top = book_top("SOLUSDT", 150.01, 2.5, 150.02, 7.0, 5, True)
+    tick = trade("SOLUSDT", 150.0, 0.3, Side.BUY, 42)
+    assert type(top) is BookTop and type(tick) is Trade
+    slow = BookTop(symbol="SOLUSDT", bid=150.01, bid_size=2.5, ask=150.02, ask_size=7.0, ts_ms=5)
+    assert {top: 1}[slow] == 1
