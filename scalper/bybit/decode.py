@@ -84,7 +84,7 @@ class _BookData(msgspec.Struct, gc=False):
 class _TradeRow(msgspec.Struct, gc=False):
     T: _Int
     s: str
-    S: str
+    S: Side  # "Buy" or "Sell", read to the member in C (any other value fails here)
     v: str
     p: str
 
@@ -111,8 +111,6 @@ _ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError)
 _INF = float("inf")
 #: bound on a stream's memo of trade price strings (cleared when full)
 _FLOATS_MAX: Final = 1 << 14
-_BUY: Final = Side.BUY
-_SELL: Final = Side.SELL
 
 
 def decode_public(
@@ -155,13 +153,6 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
     counts the failure by its kind). ``floats``: the memo of prices' ``float(str)``."""
     out: list[Trade] = []
     for row in rows:  # (a frame has a few rows: no bound methods kept in locals)
-        side = row.S
-        if side == "Buy":
-            taker = _BUY
-        elif side == "Sell":
-            taker = _SELL
-        else:
-            return None
         price = floats.get(row.p)
         if price is None:
             price = _parse_float(row.p, floats)
@@ -171,7 +162,7 @@ def _trades(rows: list[_TradeRow], floats: dict[str, float]) -> tuple[Trade, ...
             qty = None
         if not (price is not None and qty is not None and 0 < price < _INF and 0 < qty < _INF):
             return None
-        out.append(trade(row.s, price, qty, taker, row.T))
+        out.append(trade(row.s, price, qty, row.S, row.T))
     return tuple(out)
 
 

@@ -11,14 +11,24 @@ validator, converter or post-init: a test checks that.
 
 from __future__ import annotations
 
-from .events import BookUpdate, TradeTicks
-from .values import BookTop, Trade, _slot_setters
+from collections.abc import Callable
 
-__all__ = ["book_update", "trade_ticks"]
+from .events import BookUpdate, TradeTicks
+from .values import BookTop, Trade, _builder, _slot_setters
+
+__all__ = ["book_event", "book_update", "trade_ticks"]
 
 _NEW = object.__new__
 (_SET_TOP,) = _slot_setters(BookUpdate, "top")
 _SET_SYMBOL, _SET_TRADES = _slot_setters(TradeTicks, "symbol", "trades")
+
+
+#: ``book_event(symbol, bid, bid_size, ask, ask_size, ts_ms, valid)``: the
+#: ``BookUpdate`` of a new top in one call (``BookTop``'s builder, then the event's slot:
+#: the stream's book builds one per frame)
+book_event: Callable[[str, float, float, float, float, int, bool], BookUpdate] = _builder(
+    BookTop, into=BookUpdate
+)
 
 
 def book_update(top: BookTop) -> BookUpdate:

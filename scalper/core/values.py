@@ -163,8 +163,14 @@ def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], .
     return tuple(slots[name].__set__ for name in names)
 
 
-def _builder(cls: type[attrs.AttrsInstance]) -> Callable[..., Any]:
-    """A function of ``cls``'s fields, positional in their order, that builds the value.
+_NEW = object.__new__
+
+
+def _builder(
+    cls: type[attrs.AttrsInstance], into: type[attrs.AttrsInstance] | None = None
+) -> Callable[..., Any]:
+    """A function of ``cls``'s fields, positional in their order, that builds the value
+    (wrapped in ``into``, a class of one field, when given: one call for both).
 
     Why: attrs' frozen ``__init__`` goes through ``object.__setattr__`` per field, and
     setting the slot descriptors one call at a time instead still cost 0.44 us a
@@ -182,14 +188,20 @@ def _builder(cls: type[attrs.AttrsInstance]) -> Callable[..., Any]:
     names = [field.name for field in attrs.fields(cls)]
     draft = type(f"_{cls.__name__}Draft", (), {"__slots__": tuple(names)})
     stores = "".join(f"    draft.{name} = {name}\n" for name in names)
+    namespace: dict[str, Any] = {"Draft": draft, "cls": cls, "new": _NEW, "Into": into}
+    if into is None:
+        tail = "    return draft\n"
+    else:  # the wrapper's one slot set directly, as ``hotpath`` builds its events
+        (wrapped,) = _slot_setters(into, *(field.name for field in attrs.fields(into)))
+        namespace["wrap"] = wrapped
+        tail = "    event = new(Into)\n    wrap(event, draft)\n    return event\n"
     source = (
         f"def build({', '.join(names)}):\n    draft = Draft()\n{stores}"
-        "    draft.__class__ = cls\n    return draft\n"
+        f"    draft.__class__ = cls\n{tail}"
     )
-    namespace: dict[str, Any] = {"Draft": draft, "cls": cls}
     exec(compile(source, f"<{cls.__name__} builder>", "exec"), namespace)
     build: Callable[..., Any] = namespace["build"]
-    build.__qualname__ = f"{cls.__name__}.build"
+    build.__qualname__ = f"{(into or cls).__name__}.build"
     return build
 
 
