@@ -6,6 +6,7 @@ builder would skip."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import attrs
 import pytest
@@ -88,19 +89,10 @@ def test_the_builders_take_the_fields_in_order_and_build_the_class_itself() -> N
 
 
 def test_book_event_is_the_update_of_the_top_the_constructors_build() -> None:
+    fields: dict[str, Any] = dict(symbol="S", bid=150.01, bid_size=2.5, ask=150.02, ask_size=7.0)
     for valid in (True, False):
-        fast = book_event("SOLUSDT", 150.01, 2.5, 150.02, 7.0, 1_700_000_000_123, valid)
-        slow = BookUpdate(
-            top=BookTop(
-                symbol="SOLUSDT",
-                bid=150.01,
-                bid_size=2.5,
-                ask=150.02,
-                ask_size=7.0,
-                ts_ms=1_700_000_000_123,
-                valid=valid,
-            )
-        )
+        fast = book_event("S", 150.01, 2.5, 150.02, 7.0, 1_700_000_000_123, valid)
+        slow = BookUpdate(top=BookTop(**fields, ts_ms=1_700_000_000_123, valid=valid))
         assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
         assert type(fast) is BookUpdate and type(fast.top) is BookTop
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
