@@ -156,14 +156,10 @@ class BookTop:
         return (self.ask - self.bid) / mid * 10_000.0 if mid > 0 else float("inf")
 
 
-def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slot setters of ``cls``'s fields ``names``: they bypass the frozen
-    ``__setattr__``, for the hot-path builders below (and only for them)."""
-    slots = cls.__dict__
-    return tuple(slots[name].__set__ for name in names)
-
-
-_NEW = object.__new__
+def _draft(cls: type[attrs.AttrsInstance]) -> type:
+    """A plain class with the slots of ``cls``'s fields (see ``_builder``)."""
+    slots = tuple(field.name for field in attrs.fields(cls))
+    return type(f"_{cls.__name__}Draft", (), {"__slots__": slots})
 
 
 def _builder(
@@ -178,7 +174,9 @@ def _builder(
     builder stores the fields in a draft, a plain class with the same slots (a plain
     store is the interpreter's fastest attribute write), then assigns the draft's
     ``__class__``: CPython allows that between classes of one slot layout (and raises
-    ``TypeError`` if they ever differ). 0.18 us a ``BookTop``. The result is the value
+    ``TypeError`` if they ever differ; 3.11 refuses it too for a layout with a
+    ``__weakref__`` slot beside others, so the classes built drop attrs' unused one).
+    0.18 us a ``BookTop``. The result is the value
     the constructor builds: of the class itself, equal, same hash, frozen from then on.
     The source is generated from the fields, as attrs generates ``__init__``, so the
     builder cannot drift from the class. Every field is a required parameter (no
@@ -186,15 +184,17 @@ def _builder(
     converters or post-init (a test checks them).
     """
     names = [field.name for field in attrs.fields(cls)]
-    draft = type(f"_{cls.__name__}Draft", (), {"__slots__": tuple(names)})
     stores = "".join(f"    draft.{name} = {name}\n" for name in names)
-    namespace: dict[str, Any] = {"Draft": draft, "cls": cls, "new": _NEW, "Into": into}
+    namespace: dict[str, Any] = {"Draft": _draft(cls), "cls": cls}
     if into is None:
         tail = "    return draft\n"
-    else:  # the wrapper's one slot set directly, as ``hotpath`` builds its events
-        (wrapped,) = _slot_setters(into, *(field.name for field in attrs.fields(into)))
-        namespace["wrap"] = wrapped
-        tail = "    event = new(Into)\n    wrap(event, draft)\n    return event\n"
+    else:
+        (wrapped,) = (field.name for field in attrs.fields(into))
+        namespace.update(Event=_draft(into), into=into)
+        tail = (
+            f"    event = Event()\n    event.{wrapped} = draft\n"
+            "    event.__class__ = into\n    return event\n"
+        )
     source = (
         f"def build({', '.join(names)}):\n    draft = Draft()\n{stores}"
         f"    draft.__class__ = cls\n{tail}"

@@ -78,12 +78,20 @@ def test_the_builders_take_the_fields_in_order_and_build_the_class_itself() -> N
     """``book_top`` and ``trade`` are generated from the fields: positional in the
     fields' order (a reordered class must not swap two floats silently), and the value
     is of the class itself (a subclass would compare unequal to the constructor's)."""
-    for builder, cls in ((book_top, BookTop), (trade, Trade)):
+    builders: list[tuple[Any, type]] = [
+        (book_top, BookTop),
+        (trade, Trade),
+        (book_update, BookUpdate),
+        (trade_ticks, TradeTicks),
+    ]
+    for builder, cls in builders:
         names = [field.name for field in attrs.fields(cls)]
         assert list(inspect.signature(builder).parameters) == names
     top = book_top("SOLUSDT", 150.01, 2.5, 150.02, 7.0, 5, True)
     tick = trade("SOLUSDT", 150.0, 0.3, Side.BUY, 42)
     assert type(top) is BookTop and type(tick) is Trade
+    assert type(book_update(top)) is BookUpdate
+    assert type(trade_ticks("SOLUSDT", (tick,))) is TradeTicks
     slow = BookTop(symbol="SOLUSDT", bid=150.01, bid_size=2.5, ask=150.02, ask_size=7.0, ts_ms=5)
     assert {top: 1}[slow] == 1
 
