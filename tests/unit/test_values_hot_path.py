@@ -5,7 +5,9 @@ builder would skip."""
 
 from __future__ import annotations
 
+import copy
 import inspect
+import pickle
 from typing import Any
 
 import attrs
@@ -120,3 +122,14 @@ def test_a_books_top_as_an_event_is_the_update_of_its_top() -> None:
     event, invalid = book.top_as(book_event), book.top()
     assert event is not None and invalid is not None and not invalid.valid
     assert event == BookUpdate(top=invalid)
+
+
+def test_the_built_values_pickle_copy_and_evolve_as_the_constructors() -> None:
+    """The recorder and the journal copy and serialise these values: a built one goes
+    through pickle, copy and ``attrs.evolve`` as the constructor's does."""
+    event = book_event("SOLUSDT", 150.01, 2.5, 150.02, 7.0, 5, True)
+    ticks = trade_ticks("SOLUSDT", (trade("SOLUSDT", 150.0, 0.3, Side.SELL, 42),))
+    for value in (event, event.top, ticks, ticks.trades[0]):
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.copy(value) == value and copy.deepcopy(value) == value
+        assert attrs.evolve(value) == value and type(attrs.evolve(value)) is type(value)
