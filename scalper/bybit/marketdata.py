@@ -38,7 +38,7 @@ from typing import Final
 import attrs
 
 from scalper.core.book import BookStatus, Level, OrderBook
-from scalper.core.hotpath import book_update
+from scalper.core.hotpath import book_event
 from scalper.core.model import BookUpdate, TradeTicks
 
 from .decode import BookFrame, decode_public
@@ -168,8 +168,7 @@ class MarketData:
             if status is not _OK:
                 self.resync_due = True
                 self.invalidations += 1
-            top = book.top()
-            return book_update(top) if top is not None else None
+            return book.top_as(book_event)  # None while a side is empty
         if type(msg) is TradesMessage:
             if msg.symbol != self.symbol:
                 self.other_symbol_frames += 1

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from .levels import Level, TickGrid, parse_size, reason
 from .model import BookTop, Side
@@ -40,6 +40,9 @@ from .values import book_top
 
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
+_T = TypeVar("_T")
+#: what ``top_as`` calls with the top's fields, in ``BookTop``'s order
+_TopBuilder = Callable[[str, float, float, float, float, int, bool], _T]
 _NO_SNAPSHOT = "no snapshot yet"
 _INF = float("inf")
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).
@@ -325,6 +328,13 @@ class OrderBook:
         An invalid book still reports its last levels, flagged ``valid=False``: entries
         are gated on validity, exits may still want a price.
         """
+        return self.top_as(book_top)
+
+    def top_as(
+        self, build: Callable[[str, float, float, float, float, int, bool], _T]
+    ) -> _T | None:
+        """``top()``'s fields given to ``build`` (``BookTop``'s field order), or None if a
+        side is empty: the stream builds its event of the top in the same call."""
         # Inlined best_bid/best_ask: called once per frame, so no tuples in between.
         bid_keys = self._bid_keys
         ask_keys = self._ask_keys
@@ -333,7 +343,7 @@ class OrderBook:
         bid = bid_keys[-1]
         ask = -ask_keys[-1]
         unit, scale = self._tick_units, self._scale
-        return book_top(
+        return build(
             self.symbol,
             bid * unit / scale,
             self._bids[bid],

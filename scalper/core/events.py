@@ -47,14 +47,14 @@ __all__ = [
 ]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)  # built by ``hotpath`` (no weakref slot)
 class BookUpdate:
     """The local book changed (or turned invalid)."""
 
     top: BookTop
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)  # built by ``hotpath`` (no weakref slot)
 class TradeTicks:
     """Public trades of one symbol, oldest first.
 

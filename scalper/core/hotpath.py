@@ -3,33 +3,28 @@
 Every book frame becomes a ``BookUpdate`` and every trade frame a ``TradeTicks``, so
 their construction is paid once per message. attrs' frozen ``__init__`` sets each field
 through the frozen class's ``object.__setattr__`` (0.3 us for ``BookUpdate``'s one
-field); setting the slot directly, as ``values.book_top`` does for the top, builds the
-same frozen value (equal, hashable, immutable afterwards) in half of that. Valid only
-while the classes have no validator, converter or post-init: a test checks that.
+field); the builders of ``values._builder`` (a draft of the same slots turned into the
+class) build the same frozen value in 0.12 us, and ``book_event`` builds the top and its
+event in one call. Valid only while the classes have no validator, converter or
+post-init: a test checks that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .events import BookUpdate, TradeTicks
-from .values import BookTop, Trade, _slot_setters
+from .values import BookTop, Trade, _builder
 
-__all__ = ["book_update", "trade_ticks"]
+__all__ = ["book_event", "book_update", "trade_ticks"]
 
-_NEW = object.__new__
-(_SET_TOP,) = _slot_setters(BookUpdate, "top")
-_SET_SYMBOL, _SET_TRADES = _slot_setters(TradeTicks, "symbol", "trades")
-
-
-def book_update(top: BookTop) -> BookUpdate:
-    """``BookUpdate(top=top)``, built by slot."""
-    event = _NEW(BookUpdate)
-    _SET_TOP(event, top)
-    return event
-
-
-def trade_ticks(symbol: str, trades: tuple[Trade, ...]) -> TradeTicks:
-    """``TradeTicks(symbol=symbol, trades=trades)``, built by slot."""
-    event = _NEW(TradeTicks)
-    _SET_SYMBOL(event, symbol)
-    _SET_TRADES(event, trades)
-    return event
+#: ``book_event(symbol, bid, bid_size, ask, ask_size, ts_ms, valid)``: the
+#: ``BookUpdate`` of a new top in one call (the stream's book builds one per frame)
+book_event: Callable[[str, float, float, float, float, int, bool], BookUpdate] = _builder(
+    BookTop, into=BookUpdate
+)
+#: ``book_update(top)``: ``BookUpdate(top=top)``
+book_update: Callable[[BookTop], BookUpdate] = _builder(BookUpdate)
+#: ``trade_ticks(symbol, trades)``: ``TradeTicks(symbol=symbol, trades=trades)`` (the
+#: decoder builds one per trade frame)
+trade_ticks: Callable[[str, tuple[Trade, ...]], TradeTicks] = _builder(TradeTicks)
