@@ -41,8 +41,6 @@ from .values import book_top
 __all__ = ["BookStatus", "Level", "OrderBook"]
 
 _T = TypeVar("_T")
-#: what ``top_as`` calls with the top's fields, in ``BookTop``'s order
-_TopBuilder = Callable[[str, float, float, float, float, int, bool], _T]
 _NO_SNAPSHOT = "no snapshot yet"
 _INF = float("inf")
 #: Bound on the per-book cache of parsed price strings (cleared when it fills up).

@@ -176,8 +176,8 @@ def _builder(
     ``__class__``: CPython allows that between classes of one slot layout (and raises
     ``TypeError`` if they ever differ; 3.11 refuses it too for a layout with a
     ``__weakref__`` slot beside others, so the classes built drop attrs' unused one).
-    0.18 us a ``BookTop``. The result is the value
-    the constructor builds: of the class itself, equal, same hash, frozen from then on.
+    0.18 us a ``BookTop``. The result is the value the constructor builds: of the class
+    itself, equal, same hash, frozen from then on.
     The source is generated from the fields, as attrs generates ``__init__``, so the
     builder cannot drift from the class. Every field is a required parameter (no
     default applied), and nothing else runs: only for classes without validators,
