@@ -238,7 +238,8 @@ class StrategyRunner:
             self._backlog_lot.unpark()
             return True
         self._metrics.tick_to_decision.add(self._now() - received_at)
-        self._notify_changed()
+        if self._waiters:  # ``_notify_changed``, without a call per message
+            self._notify_changed()
         return True
 
     async def _flush_backlog(self) -> None:

@@ -44,7 +44,7 @@ from .reconnect import Attempt, GiveUp, Reconnect, Verdict
 from .wsconnect import DROPS as _DROPS
 from .wsconnect import default_connect
 from .wsevents import AuthAccepted, AuthRefused, Refused
-from .wsprotocol import Phase, WsProtocol, is_data
+from .wsprotocol import DATA_KEY, DATA_KEY_BYTES, Phase, WsProtocol
 from .wstypes import (
     Connected,
     ConnectFn,
@@ -77,6 +77,8 @@ class _Dropped(Exception):
 
 
 _DROPPED: tuple[type[BaseException], ...] = (_Dropped, *_DROPS)
+#: what ends a session's reader or timer: a drop, or a refused auth (the stream)
+_ENDED: tuple[type[BaseException], ...] = (StreamAuthError, *_DROPPED)
 _Task = Callable[[WsLike], Awaitable[None]]
 
 
@@ -240,7 +242,7 @@ class WsConnection:
             async with trio.open_nursery() as nursery:
                 scope = nursery.cancel_scope
                 # The reader starts first: someone has to read the auth reply.
-                nursery.start_soon(self._guarded, self._reader, ws, scope)
+                nursery.start_soon(self._reader, ws, scope)
                 nursery.start_soon(self._guarded, self._timer, ws, scope)
                 try:
                     if proto.phase is Phase.OPEN:
@@ -283,16 +285,27 @@ class WsConnection:
         scope.cancel()
 
     async def _guarded(self, fn: _Task, ws: WsLike, scope: trio.CancelScope) -> None:
-        """Run the reader or timer; a drop ends the whole session, not the program."""
+        """Run the timer; a drop ends the whole session, not the program."""
         try:
             await fn(ws)
-        except StreamAuthError as exc:
+        except _ENDED as exc:
+            self._ended(exc, scope)
+
+    def _ended(self, exc: BaseException, scope: trio.CancelScope) -> None:
+        """The reader or timer stopped on ``exc`` (one of ``_ENDED``)."""
+        if isinstance(exc, StreamAuthError):
             self._fatal = exc
             scope.cancel()
-        except _DROPPED as exc:
+        else:
             self._drop(exc, scope)
 
-    async def _reader(self, ws: WsLike) -> None:
+    async def _reader(self, ws: WsLike, scope: trio.CancelScope) -> None:
+        """Hand each frame to the sink, the queue or the protocol until the session ends.
+
+        It holds ``_guarded``'s rule itself: its coroutine is resumed on every frame
+        (with every level it is awaited from), so a wrapper around it cost a resume
+        per frame.
+        """
         send = self._send_items.send
         # Frames trio-websocket has already parsed can be taken without a checkpoint
         # each: a burst of them reaches the sink back to back, so the market data
@@ -301,27 +314,30 @@ class WsConnection:
         queued = getattr(getattr(ws, "_recv_channel", None), "receive_nowait", None)
         pending: Sized = getattr(ws, "buffered", ())
         burst = self.policy.burst
-        data = is_data  # the protocol's own test, without a call into it per data frame
-        while True:
-            frame = await ws.get_message()
-            taken = 0
+        key, key_bytes = DATA_KEY, DATA_KEY_BYTES  # the protocol's ``is_data``, without a call
+        try:
             while True:
-                if data(frame):
-                    sink = self._sink
-                    if sink is None:
-                        await send(frame)
+                frame = await ws.get_message()
+                taken = 0
+                while True:
+                    if (key_bytes in frame) if type(frame) is bytes else (key in frame):
+                        sink = self._sink
+                        if sink is None:
+                            await send(frame)
+                        else:
+                            self.more = len(pending) > 0
+                            sink.frame(frame)  # get_message() above was the checkpoint
                     else:
-                        self.more = len(pending) > 0
-                        sink.frame(frame)  # get_message() above was this loop's checkpoint
-                else:
-                    await self._control(ws, frame)
-                taken += 1
-                if queued is None or taken >= burst or self._sink is None:
-                    break
-                try:
-                    frame = queued()
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break  # nothing more now; a closed connection raises in get_message
+                        await self._control(ws, frame)
+                    taken += 1
+                    if queued is None or taken >= burst or self._sink is None:
+                        break
+                    try:
+                        frame = queued()
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break  # nothing more now; a closed connection raises in get_message
+        except _ENDED as exc:
+            self._ended(exc, scope)
 
     async def _control(self, ws: WsLike, frame: str | bytes) -> None:
         proto = self._proto
