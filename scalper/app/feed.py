@@ -142,11 +142,12 @@ class MarketFeed:
         """Offer a book update or a trade message (``book_update`` or ``trade_ticks``:
         the market-data path's one call per frame, whichever it decoded).
 
-        The handler (``deliver_to``) is asked first, only while the receiver is parked
-        (it has taken everything: nothing is pending whose order the message could
-        jump) and no more of a burst follows; when it takes the message, that is all.
+        The handler (``deliver_to``) is asked first, only while a receiver is parked and
+        nothing is pending whose order the message could jump (one receiver parks only
+        once it has taken everything; a second one may still be parked beside a woken
+        one) and no more of a burst follows; when it takes the message, that is all.
         """
-        if not more and self._parked:
+        if not more and self._parked and self._book is None and not self._pending:
             handler = self._handler
             if (
                 handler is not None

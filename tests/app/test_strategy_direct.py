@@ -130,6 +130,25 @@ async def test_a_control_event_on_its_way_is_handled_before_a_later_market_messa
         assert r.engine.seen[-1] == later
 
 
+async def test_a_control_event_on_its_way_goes_first_even_beside_another_waiting_receiver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # what is asked is whether the runner's own control loop sleeps in its receive, not
+    # whether some receiver of the channel waits: here a second one does, while the
+    # event sent is already on its way to the runner's loop (the first to wait)
+    async with running(NumberingEngine()) as r, trio.open_nursery() as nursery:
+        other = r.control.clone()
+        nursery.start_soon(other.receive)
+        await trio.testing.wait_all_tasks_blocked()
+        r.control_send.send_nowait(Halt(reason="x"))  # to the runner's loop, waiting first
+        update = _book(1)
+        r.feed.book_update(update, trio.current_time())
+        assert r.engine.seen == []  # not taken over the halt
+        await trio.testing.wait_all_tasks_blocked()
+        assert Halt(reason="x") in r.engine.seen and update in r.engine.seen
+        nursery.cancel_scope.cancel()
+
+
 async def test_commands_of_a_message_taken_at_once_leave_first_and_in_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
