@@ -82,13 +82,15 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    engine: ScriptedEngine, orders: int = 16, **feed_kw: int
+    engine: ScriptedEngine, orders: int = 16, tick_interval_s: float = 1e6, **feed_kw: int
 ) -> AsyncIterator[Running]:
     h = Harness(engine, orders=orders)
     r = Running(engine, MarketFeed(h.metrics, **feed_kw), h)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda **kw: h.runner.run(r.feed.receiver, r.control, tick_interval_s=1e6, **kw)
+            lambda **kw: h.runner.run(
+                r.feed.receiver, r.control, tick_interval_s=tick_interval_s, **kw
+            )
         )
         await trio.testing.wait_all_tasks_blocked()
         yield r
@@ -109,6 +111,19 @@ async def test_an_idle_runner_decides_in_the_senders_task(
         # the plain ``trades`` offer takes the same path
         assert r.feed.trades("SOLUSDT", (_trades(4).trades[0],), trio.current_time())
         assert r.engine.seen[-1] == _trades(4)
+
+
+async def test_the_timer_counts_in_the_latencies_recorded_in_the_senders_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(NumberingEngine(), tick_interval_s=1.0) as r:
+        latency = r.h.metrics.tick_to_decision
+        for i in range(3):
+            r.feed.book_update(_book(i), trio.current_time())
+        assert len(r.engine.seen) == 3 and latency.unfolded == 3  # kept, not counted yet
+        await trio.sleep(1.5)  # one timer turn
+        assert latency.unfolded == 0  # counted in: the kept samples stay bounded
+        assert latency.count == 3
 
 
 async def test_a_control_event_on_its_way_is_handled_before_a_later_market_message(
