@@ -32,7 +32,7 @@ Tests inject ``WsOptions.connect`` (any ``url -> async context manager`` of a ``
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 
 import trio
@@ -41,7 +41,10 @@ from loguru import logger
 from .errors import StreamAuthError, StreamError
 from .parse import ParseStats
 from .reconnect import Attempt, GiveUp, Reconnect, Verdict
+from .wsconnect import DROPPED as _DROPPED
 from .wsconnect import DROPS as _DROPS
+from .wsconnect import ENDED as _ENDED
+from .wsconnect import Dropped as _Dropped
 from .wsconnect import default_connect
 from .wsevents import AuthAccepted, AuthRefused, Refused
 from .wsprotocol import DATA_KEY, DATA_KEY_BYTES, Phase, WsProtocol
@@ -70,16 +73,6 @@ __all__ = [
     "open_ws",
     "safe_url",
 ]
-
-
-class _Dropped(Exception):
-    """Internal: this connection is finished (reason in the message)."""
-
-
-_DROPPED: tuple[type[BaseException], ...] = (_Dropped, *_DROPS)
-#: what ends a session's reader or timer: a drop, or a refused auth (the stream)
-_ENDED: tuple[type[BaseException], ...] = (StreamAuthError, *_DROPPED)
-_Task = Callable[[WsLike], Awaitable[None]]
 
 
 class WsConnection:
@@ -243,7 +236,7 @@ class WsConnection:
                 scope = nursery.cancel_scope
                 # The reader starts first: someone has to read the auth reply.
                 nursery.start_soon(self._reader, ws, scope)
-                nursery.start_soon(self._guarded, self._timer, ws, scope)
+                nursery.start_soon(self._timer, ws, scope)
                 try:
                     if proto.phase is Phase.OPEN:
                         await self._opened(ws)
@@ -284,15 +277,9 @@ class WsConnection:
             self._drop_reason = f"{type(exc).__name__}: {exc}"[:300]
         scope.cancel()
 
-    async def _guarded(self, fn: _Task, ws: WsLike, scope: trio.CancelScope) -> None:
-        """Run the timer; a drop ends the whole session, not the program."""
-        try:
-            await fn(ws)
-        except _ENDED as exc:
-            self._ended(exc, scope)
-
     def _ended(self, exc: BaseException, scope: trio.CancelScope) -> None:
-        """The reader or timer stopped on ``exc`` (one of ``_ENDED``)."""
+        """The reader or timer stopped on ``exc`` (one of ``_ENDED``): a drop ends the
+        whole session, not the program; a refused auth ends the stream."""
         if isinstance(exc, StreamAuthError):
             self._fatal = exc
             scope.cancel()
@@ -300,12 +287,8 @@ class WsConnection:
             self._drop(exc, scope)
 
     async def _reader(self, ws: WsLike, scope: trio.CancelScope) -> None:
-        """Hand each frame to the sink, the queue or the protocol until the session ends.
-
-        It holds ``_guarded``'s rule itself: its coroutine is resumed on every frame
-        (with every level it is awaited from), so a wrapper around it cost a resume
-        per frame.
-        """
+        """Route each frame (sink, queue or protocol) until the session ends (``_ended``:
+        no wrapper task level, which every frame's wake-up would resume too)."""
         send = self._send_items.send
         # Frames trio-websocket has already parsed can be taken without a checkpoint
         # each: a burst of them reaches the sink back to back, so the market data
@@ -351,19 +334,22 @@ class WsConnection:
         if proto.close_reason is not None:
             raise _Dropped(proto.close_reason)
 
-    async def _timer(self, ws: WsLike) -> None:
+    async def _timer(self, ws: WsLike, scope: trio.CancelScope) -> None:
         """Sleep until the protocol's next deadline, let it act (ping, or give up)."""
         proto = self._proto
-        while True:
-            deadline = proto.next_deadline()
-            if deadline is None:
-                await trio.sleep_forever()  # CLOSING: the session is ending
-            else:
-                await trio.sleep_until(deadline)
-            silent = proto.tick(trio.current_time())
-            if silent is not None:
-                raise _Dropped(silent.reason)
-            await self._flush(ws)
+        try:
+            while True:
+                deadline = proto.next_deadline()
+                if deadline is None:
+                    await trio.sleep_forever()  # CLOSING: the session is ending
+                else:
+                    await trio.sleep_until(deadline)
+                silent = proto.tick(trio.current_time())
+                if silent is not None:
+                    raise _Dropped(silent.reason)
+                await self._flush(ws)
+        except _ENDED as exc:
+            self._ended(exc, scope)
 
     async def _flush(self, ws: WsLike) -> None:
         """Send every frame the protocol queued, in order."""
