@@ -91,6 +91,9 @@ class MarketFeed:
     _pending_symbol: str = attrs.field(default="", init=False)
     _trades_at: float = attrs.field(default=0.0, init=False)
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
+    #: tasks parked in ``_lot`` (``len(_lot)``, kept here: asking the lot is a call, and
+    #: every offer asks)
+    _parked: int = attrs.field(default=0, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _handler: MarketHandler | None = attrs.field(default=None, init=False)
     #: the strategy's end of the hop
@@ -128,14 +131,42 @@ class MarketFeed:
         """Offer a book update (as ``book``, without wrapping the top again). ``more``:
         other updates follow at once (one socket read's burst): kept, never handed over,
         so the burst coalesces as it would for a busy strategy."""
-        if self._taken_at_once(update, received_at, more):
-            return True
+        return self.offer(update, received_at, more)
+
+    def trade_ticks(self, ticks: TradeTicks, received_at: float, more: bool = False) -> bool:
+        """Offer a trade message (as ``trades``, without unpacking it when it is taken
+        at once; ``more`` as for ``book_update``)."""
+        return self.offer(ticks, received_at, more)
+
+    def offer(self, message: MarketMessage, received_at: float, more: bool = False) -> bool:
+        """Offer a book update or a trade message (``book_update`` or ``trade_ticks``:
+        the market-data path's one call per frame, whichever it decoded).
+
+        The handler (``deliver_to``) is asked first, only while a receiver is parked and
+        nothing is pending whose order the message could jump (one receiver parks only
+        once it has taken everything; a second one may still be parked beside a woken
+        one) and no more of a burst follows; when it takes the message, that is all.
+        """
+        if not more and self._parked and self._book is None and not self._pending:
+            handler = self._handler
+            if (
+                handler is not None
+                and (not isinstance(message, TradeTicks) or len(message.trades) <= self._max_trades)
+                and handler(received_at, message)
+            ):
+                self._since_take = 0
+                return True
+        if isinstance(message, TradeTicks):
+            return self._keep_trades(message.symbol, message.trades, received_at)
+        return self._keep_book(message, received_at)
+
+    def _keep_book(self, update: BookUpdate, received_at: float) -> bool:
         superseded = self._book is not None
         self._book = update
         self._book_at = received_at
         self._since_take += 1
-        if self._lot:
-            self._lot.unpark()
+        if self._parked:  # the receiver parked for it takes it
+            self._parked -= len(self._lot.unpark())
         if superseded:
             if self._since_take <= self._lag_after:
                 self.coalesced += 1
@@ -143,29 +174,10 @@ class MarketFeed:
             return self._dropped(1)
         return True
 
-    def trade_ticks(self, ticks: TradeTicks, received_at: float, more: bool = False) -> bool:
-        """Offer a trade message (as ``trades``, without unpacking it when it is taken
-        at once; ``more`` as for ``book_update``)."""
-        if len(ticks.trades) <= self._max_trades and self._taken_at_once(ticks, received_at, more):
-            return True
-        return self._keep_trades(ticks.symbol, ticks.trades, received_at)
-
-    def _taken_at_once(self, message: MarketMessage, received_at: float, more: bool) -> bool:
-        """True when the handler took ``message`` in the sender's task (``deliver_to``).
-
-        Asked only while the receiver is parked (it has taken everything: nothing is
-        pending whose order the message could jump) and no more of a burst follows.
-        """
-        handler = self._handler
-        if more or handler is None or not self._lot or not handler(received_at, message):
-            return False
-        self._since_take = 0
-        return True
-
     def trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
         """Offer trades; they are kept until taken. False when the backlog overflowed."""
-        if self._lot and self._handler is not None:
-            return self.trade_ticks(TradeTicks(symbol=symbol, trades=trades), received_at)
+        if self._parked and self._handler is not None:
+            return self.offer(TradeTicks(symbol=symbol, trades=trades), received_at)
         return self._keep_trades(symbol, trades, received_at)
 
     def _keep_trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
@@ -177,8 +189,8 @@ class MarketFeed:
             self._trades_at = received_at
         pending.extend(trades)
         self._since_take += 1
-        if self._lot:
-            self._lot.unpark()
+        if self._parked:  # the receiver parked for it takes it
+            self._parked -= len(self._lot.unpark())
         excess = len(pending) - self._max_trades
         if excess > 0:
             del pending[:excess]
@@ -189,6 +201,7 @@ class MarketFeed:
         """No more updates: the receiver ends once it has taken what is left."""
         self._closed = True
         self._lot.unpark_all()
+        self._parked = 0
 
     # ------------------------------------------------------------ receiving side
 
@@ -220,7 +233,12 @@ class MarketFeed:
                 return item
             if self._closed:
                 raise trio.EndOfChannel
-            await self._lot.park()
+            self._parked += 1
+            try:
+                await self._lot.park()
+            except BaseException:
+                self._parked -= 1  # not woken by an unpark (which counted it out): cancelled
+                raise
 
     def _dropped(self, count: int) -> bool:
         self._metrics.market_dropped += count

@@ -75,14 +75,13 @@ class _ToFeed:
         received_at = stream.received_at = self._now()
         market = self._market
         event = market.frame(raw)
-        # more frames of this read follow: the feed keeps this one (a burst coalesces)
-        more = self._conn.more
-        if type(event) is BookUpdate:
-            self._metrics.book_updates += 1
-            self._feed.book_update(event, received_at, more)
-        elif type(event) is TradeTicks:
-            self._metrics.trade_messages += 1
-            self._feed.trade_ticks(event, received_at, more)
+        if event is not None:
+            if type(event) is BookUpdate:
+                self._metrics.book_updates += 1
+            else:
+                self._metrics.trade_messages += 1
+            # more frames of this read follow: the feed keeps this one (a burst coalesces)
+            self._feed.offer(event, received_at, self._conn.more)
         if market.resync_due:
             stream.wake_resyncs()  # run_resyncs re-requests the book
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -18,6 +18,8 @@ __all__ = ["BUCKETS_S", "HELP", "LatencyStats", "Metrics"]
 
 #: enough samples for a stable p99 without unbounded growth
 _RESERVOIR = 4096
+#: samples ``add`` keeps before it counts them in
+_FOLD_AT = 256
 #: histogram bucket upper bounds (seconds): 50 us .. 10 s
 BUCKETS_S: tuple[float, ...] = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -49,22 +51,68 @@ class LatencyStats:
     Every sample is also counted in fixed histogram buckets (``BUCKETS_S``, upper
     bounds in seconds), which ``/metrics`` exports as a Prometheus histogram: unlike
     the reservoir, bucket counts aggregate across scrapes and instances.
+
+    A sample is only kept when it comes (``record``, a bound ``list.append``: no
+    Python call level, for a path that records one per market message) and counted
+    into all of the above in order, together, at the next read or ``fold``: at a
+    steady rate each message is its own cold wake-up, where the bookkeeping cost more
+    than it does for a batch. ``add`` folds past ``_FOLD_AT`` kept samples; a caller
+    of ``record`` folds on its own turns (the strategy runner on its timer).
     """
 
     def __init__(self, size: int = _RESERVOIR) -> None:
         self._samples: deque[float] = deque(maxlen=size)
-        self.count = 0
-        #: running sum of every sample (seconds), the histogram's ``_sum``
-        self.total = 0.0
-        #: samples per bucket (not cumulative); the last one is +Inf
-        self.bucket_counts = [0] * (len(BUCKETS_S) + 1)
+        self._count = 0
+        self._total = 0.0
+        self._buckets = [0] * (len(BUCKETS_S) + 1)
+        self._fresh: list[float] = []
+        #: keep one sample (seconds), counted at the next read or ``fold``
+        self.record: Callable[[float], None] = self._fresh.append
 
     def add(self, seconds: float) -> None:
         """Record one sample."""
-        self._samples.append(seconds)
-        self.count += 1
-        self.total += seconds
-        self.bucket_counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        fresh = self._fresh
+        fresh.append(seconds)
+        if len(fresh) >= _FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the kept samples in, oldest first (as one ``add`` each would have)."""
+        fresh = self._fresh
+        if not fresh:
+            return
+        self._samples.extend(fresh)
+        self._count += len(fresh)
+        total = self._total
+        buckets = self._buckets
+        for seconds in fresh:
+            total += seconds
+            buckets[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        self._total = total
+        fresh.clear()
+
+    @property
+    def unfolded(self) -> int:
+        """Samples recorded and not counted in yet (bounded by whoever folds)."""
+        return len(self._fresh)
+
+    @property
+    def count(self) -> int:
+        """Samples recorded so far."""
+        self.fold()
+        return self._count
+
+    @property
+    def total(self) -> float:
+        """Running sum of every sample (seconds), the histogram's ``_sum``."""
+        self.fold()
+        return self._total
+
+    @property
+    def bucket_counts(self) -> list[int]:
+        """Samples per bucket (not cumulative); the last one is +Inf."""
+        self.fold()
+        return self._buckets
 
     def cumulative_buckets(self) -> list[tuple[str, int]]:
         """``(le, cumulative count)`` pairs ending with ``+Inf``, as Prometheus wants."""
@@ -77,6 +125,7 @@ class LatencyStats:
 
     def percentile(self, pct: float) -> float | None:
         """The ``pct`` percentile (0..100) of the kept samples, None when empty."""
+        self.fold()
         if not self._samples:
             return None
         ordered = sorted(self._samples)

@@ -32,7 +32,7 @@ Tests inject ``WsOptions.connect`` (any ``url -> async context manager`` of a ``
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 
 import trio
@@ -41,10 +41,13 @@ from loguru import logger
 from .errors import StreamAuthError, StreamError
 from .parse import ParseStats
 from .reconnect import Attempt, GiveUp, Reconnect, Verdict
+from .wsconnect import DROPPED as _DROPPED
 from .wsconnect import DROPS as _DROPS
+from .wsconnect import ENDED as _ENDED
+from .wsconnect import Dropped as _Dropped
 from .wsconnect import default_connect
 from .wsevents import AuthAccepted, AuthRefused, Refused
-from .wsprotocol import Phase, WsProtocol, is_data
+from .wsprotocol import DATA_KEY, DATA_KEY_BYTES, Phase, WsProtocol
 from .wstypes import (
     Connected,
     ConnectFn,
@@ -70,14 +73,6 @@ __all__ = [
     "open_ws",
     "safe_url",
 ]
-
-
-class _Dropped(Exception):
-    """Internal: this connection is finished (reason in the message)."""
-
-
-_DROPPED: tuple[type[BaseException], ...] = (_Dropped, *_DROPS)
-_Task = Callable[[WsLike], Awaitable[None]]
 
 
 class WsConnection:
@@ -240,8 +235,8 @@ class WsConnection:
             async with trio.open_nursery() as nursery:
                 scope = nursery.cancel_scope
                 # The reader starts first: someone has to read the auth reply.
-                nursery.start_soon(self._guarded, self._reader, ws, scope)
-                nursery.start_soon(self._guarded, self._timer, ws, scope)
+                nursery.start_soon(self._reader, ws, scope)
+                nursery.start_soon(self._timer, ws, scope)
                 try:
                     if proto.phase is Phase.OPEN:
                         await self._opened(ws)
@@ -282,17 +277,18 @@ class WsConnection:
             self._drop_reason = f"{type(exc).__name__}: {exc}"[:300]
         scope.cancel()
 
-    async def _guarded(self, fn: _Task, ws: WsLike, scope: trio.CancelScope) -> None:
-        """Run the reader or timer; a drop ends the whole session, not the program."""
-        try:
-            await fn(ws)
-        except StreamAuthError as exc:
+    def _ended(self, exc: BaseException, scope: trio.CancelScope) -> None:
+        """The reader or timer stopped on ``exc`` (one of ``_ENDED``): a drop ends the
+        whole session, not the program; a refused auth ends the stream."""
+        if isinstance(exc, StreamAuthError):
             self._fatal = exc
             scope.cancel()
-        except _DROPPED as exc:
+        else:
             self._drop(exc, scope)
 
-    async def _reader(self, ws: WsLike) -> None:
+    async def _reader(self, ws: WsLike, scope: trio.CancelScope) -> None:
+        """Route each frame (sink, queue or protocol) until the session ends (``_ended``:
+        no wrapper task level, which every frame's wake-up would resume too)."""
         send = self._send_items.send
         # Frames trio-websocket has already parsed can be taken without a checkpoint
         # each: a burst of them reaches the sink back to back, so the market data
@@ -301,27 +297,30 @@ class WsConnection:
         queued = getattr(getattr(ws, "_recv_channel", None), "receive_nowait", None)
         pending: Sized = getattr(ws, "buffered", ())
         burst = self.policy.burst
-        data = is_data  # the protocol's own test, without a call into it per data frame
-        while True:
-            frame = await ws.get_message()
-            taken = 0
+        key, key_bytes = DATA_KEY, DATA_KEY_BYTES  # the protocol's ``is_data``, without a call
+        try:
             while True:
-                if data(frame):
-                    sink = self._sink
-                    if sink is None:
-                        await send(frame)
+                frame = await ws.get_message()
+                taken = 0
+                while True:
+                    if (key_bytes in frame) if type(frame) is bytes else (key in frame):
+                        sink = self._sink
+                        if sink is None:
+                            await send(frame)
+                        else:
+                            self.more = len(pending) > 0
+                            sink.frame(frame)  # get_message() above was the checkpoint
                     else:
-                        self.more = len(pending) > 0
-                        sink.frame(frame)  # get_message() above was this loop's checkpoint
-                else:
-                    await self._control(ws, frame)
-                taken += 1
-                if queued is None or taken >= burst or self._sink is None:
-                    break
-                try:
-                    frame = queued()
-                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                    break  # nothing more now; a closed connection raises in get_message
+                        await self._control(ws, frame)
+                    taken += 1
+                    if queued is None or taken >= burst or self._sink is None:
+                        break
+                    try:
+                        frame = queued()
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break  # nothing more now; a closed connection raises in get_message
+        except _ENDED as exc:
+            self._ended(exc, scope)
 
     async def _control(self, ws: WsLike, frame: str | bytes) -> None:
         proto = self._proto
@@ -335,19 +334,22 @@ class WsConnection:
         if proto.close_reason is not None:
             raise _Dropped(proto.close_reason)
 
-    async def _timer(self, ws: WsLike) -> None:
+    async def _timer(self, ws: WsLike, scope: trio.CancelScope) -> None:
         """Sleep until the protocol's next deadline, let it act (ping, or give up)."""
         proto = self._proto
-        while True:
-            deadline = proto.next_deadline()
-            if deadline is None:
-                await trio.sleep_forever()  # CLOSING: the session is ending
-            else:
-                await trio.sleep_until(deadline)
-            silent = proto.tick(trio.current_time())
-            if silent is not None:
-                raise _Dropped(silent.reason)
-            await self._flush(ws)
+        try:
+            while True:
+                deadline = proto.next_deadline()
+                if deadline is None:
+                    await trio.sleep_forever()  # CLOSING: the session is ending
+                else:
+                    await trio.sleep_until(deadline)
+                silent = proto.tick(trio.current_time())
+                if silent is not None:
+                    raise _Dropped(silent.reason)
+                await self._flush(ws)
+        except _ENDED as exc:
+            self._ended(exc, scope)
 
     async def _flush(self, ws: WsLike) -> None:
         """Send every frame the protocol queued, in order."""

@@ -13,9 +13,10 @@ from contextlib import AbstractAsyncContextManager
 import trio
 import trio_websocket
 
+from .errors import StreamAuthError
 from .wstypes import ConnectFn, WsLike, WsPolicy
 
-__all__ = ["DROPS", "default_connect"]
+__all__ = ["DROPPED", "DROPS", "ENDED", "Dropped", "default_connect"]
 
 #: What ends a connection (and starts a reconnect) rather than the program; the
 #: ``wsfast`` connection raises ``OSError`` subclasses.
@@ -27,6 +28,16 @@ DROPS: tuple[type[BaseException], ...] = (
     trio.EndOfChannel,
     OSError,
 )
+
+
+class Dropped(Exception):
+    """This connection is finished, by our protocol's rules (reason in the message)."""
+
+
+#: what ends one connection: the transport's drops, or our protocol closing it
+DROPPED: tuple[type[BaseException], ...] = (Dropped, *DROPS)
+#: what ends a session's reader or timer: a drop, or a refused auth (the whole stream)
+ENDED: tuple[type[BaseException], ...] = (StreamAuthError, *DROPPED)
 
 
 def default_connect(policy: WsPolicy) -> ConnectFn:

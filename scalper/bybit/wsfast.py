@@ -131,7 +131,10 @@ class WsProtoConnection:
             if not data:
                 self._closed = "connection closed by the peer"
                 raise WsClosed(self._closed)
-            slow = self._split(data)
+            try:  # ``_split``, without a call level per read
+                slow = self._frames.split(messages, data)
+            except FrameTooLarge as exc:
+                raise self._too_large(exc) from None
             if slow is not None:  # not a plain data frame: wsproto's, then the rest
                 await self._slow(slow)
         return messages.popleft()
@@ -147,8 +150,12 @@ class WsProtoConnection:
         try:
             return self._frames.split(self._messages, data)
         except FrameTooLarge as exc:
-            self._closed = str(exc)
-            raise WsClosed(self._closed) from None
+            raise self._too_large(exc) from None
+
+    def _too_large(self, exc: FrameTooLarge) -> WsClosed:
+        """The connection is closed: a frame announced more than it may carry."""
+        self._closed = str(exc)
+        return WsClosed(self._closed)
 
     async def _slow(self, frame: bytes | None) -> None:
         """Hand ``frame`` to wsproto, and so each next frame that needs it."""

@@ -27,7 +27,8 @@ peer's doing, not ours: it comes back as ``Ignored``.
 
 The events are in ``wsevents``. Data frames (they carry ``"topic"``; control replies
 never do) are returned untouched, so the market-data path parses each frame once, and
-``is_data`` lets a driver route them without a call into the object per frame.
+``is_data`` lets a driver route them without a call into the object per frame (or
+``DATA_KEY`` / ``DATA_KEY_BYTES``, its test, without a call at all).
 """
 
 from __future__ import annotations
@@ -55,15 +56,20 @@ from .wsevents import (
 )
 from .wstypes import WsPolicy
 
-__all__ = ["MAX_TOPICS_PER_REQUEST", "Phase", "WsProtocol", "is_data"]
+__all__ = ["DATA_KEY", "DATA_KEY_BYTES", "MAX_TOPICS_PER_REQUEST", "Phase", "WsProtocol", "is_data"]
 
 #: topics in one subscribe/unsubscribe request (the strictest of Bybit's per-request limits)
 MAX_TOPICS_PER_REQUEST = 10
 
 
+#: what a data frame has and a control reply never does (as text, and as bytes)
+DATA_KEY = '"topic"'
+DATA_KEY_BYTES = DATA_KEY.encode()
+
+
 def is_data(frame: str | bytes) -> bool:
     """A data frame (for the data path) rather than a control reply (for the protocol)."""
-    return b'"topic"' in frame if type(frame) is bytes else '"topic"' in frame
+    return DATA_KEY_BYTES in frame if type(frame) is bytes else DATA_KEY in frame
 
 
 class Phase(enum.Enum):

@@ -161,3 +161,56 @@ def test_a_book_replaced_in_a_burst_is_coalesced_not_a_lag() -> None:
         assert (feed.coalesced, metrics.market_dropped) == (3, 1)
     finally:
         logger.remove(sink)
+
+
+async def test_only_a_receiver_parked_now_is_handed_an_update_at_once() -> None:
+    # the feed counts its parked receivers itself (asking its lot is a call per offer):
+    # a receiver woken by an update, or cancelled while parked, is parked no more, and
+    # with none parked an offer is kept for whoever asks next, not handed over
+    now = [0.0]
+    feed, _ = _feed(now)
+    handed: list[MarketMessage] = []
+
+    def handler(received_at: float, message: MarketMessage) -> bool:
+        handed.append(message)
+        return True
+
+    feed.deliver_to(handler)
+    got: list[MarketMessage] = []
+
+    async def one() -> None:
+        got.append((await feed.receive())[1])
+
+    with trio.fail_after(5):
+        assert feed.book(_top(0), received_at=0.0) and handed == []  # nobody parked yet
+        assert _drain(feed) == [(0.0, BookUpdate(top=_top(0)))]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)
+            nursery.start_soon(one)
+            await trio.testing.wait_all_tasks_blocked()
+            feed.book(_top(1), received_at=1.0)  # two parked: handed over at once
+            assert handed == [BookUpdate(top=_top(1))] and got == []
+            feed.deliver_to(None)
+            feed.book(_top(2), received_at=2.0)  # wakes one receiver, the other still parked
+            feed.deliver_to(handler)
+            feed.book(_top(3), received_at=3.0)  # the woken one has not taken #2 yet: queued
+            assert handed == [BookUpdate(top=_top(1))]
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == [BookUpdate(top=_top(3))]  # the newest book, once, to one of them
+            feed.book(_top(4), received_at=4.0)  # one still parked: handed over
+            assert handed[-1] == BookUpdate(top=_top(4))
+            nursery.cancel_scope.cancel()  # the parked one is cancelled
+        feed.book(_top(5), received_at=5.0)
+        assert handed[-1] == BookUpdate(top=_top(4))  # nobody parked: kept
+        assert _drain(feed) == [(5.0, BookUpdate(top=_top(5)))]
+
+        async def until_closed() -> None:
+            with pytest.raises(trio.EndOfChannel):
+                await feed.receive()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(until_closed)
+            await trio.testing.wait_all_tasks_blocked()
+            feed.close()  # wakes it: parked no more
+        feed.book(_top(6), received_at=6.0)
+        assert handed[-1] == BookUpdate(top=_top(4)) and feed.pending_book

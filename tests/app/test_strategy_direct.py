@@ -82,13 +82,15 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    engine: ScriptedEngine, orders: int = 16, **feed_kw: int
+    engine: ScriptedEngine, orders: int = 16, tick_interval_s: float = 1e6, **feed_kw: int
 ) -> AsyncIterator[Running]:
     h = Harness(engine, orders=orders)
     r = Running(engine, MarketFeed(h.metrics, **feed_kw), h)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda **kw: h.runner.run(r.feed.receiver, r.control, tick_interval_s=1e6, **kw)
+            lambda **kw: h.runner.run(
+                r.feed.receiver, r.control, tick_interval_s=tick_interval_s, **kw
+            )
         )
         await trio.testing.wait_all_tasks_blocked()
         yield r
@@ -111,6 +113,19 @@ async def test_an_idle_runner_decides_in_the_senders_task(
         assert r.engine.seen[-1] == _trades(4)
 
 
+async def test_the_timer_counts_in_the_latencies_recorded_in_the_senders_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(NumberingEngine(), tick_interval_s=1.0) as r:
+        latency = r.h.metrics.tick_to_decision
+        for i in range(3):
+            r.feed.book_update(_book(i), trio.current_time())
+        assert len(r.engine.seen) == 3 and latency.unfolded == 3  # kept, not counted yet
+        await trio.sleep(1.5)  # one timer turn
+        assert latency.unfolded == 0  # counted in: the kept samples stay bounded
+        assert latency.count == 3
+
+
 async def test_a_control_event_on_its_way_is_handled_before_a_later_market_message(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -128,6 +143,25 @@ async def test_a_control_event_on_its_way_is_handled_before_a_later_market_messa
         later = _book(2)
         r.feed.book_update(later, trio.current_time())
         assert r.engine.seen[-1] == later
+
+
+async def test_a_control_event_on_its_way_goes_first_even_beside_another_waiting_receiver(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # what is asked is whether the runner's own control loop sleeps in its receive, not
+    # whether some receiver of the channel waits: here a second one does, while the
+    # event sent is already on its way to the runner's loop (the first to wait)
+    async with running(NumberingEngine()) as r, trio.open_nursery() as nursery:
+        other = r.control.clone()
+        nursery.start_soon(other.receive)
+        await trio.testing.wait_all_tasks_blocked()
+        r.control_send.send_nowait(Halt(reason="x"))  # to the runner's loop, waiting first
+        update = _book(1)
+        r.feed.book_update(update, trio.current_time())
+        assert r.engine.seen == []  # not taken over the halt
+        await trio.testing.wait_all_tasks_blocked()
+        assert Halt(reason="x") in r.engine.seen and update in r.engine.seen
+        nursery.cancel_scope.cancel()
 
 
 async def test_commands_of_a_message_taken_at_once_leave_first_and_in_order(

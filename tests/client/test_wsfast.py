@@ -94,3 +94,20 @@ async def test_a_burst_of_queued_messages_still_yields_to_other_tasks() -> None:
                     assert await ws.get_message() == str(i)
                 assert ticks - start >= 200 // 16 - 1  # the reader yielded as it went
             nursery.cancel_scope.cancel()
+
+
+async def test_a_frame_over_the_size_bound_closes_the_connection_as_a_drop() -> None:
+    async def handler(ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.send_message("x" * 2000)
+        await trio.sleep_forever()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, handler)
+            async with open_wsproto(f"ws://127.0.0.1:{port}/", max_message_size=1000) as ws:
+                with pytest.raises(WsClosed, match="larger than 1000 bytes") as closed:
+                    await ws.get_message()
+                assert isinstance(closed.value, _DROPS)
+                with pytest.raises(WsClosed, match="larger than 1000 bytes"):
+                    await ws.get_message()  # closed for good, with its reason
+            nursery.cancel_scope.cancel()
