@@ -90,10 +90,11 @@ class MarketFeed:
     _pending: list[Trade] = attrs.field(factory=list, init=False)
     _pending_symbol: str = attrs.field(default="", init=False)
     _trades_at: float = attrs.field(default=0.0, init=False)
-    _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
-    #: tasks parked in ``_lot`` (``len(_lot)``, kept here: asking the lot is a call, and
-    #: every offer asks)
-    _parked: int = attrs.field(default=0, init=False)
+    #: the receivers parked in ``receive``, oldest first. Our own lot, not a
+    #: ``ParkingLot``: every offer asks whether one is parked, and a dict's truth is no
+    #: call; a cancelled receiver leaves it in its abort, at the moment trio delivers
+    #: the cancel, so the answer is never stale
+    _parked: dict[trio.lowlevel.Task, None] = attrs.field(factory=dict, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _handler: MarketHandler | None = attrs.field(default=None, init=False)
     #: the strategy's end of the hop
@@ -166,7 +167,7 @@ class MarketFeed:
         self._book_at = received_at
         self._since_take += 1
         if self._parked:  # the receiver parked for it takes it
-            self._parked -= len(self._lot.unpark())
+            self._wake_one()
         if superseded:
             if self._since_take <= self._lag_after:
                 self.coalesced += 1
@@ -190,7 +191,7 @@ class MarketFeed:
         pending.extend(trades)
         self._since_take += 1
         if self._parked:  # the receiver parked for it takes it
-            self._parked -= len(self._lot.unpark())
+            self._wake_one()
         excess = len(pending) - self._max_trades
         if excess > 0:
             del pending[:excess]
@@ -200,8 +201,8 @@ class MarketFeed:
     def close(self) -> None:
         """No more updates: the receiver ends once it has taken what is left."""
         self._closed = True
-        self._lot.unpark_all()
-        self._parked = 0
+        while self._parked:
+            self._wake_one()
 
     # ------------------------------------------------------------ receiving side
 
@@ -233,12 +234,26 @@ class MarketFeed:
                 return item
             if self._closed:
                 raise trio.EndOfChannel
-            self._parked += 1
-            try:
-                await self._lot.park()
-            except BaseException:
-                self._parked -= 1  # not woken by an unpark (which counted it out): cancelled
-                raise
+            await self._park()
+
+    async def _park(self) -> None:
+        """Sleep until an offer or ``close`` wakes this task (``_wake_one``)."""
+        task = trio.lowlevel.current_task()
+        parked = self._parked
+        parked[task] = None
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            del parked[task]  # cancelled while parked: parked no more, from now on
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake_one(self) -> None:
+        """Wake the receiver parked longest (the caller checked that one is)."""
+        parked = self._parked
+        task = next(iter(parked))
+        del parked[task]
+        trio.lowlevel.reschedule(task)
 
     def _dropped(self, count: int) -> bool:
         self._metrics.market_dropped += count

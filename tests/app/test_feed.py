@@ -214,3 +214,68 @@ async def test_only_a_receiver_parked_now_is_handed_an_update_at_once() -> None:
             feed.close()  # wakes it: parked no more
         feed.book(_top(6), received_at=6.0)
         assert handed[-1] == BookUpdate(top=_top(4)) and feed.pending_book
+
+
+async def test_a_receiver_cancelled_while_parked_counts_as_parked_no_more_at_once() -> None:
+    # The cancel is delivered (trio takes the task off its sleep) before the cancelled
+    # task runs again: an offer in between finds nobody parked and keeps the book, it
+    # does not hand it to the handler as if a receiver were waiting for it.
+    now = [0.0]
+    feed, _ = _feed(now)
+    handed: list[MarketMessage] = []
+    feed.deliver_to(lambda received_at, message: handed.append(message) or True)
+    scope = trio.CancelScope()
+
+    async def receiver() -> None:
+        with scope:
+            await feed.receive()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receiver)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()  # delivered now; the receiver has not run yet
+            assert feed.book(_top(1), received_at=1.0)
+            assert handed == []
+        assert _drain(feed) == [(1.0, BookUpdate(top=_top(1)))]
+
+
+async def test_a_closed_feed_never_hands_an_offer_over_even_after_a_cancelled_receiver() -> None:
+    now = [0.0]
+    feed, _ = _feed(now)
+    handed: list[MarketMessage] = []
+    feed.deliver_to(lambda received_at, message: handed.append(message) or True)
+    scope = trio.CancelScope()
+
+    async def receiver() -> None:
+        with scope:
+            await feed.receive()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receiver)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+            feed.close()  # before the cancelled receiver runs
+        feed.book(_top(3), received_at=3.0)
+        assert handed == []
+        assert _drain(feed) == [(3.0, BookUpdate(top=_top(3)))]
+
+
+async def test_close_wakes_every_parked_receiver_with_end_of_channel() -> None:
+    now = [0.0]
+    feed, _ = _feed(now)
+    ended: list[int] = []
+
+    async def receiver(i: int) -> None:
+        with pytest.raises(trio.EndOfChannel):
+            await feed.receive()
+        ended.append(i)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(receiver, i)
+            await trio.testing.wait_all_tasks_blocked()
+            feed.close()
+    assert sorted(ended) == [0, 1, 2]
