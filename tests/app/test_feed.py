@@ -3,6 +3,8 @@ ever dropped silently; a strategy that keeps up sees every update, in order."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
@@ -216,50 +218,47 @@ async def test_only_a_receiver_parked_now_is_handed_an_update_at_once() -> None:
         assert handed[-1] == BookUpdate(top=_top(4)) and feed.pending_book
 
 
-async def test_a_receiver_cancelled_while_parked_counts_as_parked_no_more_at_once() -> None:
-    # The cancel is delivered (trio takes the task off its sleep) before the cancelled
-    # task runs again: an offer in between finds nobody parked and keeps the book, it
-    # does not hand it to the handler as if a receiver were waiting for it.
-    now = [0.0]
-    feed, _ = _feed(now)
-    handed: list[MarketMessage] = []
-    feed.deliver_to(lambda received_at, message: handed.append(message) or True)
+async def _cancel_parked_receiver(feed: MarketFeed, before_it_runs: Callable[[], None]) -> None:
+    """Park a receiver, cancel it, and call ``before_it_runs`` in the same scheduler
+    pass: the cancel is delivered (trio takes the task off its sleep), the task has not
+    run again yet."""
     scope = trio.CancelScope()
 
     async def receiver() -> None:
         with scope:
             await feed.receive()
 
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()
+        before_it_runs()
+
+
+def _handing_feed() -> tuple[MarketFeed, list[MarketMessage]]:
+    feed, _ = _feed([0.0])
+    handed: list[MarketMessage] = []
+    feed.deliver_to(lambda received_at, message: handed.append(message) or True)
+    return feed, handed
+
+
+async def test_a_receiver_cancelled_while_parked_counts_as_parked_no_more_at_once() -> None:
+    # an offer between the cancel and the cancelled task's next step finds nobody
+    # parked: the book is kept, not handed to the handler as if a receiver waited for it
+    feed, handed = _handing_feed()
     with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receiver)
-            await trio.testing.wait_all_tasks_blocked()
-            scope.cancel()  # delivered now; the receiver has not run yet
-            assert feed.book(_top(1), received_at=1.0)
-            assert handed == []
-        assert _drain(feed) == [(1.0, BookUpdate(top=_top(1)))]
+        await _cancel_parked_receiver(feed, lambda: feed.book(_top(1), received_at=1.0))
+    assert handed == []
+    assert _drain(feed) == [(1.0, BookUpdate(top=_top(1)))]
 
 
 async def test_a_closed_feed_never_hands_an_offer_over_even_after_a_cancelled_receiver() -> None:
-    now = [0.0]
-    feed, _ = _feed(now)
-    handed: list[MarketMessage] = []
-    feed.deliver_to(lambda received_at, message: handed.append(message) or True)
-    scope = trio.CancelScope()
-
-    async def receiver() -> None:
-        with scope:
-            await feed.receive()
-
+    feed, handed = _handing_feed()
     with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receiver)
-            await trio.testing.wait_all_tasks_blocked()
-            scope.cancel()
-            feed.close()  # before the cancelled receiver runs
-        feed.book(_top(3), received_at=3.0)
-        assert handed == []
-        assert _drain(feed) == [(3.0, BookUpdate(top=_top(3)))]
+        await _cancel_parked_receiver(feed, feed.close)
+    feed.book(_top(3), received_at=3.0)
+    assert handed == []
+    assert _drain(feed) == [(3.0, BookUpdate(top=_top(3)))]
 
 
 async def test_close_wakes_every_parked_receiver_with_end_of_channel() -> None:
