@@ -47,8 +47,19 @@ def _subscribed(url: str, timeout_s: float) -> socket.socket:
     """A connected, upgraded, subscribed socket (non-blocking) on the frame server."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout_s)
+    try:
+        _upgrade(sock, parts.path, parts.netloc)
+        sock.sendall(_masked_text(_SUBSCRIBE))
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _upgrade(sock: socket.socket, path: str, host: str) -> None:
     request = (
-        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n"
     )
@@ -57,15 +68,10 @@ def _subscribed(url: str, timeout_s: float) -> socket.socket:
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(4096)
         if not chunk:
-            sock.close()
             raise ConnectionError("frame server closed during the upgrade")
         head += chunk
     if not head.startswith(b"HTTP/1.1 101"):
-        sock.close()
         raise ConnectionError(f"frame server refused the upgrade: {head[:40]!r}")
-    sock.sendall(_masked_text(_SUBSCRIBE))
-    sock.setblocking(False)
-    return sock
 
 
 def _drop(fd: int, run: Run) -> bool:
@@ -80,7 +86,7 @@ def _drop(fd: int, run: Run) -> bool:
 
 
 def _plain_loop(fd: int, seconds: float, run: Run) -> None:
-    poller = select.poll()  # epoll's cost for one descriptor, and on every unix
+    poller = select.poll()  # as cheap as epoll for one descriptor, and on every unix
     poller.register(fd, select.POLLIN)
     with _measured(run):
         end = time.perf_counter() + seconds
