@@ -177,9 +177,7 @@ class MarketFeed:
 
     def trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
         """Offer trades; they are kept until taken. False when the backlog overflowed."""
-        if self._parked and self._handler is not None:
-            return self.offer(TradeTicks(symbol=symbol, trades=trades), received_at)
-        return self._keep_trades(symbol, trades, received_at)
+        return self.offer(TradeTicks(symbol=symbol, trades=trades), received_at)
 
     def _keep_trades(self, symbol: str, trades: tuple[Trade, ...], received_at: float) -> bool:
         pending = self._pending

@@ -131,17 +131,12 @@ class WsProtoConnection:
             if not data:
                 self._closed = "connection closed by the peer"
                 raise WsClosed(self._closed)
-            try:  # ``_split``, without a call level per read
-                slow = self._frames.split(messages, data)
-            except FrameTooLarge as exc:
-                raise self._too_large(exc) from None
-            if slow is not None:  # not a plain data frame: wsproto's, then the rest
-                await self._slow(slow)
+            await self._receive(data)
         return messages.popleft()
 
     async def _receive(self, data: bytes) -> None:
         slow = self._split(data)
-        if slow is not None:
+        if slow is not None:  # not a plain data frame: wsproto's, then the rest
             await self._slow(slow)
 
     def _split(self, data: bytes = b"") -> bytes | None:
@@ -149,13 +144,9 @@ class WsProtoConnection:
         # whole and in order (its events are queued before the frames after it)
         try:
             return self._frames.split(self._messages, data)
-        except FrameTooLarge as exc:
-            raise self._too_large(exc) from None
-
-    def _too_large(self, exc: FrameTooLarge) -> WsClosed:
-        """The connection is closed: a frame announced more than it may carry."""
-        self._closed = str(exc)
-        return WsClosed(self._closed)
+        except FrameTooLarge as exc:  # a frame announced more than it may carry
+            self._closed = str(exc)
+            raise WsClosed(self._closed) from None
 
     async def _slow(self, frame: bytes | None) -> None:
         """Hand ``frame`` to wsproto, and so each next frame that needs it."""
