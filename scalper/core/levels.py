@@ -1,11 +1,11 @@
 """A book level's wire strings read exactly: a price to a count of ticks, a size to a float.
 
 Why a module of its own: this is the one place that decides what a well-formed level is
-(``core.book`` caches the tick counts per price string and applies the levels). A price is read as a
-decimal string straight into an integer number of ticks, so prices stay exact without a
-Decimal per level; a price that is not a plain non-negative decimal, lies between two
-ticks or is not positive, and a size that is not a finite number >= 0, raise
-``BadLevel`` with the reason the book reports when it turns invalid.
+(``core.book`` caches the tick counts per price string and applies the levels). A price
+is read as a decimal string straight into an integer number of ticks, so prices stay
+exact without a Decimal per level; a price that is not a plain non-negative decimal,
+lies between two ticks or is not positive, and a size that is not a finite number >= 0,
+raise ``BadLevel`` with the reason the book reports when it turns invalid.
 """
 
 from __future__ import annotations
